@@ -1,0 +1,69 @@
+"""Config names -> Optuna samplers and pruners (Optuna's own classes, chosen by name)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import optuna
+
+from sweeper.errors import ConfigError
+
+SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "qmc": optuna.samplers.QMCSampler,
+    "grid": optuna.samplers.GridSampler,
+    "nsga2": optuna.samplers.NSGAIISampler,
+}
+
+PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
+    "none": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+}
+
+
+def _lookup(registry: dict, kind: str, name: str | None) -> Callable:
+    key = "none" if name is None else str(name).lower()
+    if key not in registry:
+        raise ConfigError(
+            f"hydra.sweeper.{kind}={name!r} is unknown; choose one of: {', '.join(registry)}"
+        )
+    return registry[key]
+
+
+def _call(factory: Callable, kind: str, name: str, kwargs: dict[str, Any]) -> Any:
+    try:
+        return factory(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"hydra.sweeper.{kind}_kwargs for {kind} {name!r}: {err}") from None
+    except ValueError as err:
+        raise ConfigError(f"hydra.sweeper.{kind}_kwargs for {kind} {name!r}: {err}") from None
+
+
+def make_sampler(
+    name: str,
+    seed: int | None = None,
+    kwargs: dict[str, Any] | None = None,
+    search_space: dict[str, list] | None = None,
+) -> optuna.samplers.BaseSampler:
+    """Build sampler ``name`` with ``kwargs``; ``seed`` is passed to every sampler that takes one.
+
+    ``grid`` needs the full grid: ``search_space`` maps each parameter to its list of values.
+    """
+    factory = _lookup(SAMPLERS, "sampler", name)
+    kwargs = dict(kwargs or {})
+    if seed is not None and "seed" in inspect.signature(factory).parameters:
+        kwargs.setdefault("seed", seed)
+    if factory is optuna.samplers.GridSampler:
+        kwargs.setdefault("search_space", search_space or {})
+    return _call(factory, "sampler", name, kwargs)
+
+
+def make_pruner(name: str | None, kwargs: dict[str, Any] | None = None) -> optuna.pruners.BasePruner:
+    """Build pruner ``name`` (``none`` or null = never prune) with ``kwargs``."""
+    factory = _lookup(PRUNERS, "pruner", name)
+    return _call(factory, "pruner", str(name), dict(kwargs or {}))

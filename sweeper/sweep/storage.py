@@ -1,0 +1,59 @@
+"""Optuna storage URLs: anchoring relative SQLite paths and opening one storage per URL.
+
+The sweeper and every job open the storage through :func:`open_storage`, so a job in another
+process (joblib) or on another machine talks to the same study the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import optuna
+from sqlalchemy.engine import make_url
+
+# SQLite lets one writer in at a time; waiting this long for the lock (instead of failing at
+# once with "database is locked") lets concurrent workers share one file.
+SQLITE_BUSY_TIMEOUT_SECONDS = 60
+
+_storages: dict[tuple, optuna.storages.RDBStorage] = {}
+_lock = threading.Lock()
+
+
+def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
+    """Return ``url`` with a relative SQLite path made absolute under ``root``.
+
+    ``sqlite:///mlruns/optuna.db`` means ``<root>/mlruns/optuna.db`` (like MLflow's default), so
+    Hydra changing the working directory of a job, or a job in another process, finds the same
+    file. Other URLs (PostgreSQL, absolute SQLite paths) are returned unchanged.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return url
+    if parsed.database == ":memory:" or os.path.isabs(parsed.database):
+        return url
+    path = Path(root) / parsed.database
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
+
+
+def open_storage(
+    url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
+) -> optuna.storages.RDBStorage:
+    """Open (once per process and URL) an RDB storage, with a busy timeout for SQLite."""
+    key = (url, heartbeat_interval, grace_period)
+    with _lock:
+        if key not in _storages:
+            engine_kwargs = {}
+            if make_url(url).get_backend_name() == "sqlite":
+                engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+            else:
+                engine_kwargs["pool_pre_ping"] = True
+            _storages[key] = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+            )
+        return _storages[key]

@@ -1,0 +1,122 @@
+"""How a running job reaches its Optuna trial: ``current()`` and ``TrialLink.report``.
+
+The sweeper passes a trial's identity to the job only as Hydra overrides
+(``++hydra.job.env_set.SWEEPER_*=...``, see :func:`overrides_for`), never as a Python object, so the
+same job code prunes in-process, under the joblib launcher, or on another machine that shares the
+storage. The job reads the identity back from its own ``HydraConfig`` (not from ``os.environ``:
+Hydra sets ``env_set`` variables in the process and never unsets them, so a plain run after an
+in-process multirun job would otherwise think it is still a trial). ``env_set`` also exports the
+variables to any process the job starts.
+
+Everything else about the trial (its pruner, the study's directions) is read from the storage,
+which is the single source of truth.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+STORAGE = "SWEEPER_STORAGE"
+STUDY = "SWEEPER_STUDY"
+TRIAL_ID = "SWEEPER_TRIAL_ID"
+TRIAL_NUMBER = "SWEEPER_TRIAL_NUMBER"
+PARENT_RUN_ID = "SWEEPER_PARENT_RUN_ID"
+
+# Trial system attribute (written by the sweeper at ask time) holding the pruner the job rebuilds.
+PRUNER_ATTR = "sweeper:pruner"
+
+
+def _quote(value: str) -> str:
+    """Quote ``value`` for Hydra's override grammar (any URL, password or path survives)."""
+    # Hydra reads a backslash literally unless a run of them precedes a quote or the closing
+    # quote; such runs are doubled, and every quote is escaped.
+    def escape(match: re.Match) -> str:
+        backslashes, quote = match.groups()
+        return backslashes * 2 + ("\\" + quote if quote else "")
+
+    escaped = re.sub(r"(\\*)('|$)", escape, value)
+    return "'" + escaped + "'"
+
+
+def overrides_for(
+    storage_url: str, study_name: str, trial_id: int, trial_number: int, parent_run_id: str | None
+) -> list[str]:
+    """The Hydra overrides that tell one job which Optuna trial it is."""
+    values = {
+        STORAGE: storage_url,
+        STUDY: study_name,
+        TRIAL_ID: str(trial_id),
+        TRIAL_NUMBER: str(trial_number),
+        PARENT_RUN_ID: parent_run_id or "",
+    }
+    return [f"++hydra.job.env_set.{key}={_quote(value)}" for key, value in values.items()]
+
+
+@dataclass
+class TrialLink:
+    """The Optuna trial the current job runs as, reached through the storage."""
+
+    storage_url: str
+    study_name: str
+    trial_id: int
+    trial_number: int
+    parent_run_id: str | None
+    _trial: Any = field(default=None, init=False, repr=False)
+    _multi_objective: bool = field(default=False, init=False, repr=False)
+
+    def _connect(self) -> Any:
+        if self._trial is None:
+            import optuna
+
+            from sweeper.sweep.registry import make_pruner
+            from sweeper.sweep.storage import open_storage
+
+            storage = open_storage(self.storage_url)
+            spec = storage.get_trial_system_attrs(self.trial_id).get(PRUNER_ATTR) or {}
+            study = optuna.load_study(
+                study_name=self.study_name,
+                storage=storage,
+                # The sweeper samples; the job never does, so the cheapest sampler will do.
+                sampler=optuna.samplers.RandomSampler(),
+                pruner=make_pruner(spec.get("name", "none"), spec.get("kwargs")),
+            )
+            self._multi_objective = len(study.directions) > 1
+            self._trial = optuna.trial.Trial(study, self.trial_id)
+        return self._trial
+
+    def report(self, epoch: int, value: float) -> bool:
+        """Report the objective's value after ``epoch``; return True if the trial should stop.
+
+        Multi-objective studies never prune (Optuna cannot), and a NaN/inf value is not reported:
+        the job ends such a trial as FAIL itself.
+        """
+        trial = self._connect()
+        if self._multi_objective or not math.isfinite(value):
+            return False
+        trial.report(float(value), int(epoch))
+        return bool(trial.should_prune())
+
+
+def current() -> TrialLink | None:
+    """The trial this Hydra job runs as, or None outside an Optuna sweep."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    env = hydra_cfg.job.env_set
+    if not env or TRIAL_ID not in env:
+        return None
+    return TrialLink(
+        storage_url=str(env[STORAGE]),
+        study_name=str(env[STUDY]),
+        trial_id=int(env[TRIAL_ID]),
+        trial_number=int(env[TRIAL_NUMBER]),
+        parent_run_id=str(env[PARENT_RUN_ID]) or None,
+    )
