@@ -1,0 +1,23 @@
+"""The feed-forward network in pure NumPy: no import here but NumPy."""
+from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation
+from .gradcheck import gradient_check
+from .initializers import INITIALIZERS, Initializer
+from .network import DTYPES, Network
+from .optimizers import SGD
+from .schedules import SCHEDULES, Schedule, make_schedule, schedule_keys
+
+__all__ = [
+    "ACTIVATIONS",
+    "DTYPES",
+    "INITIALIZERS",
+    "OUTPUT_ACTIVATIONS",
+    "SCHEDULES",
+    "SGD",
+    "Activation",
+    "Initializer",
+    "Network",
+    "Schedule",
+    "gradient_check",
+    "make_schedule",
+    "schedule_keys",
+]

@@ -1,0 +1,146 @@
+"""The mini-batch epoch loop: usable on plain arrays, without Hydra or MLflow."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from sweeper.nn import SGD, Network, Schedule, make_schedule
+
+from .early_stopping import EarlyStopping
+
+COMPLETED, EARLY_STOPPED, DIVERGED, STOPPED = "completed", "early_stopped", "diverged", "stopped"
+
+
+@dataclass
+class EpochLog:
+    """What a callback sees after each epoch.
+
+    ``losses`` maps ``train`` and each eval-set name to ½·mean((ŷ − y)²) in evaluation mode;
+    ``predictions`` maps the same names to ŷ, shape ``(n_rows, n_outputs)``.
+    """
+
+    epoch: int
+    lr: float
+    losses: dict[str, float]
+    predictions: dict[str, np.ndarray]
+
+
+Callback = Callable[[EpochLog], "bool | None"]
+
+
+@dataclass
+class TrainResult:
+    """``history`` maps ``train_loss``, ``<set>_loss`` and ``lr`` to one value per epoch run."""
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    status: str = COMPLETED
+    reason: str | None = None
+
+
+def fit(
+    net: Network,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int | None = None,
+    optimizer: SGD | None = None,
+    schedule: Schedule | None = None,
+    eval_sets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    early_stopping: EarlyStopping | None = None,
+    seed: int | np.random.Generator = 0,
+    shuffle: bool = True,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
+    """Train ``net`` in place by mini-batch SGD.
+
+    X_train: ``(n, n_inputs)``, y_train: ``(n, n_outputs)`` or ``(n,)``. ``batch_size`` None
+    means full batch. Rows are reshuffled every epoch from ``seed`` when ``shuffle``. The
+    schedule sets the optimiser's rate before each epoch (t = epochs completed) and observes
+    the validation loss (``eval_sets["val"]``, else the training loss) after it. Early
+    stopping monitors the validation loss. A callback returning True stops training
+    (status ``stopped``); a non-finite loss stops it with status ``diverged``.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    X = np.ascontiguousarray(X_train, dtype=net.dtype)
+    y = np.ascontiguousarray(np.reshape(y_train, (len(y_train), -1)), dtype=net.dtype)
+    n = len(X)
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+    batch = n if batch_size is None else min(int(batch_size), n)
+    optimizer = optimizer or SGD(net.params())
+    schedule = schedule or make_schedule("constant", optimizer.learning_rate)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    sets = {"train": (X, y)}
+    for name, (Xs, ys) in (eval_sets or {}).items():
+        sets[name] = (
+            np.ascontiguousarray(Xs, dtype=net.dtype),
+            np.ascontiguousarray(np.reshape(ys, (len(ys), -1)), dtype=net.dtype),
+        )
+    monitor = "val" if "val" in sets else "train"
+    if early_stopping is not None and monitor != "val":
+        raise ValueError("early stopping needs a validation set: eval_sets['val']")
+
+    result = TrainResult(history={f"{name}_loss": [] for name in sets} | {"lr": []})
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for epoch in range(1, epochs + 1):
+            lr = schedule.learning_rate(epoch - 1)
+            optimizer.learning_rate = lr
+            order = rng.permutation(n) if shuffle else None
+            for start in range(0, n, batch):
+                if order is None:
+                    Xb, yb = X[start : start + batch], y[start : start + batch]
+                else:
+                    idx = order[start : start + batch]
+                    Xb, yb = X[idx], y[idx]
+                _, dW, db = net.loss_and_grad(Xb, yb)
+                optimizer.update_params([*dW, *db])
+                net.apply_max_norm()
+
+            predictions = {name: net.forward(Xs) for name, (Xs, _) in sets.items()}
+            losses = {name: _half_mse(predictions[name], sets[name][1]) for name in sets}
+            for name, value in losses.items():
+                result.history[f"{name}_loss"].append(value)
+            result.history["lr"].append(lr)
+            result.epochs_run = epoch
+
+            bad = [name for name, value in losses.items() if not math.isfinite(value)]
+            if bad:
+                result.status = DIVERGED
+                result.reason = f"{bad[0]}_loss became {losses[bad[0]]} at epoch {epoch} (lr={lr:g})"
+                break
+            schedule.observe(losses[monitor])
+            log = EpochLog(epoch, lr, losses, predictions)
+            if any([bool(callback(log)) for callback in callbacks]):
+                result.status = STOPPED
+                result.reason = f"stopped by a callback at epoch {epoch}"
+                break
+            if early_stopping is not None and early_stopping.update(epoch, losses[monitor], net):
+                result.status = EARLY_STOPPED
+                result.reason = (
+                    f"val_loss did not improve for {early_stopping.patience} epochs "
+                    f"after epoch {early_stopping.best_epoch}"
+                )
+                break
+
+    if early_stopping is not None:
+        if result.status != DIVERGED:
+            early_stopping.restore(net)
+        result.best_epoch = early_stopping.best_epoch
+    else:
+        curve = np.asarray(result.history[f"{monitor}_loss"], dtype=np.float64)
+        finite = np.where(np.isfinite(curve), curve, np.inf)
+        result.best_epoch = int(np.argmin(finite)) + 1 if np.isfinite(finite).any() else 0
+    return result
+
+
+def _half_mse(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """½·mean((ŷ − y)²) over rows (summed over outputs), accumulated in float64."""
+    diff = y_pred.astype(np.float64, copy=False) - y_true
+    return 0.5 * float(np.vdot(diff, diff)) / len(diff)

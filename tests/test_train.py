@@ -1,0 +1,107 @@
+"""The epoch loop: early stopping, divergence, callbacks, and a real dataset."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweeper.nn import SGD, Network, make_schedule
+from sweeper.train import (DIVERGED, EARLY_STOPPED, STOPPED, EarlyStopping, fit, mae, r2,
+                           rmse)
+
+from .paths import DATA
+
+
+def test_early_stopping_stops_at_documented_epoch_and_restores_best_weights():
+    net = Network([1, 1], seed=0)
+    stopper = EarlyStopping(patience=3, min_delta=0.05, restore_best=True)
+    curve = [1.0, 0.6, 0.58, 0.5, 0.49, 0.47, 0.46, 0.3]
+    # epoch 4 (0.5) improves on 0.6 by > 0.05; 5, 6, 7 do not -> stop at epoch 7.
+    stopped_at = None
+    for epoch, loss in enumerate(curve, start=1):
+        net.weights[0][:] = epoch  # the weights remember which epoch they belong to
+        if stopper.update(epoch, loss, net):
+            stopped_at = epoch
+            break
+    assert (stopped_at, stopper.best_epoch) == (7, 4)
+    stopper.restore(net)
+    assert net.weights[0][0, 0] == 4
+
+
+def test_fit_with_early_stopping_returns_the_best_validation_weights():
+    rng = np.random.default_rng(0)
+    X, X_val = rng.normal(size=(40, 3)), rng.normal(size=(40, 3))
+    y, y_val = X[:, :1] + rng.normal(scale=1.0, size=(40, 1)), X_val[:, :1]
+    net = Network([3, 64, 64, 1], seed=0)
+    stopper = EarlyStopping(patience=5)
+    result = fit(net, X, y, epochs=500, batch_size=8, eval_sets={"val": (X_val, y_val)},
+                 optimizer=SGD(net.params(), 0.05, momentum=0.9), early_stopping=stopper)
+    assert result.status == EARLY_STOPPED
+    assert result.epochs_run == result.best_epoch + 5
+    val = result.history["val_loss"]
+    assert result.best_epoch == int(np.argmin(val)) + 1
+    assert 0.5 * np.mean((net.forward(X_val) - y_val) ** 2) == pytest.approx(min(val), rel=1e-12)
+
+
+def test_divergence_stops_with_a_clear_status_and_no_warning_storm():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 2)) * 10, rng.normal(size=(50, 1)) * 100
+    net = Network([2, 8, 1], seed=0)
+    with np.errstate(all="raise"):  # any leaked floating-point warning would raise here
+        result = fit(net, X, y, epochs=100, optimizer=SGD(net.params(), 5.0, momentum=0.9))
+    assert result.status == DIVERGED
+    assert result.epochs_run < 100
+    assert "train_loss became" in result.reason and f"epoch {result.epochs_run}" in result.reason
+
+
+def test_callback_sees_each_epoch_and_can_stop_training():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 2)), rng.normal(size=(30, 1))
+    seen = []
+
+    def callback(log):
+        seen.append((log.epoch, log.lr, sorted(log.losses), log.predictions["val"].shape))
+        return log.epoch == 4
+
+    net = Network([2, 4, 1], seed=0)
+    result = fit(net, X, y, epochs=50, eval_sets={"val": (X[:10], y[:10])}, callbacks=[callback],
+                 optimizer=SGD(net.params(), 0.1), schedule=make_schedule("exponential", 0.1, gamma=0.5))
+    assert result.status == STOPPED and result.epochs_run == 4
+    assert [s[0] for s in seen] == [1, 2, 3, 4]
+    assert [s[1] for s in seen] == [0.1, 0.05, 0.025, 0.0125] == result.history["lr"]
+    assert seen[0][2:] == (["train", "val"], (10, 1))
+
+
+def test_reshuffling_is_seeded():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
+    runs = []
+    for seed in (1, 1, 2):
+        net = Network([3, 8, 1], seed=0)
+        fit(net, X, y, epochs=3, batch_size=8, seed=seed, optimizer=SGD(net.params(), 0.05))
+        runs.append(net.weights[0].copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_metrics_match_their_definitions():
+    y, y_hat = np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.0])
+    assert rmse(y, y_hat) == pytest.approx(np.sqrt((0.25 + 1) / 3))
+    assert mae(y, y_hat) == pytest.approx(0.5)
+    assert r2(y, y_hat) == pytest.approx(1 - 1.25 / (((y - y.mean()) ** 2).sum()))
+
+
+def test_car_prices_reaches_test_r2_090_and_float32_agrees_with_float64():
+    frame = pd.read_csv(DATA / "car_prices.csv")
+    y = frame.pop("Price").to_numpy()[:, None]
+    X = frame.to_numpy(dtype=float)
+    order = np.random.default_rng(0).permutation(len(X))
+    train, test = order[: int(0.8 * len(X))], order[int(0.8 * len(X)):]
+    X = (X - X[train].mean(axis=0)) / X[train].std(axis=0)
+    y_mean, y_std = y[train].mean(), y[train].std()
+    scores = {}
+    for dtype in ("float64", "float32"):
+        net = Network([X.shape[1], 32, 32, 1], activation="relu", seed=0, dtype=dtype)
+        fit(net, X[train], (y[train] - y_mean) / y_std, epochs=300, batch_size=32, seed=0,
+            optimizer=SGD(net.params(), 0.01, momentum=0.9))
+        scores[dtype] = r2(y[test], net.forward(X[test]) * y_std + y_mean)
+    assert scores["float64"] >= 0.90
+    assert scores["float32"] == pytest.approx(scores["float64"], abs=1e-3)
