@@ -189,7 +189,7 @@ class BinaryColumn(Column):
 
     def transform(self, series: pd.Series) -> np.ndarray:
         labels = label_values(series, self.name, numeric=self.levels.dtype.kind == "f")
-        codes = pd.Categorical(labels, categories=self.levels).codes  # −1 for unseen
+        codes = pd.Index(self.levels).get_indexer(labels)  # −1 for a value of neither level
         return np.where(codes < 0, 0.0, 2.0 * codes - 1.0)[:, None]
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -218,10 +218,11 @@ class OneHotColumn(Column):
 
     def transform(self, series: pd.Series) -> np.ndarray:
         labels = label_values(series, self.name, numeric=self.categories.dtype.kind == "f")
-        # A fixed categorical dtype makes get_dummies emit exactly the training categories,
-        # and a cell outside them becomes a row of zeros.
-        fixed = pd.Categorical(labels, categories=self.categories)
-        return pd.get_dummies(fixed).to_numpy(dtype=np.float64)
+        codes = pd.Index(self.categories).get_indexer(labels)  # −1 for an unseen category
+        out = np.zeros((len(codes), len(self.categories)))
+        seen = np.flatnonzero(codes >= 0)
+        out[seen, codes[seen]] = 1.0  # so an unseen category stays a row of zeros
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"categories": self.categories}

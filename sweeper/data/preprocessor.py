@@ -94,6 +94,9 @@ class Preprocessor:
         self.fitted = False
         if not self.features:
             raise DataError("data.features: no feature columns; list at least one column")
+        repeated = sorted({f for f in self.features if self.features.count(f) > 1})
+        if repeated:
+            raise DataError(f"data.features: column {repeated[0]!r} is listed more than once")
         if self.target in self.features:
             raise DataError(f"data.features: the target column {self.target!r} cannot also be a feature")
         for name in self.categorical:
@@ -210,6 +213,11 @@ class Preprocessor:
         for i, (name, kind) in enumerate(zip(prep.features, kinds)):
             stem = f"{PREFIX}column{i}."
             state = {key[len(stem) :]: np.asarray(arrays[key]) for key in arrays if key.startswith(stem)}
+            if kind not in COLUMN_KINDS:
+                raise DataError(
+                    f"saved preprocessing: column {name!r} has unknown kind {kind!r}; "
+                    f"allowed: {', '.join(COLUMN_KINDS)}"
+                )
             prep.columns.append(COLUMN_KINDS[kind].from_arrays(name, state))
         prep.fitted = True
         return prep
