@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 
+from sweeper.data.columns import numeric_values
 from sweeper.data.csv import read_csv, resolve_path, sha256_file
 from sweeper.data.preprocessor import Preprocessor, check_columns, check_dtype, clean_frame
 from sweeper.data.split import SPLITS, split_indices
-from sweeper.data.columns import numeric_values
 
 
 @dataclass(frozen=True, eq=False)

@@ -41,7 +41,9 @@ def check_columns(frame: pd.DataFrame, names: Iterable[str], key: str, source: s
             raise DataError(f"{key}: column {name!r} is not in {source}; available: {listed}")
 
 
-def clean_frame(frame: pd.DataFrame, features: Sequence[str], categorical: Iterable[str] = ()) -> pd.DataFrame:
+def clean_frame(
+    frame: pd.DataFrame, features: Sequence[str], categorical: Iterable[str] = ()
+) -> pd.DataFrame:
     """The feature columns with one dtype each: float64 for numbers, str for labels.
 
     A column listed in `categorical` keeps numbers as numbers (so 4 and 4.0 are one category)
@@ -117,7 +119,8 @@ class Preprocessor:
 
     def fit(self, frame: pd.DataFrame) -> "Preprocessor":
         """Fit on the training rows `frame` (raw, holding the features and the target)."""
-        check_columns(frame, (self.target, *self.features), "data.features")
+        check_columns(frame, [self.target], "data.target")
+        check_columns(frame, self.features, "data.features")
         cleaned = clean_frame(frame, self.features, self.categorical)
         self.columns = [self._column_for(cleaned[name]).fit(cleaned[name]) for name in self.features]
         y = numeric_values(frame[self.target], self.target, is_target=True)
@@ -147,13 +150,16 @@ class Preprocessor:
         blocks = [column.transform(frame[column.name]) for column in self.columns]
         return np.ascontiguousarray(np.hstack(blocks), dtype=out_dtype)
 
-    def transform_target(self, y: pd.Series | np.ndarray | Sequence[float], dtype: str = "float64") -> np.ndarray:
+    def transform_target(
+        self, y: pd.Series | np.ndarray | Sequence[float], dtype: str = "float64"
+    ) -> np.ndarray:
         """Scaled targets y' = (y − target_shift) / target_scale, shape (n, 1), in `dtype`."""
         self._require_fitted()
         out_dtype = check_dtype(dtype)
         series = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y).reshape(-1))
         values = numeric_values(series, self.target, is_target=True)
-        return np.ascontiguousarray(((values - self.target_shift) / self.target_scale)[:, None], dtype=out_dtype)
+        scaled = (values - self.target_shift) / self.target_scale
+        return np.ascontiguousarray(scaled[:, None], dtype=out_dtype)
 
     def inverse_target(self, y_scaled: np.ndarray) -> np.ndarray:
         """Targets in original units, y = y'·target_scale + target_shift, float64, same shape."""
