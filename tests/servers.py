@@ -32,7 +32,21 @@ from pathlib import Path
 
 import pytest
 
-PG_BIN = Path(os.environ.get("SWEEPER_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def find_pg_bin() -> Path:
+    """PostgreSQL 15's binaries (Debian's layout), else the newest installed major version."""
+    if os.environ.get("SWEEPER_PG_BIN"):
+        return Path(os.environ["SWEEPER_PG_BIN"])
+    preferred = Path("/usr/lib/postgresql/15/bin")
+    if preferred.exists():
+        return preferred
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                       key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    return installed[-1].parent if installed else preferred
+
+
+PG_BIN = find_pg_bin()
 PG_SUPERUSER = "sweeper"
 PG_PASSWORD = "sweeper-test-pw"
 SERVICE_USERS = ("postgres", "sweeper-pg")
