@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import optuna
@@ -50,10 +51,13 @@ def open_storage(
                 engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
             else:
                 engine_kwargs["pool_pre_ping"] = True
-            _storages[key] = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-            )
+            with warnings.catch_warnings():
+                # Heartbeats are "experimental" in Optuna: nothing a user could act on.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                _storages[key] = optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                )
         return _storages[key]

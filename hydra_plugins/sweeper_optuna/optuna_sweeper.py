@@ -1,0 +1,27 @@
+"""The Hydra Sweeper plugin class; a thin shim over :mod:`sweeper.sweep.optuna_sweeper`.
+
+Hydra instantiates plugin classes only from the ``hydra_plugins`` namespace, so this class lives
+here and delegates everything to ``OptunaSweeperImpl``.
+"""
+
+from typing import Any, List
+
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+import sweeper.sweep.settings  # noqa: F401  (registers hydra/sweeper/optuna_schema)
+from sweeper.sweep.optuna_sweeper import OptunaSweeperImpl
+
+
+class OptunaSweeper(Sweeper):
+    """Optuna search over a Hydra app, with pruning, resume and MLflow parent/child runs."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.sweeper = OptunaSweeperImpl(**settings)
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: List[str]) -> Any:
+        return self.sweeper.sweep(arguments)

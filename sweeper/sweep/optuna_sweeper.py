@@ -1,0 +1,400 @@
+"""The Optuna sweeper: asks trials, launches them as Hydra jobs, tells Optuna how they ended.
+
+One loop iteration asks ``n_jobs`` trials from the study, turns each into Hydra overrides (its
+suggested values plus its identity, see :mod:`sweeper.sweep.trial_link`), launches them as one
+batch through the configured launcher (in-process, joblib, submitit, ...) and tells each result
+to the study. The study in the storage is the single source of truth: how many trials remain,
+which trial a job is, and which MLflow run is the sweep's parent are all read from it, so one
+process or many workers sharing a PostgreSQL storage behave the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.trial import TrialState
+
+from sweeper import PROJECT_ROOT
+from sweeper.errors import ConfigError
+from sweeper.sweep import parent_run, space as search_space, study as studies, trial_link
+from sweeper.sweep.registry import make_pruner, make_sampler
+from sweeper.sweep.storage import open_storage, resolve_storage_url
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _shown_uri(uri: str, default_relative: str) -> str:
+    """``uri`` as a user types it: the project's default SQLite file stays relative."""
+    absolute = resolve_storage_url(default_relative, PROJECT_ROOT)
+    return default_relative if uri == absolute else uri
+
+
+class OptunaSweeperImpl:
+    """Hydra Sweeper logic; ``hydra_plugins.sweeper_optuna.OptunaSweeper`` delegates here."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = OmegaConf.create(settings)
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher: Any = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    # -- composing job configs -------------------------------------------------------------
+
+    def _compose(self, overrides: list[str]) -> DictConfig:
+        assert self.hydra_context is not None and self.config is not None
+        return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+
+    def _try_compose(self, overrides: list[str], where: str) -> DictConfig:
+        try:
+            return self._compose(overrides)
+        except Exception as err:
+            raise ConfigError(f"{where}: {str(err).strip().splitlines()[0]}") from None
+
+    def _validate(self, space: search_space.SearchSpace) -> None:
+        """Fail before any trial if a value of the space cannot make a valid job config.
+
+        Composes the config once per choice (both ends of an interval), so an unknown key, an
+        unknown group option or a value the config schema rejects names itself.
+        """
+        loader = self.hydra_context.config_loader
+        self._try_compose(space.fixed, "hydra.sweeper.params")
+        by_key = {p.key: p for p in space.params}
+        for p in space.params:
+            contexts: list[list[str]] = [[]]
+            if p.parent is not None:
+                parent = by_key[p.parent]
+                contexts = []
+                for option in parent.endpoints():
+                    ctx = [parent.override(option)]
+                    if search_space.has_key(self._compose(space.fixed + ctx), p.key):
+                        contexts.append(ctx)
+                if not contexts:
+                    raise ConfigError(
+                        f"hydra.sweeper.params.{p.key}: no option of {p.parent} has the key "
+                        f"'{p.key}'"
+                    )
+            is_group = bool(loader.get_group_options(p.key))
+            for ctx in contexts:
+                for value in p.endpoints():
+                    override = p.override(value)
+                    cfg = self._try_compose(space.fixed + ctx + [override], f"hydra.sweeper.params: {override}")
+                    if not is_group and not p.override_key.startswith("+") and not search_space.has_key(cfg, p.key):
+                        raise ConfigError(f"hydra.sweeper.params: unknown key '{p.key}'")
+                    self._validate_job_config(cfg, f"hydra.sweeper.params: {override}")
+
+    @staticmethod
+    def _validate_job_config(cfg: DictConfig, where: str) -> None:
+        """Run the app's own config validation (``sweeper.config.validate``) when it has one."""
+        try:
+            from sweeper.config import validate  # type: ignore[attr-defined]
+        except ImportError:
+            return
+        task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        try:
+            validate(task_cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+
+    def _best_config_yaml(self, trial: optuna.trial.FrozenTrial) -> str | None:
+        overrides = trial.system_attrs.get(studies.OVERRIDES)
+        if overrides is None:
+            return None
+        try:
+            cfg = self._compose(list(overrides))
+        except Exception as err:  # the space or the configs changed since that trial ran
+            log.warning("best_config.yaml not written: %s", _one_line(err))
+            return None
+        with open_dict(cfg):
+            del cfg["hydra"]
+        try:
+            return OmegaConf.to_yaml(cfg, resolve=True)
+        except Exception:  # e.g. an interpolation only a running job can resolve
+            return OmegaConf.to_yaml(cfg)
+
+    # -- the sweep ---------------------------------------------------------------------------
+
+    def sweep(self, arguments: list[str]) -> Any:
+        with warnings.catch_warnings():
+            # Heartbeats, metric names and fail_stale_trials are "experimental" in Optuna, and it
+            # warns that heartbeats are meant for Study.optimize (the sweeper beats itself).
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            return self._sweep(arguments)
+
+    def _sweep(self, arguments: list[str]) -> Any:
+        assert self.config is not None and self.launcher is not None
+        s = self.settings
+        cfg = self.config
+        from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
+
+        objective = str(OmegaConf.select(cfg, "objective", default="val_rmse"))
+        objectives, directions = studies.objectives_and_directions(
+            objective, s.direction, list(s.directions) if s.directions else None
+        )
+        if s.n_trials is None or s.n_trials < 1:
+            raise ConfigError(f"hydra.sweeper.n_trials={s.n_trials}; must be >= 1")
+        if s.n_jobs < 1:
+            raise ConfigError(f"hydra.sweeper.n_jobs={s.n_jobs}; must be >= 1")
+
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        params = OmegaConf.to_container(s.params, resolve=True) if s.params else {}
+        space = search_space.parse(params, arguments, parser)
+        grid = space.grid() if str(s.sampler).lower() == "grid" else None
+        pruner_spec = {"name": s.pruner, "kwargs": OmegaConf.to_container(s.pruner_kwargs, resolve=True)}
+        make_pruner(pruner_spec["name"], pruner_spec["kwargs"])  # a bad pruner fails here
+        self._validate(space)
+
+        storage_url = resolve_storage_url(str(s.storage), PROJECT_ROOT)
+        try:
+            storage = open_storage(storage_url, s.heartbeat_interval, s.grace_period)
+        except Exception as err:
+            raise ConfigError(f"hydra.sweeper.storage={s.storage}: {_one_line(err)}") from None
+        study_name = str(s.study_name or experiment_name(cfg))
+        study, created = studies.create_or_load(storage, study_name, directions)
+        study.set_metric_names(objectives)
+        sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
+        seed = None if s.seed is None else int(s.seed) + len(study.get_trials(deepcopy=False))
+        study.sampler = make_sampler(str(s.sampler), seed, sampler_kwargs, grid)
+
+        mlflow_uri = tracking_uri(OmegaConf.select(cfg, "mlflow.tracking_uri", default=None))
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=mlflow_uri)
+        try:
+            experiment_id = get_or_create_experiment(client, experiment_name(cfg))
+        except Exception as err:
+            raise ConfigError(f"mlflow.tracking_uri={mlflow_uri}: {_one_line(err)}") from None
+        parent_run_id = parent_run.find_or_create(
+            client,
+            experiment_id,
+            study,
+            created,
+            {parent_run.SAMPLER_TAG: str(s.sampler), parent_run.PRUNER_TAG: str(s.pruner)},
+        )
+
+        sweep_dir = Path(str(cfg.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
+
+        run = _SweepRun(self, study, space, objectives, storage_url, parent_run_id, pruner_spec)
+        self._recover(run, client, experiment_id)
+        log.info(
+            "study '%s' (%s, sampler %s, pruner %s): %d of %d trials finished; MLflow parent run %s",
+            study_name, "resumed" if not created else "new", s.sampler, s.pruner,
+            studies.count(study)[0], s.n_trials, parent_run_id,
+        )
+        status = "FINISHED"
+        try:
+            returns = run.loop(int(s.n_trials), s.timeout, int(s.n_jobs))
+        except KeyboardInterrupt:
+            status = "KILLED"
+            returns = []
+        finally:
+            parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
+            self._finish(run, client, parent_run_id, mlflow_uri, storage_url, status)
+        if status == "KILLED":
+            log.info("interrupted: the running trial is FAIL, finished trials are kept; rerun the same command to resume")
+            raise SystemExit(130)
+        return returns
+
+    def _recover(self, run: "_SweepRun", client: Any, experiment_id: str) -> None:
+        for trial in studies.fail_orphaned_trials(run.study):
+            log.info("trial %d was left RUNNING by a process that died: marked FAIL", trial.number)
+        parent_run.close_finished_children(client, experiment_id, run.parent_run_id, run.study)
+
+    def _finish(
+        self, run: "_SweepRun", client: Any, parent_run_id: str, mlflow_uri: str, storage_url: str, status: str
+    ) -> None:
+        study, objectives = run.study, run.objectives
+        best = run.best_trials()
+        best_yaml = self._best_config_yaml(best[0]) if best else None
+        try:
+            parent_run.log_results(client, parent_run_id, study, objectives, best_yaml)
+        finally:
+            parent_run.finish(client, parent_run_id, status)
+
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        counts = ", ".join(f"{states.count(s)} {s.name}" for s in studies.FINISHED)
+        lines = [f"sweep '{study.study_name}': {counts}"]
+        if not best:
+            lines.append("no trial completed")
+        for t in best:
+            values = ", ".join(f"{m}={v:.6g}" for m, v in zip(objectives, t.values))
+            lines.append(
+                f"{'best' if len(objectives) == 1 else 'pareto'} trial #{t.number}: {values}  "
+                f"(MLflow run {t.user_attrs.get(studies.RUN_ID)})"
+            )
+            lines.append("  " + " ".join(f"{k}={v}" for k, v in t.params.items()))
+        lines.append(f"MLflow parent run {parent_run_id}")
+        lines.append(f"mlflow ui --backend-store-uri {_shown_uri(mlflow_uri, 'sqlite:///mlruns/mlflow.db')}")
+        lines.append(f"optuna-dashboard {_shown_uri(storage_url, DEFAULT_STORAGE)}")
+        for line in lines:
+            log.info(line)
+
+
+class _SweepRun:
+    """One sweeper process's pass over a study: ask, launch, tell, report progress."""
+
+    def __init__(
+        self,
+        owner: OptunaSweeperImpl,
+        study: optuna.Study,
+        space: search_space.SearchSpace,
+        objectives: list[str],
+        storage_url: str,
+        parent_run_id: str,
+        pruner_spec: dict,
+    ) -> None:
+        self.owner, self.study, self.space, self.objectives = owner, study, space, objectives
+        self.storage_url, self.parent_run_id, self.pruner_spec = storage_url, parent_run_id, pruner_spec
+        self.started = time.monotonic()
+        self.job_idx = 0
+
+    def best_trials(self) -> list[optuna.trial.FrozenTrial]:
+        if not self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            return []
+        if len(self.objectives) == 1:
+            return [self.study.best_trial]
+        return sorted(self.study.best_trials, key=lambda t: t.number)
+
+    def loop(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
+        returns = []
+        heartbeat = self.study._storage.get_heartbeat_interval() if hasattr(self.study._storage, "get_heartbeat_interval") else None
+        while True:
+            studies.fail_orphaned_trials(self.study)
+            finished, running = studies.count(self.study)
+            remaining = n_trials - finished - running
+            if remaining <= 0:
+                break
+            if timeout is not None and time.monotonic() - self.started >= timeout:
+                log.info("timeout of %ss reached: no new trial", timeout)
+                break
+            trials, batch = self._ask(min(n_jobs, remaining))
+            try:
+                with studies.Heartbeat(self.study._storage, [t._trial_id for t in trials], heartbeat or 0):
+                    results = self.owner.launcher.launch(batch, initial_job_idx=self.job_idx)
+            except BaseException as err:
+                reason = "interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else _one_line(err)
+                for trial in trials:
+                    self._tell_fail(trial, reason)
+                raise
+            self.job_idx += len(batch)
+            for trial, result in zip(trials, results):
+                self._tell(trial, result)
+            returns.append(results)
+        return returns
+
+    def _ask(self, n: int) -> tuple[list[optuna.Trial], list[list[str]]]:
+        storage = self.study._storage
+        trials, batch = [], []
+        for _ in range(n):
+            trial = self.study.ask()
+            trials.append(trial)
+            studies.mark_owner(self.study, trial._trial_id)
+            storage.set_trial_system_attr(trial._trial_id, trial_link.PRUNER_ATTR, self.pruner_spec)
+            try:
+                overrides = self.space.suggest(trial, self.owner._compose)
+            except BaseException as err:
+                for t in trials:
+                    self._tell_fail(t, _one_line(err))
+                raise
+            storage.set_trial_system_attr(trial._trial_id, studies.OVERRIDES, overrides)
+            identity = trial_link.overrides_for(
+                self.storage_url, self.study.study_name, trial._trial_id, trial.number, self.parent_run_id
+            )
+            batch.append(overrides + identity)
+        return trials, batch
+
+    def _tell_fail(self, trial: optuna.Trial, reason: str) -> None:
+        try:
+            trial.set_user_attr(studies.REASON, reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+        except Exception:  # already finished elsewhere
+            pass
+
+    def _tell(self, trial: optuna.Trial, result: JobReturn) -> None:
+        state, values, metrics, run_id, reason = self._outcome(result)
+        if run_id:
+            trial.set_user_attr(studies.RUN_ID, run_id)
+        if metrics:
+            trial.set_user_attr(studies.METRICS, metrics)
+        if reason:
+            trial.set_user_attr(studies.REASON, reason)
+        try:
+            if state == TrialState.COMPLETE:
+                self.study.tell(trial, values)
+            else:
+                self.study.tell(trial, state=state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            log.warning("trial %d was already finished by another process", trial.number)
+        self._progress(trial, state, values, reason)
+
+    def _outcome(self, result: JobReturn) -> tuple[TrialState, list[float] | None, dict, str | None, str | None]:
+        if result.status != JobStatus.COMPLETED:
+            return TrialState.FAIL, None, {}, None, _one_line(result._return_value)
+        ret = result._return_value
+        if not isinstance(ret, dict) or ret.get("state") not in ("COMPLETE", "PRUNED", "FAIL"):
+            return TrialState.FAIL, None, {}, None, f"the task function returned {type(ret).__name__}, not a trial result"
+        metrics = {k: float(v) for k, v in (ret.get("metrics") or {}).items() if isinstance(v, (int, float))}
+        run_id, reason = ret.get("run_id"), ret.get("reason")
+        if ret["state"] == "PRUNED":
+            return TrialState.PRUNED, None, metrics, run_id, reason
+        if ret["state"] == "FAIL":
+            return TrialState.FAIL, None, metrics, run_id, reason or "failed"
+        values = []
+        for name in self.objectives:
+            value = metrics.get(name)
+            if value is None or not math.isfinite(value):
+                why = f"objective {name} is {'missing' if value is None else value}"
+                return TrialState.FAIL, None, metrics, run_id, why
+            values.append(value)
+        return TrialState.COMPLETE, values, metrics, run_id, None
+
+    def _progress(self, live: optuna.Trial, state: TrialState, values: list[float] | None, reason: str | None) -> None:
+        trial = self.study._storage.get_trial(live._trial_id)
+        number = trial.number
+        took = trial.duration.total_seconds() if trial.duration else 0.0
+        if values is not None:
+            shown = " ".join(f"{m}={v:.6g}" for m, v in zip(self.objectives, values))
+        elif state == TrialState.PRUNED and trial.intermediate_values:
+            step = max(trial.intermediate_values)
+            shown = f"{self.objectives[0]}={trial.intermediate_values[step]:.6g} at epoch {step}"
+        else:
+            shown = reason or ""
+        best = self.best_trials()
+        if not best:
+            best_text = "best: none yet"
+        elif len(self.objectives) == 1:
+            best_text = f"best {best[0].value:.6g} (#{best[0].number})"
+        else:
+            best_text = f"pareto front {len(best)} trials"
+        finished, _ = studies.count(self.study)
+        log.info(
+            "trial %d %s %s | %s | %.1fs, elapsed %.0fs | %d finished",
+            number, state.name, shown, best_text, took, time.monotonic() - self.started, finished,
+        )

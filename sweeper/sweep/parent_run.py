@@ -1,0 +1,221 @@
+"""The sweep's MLflow parent run: found or created per study, repaired, and given the results.
+
+The sweeper process uses ``MlflowClient`` only (never ``mlflow.start_run``), so the fluent
+"active run" of an in-process job is never disturbed.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeper.sweep import study as study_attrs
+
+log = logging.getLogger(__name__)
+
+STUDY_TAG = "sweeper.study"
+SAMPLER_TAG = "sweeper.sampler"
+PRUNER_TAG = "sweeper.pruner"
+TRIAL_TAG = "sweeper.trial"
+STATE_TAG = "sweeper.state"
+PARENT_TAG = "mlflow.parentRunId"
+
+# How long a worker that did not create the study waits for its creator to name the parent run.
+_WAIT_FOR_PARENT_SECONDS = 30.0
+
+
+def _live_run(client: Any, run_id: str | None) -> bool:
+    if not run_id:
+        return False
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "active"
+    except Exception:  # deleted, or from another tracking store
+        return False
+
+
+def _search_by_study(client: Any, experiment_id: str, study_name: str) -> str | None:
+    escaped = study_name.replace("'", "\\'")
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{STUDY_TAG}` = '{escaped}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def find_or_create(
+    client: Any,
+    experiment_id: str,
+    study: optuna.Study,
+    created_study: bool,
+    tags: dict[str, str],
+) -> str:
+    """The parent run of ``study``: its id is kept in the study, the single source of truth.
+
+    The worker whose call created the study (the storage makes that atomic) creates the run;
+    workers that loaded it wait for the id to appear, so two workers starting together never
+    make two parents. A study without a live parent (older study, other tracking store) gets
+    one found by the ``sweeper.study`` tag, or a new one.
+    """
+    storage = study._storage
+    study_id = study._study_id
+
+    def recorded() -> str | None:
+        run_id = storage.get_study_system_attrs(study_id).get(study_attrs.PARENT_RUN_ID)
+        return run_id if _live_run(client, run_id) else None
+
+    run_id = recorded()
+    if run_id is None and not created_study:
+        deadline = time.monotonic() + _WAIT_FOR_PARENT_SECONDS
+        while run_id is None and time.monotonic() < deadline:
+            if storage.get_study_system_attrs(study_id).get(study_attrs.PARENT_RUN_ID):
+                run_id = recorded()
+                break
+            time.sleep(0.5)
+    if run_id is None:
+        run_id = _search_by_study(client, experiment_id, study.study_name)
+    if run_id is None:
+        run = client.create_run(experiment_id, run_name=study.study_name, tags={STUDY_TAG: study.study_name})
+        run_id = run.info.run_id
+    storage.set_study_system_attr(study_id, study_attrs.PARENT_RUN_ID, run_id)
+
+    client.update_run(run_id, status="RUNNING")
+    for key, value in {STUDY_TAG: study.study_name, **tags}.items():
+        client.set_tag(run_id, key, value)
+    return run_id
+
+
+def children(client: Any, experiment_id: str, parent_run_id: str, status: str | None = None) -> list:
+    """Child runs of the parent (the jobs' runs), optionally only those with ``status``."""
+    filters = [f"tags.`{PARENT_TAG}` = '{parent_run_id}'"]
+    if status:
+        filters.append(f"attributes.status = '{status}'")
+    return client.search_runs([experiment_id], filter_string=" and ".join(filters), max_results=50000)
+
+
+def close_finished_children(
+    client: Any, experiment_id: str, parent_run_id: str, study: optuna.Study
+) -> int:
+    """End every child run still RUNNING whose trial Optuna considers finished.
+
+    A job killed with its sweeper leaves its run RUNNING; its trial is failed on restart, so the
+    run is marked FAILED with ``sweeper.state=FAIL``. Returns how many runs were closed.
+    """
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    closed = 0
+    for run in children(client, experiment_id, parent_run_id, status="RUNNING"):
+        number = run.data.tags.get(TRIAL_TAG)
+        state = states.get(int(number)) if number is not None and number.isdigit() else None
+        if state not in study_attrs.FINISHED:
+            continue
+        if state == TrialState.FAIL:
+            client.set_tag(run.info.run_id, STATE_TAG, "FAIL")
+            client.set_terminated(run.info.run_id, status="FAILED")
+        else:
+            client.set_terminated(run.info.run_id, status="FINISHED")
+        closed += 1
+    return closed
+
+
+def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[str]) -> None:
+    from mlflow.entities import Metric, Param
+    from mlflow.exceptions import MlflowException
+
+    if len(objectives) == 1:
+        best = [study.best_trial]
+    else:
+        best = sorted(study.best_trials, key=lambda t: t.number)
+    first = best[0]
+    now = int(time.time() * 1000)
+    metrics = first.user_attrs.get(study_attrs.METRICS) or {}
+    metric_list = [Metric(k, float(v), now, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
+    metric_list.append(Metric("best_trial", float(first.number), now, 0))
+    client.log_batch(run_id, metrics=metric_list)
+    params = [Param(k, str(v)) for k, v in first.params.items()]
+    try:
+        client.log_batch(run_id, params=params)
+    except MlflowException:
+        # A resumed study found a new best: MLflow params cannot change, the tags below do.
+        log.info("best params changed since the last run of this study; see the best.* tags")
+    tags = {f"best.{k}": str(v) for k, v in first.params.items()}
+    tags["sweeper.best_trial"] = str(first.number)
+    if first.user_attrs.get(study_attrs.RUN_ID):
+        tags["sweeper.best_run_id"] = str(first.user_attrs[study_attrs.RUN_ID])
+    if len(objectives) > 1:
+        tags["sweeper.pareto_trials"] = ",".join(str(t.number) for t in best)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def _plot(fn: Any, path: Path, **kwargs: Any) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    try:
+        ax = fn(**kwargs)
+    except Exception as err:  # e.g. importances need two completed trials
+        log.info("skipped %s: %s", path.name, str(err).splitlines()[0] if str(err) else type(err).__name__)
+        plt.close("all")
+        return False
+    figure = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+    figure.set_size_inches(9, 5.5)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close("all")
+    return True
+
+
+def log_results(
+    client: Any,
+    run_id: str,
+    study: optuna.Study,
+    objectives: list[str],
+    best_config_yaml: str | None,
+) -> None:
+    """Give the parent the best trial, ``best_config.yaml``, plots, ``trials.csv``, Pareto front."""
+    import warnings
+
+    from optuna.visualization import matplotlib as vis
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        study.trials_dataframe().to_csv(out / "trials.csv", index=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # matplotlib backend of Optuna is "experimental"
+            if len(objectives) == 1:
+                target = {}
+            else:
+                target = {"target": lambda t: t.values[0], "target_name": objectives[0]}
+            _plot(vis.plot_optimization_history, out / "optimization_history.png", study=study, **target)
+            _plot(vis.plot_param_importances, out / "param_importances.png", study=study, **target)
+            if len(objectives) > 1:
+                _plot(vis.plot_pareto_front, out / "pareto_front.png", study=study, target_names=objectives)
+        if complete:
+            _log_best(client, run_id, study, objectives)
+            if len(objectives) > 1:
+                rows = []
+                for t in sorted(study.best_trials, key=lambda t: t.number):
+                    row = {"number": t.number, "run_id": t.user_attrs.get(study_attrs.RUN_ID)}
+                    row.update(dict(zip(objectives, t.values)))
+                    row.update(t.params)
+                    rows.append(row)
+                import pandas as pd
+
+                pd.DataFrame(rows).to_csv(out / "pareto_front.csv", index=False)
+            if best_config_yaml is not None:
+                (out / "best_config.yaml").write_text(best_config_yaml)
+        client.log_artifacts(run_id, str(out))
+
+
+def finish(client: Any, run_id: str, status: str = "FINISHED") -> None:
+    client.set_terminated(run_id, status=status)

@@ -1,0 +1,211 @@
+"""The search space: Hydra sweep overrides -> Optuna distributions, suggested define-by-run.
+
+Each entry of ``hydra.sweeper.params`` (and each command-line sweep) is one Hydra override:
+
+============================================  ==============================================
+override                                      Optuna distribution
+============================================  ==============================================
+``key=choice(a,b,c)`` or ``key=a,b,c``        ``CategoricalDistribution`` (lists allowed)
+``key=range(start,stop,step)`` (ints)         ``IntDistribution(start, last, step)``
+``key=range(...)`` (floats)                   ``CategoricalDistribution`` of its values
+``key=interval(low,high)``                    ``FloatDistribution(low, high)``
+``key=int(interval(low,high))``               ``IntDistribution(low, high)``
+``key=tag(log, interval(low,high))``          log scale (also with ``int(...)``)
+``key=value``                                 a fixed override applied to every trial
+============================================  ==============================================
+
+Conditional parameters: a key whose dotted prefix is itself a swept key (``schedule.gamma``
+under ``schedule=choice(step,exponential,...)``, or any ``group.key`` under a swept config group)
+is suggested only when the option chosen for the prefix has that key in its composed config, so
+``schedule.gamma`` is sampled for ``step`` and ``exponential`` and never for ``cosine``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from sweeper.errors import ConfigError
+
+_ABSENT = object()
+_OPTUNA_SCALARS = (str, int, float, bool)
+
+
+def _element_str(value: Any) -> str:
+    """``value`` written in Hydra's override grammar (``[64,32]``, ``true``, ``'a b'``)."""
+    return Override._get_value_element_as_str(value)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One swept key: its Optuna distribution and how a suggested value becomes an override."""
+
+    key: str  # the config key (Optuna's parameter name), e.g. "optimizer.lr" or "schedule"
+    override_key: str  # as written on the command line, e.g. "+model.extra" or "schedule"
+    distribution: BaseDistribution
+    # Categorical values that Optuna cannot store (lists, dicts) are stored as their override text.
+    choice_text: dict[Any, str] = field(default_factory=dict)
+    parent: str | None = None  # swept key that decides whether this key exists
+
+    def override(self, value: Any) -> str:
+        text = self.choice_text.get(value) if isinstance(self.distribution, CategoricalDistribution) else None
+        return f"{self.override_key}={text if text is not None else _element_str(value)}"
+
+    def endpoints(self) -> list[Any]:
+        """Values that exercise the whole range: every choice, or both ends of an interval."""
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            return list(d.choices)
+        return [d.low, d.high]
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Any:
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            return trial.suggest_categorical(self.key, d.choices)
+        if isinstance(d, IntDistribution):
+            return trial.suggest_int(self.key, d.low, d.high, step=d.step, log=d.log)
+        return trial.suggest_float(self.key, d.low, d.high, step=d.step, log=d.log)
+
+
+@dataclass
+class SearchSpace:
+    """Swept parameters (parents before their conditional children) and fixed overrides."""
+
+    params: list[Param]
+    fixed: list[str]
+
+    @property
+    def keys(self) -> list[str]:
+        return [p.key for p in self.params]
+
+    def grid(self) -> dict[str, list]:
+        """Every value of every parameter, for Optuna's GridSampler (intervals cannot be gridded)."""
+        grid = {}
+        for p in self.params:
+            d = p.distribution
+            if isinstance(d, CategoricalDistribution):
+                grid[p.key] = list(d.choices)
+            elif isinstance(d, IntDistribution) and not d.log:
+                grid[p.key] = list(range(d.low, d.high + 1, d.step))
+            else:
+                raise ConfigError(
+                    f"hydra.sweeper.params.{p.key}: the grid sampler needs choice(...) or "
+                    f"range(...), not an interval"
+                )
+        return grid
+
+    def suggest(
+        self, trial: optuna.trial.BaseTrial, compose: Callable[[list[str]], DictConfig]
+    ) -> list[str]:
+        """Suggest this trial's values (define-by-run); return the job's overrides.
+
+        A conditional parameter is suggested only if composing the config with the values
+        chosen so far (its parent's among them) yields its key.
+        """
+        chosen: dict[str, str] = {}  # key -> override, in suggestion order
+        cfg, composed_for = None, None
+        for p in self.params:
+            if p.parent is not None:
+                if p.parent not in chosen:
+                    continue  # its parent was itself skipped
+                if composed_for != len(chosen):
+                    cfg, composed_for = compose(self.fixed + list(chosen.values())), len(chosen)
+                if not has_key(cfg, p.key):
+                    continue
+            chosen[p.key] = p.override(p.suggest(trial))
+        return self.fixed + list(chosen.values())
+
+
+def has_key(cfg: DictConfig | None, key: str) -> bool:
+    """Whether dotted ``key`` exists in ``cfg`` (a null value counts as present)."""
+    if cfg is None:
+        return False
+    return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False) is not _ABSENT
+
+
+def _distribution(key: str, override: Override) -> tuple[BaseDistribution, dict[Any, str]]:
+    value = override.value()
+    where = f"hydra.sweeper.params: {override.input_line}"
+    try:
+        if isinstance(value, ChoiceSweep):
+            choices, text = [], {}
+            for element in value.list:
+                stored = element if element is None or isinstance(element, _OPTUNA_SCALARS) else _element_str(element)
+                if stored not in choices:
+                    choices.append(stored)
+                if not isinstance(element, _OPTUNA_SCALARS):
+                    text[stored] = _element_str(element)
+            if not choices:
+                raise ValueError("choice() needs at least one value")
+            return CategoricalDistribution(choices), text
+        if isinstance(value, RangeSweep):
+            values = list(override.sweep_iterator())
+            if not values:
+                raise ValueError("range() is empty")
+            ints = all(isinstance(v, int) for v in (value.start, value.stop, value.step))
+            if ints and value.step > 0:
+                return IntDistribution(values[0], values[-1], step=value.step), {}
+            return CategoricalDistribution(values), {}
+        if isinstance(value, IntervalSweep):
+            log = "log" in value.tags
+            if value.start > value.end:
+                raise ValueError(f"low {value.start} > high {value.end}")
+            if isinstance(value.start, int) and isinstance(value.end, int):
+                return IntDistribution(value.start, value.end, log=log), {}
+            return FloatDistribution(float(value.start), float(value.end), log=log), {}
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    raise ConfigError(f"{where}: unsupported sweep")
+
+
+def parse(params: dict[str, Any] | None, arguments: Iterable[str], parser: OverridesParser) -> SearchSpace:
+    """Build the search space from ``hydra.sweeper.params`` and the command-line overrides.
+
+    A command-line override of a key replaces the ``params`` entry for that key.
+    """
+    texts = [f"{k}={_element_str(v) if not isinstance(v, str) else v}" for k, v in (params or {}).items()]
+    texts += list(arguments)
+    try:
+        overrides = parser.parse_overrides(texts)
+    except Exception as err:  # Hydra's grammar errors carry the offending text
+        raise ConfigError(f"hydra.sweeper.params: {str(err).splitlines()[0]}") from None
+
+    by_key: dict[str, Override] = {}
+    for override in overrides:
+        by_key.pop(override.key_or_group, None)  # later wins, in its new position
+        by_key[override.key_or_group] = override
+
+    swept, fixed = [], []
+    for key, override in by_key.items():
+        if override.is_sweep_override():
+            swept.append((key, override))
+        else:
+            fixed.append(f"{override.get_key_element()}={override.get_value_element_as_str()}")
+
+    swept_keys = {key for key, _ in swept}
+    params_out = []
+    for key, override in swept:
+        parent = max(
+            (k for k in swept_keys if key.startswith(k + ".")), key=len, default=None
+        )
+        distribution, text = _distribution(key, override)
+        params_out.append(Param(key, override.get_key_element(), distribution, text, parent))
+    # Parents before children, otherwise in the order given.
+    parents = {p.key: p.parent for p in params_out}
+
+    def level(key: str | None) -> int:
+        return 0 if parents.get(key) is None else 1 + level(parents[key])
+
+    params_out.sort(key=lambda p: level(p.key))
+    return SearchSpace(params_out, fixed)

@@ -1,0 +1,171 @@
+"""The Optuna study of a sweep: objectives and directions, create-or-resume, trial ownership.
+
+Counting rule: every trial that ends, whatever its state (COMPLETE, PRUNED or FAIL), counts
+towards ``n_trials``; a resumed sweep runs ``n_trials`` minus the trials already finished or
+still running elsewhere, so a killed trial (failed on resume) is not silently retried.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeper.errors import ConfigError
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+# Trial system attributes written by the sweeper.
+OWNER_HOST = "sweeper:host"
+OWNER_PID = "sweeper:pid"
+OVERRIDES = "sweeper:overrides"
+# Trial user attributes (shown by trials_dataframe and optuna-dashboard).
+RUN_ID = "run_id"
+REASON = "reason"
+METRICS = "metrics"
+# Study system attributes.
+OBJECTIVES = "sweeper:objectives"
+PARENT_RUN_ID = "sweeper:parent_run_id"
+
+
+def infer_direction(metric: str) -> str:
+    """``maximize`` for R² metrics, ``minimize`` for errors and losses."""
+    return "maximize" if metric.endswith("r2") else "minimize"
+
+
+def objectives_and_directions(
+    objective: str, direction: str | None, directions: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """The metrics the study optimises and their directions.
+
+    ``directions`` (metric names) makes a multi-objective study; otherwise the single
+    ``objective`` with ``direction`` or its inferred direction.
+    """
+    if directions:
+        metrics = [str(m) for m in directions]
+        bad = [m for m in metrics if m in ("minimize", "maximize")]
+        if bad:
+            raise ConfigError(
+                "hydra.sweeper.directions lists metric names (e.g. [val_rmse,generalization_gap]);"
+                " each direction is inferred (r2 -> maximize, else minimize)"
+            )
+        return metrics, [infer_direction(m) for m in metrics]
+    if direction is None:
+        return [objective], [infer_direction(objective)]
+    if direction not in ("minimize", "maximize"):
+        raise ConfigError(
+            f"hydra.sweeper.direction={direction!r}; choose minimize, maximize or null"
+        )
+    return [objective], [direction]
+
+
+def create_or_load(
+    storage: optuna.storages.BaseStorage, study_name: str, directions: list[str]
+) -> tuple[optuna.Study, bool]:
+    """The study called ``study_name``, created if missing; also whether this call created it.
+
+    Creation is atomic in the storage, so when several workers start together exactly one of
+    them is told it created the study.
+    """
+    wanted = [optuna.study.StudyDirection[d.upper()] for d in directions]
+    try:
+        storage.create_new_study(wanted, study_name)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        created = False
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    if list(study.directions) != wanted:
+        have = [d.name.lower() for d in study.directions]
+        raise ConfigError(
+            f"hydra.sweeper.study_name={study_name!r} already exists with directions {have}, "
+            f"not {directions}; choose another study_name"
+        )
+    return study, created
+
+
+def mark_owner(study: optuna.Study, trial_id: int) -> None:
+    """Record which process runs a trial, so a restart can tell a dead owner from a live one."""
+    storage = study._storage
+    storage.set_trial_system_attr(trial_id, OWNER_HOST, socket.gethostname())
+    storage.set_trial_system_attr(trial_id, OWNER_PID, os.getpid())
+
+
+def _owner_is_dead(trial: FrozenTrial) -> bool:
+    if trial.system_attrs.get(OWNER_HOST) != socket.gethostname():
+        return False  # another machine: only its heartbeat can tell
+    pid = trial.system_attrs.get(OWNER_PID)
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def fail_orphaned_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Fail RUNNING trials whose sweeper died: dead owner process on this host, or no heartbeat.
+
+    Returns the trials this call failed.
+    """
+    storage = study._storage
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if _owner_is_dead(trial):
+            try:
+                storage.set_trial_user_attr(trial._trial_id, REASON, "its sweeper process died")
+                if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                    failed.append(trial)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another worker got there first
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    optuna.storages.fail_stale_trials(study)
+    after = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    failed += [after[n] for n in before if n in after]
+    return failed
+
+
+def count(study: optuna.Study) -> tuple[int, int]:
+    """(finished, running) trials in the study."""
+    trials = study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return len(trials) - running, running
+
+
+class Heartbeat:
+    """Records a heartbeat for the trials in flight until stopped (a daemon thread).
+
+    The sweeper, not the job, beats: when the sweeper process dies its trials go stale and
+    any other worker (or the next run) fails them.
+    """
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_ids: list[int], interval: int):
+        self._storage, self._ids, self._interval = storage, trial_ids, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="sweeper-heartbeat")
+
+    def _run(self) -> None:
+        while True:
+            for trial_id in self._ids:
+                try:
+                    self._storage.record_heartbeat(trial_id)
+                except Exception:  # a transient database error must not kill the sweep
+                    pass
+            if self._stop.wait(self._interval):
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        if isinstance(self._storage, optuna.storages.RDBStorage):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
