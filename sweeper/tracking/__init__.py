@@ -1,0 +1,20 @@
+"""MLflow side of a run: the store, the experiment, and what one run logs.
+
+Importing this package does not import MLflow; the functions that need it import it lazily.
+"""
+
+from sweeper.tracking.store import (
+    DEFAULT_TRACKING_URI,
+    artifact_root,
+    experiment_name,
+    get_or_create_experiment,
+    tracking_uri,
+)
+
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "artifact_root",
+    "experiment_name",
+    "get_or_create_experiment",
+    "tracking_uri",
+]

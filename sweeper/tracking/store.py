@@ -1,0 +1,85 @@
+"""Where runs are stored: the tracking URI, the experiment, and its artifact folder.
+
+These three functions are shared by the training job and the sweeper process, so both resolve
+the same store and experiment whatever their working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sweeper import PROJECT_ROOT
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+_SQLITE = "sqlite:///"
+
+
+def tracking_uri(cfg_value: str | None = None) -> str:
+    """The MLflow tracking URI to use.
+
+    Resolution order: an explicit ``mlflow.tracking_uri`` value (``cfg_value``) wins; else the
+    ``MLFLOW_TRACKING_URI`` environment variable (MLflow's own convention); else
+    ``sqlite:///mlruns/mlflow.db``. A relative ``sqlite:///`` path (or a bare relative folder)
+    is anchored at the project root, never at Hydra's output folder or the working directory,
+    so every command sees the same store. For SQLite the database's folder is created, because
+    SQLite cannot create missing parent folders.
+    """
+    uri = cfg_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri.startswith(_SQLITE):
+        db_path = Path(uri[len(_SQLITE):])
+        if not db_path.is_absolute():
+            db_path = PROJECT_ROOT / db_path
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        return _SQLITE + str(db_path)  # str(abs path) starts with "/", giving sqlite:////abs
+    if "://" not in uri and ":" not in uri[:3]:  # a bare path: MLflow's file store
+        path = Path(uri)
+        return str(path if path.is_absolute() else PROJECT_ROOT / path)
+    return uri
+
+
+def artifact_root(uri: str) -> str | None:
+    """Folder for the artifacts of experiments created in the store at ``uri``.
+
+    SQLite stores keep artifacts beside the database (``<dir of mlflow.db>/artifacts``) rather
+    than MLflow's default ``./mlruns`` under the working directory. For any other store
+    (``http://``, PostgreSQL, ...) returns None so the server's default applies.
+    """
+    if uri.startswith(_SQLITE):
+        return (Path(uri[len(_SQLITE):]).parent / "artifacts").as_uri()
+    return None
+
+
+def experiment_name(cfg: Any) -> str:
+    """``mlflow.experiment`` when set, else the dataset's name (``data.name``, or the CSV's stem)."""
+    name = cfg.mlflow.get("experiment") if cfg.get("mlflow") is not None else None
+    if name:
+        return str(name)
+    if cfg.data.get("name"):
+        return str(cfg.data.name)
+    return Path(str(cfg.data.path)).stem
+
+
+def get_or_create_experiment(client: Any, name: str) -> str:
+    """Id of the experiment called ``name`` in ``client``'s store, created if missing.
+
+    Race-free: when two processes create it at the same moment, the loser catches MLflow's
+    "already exists" error and reads the winner's experiment. A deleted experiment of that name
+    is restored rather than shadowed.
+    """
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_root(client.tracking_uri))
+        except MlflowException as error:
+            if "already exists" not in str(error).lower() and "unique" not in str(error).lower():
+                raise
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id

@@ -1,0 +1,106 @@
+"""Shared fixtures: throw-away MLflow and Optuna stores and a runner for the real CLI.
+
+Every test that trains goes through ``python -m sweeper`` (or another ``python -m`` entry point)
+in a subprocess, exactly as a user would, against SQLite files under pytest's ``tmp_path``;
+nothing is written to the repository's own ``mlruns/``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+#: Environment variables that would make a subprocess behave differently from a user's shell.
+_SCRUBBED_ENV = ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path: Path) -> str:
+    """A fresh MLflow tracking URI, ``sqlite:////<tmp>/mlruns/mlflow.db`` (folder created).
+
+    Artifacts of experiments created through ``sweeper.tracking.get_or_create_experiment`` land
+    in ``<tmp>/mlruns/artifacts``.
+    """
+    folder = tmp_path / "mlruns"
+    folder.mkdir(exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+@pytest.fixture
+def optuna_url(tmp_path: Path) -> str:
+    """A fresh Optuna storage URL, ``sqlite:////<tmp>/mlruns/optuna.db`` (folder created)."""
+    folder = tmp_path / "mlruns"
+    folder.mkdir(exist_ok=True)
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+@pytest.fixture
+def mlflow_client(mlflow_uri: str):
+    """An ``mlflow.MlflowClient`` reading the same store as ``mlflow_uri``."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(mlflow_uri)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The working directory the CLI runs in: Hydra's ``outputs/`` and ``multirun/`` go here."""
+    folder = tmp_path / "work"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+RunModule = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def run_module(mlflow_uri: str, workdir: Path) -> RunModule:
+    """Run ``python -m MODULE ARGS...`` as a real subprocess and return the CompletedProcess.
+
+    ``run_module("sweeper.rerun", run_id, "--check")``. The subprocess uses ``sys.executable``,
+    runs in ``workdir`` (so Hydra's output folders go to tmp), has ``MLFLOW_TRACKING_URI`` set to
+    ``mlflow_uri`` and ``HYDRA_FULL_ERROR`` unset (users see the short error), and captures
+    stdout/stderr as text. It never raises on a non-zero exit: assert on ``.returncode``.
+
+    Keyword options: ``env`` (dict merged over the environment; a value of None removes the
+    variable), ``cwd`` (another working directory), ``timeout`` (seconds, default 600).
+    """
+
+    def run(module: str, *args: str, env: dict[str, str | None] | None = None,
+            cwd: Path | str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+        full_env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+        full_env["MLFLOW_TRACKING_URI"] = mlflow_uri
+        full_env.setdefault("MPLBACKEND", "Agg")
+        # Small networks: BLAS threads cost more than they give and make timings noisy.
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            full_env.setdefault(var, "1")
+        for key, value in (env or {}).items():
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
+        return subprocess.run(
+            [sys.executable, "-m", module, *map(str, args)],
+            cwd=str(cwd or workdir), env=full_env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture
+def run_cli(run_module: RunModule) -> RunModule:
+    """Run ``python -m sweeper ARGS...`` (Hydra overrides, ``-m``, ...) like ``run_module``.
+
+    ``proc = run_cli("train.epochs=30", "model.activation=tanh")``; same keyword options as
+    ``run_module``. Pass ``f"hydra.sweeper.storage={optuna_url}"`` for sweeps.
+    """
+
+    def run(*args: str, **options) -> subprocess.CompletedProcess:
+        return run_module("sweeper", *args, **options)
+
+    return run
