@@ -2,7 +2,9 @@
 
 Each activation maps pre-activations ``z`` (any shape) to ``a = f(z)`` and gives the
 elementwise derivative ``f'(z)``; ``derivative`` receives both ``z`` and ``a`` because
-sigmoid and tanh are cheapest written in terms of their output.
+sigmoid and tanh are cheapest written in terms of their output. Both take ``out=``, an array
+shaped like ``z`` to write the result into (the training loop reuses one per layer); without
+it they return a new array. ``Identity.forward`` returns ``z`` itself.
 """
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ class Activation:
 
     name = "base"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
-    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    def derivative(self, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -29,11 +31,14 @@ class Identity(Activation):
 
     name = "identity"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return z
 
-    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
-        return np.ones_like(z)
+    def derivative(self, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            return np.ones_like(z)
+        out[...] = 1.0
+        return out
 
 
 class Sigmoid(Activation):
@@ -45,14 +50,17 @@ class Sigmoid(Activation):
 
     name = "sigmoid"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        a = np.tanh(z * 0.5)
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        a = np.multiply(z, 0.5, out=out)
+        np.tanh(a, out=a)
         a += 1.0
         a *= 0.5
         return a
 
-    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
-        return a * (1.0 - a)
+    def derivative(self, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        d = np.subtract(1.0, a, out=out)
+        d *= a
+        return d
 
 
 class Tanh(Activation):
@@ -60,11 +68,13 @@ class Tanh(Activation):
 
     name = "tanh"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        return np.tanh(z)
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return np.tanh(z, out=out)
 
-    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
-        return 1.0 - a * a
+    def derivative(self, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        d = np.multiply(a, a, out=out)
+        np.subtract(1.0, d, out=d)
+        return d
 
 
 class ReLU(Activation):
@@ -72,11 +82,13 @@ class ReLU(Activation):
 
     name = "relu"
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        return np.maximum(z, 0.0)
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return np.maximum(z, 0.0, out=out)
 
-    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
-        return (z > 0).astype(z.dtype)
+    def derivative(self, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            out = np.empty_like(z)
+        return np.greater(z, 0, out=out)  # True/False written as 1.0/0.0 in z's dtype
 
 
 class LeakyReLU(Activation):
@@ -89,11 +101,13 @@ class LeakyReLU(Activation):
             raise ValueError(f"leaky_relu slope must be in [0, 1), got {slope}")
         self.slope = float(slope)
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        return np.where(z > 0, z, z * self.slope)
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        # With 0 ≤ slope < 1, max(z, slope·z) is z for z > 0 and slope·z otherwise.
+        a = np.multiply(z, self.slope, out=out)
+        return np.maximum(z, a, out=a)
 
-    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
-        return np.where(z > 0, 1.0, self.slope).astype(z.dtype, copy=False)
+    def derivative(self, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return _into(np.where(z > 0, 1.0, self.slope).astype(z.dtype, copy=False), out)
 
     def __repr__(self) -> str:
         return f"LeakyReLU(slope={self.slope})"
@@ -109,15 +123,23 @@ class ELU(Activation):
             raise ValueError(f"elu alpha must be > 0, got {alpha}")
         self.alpha = float(alpha)
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         # expm1 only of the non-positive part: large positive z would overflow for nothing.
-        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0)))
+        return _into(np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0))), out)
 
-    def derivative(self, z: np.ndarray, a: np.ndarray) -> np.ndarray:
-        return np.where(z > 0, 1.0, a + self.alpha).astype(z.dtype, copy=False)
+    def derivative(self, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return _into(np.where(z > 0, 1.0, a + self.alpha).astype(z.dtype, copy=False), out)
 
     def __repr__(self) -> str:
         return f"ELU(alpha={self.alpha})"
+
+
+def _into(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``result``, copied into ``out`` when one is given."""
+    if out is None:
+        return result
+    out[...] = result
+    return out
 
 
 ACTIVATIONS: dict[str, type[Activation]] = {

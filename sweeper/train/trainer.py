@@ -12,6 +12,7 @@ from sweeper.nn import SGD, Network, Schedule, make_schedule
 from .early_stopping import EarlyStopping
 
 COMPLETED, EARLY_STOPPED, DIVERGED, STOPPED = "completed", "early_stopped", "diverged", "stopped"
+EVAL_CHUNK = 1024  # rows per forward chunk of the epoch-end evaluation
 
 
 @dataclass
@@ -87,6 +88,12 @@ def fit(
     if early_stopping is not None and monitor != "val":
         raise ValueError("early stopping needs a validation set: eval_sets['val']")
 
+    # Every batch and every evaluation chunk reuses these buffers: no allocation per batch.
+    workspace = net.workspace(batch)
+    largest_set = max(len(Xs) for Xs, _ in sets.values())
+    eval_workspace = workspace if batch >= EVAL_CHUNK else net.workspace(min(EVAL_CHUNK, largest_set))
+    grads = [*workspace.dW, *workspace.db]
+
     result = TrainResult(history={f"{name}_loss": [] for name in sets} | {"lr": []})
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(1, epochs + 1):
@@ -97,13 +104,12 @@ def fit(
                 if order is None:
                     Xb, yb = X[start : start + batch], y[start : start + batch]
                 else:
-                    idx = order[start : start + batch]
-                    Xb, yb = X[idx], y[idx]
-                _, dW, db = net.loss_and_grad(Xb, yb)
-                optimizer.update_params([*dW, *db])
+                    Xb, yb = workspace.gather(X, y, order[start : start + batch])
+                net.loss_and_grad(Xb, yb, workspace=workspace)
+                optimizer.update_params(grads)
                 net.apply_max_norm()
 
-            predictions = {name: net.forward(Xs) for name, (Xs, _) in sets.items()}
+            predictions = {name: net.forward(Xs, eval_workspace) for name, (Xs, _) in sets.items()}
             losses = {name: _half_mse(predictions[name], sets[name][1]) for name in sets}
             for name, value in losses.items():
                 result.history[f"{name}_loss"].append(value)

@@ -1,0 +1,269 @@
+"""Milliseconds per training epoch: sweeper.nn against scikit-learn and PyTorch on the CPU.
+
+Every contender trains the same network on the same data in the same run:
+
+- data: ``load_dataset`` with a seeded 80/10/10 split (diamonds: 43,152 training rows,
+  26 inputs; car_prices: 643 rows, 17 inputs), standardised inputs and target;
+- network: inputs → width → width → 1, ReLU, identity output, He init;
+- optimiser: SGD, learning rate 1e-3, momentum 0.9 (not Nesterov), no penalty, rows
+  reshuffled every epoch, no early stopping;
+- ours: ``sweeper.train.fit``, which also evaluates the train, validation and test sets at
+  the end of every epoch (that evaluation is counted in our time, the peers do none);
+- scikit-learn: ``MLPRegressor(solver="sgd", alpha=0, shuffle=True, tol=0,
+  n_iter_no_change=∞)`` fitted for a known number of epochs (it computes in the input's
+  dtype, so float32 rows really run in float32);
+- PyTorch (when importable): a plain loop with ``torch.optim.SGD(momentum=0.9)`` over the same
+  permutations as ours, loss ½·mean((ŷ − y)²) like ours and scikit-learn's.
+
+Repeats are interleaved (ours, scikit-learn, PyTorch, ours, …) and each figure is the median
+ms/epoch. ``limit`` is the GEMM-bound time of an epoch, 6 × rows × weights FLOPs divided by
+this machine's matrix-multiply throughput in that dtype, measured in the same run.
+
+    python benchmarks/epoch_speed.py                      # the whole grid (several minutes)
+    python benchmarks/epoch_speed.py --dataset diamonds --hidden 64 --batch 256
+    python benchmarks/epoch_speed.py --quick --json       # seconds; a JSON list of rows
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+import tracemalloc
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from sweeper.data import load_dataset
+from sweeper.nn import SGD, Network
+from sweeper.train import fit
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+DATASETS = {"car_prices": ("car_prices.csv", "Price"), "diamonds": ("diamonds.csv", "price")}
+WIDTHS = (32, 64, 256)
+BATCHES = ("32", "256", "full")
+DTYPES = ("float32", "float64")
+LEARNING_RATE = 1e-3
+MOMENTUM = 0.9
+SEED = 0
+SECONDS_PER_MEASUREMENT = 0.25  # picks the epochs per timed fit
+MAX_EPOCHS = 50
+
+
+@dataclass(frozen=True)
+class Case:
+    dataset: str
+    hidden: int
+    batch: str  # "32", "256" or "full"
+    dtype: str
+
+    def batch_size(self, n_rows: int) -> int:
+        return n_rows if self.batch == "full" else min(int(self.batch), n_rows)
+
+
+# --------------------------------------------------------------------------- contenders
+def train_ours(data, case: Case, epochs: int) -> None:
+    net = Network([data.n_inputs, case.hidden, case.hidden, 1], activation="relu",
+                  init="he", seed=SEED, dtype=case.dtype)
+    result = fit(net, data.X_train, data.y_train, epochs=epochs,
+                 batch_size=case.batch_size(len(data.X_train)),
+                 optimizer=SGD(net.params(), LEARNING_RATE, momentum=MOMENTUM),
+                 eval_sets=data.eval_sets, seed=SEED)
+    if result.epochs_run != epochs:
+        raise RuntimeError(f"{case}: sweeper stopped after {result.epochs_run} epochs: {result.reason}")
+
+
+def train_sklearn(data, case: Case, epochs: int) -> None:
+    from sklearn.neural_network import MLPRegressor
+
+    n = len(data.X_train)
+    mlp = MLPRegressor(
+        hidden_layer_sizes=(case.hidden, case.hidden), activation="relu", solver="sgd",
+        alpha=0.0, batch_size=case.batch_size(n), learning_rate_init=LEARNING_RATE,
+        momentum=MOMENTUM, nesterovs_momentum=False, shuffle=True, max_iter=epochs,
+        tol=0.0, n_iter_no_change=10**9, early_stopping=False, random_state=SEED,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter reached, as intended
+        mlp.fit(data.X_train, data.y_train.ravel())
+    if mlp.n_iter_ != epochs or mlp.coefs_[0].dtype != np.dtype(case.dtype):
+        raise RuntimeError(f"{case}: scikit-learn ran {mlp.n_iter_} epochs in {mlp.coefs_[0].dtype}")
+
+
+def train_torch(data, case: Case, epochs: int) -> None:
+    import torch
+
+    dtype = getattr(torch, case.dtype)
+    torch.manual_seed(SEED)
+    X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
+    n, batch = len(X), case.batch_size(len(X))
+    width = case.hidden
+    model = torch.nn.Sequential(
+        torch.nn.Linear(X.shape[1], width), torch.nn.ReLU(),
+        torch.nn.Linear(width, width), torch.nn.ReLU(),
+        torch.nn.Linear(width, 1),
+    ).to(dtype)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+    rng = np.random.default_rng(SEED)  # the same permutations as ours
+    for _ in range(epochs):
+        order = torch.from_numpy(rng.permutation(n))
+        for start in range(0, n, batch):
+            idx = order[start : start + batch]
+            xb, yb = X.index_select(0, idx), y.index_select(0, idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss = 0.5 * torch.mean((model(xb) - yb) ** 2)
+            loss.backward()
+            optimizer.step()
+
+
+PEERS = {"sklearn": train_sklearn, "torch": train_torch}
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- measuring
+def seconds(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def gemm_gflops(dtype: str, repeats: int = 7) -> float:
+    """Best matrix-multiply throughput of this machine's BLAS in ``dtype``, GFLOP/s."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((2048, 512)).astype(dtype)
+    B = rng.standard_normal((512, 512)).astype(dtype)
+    C = np.empty((2048, 512), dtype)
+    np.matmul(A, B, out=C)
+    best = min(seconds(np.matmul, A, B, C) for _ in range(repeats))
+    return 2.0 * 2048 * 512 * 512 / best / 1e9
+
+
+def n_weights(n_inputs: int, hidden: int) -> int:
+    return n_inputs * hidden + hidden * hidden + hidden
+
+
+def measure(data, case: Case, peers: list[str], repeats: int) -> dict[str, float]:
+    """Median ms/epoch of ours and each peer, repeats interleaved."""
+    contenders = {"ours": train_ours} | {name: PEERS[name] for name in peers}
+    for train in contenders.values():  # warm-up: imports, caches, allocator
+        train(data, case, 1)
+    epochs = max(1, min(MAX_EPOCHS, math.ceil(SECONDS_PER_MEASUREMENT / seconds(train_ours, data, case, 1))))
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, train in contenders.items():
+            times[name].append(1000.0 * seconds(train, data, case, epochs) / epochs)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def peak_training_memory(data, case: Case) -> dict[str, float]:
+    """Peak bytes allocated while training one epoch, against 3 × (X_train + weights)."""
+    net = Network([data.n_inputs, case.hidden, case.hidden, 1], seed=SEED, dtype=case.dtype)
+    design = data.X_train.nbytes
+    weights = sum(p.nbytes for p in net.params())
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fit(net, data.X_train, data.y_train, epochs=1, batch_size=case.batch_size(len(data.X_train)),
+        optimizer=SGD(net.params(), LEARNING_RATE, momentum=MOMENTUM), eval_sets=data.eval_sets)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"peak_mb": peak / 1e6, "design_mb": design / 1e6, "weights_mb": weights / 1e6,
+            "bound_mb": 3 * (design + weights) / 1e6}
+
+
+# --------------------------------------------------------------------------- CLI
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", nargs="+", choices=sorted(DATASETS), default=list(DATASETS))
+    parser.add_argument("--hidden", nargs="+", type=int, default=list(WIDTHS),
+                        help="hidden width; the network has two hidden layers of it")
+    parser.add_argument("--batch", nargs="+", choices=BATCHES, default=list(BATCHES))
+    parser.add_argument("--dtype", nargs="+", choices=DTYPES, default=list(DTYPES))
+    parser.add_argument("--peer", nargs="+", choices=sorted(PEERS), default=None,
+                        help="default: sklearn, and torch when it is importable")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS (and PyTorch) threads for every contender (default 1: these "
+                             "matrices are too small to gain from more, and a sweep runs trials "
+                             "side by side)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few seconds: car_prices, width 32, batch 32, float64, 2 repeats")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
+    parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.dataset, args.hidden, args.batch, args.dtype = ["car_prices"], [32], ["32"], ["float64"]
+        args.repeats, args.no_memory = min(args.repeats, 2), True
+    if args.peer is None:
+        args.peer = ["sklearn"] + (["torch"] if torch_available() else [])
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    info = sys.stderr if args.json else sys.stdout
+    if "torch" in args.peer:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    rows, memory = [], None
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        blas = ", ".join(sorted({f"{p['internal_api']} {p['version']}" for p in threadpool_info()
+                                 if p["user_api"] == "blas"}))
+        gflops = {dtype: gemm_gflops(dtype) for dtype in args.dtype}
+        print(f"threads: {args.threads} (BLAS: {blas}); GEMM throughput: "
+              + ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in gflops.items()), file=info)
+        for dataset in args.dataset:
+            for dtype in args.dtype:
+                filename, target = DATASETS[dataset]
+                data = load_dataset(DATA / filename, target=target, test_size=0.1, val_size=0.1,
+                                    seed=SEED, dtype=dtype)
+                for hidden in args.hidden:
+                    for batch in args.batch:
+                        case = Case(dataset, hidden, batch, dtype)
+                        ms = measure(data, case, args.peer, args.repeats)
+                        flops = 6.0 * len(data.X_train) * n_weights(data.n_inputs, hidden)
+                        limit_ms = 1000.0 * flops / (gflops[dtype] * 1e9)
+                        for peer in args.peer:
+                            rows.append({"dataset": dataset, "hidden": hidden, "batch": batch,
+                                         "dtype": dtype, "peer": peer, "ours_ms": ms["ours"],
+                                         "peer_ms": ms[peer], "ratio": ms["ours"] / ms[peer],
+                                         "limit_ms": limit_ms})
+                        if not args.json:
+                            print_rows(rows[-len(args.peer):], header=len(rows) == len(args.peer))
+                if dataset == "diamonds" and dtype == "float32" and not args.no_memory:
+                    memory = peak_training_memory(data, Case(dataset, 64, "256", dtype))
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    if memory:
+        print(f"peak memory, diamonds 2x64 batch 256 float32, one epoch with evaluation: "
+              f"{memory['peak_mb']:.2f} MB allocated by training; bound 3 x (X_train "
+              f"{memory['design_mb']:.2f} MB + weights {memory['weights_mb']:.3f} MB) = "
+              f"{memory['bound_mb']:.2f} MB", file=info)
+    return 0
+
+
+def print_rows(rows: list[dict], header: bool) -> None:
+    if header:
+        print(f"{'dataset':<11}{'hidden':>7}{'batch':>6}  {'dtype':<8}{'peer':<8}"
+              f"{'ours ms':>9}{'peer ms':>9}{'ratio':>7}{'limit ms':>9}{'ours/limit':>11}")
+    for r in rows:
+        print(f"{r['dataset']:<11}{r['hidden']:>7}{r['batch']:>6}  {r['dtype']:<8}{r['peer']:<8}"
+              f"{r['ours_ms']:>9.2f}{r['peer_ms']:>9.2f}{r['ratio']:>7.2f}{r['limit_ms']:>9.2f}"
+              f"{r['ours_ms'] / r['limit_ms']:>10.1f}x", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
