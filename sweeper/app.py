@@ -1,0 +1,337 @@
+"""The Hydra task function: config -> data -> network -> trainer -> MLflow.
+
+``main`` is what ``python -m sweeper`` (and every job of a ``-m`` sweep) runs; ``run`` is its
+body, callable with any composed config (``sweeper.rerun`` and tests use it directly).
+
+Order matters for "nothing half-written in MLflow": the config is validated and the CSV loaded
+before the MLflow run exists; once it exists, every way out ends it (FINISHED, FAILED or KILLED).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from sweeper import PROJECT_ROOT
+from sweeper.config import validate
+from sweeper.errors import ConfigError, SweeperError
+
+CONFIG_DIR = PROJECT_ROOT / "conf"
+SPLITS = ("train", "val", "test")
+
+# Run states, the same words in the returned dict, the ``sweeper.state`` tag and Optuna.
+COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
+STATE_TAG = "sweeper.state"
+FAIL_REASON_TAG = "sweeper.fail_reason"
+TRIAL_TAG = "sweeper.trial"
+
+
+def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> dict:
+    """Train one network as ``cfg`` says and log it to MLflow.
+
+    Returns a plain, picklable dict: ``{"state": COMPLETE|PRUNED|FAIL, "objective": cfg.objective,
+    "metrics": {final metrics, in the target's original units}, "run_id": MLflow run id,
+    "reason": None or one line}``. A bad config or CSV raises ConfigError/DataError before any
+    MLflow run is created. ``tags`` are added to the run's tags (e.g. ``sweeper.rerun_of``).
+    """
+    import numpy as np
+
+    from sweeper.data import load_dataset
+    from sweeper.nn import SGD, Network, make_schedule
+    from sweeper.train import DIVERGED, STOPPED, EarlyStopping, fit
+
+    validate(cfg)
+    cfg = _resolved(cfg)
+    dataset = load_dataset(
+        cfg.data.path,
+        cfg.data.target,
+        features=None if cfg.data.features is None else list(cfg.data.features),
+        categorical=list(cfg.data.categorical),
+        target_scaling=cfg.data.target_scaling,
+        test_size=cfg.split.test_size,
+        val_size=cfg.split.val_size,
+        shuffle=cfg.split.shuffle,
+        seed=cfg.split.seed,
+        dtype=cfg.model.dtype,
+    )
+    # One seed, independent streams: initialisation + dropout masks, and the epoch shuffling.
+    net_seed, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
+    net = Network(
+        [dataset.n_inputs, *cfg.model.hidden, 1],
+        activation=cfg.model.activation,
+        output_activation=cfg.model.output_activation,
+        init=cfg.model.init,
+        seed=np.random.default_rng(net_seed),
+        dtype=cfg.model.dtype,
+        l1=cfg.regularization.l1,
+        l2=cfg.regularization.l2,
+        dropout=cfg.regularization.dropout,
+        max_norm=cfg.regularization.max_norm,
+        leaky_slope=cfg.model.leaky_slope,
+        elu_alpha=cfg.model.elu_alpha,
+    )
+    schedule_keys = {k: v for k, v in cfg.schedule.items() if k != "name"}
+    schedule = make_schedule(cfg.schedule.name, cfg.optimizer.lr, **schedule_keys)
+    optimizer = SGD(net.params(), learning_rate=cfg.optimizer.lr, momentum=cfg.optimizer.momentum,
+                    nesterov=cfg.optimizer.nesterov)
+    stop = cfg.train.early_stopping
+    early_stopping = (
+        None if stop.patience is None
+        else EarlyStopping(patience=stop.patience, min_delta=stop.min_delta, restore_best=stop.restore_best)
+    )
+    link = _trial_link()
+
+    mlrun = _start_mlflow_run(cfg, link, run_name, tags)
+    try:
+        mlrun.log_params(_params(cfg))
+        callbacks = [_CurveLogger(mlrun)]
+        if link is not None:
+            callbacks.append(lambda log: link.report(log.epoch, _objective_value(cfg.objective, log, dataset)))
+        started = time.perf_counter()
+        result = fit(
+            net, dataset.X_train, dataset.y_train,
+            epochs=cfg.train.epochs,
+            batch_size=cfg.train.batch_size,
+            optimizer=optimizer,
+            schedule=schedule,
+            eval_sets=dataset.eval_sets,
+            early_stopping=early_stopping,
+            seed=np.random.default_rng(shuffle_seed),
+            shuffle=True,
+            callbacks=callbacks,
+        )
+        train_seconds = time.perf_counter() - started
+        callbacks[0].log_rest(result.history)
+
+        if result.status == DIVERGED:
+            state, reason = FAIL, result.reason
+            metrics = _curve_metrics(result) | {"train_seconds": train_seconds}
+        else:
+            state = PRUNED if result.status == STOPPED else COMPLETE
+            reason = result.reason if state == PRUNED else None
+            metrics = _final_metrics(net, dataset) | _curve_metrics(result) | {"train_seconds": train_seconds}
+        mlrun.log_metrics({k: v for k, v in metrics.items() if k != "val_loss"})
+        with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
+            _write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL)
+            mlrun.log_artifacts(folder)
+        end_tags = {STATE_TAG: state, "sweeper.train_status": result.status}
+        if state == FAIL:
+            end_tags[FAIL_REASON_TAG] = reason
+        mlrun.set_tags(end_tags)
+        mlrun.end("FAILED" if state == FAIL else "FINISHED")
+    except KeyboardInterrupt:
+        _end_failed(mlrun, "interrupted (KeyboardInterrupt)", "KILLED")
+        raise
+    except BaseException as error:
+        _end_failed(mlrun, _one_line(error), "FAILED")
+        raise
+    return {"state": state, "objective": str(cfg.objective), "metrics": metrics,
+            "run_id": mlrun.run_id, "reason": reason}
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> dict:
+    """``python -m sweeper``: one run, or one job of a ``-m`` sweep.
+
+    In a single run, bad input is one line on stderr with exit status 2, a diverged run exits
+    with 1, and the final metrics are printed. In a sweep, exceptions propagate to the sweeper,
+    which records the trial as FAIL and goes on.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    single = not HydraConfig.initialized() or HydraConfig.get().mode == RunMode.RUN
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        result = run(cfg)
+    except SweeperError as error:
+        if single and not full_error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        raise
+    except KeyboardInterrupt:
+        if single and not full_error:
+            print("interrupted: the MLflow run was ended as KILLED", file=sys.stderr)
+            sys.exit(130)
+        raise
+    if single:
+        print(format_result(result, cfg))
+        if result["state"] == FAIL:
+            print(f"error: the run FAILED: {result['reason']}", file=sys.stderr)
+            sys.exit(1)
+    return result
+
+
+def format_result(result: Mapping[str, Any], cfg: DictConfig) -> str:
+    """The final metrics as a few aligned lines for the terminal."""
+    metrics = result["metrics"]
+    lines = [f"{result['state']}  MLflow run {result['run_id']}"]
+    if "test_rmse" in metrics:
+        lines.append(f"{'':6}{'rmse':>14}{'mae':>14}{'r2':>10}")
+        for split in SPLITS:
+            lines.append(
+                f"{split:6}{metrics[f'{split}_rmse']:>14.6g}{metrics[f'{split}_mae']:>14.6g}"
+                f"{metrics[f'{split}_r2']:>10.4f}"
+            )
+    extra = ("best_epoch", "epochs_run", "generalization_gap", "train_seconds")
+    lines.append("  ".join(f"{k}={metrics[k]:.6g}" for k in extra if k in metrics))
+    lines.append(f"{cfg.objective} = {metrics.get(str(cfg.objective), float('nan')):.6g} (objective)")
+    return "\n".join(lines)
+
+
+# --- steps of run() --------------------------------------------------------------------------
+
+
+def _resolved(cfg: DictConfig) -> DictConfig:
+    """A plain, fully resolved copy of ``cfg`` whose ``data.path`` is absolute.
+
+    A user's relative ``data.path`` is relative to where they ran the command (Hydra's original
+    working directory), so the logged config.yaml reruns from anywhere.
+    """
+    from hydra.utils import to_absolute_path
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    container["data"]["path"] = to_absolute_path(str(container["data"]["path"]))
+    return OmegaConf.create(container)
+
+
+def _trial_link() -> Any:
+    """The Optuna trial this job runs as (``sweeper.sweep.trial_link.current()``), or None."""
+    try:
+        from sweeper.sweep.trial_link import current
+    except ImportError:
+        return None
+    return current()
+
+
+def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Mapping[str, str] | None):
+    """Create the run (a child of the sweep's parent run for a trial). Fails as ConfigError."""
+    from mlflow import MlflowClient
+
+    from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
+    from sweeper.tracking.mlflow_run import MlflowRun, environment_tags
+
+    uri = tracking_uri(cfg.mlflow.tracking_uri)
+    all_tags = environment_tags() | dict(tags or {})
+    parent = None
+    if link is not None:
+        all_tags[TRIAL_TAG] = str(link.trial_number)
+        parent = link.parent_run_id
+        run_name = run_name or f"trial-{link.trial_number}"
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        experiment_id = get_or_create_experiment(client, experiment_name(cfg))
+        return MlflowRun.start(client, experiment_id, run_name=run_name, parent_run_id=parent, tags=all_tags)
+    except Exception as error:
+        raise ConfigError(f"mlflow.tracking_uri: cannot log to {uri!r}: {_one_line(error)}") from None
+
+
+def _params(cfg: DictConfig) -> dict[str, str]:
+    from sweeper.tracking.mlflow_run import flatten
+
+    return flatten(OmegaConf.to_container(cfg, resolve=True))
+
+
+class _CurveLogger:
+    """Trainer callback: buffers ``train_loss``, ``val_loss``, ``test_loss``, ``lr`` per epoch.
+
+    The buffer goes out with ``log_batch`` every 250 epochs (1000 values) and at the end, so a run
+    costs a few calls. Never asks to stop.
+    """
+
+    def __init__(self, mlrun: Any) -> None:
+        self.mlrun = mlrun
+        self.logged_epochs = 0
+
+    def __call__(self, log: Any) -> bool:
+        values = {f"{name}_loss": loss for name, loss in log.losses.items()} | {"lr": log.lr}
+        self.mlrun.log_metrics(values, step=log.epoch)
+        self.logged_epochs = log.epoch
+        return False
+
+    def log_rest(self, history: Mapping[str, list]) -> None:
+        """Buffer the epochs the callback never saw (the trainer skips callbacks on divergence)."""
+        n_epochs = len(history["lr"])
+        for epoch in range(self.logged_epochs + 1, n_epochs + 1):
+            self.mlrun.log_metrics({key: values[epoch - 1] for key, values in history.items()}, step=epoch)
+        self.logged_epochs = n_epochs
+
+
+def _objective_value(objective: str, log: Any, dataset: Any) -> float:
+    """The objective on this epoch's validation predictions, in the target's original units.
+
+    ``val_loss`` is the trainer's loss on the scaled target, as in the curves.
+    """
+    from sweeper.train import METRICS
+
+    if objective == "val_loss":
+        return float(log.losses["val"])
+    metric = METRICS[objective.removeprefix("val_")]
+    inverse = dataset.preprocessor.inverse_target
+    return metric(inverse(dataset.y_val), inverse(log.predictions["val"]))
+
+
+def _final_metrics(net: Any, dataset: Any) -> dict[str, float]:
+    """``{train,val,test}_{rmse,mae,r2}`` in original units, and ``val_loss`` of the final weights."""
+    import numpy as np
+
+    from sweeper.train import regression_metrics
+
+    inverse = dataset.preprocessor.inverse_target
+    metrics: dict[str, float] = {}
+    for split in SPLITS:
+        X, y = getattr(dataset, f"X_{split}"), getattr(dataset, f"y_{split}")
+        predictions = net.forward(X)
+        for name, value in regression_metrics(inverse(y), inverse(predictions)).items():
+            metrics[f"{split}_{name}"] = value
+        if split == "val":
+            diff = predictions.astype(np.float64) - y
+            metrics["val_loss"] = 0.5 * float(np.vdot(diff, diff)) / len(diff)
+    return metrics
+
+
+def _curve_metrics(result: Any) -> dict[str, float]:
+    """``best_epoch``, ``epochs_run`` and ``generalization_gap`` (val − train loss at the best epoch)."""
+    metrics = {"best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run)}
+    if result.best_epoch >= 1:
+        i = result.best_epoch - 1
+        metrics["generalization_gap"] = result.history["val_loss"][i] - result.history["train_loss"][i]
+    return metrics
+
+
+def _write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, result: Any, with_model: bool) -> None:
+    """config.yaml, data.json, loss_curves.png and (unless the run failed) model.npz."""
+    from sweeper.tracking.model_file import save_model
+    from sweeper.tracking.plots import plot_loss_curves
+
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (folder / "data.json").write_text(json.dumps(dataset.info(), indent=2) + "\n")
+    plot_loss_curves(result.history, result.best_epoch, folder / "loss_curves.png")
+    if with_model:
+        save_model(folder / "model.npz", net, dataset.preprocessor, cfg.model)
+
+
+def _end_failed(mlrun: Any, reason: str, status: str) -> None:
+    """End a run that raised; never let a logging error hide the original exception."""
+    try:
+        mlrun.set_tags({STATE_TAG: FAIL, FAIL_REASON_TAG: reason})
+    except Exception:
+        pass
+    try:
+        mlrun.end(status)
+    except Exception:
+        pass
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"

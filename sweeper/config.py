@@ -1,0 +1,330 @@
+"""The configuration's schema: every key, its type, and its allowed values, in one place.
+
+The values themselves live in ``conf/`` (``config.yaml`` and the ``data/`` and ``schedule/``
+groups); the dataclasses here only type them. Hydra merges ``conf/`` into ``Config`` (stored in
+Hydra's ConfigStore as ``base_config``), so a misspelt key or a value of the wrong type fails at
+composition. ``validate`` then checks ranges and names and raises ``ConfigError`` with one line
+naming the key and what is allowed. Nothing else in the package re-checks a config value.
+
+Importing this module is cheap (no NumPy, pandas or MLflow): ``python -m sweeper --help`` loads it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sweeper import PROJECT_ROOT
+from sweeper.errors import ConfigError
+
+#: What a sweep may optimise; test metrics are logged, never optimised.
+OBJECTIVES = ("val_rmse", "val_mae", "val_r2", "val_loss")
+
+
+@dataclass
+class DataConfig:
+    """``data`` group: which CSV, which column is the target, how columns are encoded."""
+
+    name: Optional[str] = None  # experiment name by default; null = the CSV file's stem
+    path: str = MISSING  # bundled sets: absolute via ${project_root:...}; yours: relative to cwd
+    target: str = MISSING
+    features: Optional[List[str]] = None  # null = every column but the target
+    categorical: List[str] = field(default_factory=list)  # one-hot (string columns detected too)
+    target_scaling: str = "standard"
+
+
+@dataclass
+class SplitConfig:
+    test_size: float = MISSING
+    val_size: float = MISSING
+    shuffle: bool = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class ModelConfig:
+    hidden: List[int] = MISSING
+    activation: str = MISSING
+    output_activation: str = MISSING
+    init: str = MISSING
+    dtype: str = MISSING
+    leaky_slope: float = 0.01
+    elu_alpha: float = 1.0
+
+
+@dataclass
+class RegularizationConfig:
+    l1: float = MISSING
+    l2: float = MISSING
+    dropout: float = MISSING
+    max_norm: Optional[float] = None
+
+
+@dataclass
+class OptimizerConfig:
+    lr: float = MISSING
+    momentum: float = MISSING
+    nesterov: bool = MISSING
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: Optional[int] = MISSING  # null = no early stopping
+    min_delta: float = MISSING
+    restore_best: bool = MISSING
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = MISSING
+    batch_size: Optional[int] = MISSING  # null = full batch
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+
+@dataclass
+class MlflowConfig:
+    tracking_uri: Optional[str] = None  # null = $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db
+    experiment: Optional[str] = None  # null = the dataset's name
+
+
+@dataclass
+class Config:
+    """The root config: ``conf/config.yaml`` on top of this schema."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    # Each schedule has its own keys, so the node is typed per schedule by SCHEDULE_SCHEMAS.
+    schedule: Dict[str, Any] = MISSING
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = MISSING
+    objective: str = MISSING
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+
+# --- learning-rate schedules: one schema per ``schedule/`` option -----------------------------
+# The keys are the keyword arguments of the schedule classes in ``sweeper.nn.schedules``.
+
+
+@dataclass
+class ConstantSchedule:
+    name: str = "constant"
+
+
+@dataclass
+class StepSchedule:
+    name: str = "step"
+    step_size: int = MISSING
+    gamma: float = MISSING
+
+
+@dataclass
+class ExponentialSchedule:
+    name: str = "exponential"
+    gamma: float = MISSING
+
+
+@dataclass
+class InverseTimeSchedule:
+    name: str = "inverse_time"
+    decay: float = MISSING
+
+
+@dataclass
+class CosineSchedule:
+    name: str = "cosine"
+    period: int = MISSING
+    min_lr: float = MISSING
+    warm_restarts: bool = MISSING
+    period_mult: float = MISSING
+
+
+@dataclass
+class WarmupCosineSchedule:
+    name: str = "warmup_cosine"
+    warmup: int = MISSING
+    period: int = MISSING
+    min_lr: float = MISSING
+
+
+@dataclass
+class PlateauSchedule:
+    name: str = "plateau"
+    factor: float = MISSING
+    patience: int = MISSING
+    min_delta: float = MISSING
+    min_lr: float = MISSING
+
+
+SCHEDULE_SCHEMAS: dict[str, type] = {
+    schema.name: schema  # type: ignore[attr-defined]
+    for schema in (
+        ConstantSchedule,
+        StepSchedule,
+        ExponentialSchedule,
+        InverseTimeSchedule,
+        CosineSchedule,
+        WarmupCosineSchedule,
+        PlateauSchedule,
+    )
+}
+
+
+def _register() -> None:
+    """Store the schema in Hydra's ConfigStore and register the ``project_root`` resolver."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+    # ${project_root:data/x.csv} -> absolute path inside the repository, whatever the cwd.
+    if not OmegaConf.has_resolver("project_root"):
+        OmegaConf.register_new_resolver("project_root", lambda sub="": str(PROJECT_ROOT / sub))
+
+
+_register()
+
+
+# --- ranges ---------------------------------------------------------------------------------
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{key}: {value!r} is out of range; allowed: {allowed}")
+
+
+def _one_of(key: str, value: Any, names) -> None:
+    if value not in names:
+        raise ConfigError(f"{key}: unknown value {value!r}; allowed: {', '.join(names)}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _ranged(key: str, value: Any, ok: Callable[[Any], bool], allowed: str) -> None:
+    if not ok(value):
+        _fail(key, value, allowed)
+
+
+_AT_LEAST_0 = (lambda v: _number(v) and v >= 0, "a number >= 0")
+_ABOVE_0 = (lambda v: _number(v) and v > 0, "a number > 0")
+_INT_AT_LEAST_1 = (lambda v: _integer(v) and v >= 1, "an integer >= 1")
+_INT_AT_LEAST_0 = (lambda v: _integer(v) and v >= 0, "an integer >= 0")
+_FRACTION = (lambda v: _number(v) and 0 < v < 1, "a fraction in (0, 1)")
+_UNIT_OPEN_LEFT = (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]")
+_UNIT_OPEN_RIGHT = (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
+
+#: Allowed values of every schedule key, by key name (a key means the same in every schedule).
+SCHEDULE_KEY_RANGES = {
+    "step_size": _INT_AT_LEAST_1,
+    "gamma": _UNIT_OPEN_LEFT,
+    "decay": _AT_LEAST_0,
+    "period": _INT_AT_LEAST_1,
+    "period_mult": (lambda v: _number(v) and v >= 1, "a number >= 1"),
+    "warmup": _INT_AT_LEAST_0,
+    "factor": _FRACTION,
+    "patience": _INT_AT_LEAST_1,
+    "min_delta": _AT_LEAST_0,
+    "min_lr": _AT_LEAST_0,
+    "warm_restarts": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def schedule_config(cfg_schedule: Any) -> DictConfig:
+    """The ``schedule`` node typed by its schema: unknown keys and wrong types raise ConfigError."""
+    name = cfg_schedule.get("name") if cfg_schedule is not None else None
+    _one_of("schedule.name", name, tuple(SCHEDULE_SCHEMAS))
+    schema = OmegaConf.structured(SCHEDULE_SCHEMAS[name])
+    try:
+        typed = OmegaConf.merge(schema, cfg_schedule)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "key", None) or getattr(error, "full_key", None) or "?"
+        keys = [k for k in schema if k != "name"]
+        raise ConfigError(
+            f"schedule.{key}: {_short(error)}; schedule {name!r} has keys: {', '.join(keys) or '(none)'}"
+        ) from None
+    missing = [k for k in typed if OmegaConf.is_missing(typed, k)]
+    if missing:
+        raise ConfigError(f"schedule.{missing[0]}: no value set for schedule {name!r}")
+    return typed
+
+
+def _short(error: Exception) -> str:
+    return str(error).splitlines()[0].strip()
+
+
+def validate(cfg: Any) -> None:
+    """Check every value of a composed config; raise ConfigError naming the first bad key.
+
+    Types were already checked by Hydra against ``Config``; this checks ranges, names and the
+    keys of the chosen schedule. Registries of ``sweeper.nn`` and ``sweeper.data`` are the lists
+    of allowed names, so a new activation or scaling needs no change here.
+    """
+    from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS
+    from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS, OUTPUT_ACTIVATIONS
+
+    for key in ("data.path", "data.target"):
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"{key}: no value set; e.g. data=csv data.path=FILE data.target=COLUMN")
+    try:
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {_short(error)}") from None
+
+    data = cfg.data
+    _one_of("data.target_scaling", data.target_scaling, tuple(TARGET_SCALINGS))
+
+    split = cfg.split
+    _ranged("split.test_size", split.test_size, *_FRACTION)
+    _ranged("split.val_size", split.val_size, *_FRACTION)
+    if split.test_size + split.val_size >= 1:
+        _fail("split.test_size + split.val_size", split.test_size + split.val_size, "a sum below 1")
+    _ranged("split.seed", split.seed, *_INT_AT_LEAST_0)
+
+    model = cfg.model
+    for i, width in enumerate(model.hidden):
+        _ranged(f"model.hidden[{i}]", width, *_INT_AT_LEAST_1)
+    _one_of("model.activation", model.activation, tuple(ACTIVATIONS))
+    _one_of("model.output_activation", model.output_activation, tuple(OUTPUT_ACTIVATIONS))
+    _one_of("model.init", model.init, tuple(INITIALIZERS))
+    _one_of("model.dtype", model.dtype, tuple(d for d in DTYPES if d in DATA_DTYPES))
+    _ranged("model.leaky_slope", model.leaky_slope, *_AT_LEAST_0)
+    _ranged("model.elu_alpha", model.elu_alpha, *_ABOVE_0)
+
+    reg = cfg.regularization
+    _ranged("regularization.l1", reg.l1, *_AT_LEAST_0)
+    _ranged("regularization.l2", reg.l2, *_AT_LEAST_0)
+    _ranged("regularization.dropout", reg.dropout, *_UNIT_OPEN_RIGHT)
+    if reg.max_norm is not None:
+        _ranged("regularization.max_norm", reg.max_norm, _ABOVE_0[0], "null or a number > 0")
+
+    opt = cfg.optimizer
+    _ranged("optimizer.lr", opt.lr, *_ABOVE_0)
+    _ranged("optimizer.momentum", opt.momentum, *_UNIT_OPEN_RIGHT)
+
+    schedule = schedule_config(cfg.schedule)
+    for key in schedule:
+        if key != "name":
+            _ranged(f"schedule.{key}", schedule[key], *SCHEDULE_KEY_RANGES[key])
+    if "min_lr" in schedule and schedule.min_lr > opt.lr:
+        _fail("schedule.min_lr", schedule.min_lr, f"a number in [0, optimizer.lr={opt.lr:g}]")
+
+    train = cfg.train
+    _ranged("train.epochs", train.epochs, *_INT_AT_LEAST_1)
+    if train.batch_size is not None:
+        _ranged("train.batch_size", train.batch_size, _INT_AT_LEAST_1[0], "null (full batch) or an integer >= 1")
+    stop = train.early_stopping
+    if stop.patience is not None:
+        _ranged("train.early_stopping.patience", stop.patience, _INT_AT_LEAST_1[0], "null (off) or an integer >= 1")
+    _ranged("train.early_stopping.min_delta", stop.min_delta, *_AT_LEAST_0)
+
+    _ranged("seed", cfg.seed, *_INT_AT_LEAST_0)
+    _one_of("objective", cfg.objective, OBJECTIVES)

@@ -1,0 +1,145 @@
+"""One MLflow run written through ``MlflowClient`` in a handful of batched calls.
+
+Params go in chunks of 100 and metrics are buffered and sent with ``log_batch`` (at most 1000 per
+call, MLflow's limit), so a 200-epoch run costs a few SQL/HTTP round trips, not one per value.
+The client (not MLflow's fluent, process-global API) keeps in-process sweep jobs independent.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from importlib import metadata
+from typing import Any, Iterable, Mapping
+
+from sweeper import PROJECT_ROOT
+
+MAX_PARAMS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+MAX_TAGS_PER_BATCH = 100
+
+#: MLflow's tags for the parent run and the source commit (shown by the MLflow UI).
+PARENT_RUN_TAG = "mlflow.parentRunId"
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+
+#: Libraries whose versions every run records as ``sweeper.version.<name>``.
+VERSIONED = ("numpy", "optuna", "mlflow", "hydra-core")
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested dicts -> ``{"model.activation": "relu", "model.hidden": "[64, 32]", ...}``.
+
+    Leaves (lists included) become ``str(value)``, the form MLflow stores params in.
+    """
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def environment_tags() -> dict[str, str]:
+    """The git commit of the project (when it is a git checkout) and the key library versions."""
+    tags = {}
+    for name in VERSIONED:
+        try:
+            tags[f"sweeper.version.{name}"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    if (PROJECT_ROOT / ".git").exists():
+        try:
+            commit = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+            )
+            if commit.returncode == 0 and commit.stdout.strip():
+                tags[GIT_COMMIT_TAG] = commit.stdout.strip()
+                dirty = subprocess.run(
+                    ["git", "status", "--porcelain", "--untracked-files=no"],
+                    cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5,
+                )
+                if dirty.returncode == 0:
+                    tags["sweeper.git_dirty"] = str(bool(dirty.stdout.strip())).lower()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return tags
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class MlflowRun:
+    """A started MLflow run: batched params, buffered metrics, tags, artifacts, and its end.
+
+    ``MlflowRun.start(uri, experiment_id, ...)`` creates the run; ``end(status)`` flushes the
+    buffer and terminates it (FINISHED, FAILED or KILLED).
+    """
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self._buffer: list = []
+        self.ended = False
+
+    @classmethod
+    def start(
+        cls,
+        client: Any,
+        experiment_id: str,
+        *,
+        run_name: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> "MlflowRun":
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags[PARENT_RUN_TAG] = parent_run_id
+        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+        return cls(client, run.info.run_id)
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(key, value) for key, value in params.items()]
+        for chunk in _chunks(items, MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=chunk, synchronous=True)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(key, str(value)) for key, value in tags.items()]
+        for chunk in _chunks(items, MAX_TAGS_PER_BATCH):
+            self.client.log_batch(self.run_id, tags=chunk, synchronous=True)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Buffer ``metrics`` at ``step``; sent by ``flush`` (or ``end``). NaN/inf are kept."""
+        from mlflow.entities import Metric
+
+        timestamp = int(time.time() * 1000)
+        for key, value in metrics.items():
+            self._buffer.append(Metric(key, float(value), timestamp, int(step)))
+        if len(self._buffer) >= MAX_METRICS_PER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        buffer, self._buffer = self._buffer, []
+        for chunk in _chunks(buffer, MAX_METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+
+    def log_artifacts(self, folder: str) -> None:
+        """Upload every file of ``folder`` to the run's artifact root."""
+        self.client.log_artifacts(self.run_id, folder)
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Flush what is buffered and terminate the run with ``status``; idempotent."""
+        if self.ended:
+            return
+        try:
+            self.flush()
+        finally:
+            self.client.set_terminated(self.run_id, status=status)
+            self.ended = True

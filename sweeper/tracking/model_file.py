@@ -1,0 +1,66 @@
+"""``model.npz``: a trained network and its data preprocessing, loadable without pickle.
+
+Keys (every value is a plain numeric or unicode array, so ``np.load(..., allow_pickle=False)``
+reads it):
+
+- ``model.sizes`` (int64, ``[n_inputs, hidden..., n_outputs]``), ``model.activation``,
+  ``model.output_activation``, ``model.init``, ``model.dtype`` (unicode scalars),
+  ``model.leaky_slope``, ``model.elu_alpha`` (float64 scalars);
+- ``weights.{i}`` ``(fan_in, fan_out)`` and ``biases.{i}`` ``(fan_out,)`` per layer i;
+- ``data.*``: the fitted scalers and category lists (``Preprocessor.to_arrays``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_KEYS = ("activation", "output_activation", "init", "dtype")
+
+
+def save_model(path: str | Path, net: Any, preprocessor: Any, model_cfg: Any) -> None:
+    """Write ``net`` (a ``sweeper.nn.Network``) and ``preprocessor`` to ``path``.
+
+    ``model_cfg`` is the run's ``model`` config node (activation names, dtype, ...).
+    """
+    arrays: dict[str, np.ndarray] = {
+        "model.sizes": np.asarray(net.sizes, dtype=np.int64),
+        "model.leaky_slope": np.asarray(float(model_cfg.leaky_slope)),
+        "model.elu_alpha": np.asarray(float(model_cfg.elu_alpha)),
+    }
+    for key in MODEL_KEYS:
+        arrays[f"model.{key}"] = np.asarray(str(model_cfg[key]))
+    for i, (weight, bias) in enumerate(zip(net.weights, net.biases)):
+        arrays[f"weights.{i}"] = np.asarray(weight)
+        arrays[f"biases.{i}"] = np.asarray(bias)
+    arrays.update(preprocessor.to_arrays())
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_model(path: str | Path) -> tuple[Any, Any]:
+    """``(Network, Preprocessor)`` from a ``model.npz``.
+
+    ``net.forward(preprocessor.transform(frame))`` predicts scaled targets;
+    ``preprocessor.inverse_target`` turns them into the target's original units.
+    """
+    from sweeper.data import Preprocessor
+    from sweeper.nn import Network
+
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    sizes = [int(s) for s in arrays["model.sizes"]]
+    net = Network(
+        sizes,
+        activation=str(arrays["model.activation"]),
+        output_activation=str(arrays["model.output_activation"]),
+        init=str(arrays["model.init"]),
+        dtype=str(arrays["model.dtype"]),
+        leaky_slope=float(arrays["model.leaky_slope"]),
+        elu_alpha=float(arrays["model.elu_alpha"]),
+    )
+    n_layers = len(sizes) - 1
+    net.set_params([arrays[f"weights.{i}"] for i in range(n_layers)], [arrays[f"biases.{i}"] for i in range(n_layers)])
+    return net, Preprocessor.from_arrays(arrays)
