@@ -21,12 +21,13 @@ import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import TrialState
 
 from sweeper import PROJECT_ROOT
-from sweeper.errors import ConfigError
+from sweeper.errors import ConfigError, SweeperError
 from sweeper.sweep import parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.registry import make_pruner, make_sampler
 from sweeper.sweep.storage import open_storage, resolve_storage_url
@@ -45,6 +46,10 @@ def _shown_uri(uri: str, default_relative: str) -> str:
     """``uri`` as a user types it: the project's default SQLite file stays relative."""
     absolute = resolve_storage_url(default_relative, PROJECT_ROOT)
     return default_relative if uri == absolute else uri
+
+
+class SweepError(CompactHydraException):
+    """A bad setting or search space: Hydra prints just this one line and exits non-zero."""
 
 
 class OptunaSweeperImpl:
@@ -73,7 +78,11 @@ class OptunaSweeperImpl:
         try:
             return self._compose(overrides)
         except Exception as err:
-            raise ConfigError(f"{where}: {str(err).strip().splitlines()[0]}") from None
+            # Hydra's and OmegaConf's messages span lines of hints and internals; keep the facts.
+            noise = ("To append", "full_key", "reference_type", "object_type", "Set the environment")
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            message = " ".join(line for line in lines if not line.startswith(noise))
+            raise ConfigError(f"{where}: {message or type(err).__name__}") from None
 
     def _validate(self, space: search_space.SearchSpace) -> None:
         """Fail before any trial if a value of the space cannot make a valid job config.
@@ -82,10 +91,14 @@ class OptunaSweeperImpl:
         unknown group option or a value the config schema rejects names itself.
         """
         loader = self.hydra_context.config_loader
-        self._try_compose(space.fixed, "hydra.sweeper.params")
+        base = self._try_compose(space.fixed, "hydra.sweeper.params")
         by_key = {p.key: p for p in space.params}
         for p in space.params:
+            is_group = bool(loader.get_group_options(p.key))
             contexts: list[list[str]] = [[]]
+            if p.parent is None and not is_group and not p.override_key.startswith("+"):
+                if not search_space.has_key(base, p.key):
+                    raise ConfigError(f"hydra.sweeper.params: unknown key '{p.key}'")
             if p.parent is not None:
                 parent = by_key[p.parent]
                 contexts = []
@@ -98,7 +111,6 @@ class OptunaSweeperImpl:
                         f"hydra.sweeper.params.{p.key}: no option of {p.parent} has the key "
                         f"'{p.key}'"
                     )
-            is_group = bool(loader.get_group_options(p.key))
             for ctx in contexts:
                 for value in p.endpoints():
                     override = p.override(value)
@@ -107,17 +119,20 @@ class OptunaSweeperImpl:
                         raise ConfigError(f"hydra.sweeper.params: unknown key '{p.key}'")
                     self._validate_job_config(cfg, f"hydra.sweeper.params: {override}")
 
-    @staticmethod
-    def _validate_job_config(cfg: DictConfig, where: str) -> None:
-        """Run the app's own config validation (``sweeper.config.validate``) when it has one."""
-        try:
-            from sweeper.config import validate  # type: ignore[attr-defined]
-        except ImportError:
+    def _validate_job_config(self, cfg: DictConfig, where: str) -> None:
+        """Run the app's own check (``hydra.sweeper.validator``, a function's dotted path)."""
+        if not self.settings.validator:
             return
+        from hydra.utils import get_method
+
+        try:
+            validator = get_method(str(self.settings.validator))
+        except Exception as err:
+            raise ConfigError(f"hydra.sweeper.validator={self.settings.validator}: {_one_line(err)}") from None
         task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
         try:
-            validate(task_cfg)
-        except ConfigError as err:
+            validator(task_cfg)
+        except SweeperError as err:
             raise ConfigError(f"{where}: {err}") from None
 
     def _best_config_yaml(self, trial: optuna.trial.FrozenTrial) -> str | None:
@@ -144,7 +159,10 @@ class OptunaSweeperImpl:
             # warns that heartbeats are meant for Study.optimize (the sweeper beats itself).
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-            return self._sweep(arguments)
+            try:
+                return self._sweep(arguments)
+            except SweeperError as err:
+                raise SweepError(str(err)) from None
 
     def _sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None
@@ -166,7 +184,9 @@ class OptunaSweeperImpl:
         space = search_space.parse(params, arguments, parser)
         grid = space.grid() if str(s.sampler).lower() == "grid" else None
         pruner_spec = {"name": s.pruner, "kwargs": OmegaConf.to_container(s.pruner_kwargs, resolve=True)}
-        make_pruner(pruner_spec["name"], pruner_spec["kwargs"])  # a bad pruner fails here
+        sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
+        make_sampler(str(s.sampler), s.seed, sampler_kwargs, grid)  # a bad sampler fails here
+        make_pruner(pruner_spec["name"], pruner_spec["kwargs"])  # and a bad pruner
         self._validate(space)
 
         storage_url = resolve_storage_url(str(s.storage), PROJECT_ROOT)
@@ -174,13 +194,6 @@ class OptunaSweeperImpl:
             storage = open_storage(storage_url, s.heartbeat_interval, s.grace_period)
         except Exception as err:
             raise ConfigError(f"hydra.sweeper.storage={s.storage}: {_one_line(err)}") from None
-        study_name = str(s.study_name or experiment_name(cfg))
-        study, created = studies.create_or_load(storage, study_name, directions)
-        study.set_metric_names(objectives)
-        sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
-        seed = None if s.seed is None else int(s.seed) + len(study.get_trials(deepcopy=False))
-        study.sampler = make_sampler(str(s.sampler), seed, sampler_kwargs, grid)
-
         mlflow_uri = tracking_uri(OmegaConf.select(cfg, "mlflow.tracking_uri", default=None))
         from mlflow import MlflowClient
 
@@ -189,6 +202,12 @@ class OptunaSweeperImpl:
             experiment_id = get_or_create_experiment(client, experiment_name(cfg))
         except Exception as err:
             raise ConfigError(f"mlflow.tracking_uri={mlflow_uri}: {_one_line(err)}") from None
+        study_name = str(s.study_name or experiment_name(cfg))
+        study, created = studies.create_or_load(storage, study_name, directions)
+        study.set_metric_names(objectives)
+        seed = None if s.seed is None else int(s.seed) + len(study.get_trials(deepcopy=False))
+        study.sampler = make_sampler(str(s.sampler), seed, sampler_kwargs, grid)
+
         parent_run_id = parent_run.find_or_create(
             client,
             experiment_id,

@@ -182,39 +182,45 @@ def log_results(
     best_config_yaml: str | None,
 ) -> None:
     """Give the parent the best trial, ``best_config.yaml``, plots, ``trials.csv``, Pareto front."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        study.trials_dataframe().to_csv(out / "trials.csv", index=False)
+        if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            _log_best(client, run_id, study, objectives)
+            _write_plots(study, objectives, out)
+            if len(objectives) > 1:
+                _pareto_front(study, objectives).to_csv(out / "pareto_front.csv", index=False)
+            if best_config_yaml is not None:
+                (out / "best_config.yaml").write_text(best_config_yaml)
+        client.log_artifacts(run_id, str(out))
+
+
+def _pareto_front(study: optuna.Study, objectives: list[str]) -> Any:
+    import pandas as pd
+
+    rows = []
+    for t in sorted(study.best_trials, key=lambda t: t.number):
+        row = {"number": t.number, "run_id": t.user_attrs.get(study_attrs.RUN_ID)}
+        row.update(dict(zip(objectives, t.values)))
+        row.update(t.params)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
     import warnings
 
     from optuna.visualization import matplotlib as vis
 
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        study.trials_dataframe().to_csv(out / "trials.csv", index=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # matplotlib backend of Optuna is "experimental"
-            if len(objectives) == 1:
-                target = {}
-            else:
-                target = {"target": lambda t: t.values[0], "target_name": objectives[0]}
-            _plot(vis.plot_optimization_history, out / "optimization_history.png", study=study, **target)
-            _plot(vis.plot_param_importances, out / "param_importances.png", study=study, **target)
-            if len(objectives) > 1:
-                _plot(vis.plot_pareto_front, out / "pareto_front.png", study=study, target_names=objectives)
-        if complete:
-            _log_best(client, run_id, study, objectives)
-            if len(objectives) > 1:
-                rows = []
-                for t in sorted(study.best_trials, key=lambda t: t.number):
-                    row = {"number": t.number, "run_id": t.user_attrs.get(study_attrs.RUN_ID)}
-                    row.update(dict(zip(objectives, t.values)))
-                    row.update(t.params)
-                    rows.append(row)
-                import pandas as pd
-
-                pd.DataFrame(rows).to_csv(out / "pareto_front.csv", index=False)
-            if best_config_yaml is not None:
-                (out / "best_config.yaml").write_text(best_config_yaml)
-        client.log_artifacts(run_id, str(out))
+    target = {}
+    if len(objectives) > 1:
+        target = {"target": lambda t: t.values[0], "target_name": objectives[0]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's matplotlib backend is "experimental"
+        _plot(vis.plot_optimization_history, out / "optimization_history.png", study=study, **target)
+        _plot(vis.plot_param_importances, out / "param_importances.png", study=study, **target)
+        if len(objectives) > 1:
+            _plot(vis.plot_pareto_front, out / "pareto_front.png", study=study, target_names=objectives)
 
 
 def finish(client: Any, run_id: str, status: str = "FINISHED") -> None:

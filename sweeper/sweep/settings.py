@@ -39,6 +39,9 @@ class OptunaSweeperConf:
     #: Seconds between heartbeats of running trials; a trial silent for ``grace_period`` is FAIL.
     heartbeat_interval: int = 10
     grace_period: Optional[int] = None
+    #: Dotted path of a function that checks a composed job config and raises
+    #: ``sweeper.errors.SweeperError``; run on every value of the space before any trial.
+    validator: Optional[str] = None
     #: The search space: config key -> Hydra sweep override (see conf/search/).
     params: Optional[Dict[str, Any]] = None
 

@@ -1,0 +1,362 @@
+"""The Optuna sweeper plugin alone, driving a tiny Hydra app (a quadratic "training" loop).
+
+Real subprocesses, real SQLite files for Optuna and MLflow in a tmp dir, read back with
+``optuna.load_study`` and ``MlflowClient``. The toy app keeps these tests fast and independent
+of the network; tests/test_sweep_cli.py runs the same behaviours through ``python -m sweeper``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from sweeper.sweep import trial_link
+
+REPO = Path(__file__).resolve().parent.parent
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+TOY_APP = '''
+import time
+
+import hydra
+from mlflow import MlflowClient
+
+from sweeper.sweep import trial_link
+from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg):
+    link = trial_link.current()
+    client = MlflowClient(tracking_uri(cfg.mlflow.tracking_uri))
+    experiment_id = get_or_create_experiment(client, experiment_name(cfg))
+    tags = {}
+    if link is not None:
+        tags = {"sweeper.trial": str(link.trial_number), "mlflow.parentRunId": link.parent_run_id}
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    client.log_param(run_id, "x", cfg.x)
+    client.log_param(run_id, "lr", cfg.lr)
+    client.log_param(run_id, "shape", cfg.shape.name)
+    if "m" in cfg.shape:
+        client.log_param(run_id, "shape.m", cfg.shape.m)
+    if cfg.fail:
+        client.set_tag(run_id, "sweeper.state", "FAIL")
+        client.set_terminated(run_id, "FAILED")
+        raise RuntimeError("asked to fail")
+    state, value = "COMPLETE", None
+    for epoch in range(1, cfg.epochs + 1):
+        time.sleep(cfg.sleep)
+        value = (cfg.x - 1) ** 2 + cfg.shape.k + 1.0 / (epoch * cfg.lr)
+        client.log_metric(run_id, "val_loss", value, step=epoch)
+        if link is not None and link.report(epoch, value):
+            state = "PRUNED"
+            break
+    client.set_tag(run_id, "sweeper.state", state)
+    client.set_terminated(run_id, "FINISHED")
+    return {"state": state, "objective": cfg.objective, "run_id": run_id, "reason": None,
+            "metrics": {"val_loss": value, "gap": abs(cfg.x)}}
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+TOY_CONFIG = '''
+defaults:
+  - shape: a
+  - _self_
+  - override hydra/sweeper: optuna
+x: 0.0
+lr: 1.0
+epochs: 6
+sleep: 0.0
+fail: false
+objective: val_loss
+mlflow:
+  tracking_uri: sqlite:///{tmp}/mlflow.db
+  experiment: toy
+data:
+  name: toy
+hydra:
+  sweeper:
+    storage: sqlite:///{tmp}/optuna.db
+    study_name: toy
+    validator: null
+    n_trials: 5
+    params:
+      x: interval(-3, 3)
+      lr: tag(log, interval(0.01, 1))
+      shape: choice(a, b)
+      shape.m: interval(0, 1)
+  sweep:
+    dir: {tmp}/multirun/${{now:%H-%M-%S-%f}}
+'''
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Path:
+    """A Hydra app in ``tmp_path`` using the project's sweeper config, with its own stores."""
+    conf = tmp_path / "conf"
+    (conf / "hydra" / "sweeper").mkdir(parents=True)
+    (conf / "shape").mkdir()
+    (conf / "hydra" / "sweeper" / "optuna.yaml").write_text(
+        (REPO / "conf" / "hydra" / "sweeper" / "optuna.yaml").read_text()
+    )
+    (conf / "shape" / "a.yaml").write_text("name: a\nk: 1.0\n")
+    (conf / "shape" / "b.yaml").write_text("name: b\nk: 2.0\nm: 0.5\n")
+    (conf / "config.yaml").write_text(TOY_CONFIG.format(tmp=tmp_path))
+    (tmp_path / "toy_app.py").write_text(TOY_APP)
+    return tmp_path
+
+
+def sweep_command(app: Path, *overrides: str) -> list[str]:
+    return [sys.executable, str(app / "toy_app.py"), "-m", *overrides]
+
+
+def run_sweep(app: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        sweep_command(app, *overrides), cwd=app, capture_output=True, text=True, timeout=300
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"sweep failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def load(app: Path, name: str = "toy") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{app}/optuna.db")
+
+
+def mlflow_runs(app: Path) -> tuple[MlflowClient, list, list]:
+    """(client, parent runs, child runs) of the toy experiment."""
+    client = MlflowClient(f"sqlite:///{app}/mlflow.db")
+    experiment = client.get_experiment_by_name("toy")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if "sweeper.study" in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def test_each_trial_is_one_child_run_under_one_parent_holding_the_best(toy: Path) -> None:
+    out = run_sweep(toy, "hydra.sweeper.n_trials=5")
+    study = load(toy)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
+
+    client, parents, children = mlflow_runs(toy)
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.tags["sweeper.sampler"] == "tpe"
+    assert parent.data.tags["sweeper.pruner"] == "median"
+    assert len(children) == 5
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    by_run = {c.info.run_id: c for c in children}
+    for trial in study.trials:
+        child = by_run[trial.user_attrs["run_id"]]
+        assert child.data.tags["sweeper.trial"] == str(trial.number)
+        assert child.info.status == "FINISHED"
+        for key, value in trial.params.items():
+            assert child.data.params[key] == str(value)
+
+    best_child = min(children, key=lambda c: c.data.metrics["val_loss"])
+    assert study.best_value == pytest.approx(best_child.data.metrics["val_loss"])
+    assert parent.data.metrics["val_loss"] == pytest.approx(study.best_value)
+    assert parent.data.tags["sweeper.best_run_id"] == best_child.info.run_id
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"best_config.yaml", "trials.csv", "optimization_history.png", "param_importances.png"} <= artifacts
+    assert f"best trial #{study.best_trial.number}" in out.stdout + out.stderr
+    assert f"mlflow ui --backend-store-uri sqlite:///{toy}/mlflow.db" in out.stdout + out.stderr
+
+
+def test_best_config_runs_as_a_plain_config(toy: Path) -> None:
+    run_sweep(toy, "hydra.sweeper.n_trials=3")
+    client, parents, _ = mlflow_runs(toy)
+    folder = Path(client.download_artifacts(parents[0].info.run_id, "best_config.yaml", str(toy))).parent
+    best = load(toy).best_trial
+    proc = subprocess.run(
+        [sys.executable, str(toy / "toy_app.py"), "--config-path", str(folder), "--config-name", "best_config"],
+        cwd=toy, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    _, _, children = mlflow_runs(toy)
+    plain = [r for r in client.search_runs([parents[0].info.experiment_id]) if not r.data.tags.get("mlflow.parentRunId") and "sweeper.study" not in r.data.tags]
+    assert len(plain) == 1
+    assert plain[0].data.metrics["val_loss"] == pytest.approx(best.value)
+
+
+def test_a_groups_own_key_is_suggested_only_when_the_chosen_option_has_it(toy: Path) -> None:
+    run_sweep(toy, "hydra.sweeper.n_trials=8", "hydra.sweeper.sampler=random")
+    trials = load(toy).trials
+    assert {t.params["shape"] for t in trials} == {"a", "b"}
+    for t in trials:
+        assert ("shape.m" in t.params) == (t.params["shape"] == "b")
+
+
+def test_a_job_that_raises_is_a_fail_trial_and_the_sweep_goes_on(toy: Path) -> None:
+    out = run_sweep(toy, "hydra.sweeper.n_trials=6", "fail=true,false", "hydra.sweeper.sampler=random")
+    trials = load(toy).trials
+    assert len(trials) == 6
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(t.params["fail"] is True for t in failed)
+    assert all(t.user_attrs["reason"] == "RuntimeError: asked to fail" for t in failed)
+    assert all(t.state == TrialState.COMPLETE for t in trials if t.params["fail"] is False)
+    assert "FAIL RuntimeError: asked to fail" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("nosuchkey=interval(0,1)", "unknown key 'nosuchkey'"),
+        ("x=interval(2,1)", "x=interval(2,1): low 2.0 > high 1.0"),
+        ("shape=choice(a,nosuchshape)", "shape=nosuchshape"),
+        ("shape.q=interval(0,1)", "no option of shape has the key 'shape.q'"),
+        ("hydra.sweeper.sampler=annealing", "hydra.sweeper.sampler='annealing' is unknown"),
+    ],
+)
+def test_a_bad_search_space_fails_before_any_trial_with_one_line(toy: Path, override: str, message: str) -> None:
+    proc = run_sweep(toy, override, check=False)
+    assert proc.returncode != 0
+    first = proc.stderr.strip().splitlines()[0]
+    assert message in first
+    assert "Traceback" not in proc.stderr
+    assert optuna.get_all_study_names(f"sqlite:///{toy}/optuna.db") == []
+    assert not (toy / "mlflow.db").exists() or not mlflow_runs(toy)[1]
+
+
+def test_sigkill_mid_sweep_then_rerun_resumes_to_exactly_n_trials(toy: Path) -> None:
+    args = ("hydra.sweeper.n_trials=6", "sleep=0.3", "epochs=5", "hydra.sweeper.pruner=none")
+    proc = subprocess.Popen(sweep_command(toy, *args), cwd=toy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = f"sqlite:///{toy}/optuna.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            trials = load(toy).trials
+        except KeyError:
+            continue
+        if sum(t.state in FINISHED for t in trials) >= 2 and any(t.state == TrialState.RUNNING for t in trials):
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = [t.number for t in load(toy).trials if t.state == TrialState.RUNNING]
+    assert killed, "the sweep was not killed mid-trial"
+
+    run_sweep(toy, *args)
+    trials = optuna.load_study(study_name="toy", storage=storage).trials
+    assert sum(t.state in FINISHED for t in trials) == 6
+    assert len(trials) == 6
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert [t.state for t in trials if t.number in killed] == [TrialState.FAIL]
+
+    client, parents, children = mlflow_runs(toy)
+    assert len(parents) == 1
+    assert all(c.info.status != "RUNNING" for c in children)
+    killed_runs = [c for c in children if int(c.data.tags["sweeper.trial"]) in killed]
+    assert [(c.info.status, c.data.tags["sweeper.state"]) for c in killed_runs] == [("FAILED", "FAIL")]
+    assert parents[0].info.status == "FINISHED"
+
+
+def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(toy: Path) -> None:
+    args = ("hydra.sweeper.n_trials=6", "sleep=0.3", "epochs=5", "hydra.sweeper.pruner=none")
+    proc = subprocess.Popen(sweep_command(toy, *args), cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            trials = load(toy).trials
+        except KeyError:
+            continue
+        if sum(t.state in FINISHED for t in trials) >= 1 and any(t.state == TrialState.RUNNING for t in trials):
+            break
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    trials = load(toy).trials
+    assert TrialState.RUNNING not in {t.state for t in trials}
+    assert trials[-1].state == TrialState.FAIL
+    assert trials[-1].user_attrs["reason"] == "interrupted (Ctrl-C)"
+    assert all(t.state == TrialState.COMPLETE for t in trials[:-1])
+    _, parents, children = mlflow_runs(toy)
+    assert all(c.info.status != "RUNNING" for c in children)
+
+
+def test_the_same_seed_and_sampler_suggest_the_same_sequence(toy: Path) -> None:
+    for name in ("first", "second"):
+        run_sweep(toy, "hydra.sweeper.n_trials=4", f"hydra.sweeper.study_name={name}", "hydra.sweeper.seed=7")
+    run_sweep(toy, "hydra.sweeper.n_trials=4", "hydra.sweeper.study_name=other", "hydra.sweeper.seed=8")
+    first, second, other = (load(toy, n).trials for n in ("first", "second", "other"))
+    assert [t.params for t in first] == [t.params for t in second]
+    assert [t.params for t in first] != [t.params for t in other]
+
+
+def test_multi_objective_nsga2_logs_the_pareto_front(toy: Path) -> None:
+    out = run_sweep(
+        toy, "hydra.sweeper.n_trials=6", "hydra.sweeper.sampler=nsga2", "hydra.sweeper.directions=[val_loss,gap]"
+    )
+    study = load(toy)
+    assert len(study.directions) == 2
+    front = sorted(t.number for t in study.best_trials)
+    assert front
+    client, parents, _ = mlflow_runs(toy)
+    parent = parents[0]
+    assert parent.data.tags["sweeper.pareto_trials"] == ",".join(map(str, front))
+    assert "pareto_front.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "pareto trial #" in out.stdout + out.stderr
+
+
+def test_pruning_works_from_joblib_worker_processes(toy: Path) -> None:
+    run_sweep(
+        toy,
+        "hydra/launcher=joblib",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=10",
+        "hydra.sweeper.sampler=random",
+        "+hydra.sweeper.pruner_kwargs.n_startup_trials=2",
+        "lr=tag(log,interval(0.001,1))",
+        "epochs=8",
+    )
+    trials = load(toy).trials
+    assert len(trials) == 10
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [t.state for t in trials]
+    assert all(max(t.intermediate_values) < 8 for t in pruned)
+    _, _, children = mlflow_runs(toy)
+    assert len(children) == 10
+
+
+def test_current_is_none_outside_a_multirun_even_with_stale_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    for key in (trial_link.STORAGE, trial_link.STUDY, trial_link.TRIAL_ID, trial_link.TRIAL_NUMBER):
+        monkeypatch.setenv(key, "1")
+    assert trial_link.current() is None
+    (tmp_path / "config.yaml").write_text("x: 1\n")
+    identity = trial_link.overrides_for("sqlite:///x.db", "s", 3, 2, None)
+    with initialize_config_dir(config_dir=str(tmp_path), version_base=None):
+        cfg = compose("config", return_hydra_config=True, overrides=identity)
+        HydraConfig.instance().set_config(cfg)
+        assert trial_link.current() is None  # RUN mode: a plain run is never a trial
+        cfg.hydra.mode = "MULTIRUN"
+        HydraConfig.instance().set_config(cfg)
+        link = trial_link.current()
+    assert (link.storage_url, link.study_name, link.trial_id, link.trial_number, link.parent_run_id) == (
+        "sqlite:///x.db", "s", 3, 2, None)
+
+
+@pytest.mark.parametrize("url", ["sqlite:////tmp/a b/x.db", "postgresql://u:p'a\\ss,w=rd@h:5432/db?x=1", "a\\"])
+def test_identity_overrides_survive_hydras_grammar(url: str) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(trial_link.overrides_for(url, "my study", 12, 11, "abc"))
+    assert [o.value() for o in parsed] == [url, "my study", "12", "11", "abc"]
