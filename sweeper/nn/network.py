@@ -135,9 +135,10 @@ class Network:
 
     predict = forward
 
-    def workspace(self, rows: int) -> Workspace:
-        """Buffers for batches of up to ``rows`` samples, to reuse across calls (see Workspace)."""
-        return Workspace(self, rows)
+    def workspace(self, rows: int, training: bool = True) -> Workspace:
+        """Buffers for batches of up to ``rows`` samples, to reuse across calls (see Workspace);
+        ``training=False`` for one that only ``forward`` uses."""
+        return Workspace(self, rows, training)
 
     def _forward_train(self, X: np.ndarray, ws: Workspace | None = None) -> tuple[list, list, list, list]:
         """Training-mode forward pass keeping what backprop needs, written into ``ws``.

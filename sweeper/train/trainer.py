@@ -91,7 +91,8 @@ def fit(
     # Every batch and every evaluation chunk reuses these buffers: no allocation per batch.
     workspace = net.workspace(batch)
     largest_set = max(len(Xs) for Xs, _ in sets.values())
-    eval_workspace = workspace if batch >= EVAL_CHUNK else net.workspace(min(EVAL_CHUNK, largest_set))
+    eval_workspace = (workspace if batch >= EVAL_CHUNK
+                      else net.workspace(min(EVAL_CHUNK, largest_set), training=False))
     grads = [*workspace.dW, *workspace.db]
 
     result = TrainResult(history={f"{name}_loss": [] for name in sets} | {"lr": []})
