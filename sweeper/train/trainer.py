@@ -88,11 +88,11 @@ def fit(
     if early_stopping is not None and monitor != "val":
         raise ValueError("early stopping needs a validation set: eval_sets['val']")
 
-    # Every batch and every evaluation chunk reuses these buffers: no allocation per batch.
+    # Every batch reuses these buffers: no allocation per batch.
     workspace = net.workspace(batch)
     largest_set = max(len(Xs) for Xs, _ in sets.values())
-    eval_workspace = (workspace if batch >= EVAL_CHUNK
-                      else net.workspace(min(EVAL_CHUNK, largest_set), training=False))
+    # Evaluation goes through in chunks small enough to stay in cache, whatever the batch size.
+    eval_workspace = net.workspace(min(EVAL_CHUNK, largest_set), training=False)
     grads = [*workspace.dW, *workspace.db]
 
     result = TrainResult(history={f"{name}_loss": [] for name in sets} | {"lr": []})
