@@ -183,7 +183,8 @@ def format_result(result: Mapping[str, Any], cfg: DictConfig) -> str:
             )
     extra = ("best_epoch", "epochs_run", "generalization_gap", "train_seconds")
     lines.append("  ".join(f"{k}={metrics[k]:.6g}" for k in extra if k in metrics))
-    lines.append(f"{cfg.objective} = {metrics.get(str(cfg.objective), float('nan')):.6g} (objective)")
+    if str(cfg.objective) in metrics:
+        lines.append(f"objective {cfg.objective} = {metrics[str(cfg.objective)]:.6g}")
     return "\n".join(lines)
 
 

@@ -271,13 +271,16 @@ def validate(cfg: Any) -> None:
     from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS
     from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS, OUTPUT_ACTIVATIONS
 
-    for key in ("data.path", "data.target"):
-        if OmegaConf.is_missing(cfg, key):
-            raise ConfigError(f"{key}: no value set; e.g. data=csv data.path=FILE data.target=COLUMN")
+    for key in ("path", "target"):
+        if OmegaConf.is_missing(cfg.data, key):
+            raise ConfigError(f"data.{key}: no value set; e.g. data=csv data.path=FILE data.target=COLUMN")
     try:
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as error:
         raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {_short(error)}") from None
+
+    _ranged("seed", cfg.seed, *_INT_AT_LEAST_0)
+    _one_of("objective", cfg.objective, OBJECTIVES)
 
     data = cfg.data
     _one_of("data.target_scaling", data.target_scaling, tuple(TARGET_SCALINGS))
@@ -325,6 +328,3 @@ def validate(cfg: Any) -> None:
     if stop.patience is not None:
         _ranged("train.early_stopping.patience", stop.patience, _INT_AT_LEAST_1[0], "null (off) or an integer >= 1")
     _ranged("train.early_stopping.min_delta", stop.min_delta, *_AT_LEAST_0)
-
-    _ranged("seed", cfg.seed, *_INT_AT_LEAST_0)
-    _one_of("objective", cfg.objective, OBJECTIVES)

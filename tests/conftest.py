@@ -104,3 +104,22 @@ def run_cli(run_module: RunModule) -> RunModule:
         return run_module("sweeper", *args, **options)
 
     return run
+
+
+@pytest.fixture
+def compose():
+    """Compose ``conf/config.yaml`` in-process with Hydra's compose API: ``compose("seed=1")``.
+
+    Returns the task config (no ``hydra`` node), as ``python -m sweeper`` would pass it to
+    ``sweeper.app.run``, for tests that need no subprocess. Config errors raise as exceptions.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from sweeper.app import CONFIG_DIR
+
+    def run(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+
+    return run

@@ -1,0 +1,159 @@
+"""``python -m sweeper.rerun RUN_ID [--check]``: train a logged run again from its own config.
+
+Reads the run's ``config.yaml`` and ``data.json`` artifacts, refuses (exit 2) when the CSV's
+SHA-256 is no longer the one logged, trains with the same config, and logs a new run tagged
+``sweeper.rerun_of=RUN_ID``. With ``--check`` every final metric of the new run is compared with
+the original's (``train_seconds`` excepted) and any difference exits 1. On the same machine a
+float64 run reruns bit for bit.
+
+Exit status: 0 done (and, with --check, every metric matches); 1 the rerun failed, or with
+--check the run is not reproduced (a metric differs, or the data file changed so the rerun is
+refused); 2 the run cannot be rerun (unknown run, missing artifact, changed data without
+--check, bad config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from sweeper.errors import SweeperError
+
+RERUN_OF_TAG = "sweeper.rerun_of"
+#: Metrics that legitimately change between identical runs.
+UNCOMPARED = frozenset({"train_seconds"})
+
+
+class RerunRefused(SweeperError):
+    """The run cannot be re-executed as logged (exit status 2)."""
+
+
+class DataChanged(RerunRefused):
+    """The data file is not the one the run was trained on (with --check: exit status 1)."""
+
+
+def differing_metrics(original: Mapping[str, float], new: Mapping[str, float], rtol: float = 0.0) -> list[str]:
+    """Names of metrics (besides ``train_seconds``) missing from one side or not equal.
+
+    Equal means identical (NaN equals NaN) when ``rtol`` is 0, else |a − b| <= rtol·max(|a|, |b|).
+    """
+    different = []
+    for name in sorted((set(original) | set(new)) - UNCOMPARED):
+        a, b = original.get(name), new.get(name)
+        if a is None or b is None:
+            different.append(name)
+        elif math.isnan(a) and math.isnan(b):
+            continue
+        elif not (a == b or abs(a - b) <= rtol * max(abs(a), abs(b))):
+            different.append(name)
+    return different
+
+
+def load_logged_run(client, run_id: str, folder: Path):
+    """``(run, cfg, data_info)`` of a logged run; RerunRefused when it cannot be rerun."""
+    from mlflow.exceptions import MlflowException
+    from omegaconf import OmegaConf
+
+    from sweeper.config import Config
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise RerunRefused(f"run {run_id!r} not found in {client.tracking_uri}") from None
+    paths = {}
+    for name in ("config.yaml", "data.json"):
+        try:
+            paths[name] = Path(client.download_artifacts(run_id, name, str(folder)))
+        except (MlflowException, OSError):
+            raise RerunRefused(f"run {run_id} has no {name} artifact; it was not logged by sweeper") from None
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(paths["config.yaml"]))
+    data_info = json.loads(paths["data.json"].read_text())
+    return run, cfg, data_info
+
+
+def check_data_unchanged(path: str, data_info: Mapping, run_id: str) -> None:
+    """RerunRefused unless the file at ``path`` still has the SHA-256 logged in data.json."""
+    from sweeper.data import sha256_file
+
+    if not Path(path).is_file():
+        raise RerunRefused(f"data file {path} of run {run_id} no longer exists")
+    logged, now = data_info.get("sha256"), sha256_file(path)
+    if logged != now:
+        raise DataChanged(
+            f"data file {path} has changed since run {run_id} "
+            f"(sha256 {now[:12]}… now, {str(logged)[:12]}… logged); refusing to rerun"
+        )
+
+
+def rerun(run_id: str, uri: str, check: bool = False, rtol: float = 0.0) -> int:
+    """Rerun ``run_id`` from the store at ``uri``; return the exit status (see module doc)."""
+    from mlflow import MlflowClient
+
+    from sweeper.app import FAIL, format_result, run
+
+    client = MlflowClient(tracking_uri=uri)
+    with tempfile.TemporaryDirectory(prefix="sweeper-rerun-") as folder:
+        original, cfg, data_info = load_logged_run(client, run_id, Path(folder))
+    check_data_unchanged(str(cfg.data.path), data_info, run_id)
+    cfg.mlflow.tracking_uri = uri  # log the rerun next to the original
+
+    result = run(cfg, run_name=f"rerun-of-{run_id[:8]}", tags={RERUN_OF_TAG: run_id})
+    print(format_result(result, cfg))
+    if not check:
+        return 1 if result["state"] == FAIL else 0
+
+    new = client.get_run(result["run_id"]).data.metrics
+    different = differing_metrics(original.data.metrics, new, rtol)
+    if different:
+        details = ", ".join(
+            f"{name} ({original.data.metrics.get(name)!r} -> {new.get(name)!r})" for name in different
+        )
+        note = ""
+        if original.data.tags.get("sweeper.state") == "PRUNED":
+            note = " (the original was PRUNED by its sweep; a rerun trains to the end)"
+        print(f"check FAILED: run {result['run_id']} differs from run {run_id} in: {details}{note}",
+              file=sys.stderr)
+        return 1
+    compared = len(set(original.data.metrics) - UNCOMPARED)
+    print(f"check passed: all {compared} metrics of run {run_id} reproduced by run {result['run_id']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sweeper.tracking import tracking_uri
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sweeper.rerun",
+        description="Re-execute a logged run from its logged config.yaml and log it as a new run.",
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", help="MLflow run id of the run to repeat")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 unless every final metric (train_seconds excepted) matches the original")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db "
+                             "at the project root)")
+    parser.add_argument("--rtol", type=float, default=0.0,
+                        help="relative tolerance of --check (default 0: identical values)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        return rerun(args.run_id, tracking_uri(args.tracking_uri), check=args.check, rtol=args.rtol)
+    except RerunRefused as error:
+        print(f"rerun: {error}", file=sys.stderr)
+        return 1 if args.check and isinstance(error, DataChanged) else 2
+    except SweeperError as error:
+        print(f"rerun: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rerun: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The config contract: groups, keys, one-place validation, and where paths and stores resolve."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from sweeper import PROJECT_ROOT
+from sweeper.config import OBJECTIVES, SCHEDULE_SCHEMAS, validate
+from sweeper.errors import ConfigError
+from sweeper.nn import SCHEDULES, schedule_keys
+from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
+
+CONF = PROJECT_ROOT / "conf"
+
+
+def test_default_config_validates_and_points_at_the_bundled_csv(compose):
+    cfg = compose()
+    validate(cfg)
+    assert Path(cfg.data.path) == PROJECT_ROOT / "data" / "car_prices.csv"
+    assert cfg.split.seed == cfg.seed and cfg.objective == "val_rmse"
+    assert experiment_name(cfg) == "car_prices"
+
+
+def test_bundled_dataset_path_does_not_depend_on_the_working_directory(compose, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = compose("data=diamonds")
+    assert Path(cfg.data.path).is_file()
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_each_schedule_file_has_exactly_the_keys_of_its_schedule(name, compose):
+    on_disk = OmegaConf.load(CONF / "schedule" / f"{name}.yaml")
+    assert on_disk.name == name
+    assert sorted(k for k in on_disk if k != "name") == sorted(schedule_keys(name))
+    assert sorted(k for k in OmegaConf.structured(SCHEDULE_SCHEMAS[name]) if k != "name") == sorted(schedule_keys(name))
+    validate(compose(f"schedule={name}"))
+
+
+def test_schedule_groups_and_data_groups_are_the_documented_options():
+    assert sorted(p.stem for p in (CONF / "schedule").glob("*.yaml")) == sorted(SCHEDULES)
+    assert sorted(p.stem for p in (CONF / "data").glob("*.yaml")) == ["car_prices", "csv", "diamonds"]
+
+
+@pytest.mark.parametrize(
+    "overrides, key, allowed",
+    [
+        (["model.activation=swish"], "model.activation", "leaky_relu"),
+        (["model.output_activation=relu"], "model.output_activation", "sigmoid"),
+        (["model.init=glorot"], "model.init", "xavier"),
+        (["model.dtype=float16"], "model.dtype", "float32"),
+        (["model.hidden=[64,0]"], "model.hidden[1]", ">= 1"),
+        (["regularization.l1=-1"], "regularization.l1", ">= 0"),
+        (["regularization.l2=-0.5"], "regularization.l2", ">= 0"),
+        (["regularization.dropout=1"], "regularization.dropout", "[0, 1)"),
+        (["regularization.max_norm=0"], "regularization.max_norm", "> 0"),
+        (["optimizer.lr=0"], "optimizer.lr", "> 0"),
+        (["optimizer.momentum=1"], "optimizer.momentum", "[0, 1)"),
+        (["split.test_size=0"], "split.test_size", "(0, 1)"),
+        (["split.test_size=0.5", "split.val_size=0.5"], "split.test_size + split.val_size", "below 1"),
+        (["train.epochs=0"], "train.epochs", ">= 1"),
+        (["train.batch_size=0"], "train.batch_size", "full batch"),
+        (["train.early_stopping.patience=0"], "train.early_stopping.patience", "null (off)"),
+        (["train.early_stopping.min_delta=-1"], "train.early_stopping.min_delta", ">= 0"),
+        (["objective=test_rmse"], "objective", "val_rmse"),
+        (["seed=-3"], "seed", ">= 0"),
+        (["data.target_scaling=log"], "data.target_scaling", "minmax"),
+        (["schedule=step", "schedule.gamma=1.5"], "schedule.gamma", "(0, 1]"),
+        (["schedule=step", "schedule.step_size=0"], "schedule.step_size", ">= 1"),
+        (["schedule=plateau", "schedule.factor=1"], "schedule.factor", "(0, 1)"),
+        (["schedule=cosine", "schedule.min_lr=1"], "schedule.min_lr", "optimizer.lr"),
+        (["schedule=cosine", "schedule.period=abc"], "schedule.period", "period"),
+        (["data=csv"], "data.path", "data.path=FILE"),
+    ],
+)
+def test_out_of_range_values_fail_with_one_line_naming_key_and_allowed_values(compose, overrides, key, allowed):
+    cfg = compose(*overrides)
+    with pytest.raises(ConfigError) as error:
+        validate(cfg)
+    message = str(error.value)
+    assert message.startswith(f"{key}:") and allowed in message and "\n" not in message
+
+
+def test_every_objective_is_a_validation_metric():
+    assert all(name.startswith("val_") for name in OBJECTIVES)
+
+
+def test_tracking_uri_prefers_explicit_value_then_env_then_project_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(None) == f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/env/mlflow.db")
+    assert tracking_uri(None) == f"sqlite:///{tmp_path}/env/mlflow.db"
+    assert (tmp_path / "env").is_dir()  # SQLite cannot create the folder itself
+    assert tracking_uri("http://mlflow.example:5000") == "http://mlflow.example:5000"
+
+
+def test_relative_sqlite_uri_is_anchored_at_the_project_root_not_the_cwd(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert tracking_uri("sqlite:///mlruns/mlflow.db") == f"sqlite:///{PROJECT_ROOT}/mlruns/mlflow.db"
+
+
+def test_experiment_creation_survives_a_concurrent_creator(mlflow_uri, tmp_path):
+    from mlflow import MlflowClient
+
+    class LateClient:
+        """Sees no experiment, then loses the race to create it to another process."""
+
+        def __init__(self, client):
+            self._client, self._looked = client, False
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def get_experiment_by_name(self, name):
+            if not self._looked:
+                self._looked = True
+                MlflowClient(mlflow_uri).create_experiment(name)  # the other process wins
+                return None
+            return self._client.get_experiment_by_name(name)
+
+    client = MlflowClient(mlflow_uri)
+    experiment_id = get_or_create_experiment(LateClient(client), "race")
+    assert experiment_id == client.get_experiment_by_name("race").experiment_id
+    assert get_or_create_experiment(client, "fresh") != experiment_id
+    location = client.get_experiment_by_name("fresh").artifact_location
+    assert location == (tmp_path / "mlruns" / "artifacts").as_uri()
+
+
+def test_help_lists_the_config_groups_and_cfg_job_prints_the_config(run_cli):
+    help_text = run_cli("--help")
+    assert help_text.returncode == 0
+    for line in ("data: car_prices, csv, diamonds", "schedule: constant, cosine, exponential"):
+        assert line in help_text.stdout
+    job = run_cli("--cfg", "job", "model.activation=tanh")
+    assert job.returncode == 0
+    printed = OmegaConf.create(job.stdout)
+    assert printed.model.activation == "tanh" and printed.data.name == "car_prices"
