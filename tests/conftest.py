@@ -8,6 +8,7 @@ nothing is written to the repository's own ``mlruns/``.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +20,30 @@ import pytest
 _SCRUBBED_ENV = ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
 
 
-@pytest.fixture
-def mlflow_uri(tmp_path: Path) -> str:
-    """A fresh MLflow tracking URI, ``sqlite:////<tmp>/mlruns/mlflow.db`` (folder created).
+@pytest.fixture(scope="session")
+def _empty_mlflow_db(tmp_path_factory) -> Path:
+    """An MLflow SQLite database with its schema created once per session.
 
-    Artifacts of experiments created through ``sweeper.tracking.get_or_create_experiment`` land
-    in ``<tmp>/mlruns/artifacts``.
+    Creating the schema (MLflow's migrations) takes seconds; copying the file takes none.
+    """
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path: Path, _empty_mlflow_db: Path) -> str:
+    """A fresh, empty MLflow tracking URI, ``sqlite:////<tmp>/mlruns/mlflow.db``.
+
+    The database already has MLflow's schema (copied from a session template), so neither the
+    test nor its subprocesses pay for migrations. Artifacts of experiments created through
+    ``sweeper.tracking.get_or_create_experiment`` land in ``<tmp>/mlruns/artifacts``.
     """
     folder = tmp_path / "mlruns"
     folder.mkdir(exist_ok=True)
+    shutil.copyfile(_empty_mlflow_db, folder / "mlflow.db")
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 

@@ -1,0 +1,182 @@
+"""``python -m sweeper`` end to end: the real CLI, a real MLflow store in a tmp folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweeper import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+#: Every config key SPEC.md names, as the dotted MLflow param it must become.
+SPEC_PARAMS = [
+    "data.features", "data.categorical", "data.target_scaling",
+    "split.test_size", "split.val_size", "split.shuffle", "split.seed",
+    "model.hidden", "model.activation", "model.output_activation", "model.init", "model.dtype",
+    "regularization.l1", "regularization.l2", "regularization.dropout", "regularization.max_norm",
+    "optimizer.lr", "optimizer.momentum", "optimizer.nesterov", "schedule.name",
+    "train.epochs", "train.batch_size", "train.early_stopping.patience",
+    "train.early_stopping.min_delta", "train.early_stopping.restore_best",
+    "seed", "objective", "mlflow.tracking_uri", "mlflow.experiment",
+]
+FINAL_METRICS = [f"{split}_{m}" for split in ("train", "val", "test") for m in ("rmse", "mae", "r2")] + [
+    "best_epoch", "epochs_run", "generalization_gap", "train_seconds",
+]
+CURVES = ("train_loss", "val_loss", "test_loss", "lr")
+ARTIFACTS = {"config.yaml", "loss_curves.png", "model.npz", "data.json"}
+
+
+def all_runs(client):
+    experiments = client.search_experiments()
+    return client.search_runs([e.experiment_id for e in experiments]) if experiments else []
+
+
+def only_run(client):
+    runs = all_runs(client)
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return runs[0]
+
+
+def test_one_run_logs_params_curves_metrics_and_a_reloadable_model(run_cli, mlflow_client, tmp_path):
+    proc = run_cli("train.epochs=30")
+    assert proc.returncode == 0, proc.stderr
+    run = only_run(mlflow_client)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["sweeper.state"] == "COMPLETE"
+    assert mlflow_client.get_experiment(run.info.experiment_id).name == "car_prices"
+    assert run.info.run_id in proc.stdout and "test_rmse" not in proc.stderr
+
+    assert set(SPEC_PARAMS) <= set(run.data.params)
+    assert run.data.params["train.epochs"] == "30" and run.data.params["model.hidden"] == "[64, 32]"
+    for curve in CURVES:
+        history = mlflow_client.get_metric_history(run.info.run_id, curve)
+        assert sorted(m.step for m in history) == list(range(1, 31)), curve
+    assert set(FINAL_METRICS) <= set(run.data.metrics)
+    assert run.data.metrics["epochs_run"] == 30
+    for tag in ("sweeper.version.numpy", "sweeper.version.optuna", "sweeper.version.mlflow",
+                "sweeper.version.hydra-core"):
+        assert run.data.tags[tag]
+    assert {a.path for a in mlflow_client.list_artifacts(run.info.run_id)} == ARTIFACTS
+
+    from sweeper.data import split_indices
+    from sweeper.tracking.model_file import load_model
+    from sweeper.train import rmse
+
+    model_path = mlflow_client.download_artifacts(run.info.run_id, "model.npz", str(tmp_path))
+    net, preprocessor = load_model(model_path)
+    frame = pd.read_csv(PROJECT_ROOT / "data" / "car_prices.csv")
+    test_rows = frame.iloc[split_indices(len(frame), 0.2, 0.1, True, 0)["test"]]
+    predictions = preprocessor.inverse_target(net.forward(preprocessor.transform(test_rows)))
+    assert rmse(test_rows["Price"].to_numpy()[:, None], predictions) == pytest.approx(
+        run.data.metrics["test_rmse"], rel=1e-12
+    )
+
+
+def write_houses(path: Path, n: int = 160) -> None:
+    """A CSV a user might bring: a yes/no column, a string column, and a city seen only in test rows."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "size": rng.uniform(50, 200, n).round(1),
+        "garage": rng.choice(["yes", "no"], n),
+        "city": rng.choice(["Paris", "Lyon", "Nice"], n),
+        "rooms": rng.integers(1, 6, n),
+    })
+    frame.loc[n - 5:, "city"] = "Brest"  # unshuffled, the last rows are the test rows
+    premium = frame["city"].map({"Paris": 50_000, "Lyon": 20_000, "Nice": 30_000, "Brest": 10_000})
+    frame["price"] = (frame["size"] * 1000 + (frame["garage"] == "yes") * 20_000 + premium
+                      + rng.normal(0, 5000, n)).round(0)
+    frame.to_csv(path, index=False)
+
+
+def test_user_csv_with_yes_no_and_string_columns_trains_and_unseen_test_categories_work(
+    run_cli, mlflow_client, workdir, tmp_path
+):
+    write_houses(workdir / "houses.csv")
+    proc = run_cli("data=csv", "data.path=houses.csv", "data.target=price", "split.shuffle=false",
+                   "train.epochs=60")  # relative to the working directory
+    assert proc.returncode == 0, proc.stderr
+    run = only_run(mlflow_client)
+    assert run.info.status == "FINISHED"
+    assert mlflow_client.get_experiment(run.info.experiment_id).name == "houses"
+    assert run.data.params["data.path"] == str(workdir / "houses.csv")
+    assert np.isfinite(run.data.metrics["test_rmse"]) and run.data.metrics["test_r2"] > 0.5
+
+    from sweeper.tracking.model_file import load_model
+
+    _, preprocessor = load_model(mlflow_client.download_artifacts(run.info.run_id, "model.npz", str(tmp_path)))
+    arrays = preprocessor.to_arrays()
+    categories = {str(v) for k, v in arrays.items() if k.endswith(".categories") for v in v}
+    assert {"Paris", "Lyon", "Nice"} <= categories and "Brest" not in categories
+
+
+BAD_CSV_EDITS = {
+    "non_numeric": ("size", lambda f: f.astype({"size": object}).assign(**{"size": f["size"].where(f.index != 7, "big")})),
+    "nan_feature": ("rooms", lambda f: f.assign(rooms=f["rooms"].where(f.index != 9))),
+    "nan_target": ("price", lambda f: f.assign(price=f["price"].where(f.index != 11))),
+}
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["model.activation=swish"], ["model.activation", "relu, leaky_relu"]),
+        (["optimizer.lr=-0.1"], ["optimizer.lr", "> 0"]),
+        (["regularization.dropout=1.5"], ["regularization.dropout", "[0, 1)"]),
+        (["split.test_size=0.7", "split.val_size=0.4"], ["split.test_size + split.val_size"]),
+        (["schedule=step", "schedule.gamma=1.5"], ["schedule.gamma", "(0, 1]"]),
+        (["objective=test_rmse"], ["objective", "val_rmse"]),
+        (["data=csv", "data.path=missing.csv", "data.target=price"], ["data.path", "missing.csv"]),
+        (["data=csv", "data.path=houses.csv", "data.target=cost"], ["data.target", "cost", "price"]),
+        (["data=csv", "data.path=non_numeric.csv", "data.target=price"], ["size", "big"]),
+        (["data=csv", "data.path=nan_feature.csv", "data.target=price"], ["rooms", "missing"]),
+        (["data=csv", "data.path=nan_target.csv", "data.target=price"], ["price", "missing"]),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) and "=" in v[0] else None,
+)
+def test_bad_input_is_one_line_naming_the_key_and_leaves_no_run(run_cli, mlflow_client, workdir, args, named):
+    write_houses(workdir / "houses.csv")
+    houses = pd.read_csv(workdir / "houses.csv")
+    for name, (_, edit) in BAD_CSV_EDITS.items():
+        edit(houses).to_csv(workdir / f"{name}.csv", index=False)
+    proc = run_cli(*args, "train.epochs=2")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and all(text in lines[0] for text in named), lines[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert all_runs(mlflow_client) == []
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["model.nonsense=1"], "model.nonsense"),
+        (["data=nope"], "data/nope"),
+        (["schedule=linear"], "schedule/linear"),
+        (["schedule.gamma=0.5"], "schedule.gamma"),  # the constant schedule has no gamma
+        (["train.epochs=many"], "train.epochs"),
+    ],
+)
+def test_hydra_composition_errors_name_the_key_without_traceback(run_cli, mlflow_client, args, named):
+    proc = run_cli(*args)
+    assert proc.returncode != 0
+    assert named in proc.stderr and "Traceback" not in proc.stderr
+    assert all_runs(mlflow_client) == []
+
+
+def test_full_traceback_only_with_hydra_full_error(run_cli):
+    proc = run_cli("model.activation=swish", env={"HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "model.activation" in proc.stderr
+
+
+def test_default_config_reaches_test_r2_of_0_90_on_car_prices(run_cli, mlflow_client):
+    proc = run_cli()
+    assert proc.returncode == 0, proc.stderr
+    run = only_run(mlflow_client)
+    assert run.data.metrics["test_r2"] >= 0.90
+    assert run.data.params["train.epochs"] == "200"
+    assert run.data.metrics["best_epoch"] <= run.data.metrics["epochs_run"]
