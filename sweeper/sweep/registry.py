@@ -26,6 +26,13 @@ PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
 }
 
 
+# Defaults this project sets over Optuna's, per pruner (hydra.sweeper.pruner_kwargs wins): the
+# first epochs of SGD say little about where a run ends, so the median pruner waits a few.
+PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "median": {"n_warmup_steps": 5},
+}
+
+
 def _lookup(registry: dict, kind: str, name: str | None) -> Callable:
     key = "none" if name is None else str(name).lower()
     if key not in registry:
@@ -66,4 +73,5 @@ def make_sampler(
 def make_pruner(name: str | None, kwargs: dict[str, Any] | None = None) -> optuna.pruners.BasePruner:
     """Build pruner ``name`` (``none`` or null = never prune) with ``kwargs``."""
     factory = _lookup(PRUNERS, "pruner", name)
-    return _call(factory, "pruner", str(name), dict(kwargs or {}))
+    defaults = PRUNER_DEFAULTS.get("none" if name is None else str(name).lower(), {})
+    return _call(factory, "pruner", str(name), {**defaults, **(kwargs or {})})

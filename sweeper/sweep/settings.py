@@ -18,7 +18,7 @@ SWEEPER_TARGET = "hydra_plugins.sweeper_optuna.optuna_sweeper.OptunaSweeper"
 class OptunaSweeperConf:
     _target_: str = SWEEPER_TARGET
     #: Finished trials (COMPLETE + PRUNED + FAIL) the study holds when the sweep stops.
-    n_trials: int = 20
+    n_trials: int = 30
     #: Seconds after which no new trial is started (null = no limit).
     timeout: Optional[float] = None
     #: Trials asked and launched together as one batch through the launcher.

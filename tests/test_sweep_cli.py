@@ -1,0 +1,226 @@
+"""`python -m sweeper -m` end to end: the Optuna sweep over the real network on car_prices.
+
+Every test runs the real CLI in a subprocess against throw-away SQLite stores (tests/conftest.py)
+and reads the result back with ``optuna.load_study`` and ``MlflowClient``. Spaces are small and
+epochs few so the whole file stays around three minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+pytestmark = pytest.mark.slow
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+STUDY = "s"
+
+
+def sweep_args(optuna_url: str, *overrides: str) -> list[str]:
+    return ["-m", f"hydra.sweeper.storage={optuna_url}", f"hydra.sweeper.study_name={STUDY}", *overrides]
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def parent_and_children(client, parent_name: str = STUDY):
+    experiment = client.get_experiment_by_name("car_prices")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("sweeper.study") == parent_name]
+    assert len(parents) == 1, [r.data.tags for r in runs]
+    parent = parents[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return parent, children
+
+
+def same_value(optuna_value, logged: str) -> bool:
+    if isinstance(optuna_value, float):
+        return float(logged) == pytest.approx(optuna_value)
+    return str(optuna_value).replace(" ", "").lower() == logged.replace(" ", "").lower()
+
+
+def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, optuna_url, mlflow_client):
+    proc = ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=8", "train.epochs=10")))
+    study = optuna.load_study(study_name=STUDY, storage=optuna_url)
+    assert len(study.trials) == 8
+    assert all(t.state in FINISHED for t in study.trials)
+
+    parent, children = parent_and_children(mlflow_client)
+    assert parent.info.status == "FINISHED"
+    assert {parent.data.tags["sweeper.sampler"], parent.data.tags["sweeper.pruner"]} == {"tpe", "median"}
+    assert len(children) == 8
+    by_number = {int(c.data.tags["sweeper.trial"]): c for c in children}
+    assert sorted(by_number) == [t.number for t in study.trials]
+    for trial in study.trials:
+        child = by_number[trial.number]
+        assert child.info.run_id == trial.user_attrs["run_id"]
+        assert child.data.tags["sweeper.state"] == trial.state.name
+        for key, value in trial.params.items():
+            logged = child.data.params.get(key, child.data.params.get(f"{key}.name"))
+            assert logged is not None and same_value(value, logged), (key, value, logged)
+
+    complete = [c for c in children if c.data.tags["sweeper.state"] == "COMPLETE"]
+    assert study.best_value == pytest.approx(min(c.data.metrics["val_rmse"] for c in complete))
+    assert parent.data.metrics["val_rmse"] == pytest.approx(study.best_value)
+    artifacts = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id)}
+    assert {"best_config.yaml", "trials.csv", "optimization_history.png", "param_importances.png"} <= artifacts
+    output = proc.stdout + proc.stderr
+    assert f"best trial #{study.best_trial.number}" in output
+    assert study.best_trial.user_attrs["run_id"] in output
+    assert "mlflow ui --backend-store-uri sqlite:///" in output
+    assert output.count(" finished\n") >= 8  # one progress line per trial
+
+
+def test_best_config_yaml_of_the_parent_reruns_the_best_trial(run_cli, optuna_url, mlflow_client, tmp_path):
+    ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=3", "train.epochs=8")))
+    best = optuna.load_study(study_name=STUDY, storage=optuna_url).best_trial
+    parent, _ = parent_and_children(mlflow_client)
+    path = Path(mlflow_client.download_artifacts(parent.info.run_id, "best_config.yaml", str(tmp_path)))
+    ok(run_cli("--config-path", str(path.parent), "--config-name", "best_config"))
+    experiment = mlflow_client.get_experiment_by_name("car_prices")
+    plain = [r for r in mlflow_client.search_runs([experiment.experiment_id])
+             if "mlflow.parentRunId" not in r.data.tags and "sweeper.study" not in r.data.tags]
+    assert len(plain) == 1
+    assert plain[0].data.metrics["val_rmse"] == pytest.approx(best.value, rel=1e-9)
+
+
+def test_median_pruning_trains_fewer_epochs_than_no_pruning_on_the_same_suggestions(
+    run_cli, optuna_url, mlflow_client
+):
+    # lr over five decades: the slow half is visibly worse after a few epochs.
+    space = ("search=small", "optimizer.lr=tag(log,interval(1e-5,1))", "optimizer.momentum=0.0",
+             "hydra.sweeper.n_trials=8", "train.epochs=15")
+    pruners = {"none": ["hydra.sweeper.pruner=none"],
+               "median": ["hydra.sweeper.pruner=median", "+hydra.sweeper.pruner_kwargs.n_startup_trials=3"]}
+    studies = {}
+    for pruner, settings in pruners.items():
+        name = f"pruner-{pruner}"
+        ok(run_cli(*sweep_args(optuna_url, *space, *settings, f"hydra.sweeper.study_name={name}")))
+        studies[pruner] = optuna.load_study(study_name=name, storage=optuna_url)
+
+    # Same seed and sampler: the same suggestions (reproducible sweeps), so the epochs compare fairly.
+    assert [t.params for t in studies["none"].trials] == [t.params for t in studies["median"].trials]
+    epochs = {p: sum(len(t.intermediate_values) for t in s.trials) for p, s in studies.items()}
+    pruned = [t for t in studies["median"].trials if t.state == TrialState.PRUNED]
+    assert pruned
+    assert not [t for t in studies["none"].trials if t.state == TrialState.PRUNED]
+    assert epochs["median"] < epochs["none"]
+
+    _, children = parent_and_children(mlflow_client, "pruner-median")
+    for trial in pruned:
+        run = next(c for c in children if c.info.run_id == trial.user_attrs["run_id"])
+        assert (run.info.status, run.data.tags["sweeper.state"]) == ("FINISHED", "PRUNED")
+        curve = mlflow_client.get_metric_history(run.info.run_id, "val_loss")
+        assert len(curve) == len(trial.intermediate_values) < 15
+
+
+def test_a_diverging_lr_gives_fail_trials_and_the_sweep_completes(run_cli, optuna_url, mlflow_client):
+    ok(run_cli(*sweep_args(optuna_url, "search=small", "optimizer.lr=choice(0.01,1e6)", "hydra.sweeper.sampler=random",
+                           "hydra.sweeper.n_trials=5", "train.epochs=5")))
+    trials = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+    assert len(trials) == 5
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(t.params["optimizer.lr"] == 1e6 for t in failed)
+    assert all(t.user_attrs.get("reason") for t in failed)
+    _, children = parent_and_children(mlflow_client)
+    statuses = {c.info.run_id: c.info.status for c in children}
+    assert all(statuses[t.user_attrs["run_id"]] == "FAILED" for t in failed)
+
+
+def training(client, trial_number: int) -> bool:
+    """Whether the MLflow child run of ``trial_number`` exists and is RUNNING."""
+    experiment = client.get_experiment_by_name("car_prices")
+    if experiment is None:
+        return False
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`sweeper.trial` = '{trial_number}' and attributes.status = 'RUNNING'",
+    )
+    return bool(runs)
+
+
+def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
+    optuna_url, mlflow_uri, mlflow_client, workdir
+):
+    args = sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=5", "train.epochs=40",
+                      "train.early_stopping.patience=null", "hydra.sweeper.pruner=none")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "sweeper", *args]
+    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    killed: list[int] = []
+    while time.monotonic() < deadline and not killed:
+        time.sleep(0.2)
+        try:
+            trials = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+        except KeyError:
+            continue
+        running = [t.number for t in trials if t.state == TrialState.RUNNING]
+        if sum(t.state in FINISHED for t in trials) >= 2 and running and training(mlflow_client, running[0]):
+            os.kill(proc.pid, signal.SIGKILL)
+            killed = running
+    proc.wait(timeout=30)
+    assert killed, "the sweep finished before it could be killed mid-trial"
+
+    rerun = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+    # Counting rule: COMPLETE + PRUNED + FAIL all count towards n_trials; the killed trial is FAIL.
+    assert len(trials) == 5 and all(t.state in FINISHED for t in trials)
+    assert sorted(t.number for t in trials) == list(range(5))
+    assert [t.state for t in trials if t.number in killed] == [TrialState.FAIL]
+
+    parent, children = parent_and_children(mlflow_client)
+    assert parent.info.status == "FINISHED"
+    assert not [c for c in children if c.info.status == "RUNNING"]
+    assert len({c.data.tags["sweeper.trial"] for c in children}) == len(children) == 5
+    dead = [c for c in children if int(c.data.tags["sweeper.trial"]) in killed]
+    assert [(c.info.status, c.data.tags["sweeper.state"]) for c in dead] == [("FAILED", "FAIL")]
+
+
+def test_multi_objective_nsga2_logs_the_pareto_front_to_the_parent(run_cli, optuna_url, mlflow_client):
+    ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.sampler=nsga2", "hydra.sweeper.n_trials=4",
+                           "hydra.sweeper.directions=[val_rmse,generalization_gap]", "train.epochs=5")))
+    study = optuna.load_study(study_name=STUDY, storage=optuna_url)
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+    front = sorted(t.number for t in study.best_trials)
+    assert front
+    parent, _ = parent_and_children(mlflow_client)
+    assert parent.data.tags["sweeper.pareto_trials"] == ",".join(map(str, front))
+    folder = mlflow_client.download_artifacts(parent.info.run_id, "pareto_front.csv")
+    import pandas as pd
+
+    table = pd.read_csv(folder)
+    assert sorted(table["number"]) == front
+    assert {"val_rmse", "generalization_gap", "run_id"} <= set(table.columns)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.nosuchkey=choice(1,2)", "model.nosuchkey"),
+        ("optimizer.lr=interval(0.1,0.01)", "low 0.1 > high 0.01"),
+        ("model.activation=choice(relu,swish)", "model.activation"),
+    ],
+)
+def test_a_bad_search_space_fails_before_any_trial_with_one_line(run_cli, optuna_url, mlflow_uri, override, message):
+    proc = run_cli(*sweep_args(optuna_url, "search=small", override))
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert optuna.get_all_study_names(optuna_url) == []
+    from mlflow import MlflowClient
+
+    experiment = MlflowClient(mlflow_uri).get_experiment_by_name("car_prices")
+    assert experiment is None or not MlflowClient(mlflow_uri).search_runs([experiment.experiment_id])
