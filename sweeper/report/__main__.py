@@ -1,0 +1,59 @@
+"""``python -m sweeper.report [--experiment NAME] [--sweep RUN_ID] [--top K] [--out DIR] [--tracking-uri URI]``.
+
+An unknown store, experiment or run is one line on stderr and exit status 2 (``HYDRA_FULL_ERROR=1``
+shows the traceback, as for ``python -m sweeper``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sweeper.report",
+        description="Overfitting and early-stopping analysis of a sweep: a table on stdout; trials.csv, PNG plots "
+                    "and report.html in DIR, also logged to the sweep's parent run (artifacts under report/).",
+    )
+    parser.add_argument("--experiment", help="MLflow experiment (default: the default config's, e.g. car_prices)")
+    parser.add_argument("--sweep", metavar="PARENT_RUN_ID",
+                        help="the sweep's parent run id (default: the latest sweep); a plain run id gives a one-row report")
+    parser.add_argument("--top", metavar="K", type=int, default=5, help="trials in the table and the curve grid (default 5)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: reports/<sweep id>)")
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--no-log", action="store_true", help="do not upload the report to MLflow")
+    args = parser.parse_args(argv)
+    if args.top < 1:
+        parser.error("--top must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from sweeper.errors import SweeperError
+    from sweeper.report import build_report
+
+    try:
+        report = build_report(args.sweep, args.tracking_uri, experiment=args.experiment, top=args.top,
+                              out=args.out, log=not args.no_log)
+    except SweeperError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report.table)
+    print()
+    for sentence in report.findings:
+        print(f"- {sentence}")
+    print()
+    print(f"report: {report.folder / 'report.html'}")
+    if not args.no_log:
+        print(f"logged to MLflow run {report.trials.info['sweep_id']} under report/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

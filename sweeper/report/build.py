@@ -1,0 +1,123 @@
+"""Writing a report: trials.csv, the PNG plots and report.html into a folder, the same files to
+the sweep's parent run in MLflow, and the table printed on stdout."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sweeper.report import findings, importance, plots
+from sweeper.report.html import render
+from sweeper.report.trials import COLUMNS, Trials
+
+#: Where the files go in the parent run's artifacts.
+ARTIFACT_PATH = "report"
+
+PLOTS = (
+    ("top_curves.png", "Train (blue), validation (orange) and test (green) loss per epoch of the top trials; the "
+                       "dashed line is the best validation epoch. Validation rising while train keeps falling is "
+                       "overfitting; the space between the curves is the generalisation gap."),
+    ("gap_vs_regularization.png", "Generalisation gap (validation − train loss at the best epoch) against each "
+                                  "regularisation knob, coloured by activation. Points lower down generalise better; "
+                                  "a knob marked 'not searched' was fixed in this sweep."),
+    ("best_epoch.png", "Best validation epoch against the learning rate and the schedule. Points on the dotted line "
+                       "were still improving when the epoch budget ran out; low points peaked early and then "
+                       "overfitted or stalled."),
+    ("importances.png", "Optuna's parameter importances, for the objective (left) and for the generalisation gap "
+                        "(right), on a study rebuilt from the MLflow runs."),
+)
+
+
+@dataclass
+class Report:
+    """What one report wrote."""
+
+    trials: Trials
+    folder: Path
+    files: list[Path]
+    table: str  # the stdout table
+    findings: list[str]
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "–"
+    return format(value, spec)
+
+
+def display_table(trials: Trials, rows: pd.DataFrame, knobs: bool) -> pd.DataFrame:
+    """``rows`` as strings for reading: the objective, the gaps, the best epoch, the saving."""
+    out = pd.DataFrame(index=rows.index)
+    out["trial"] = [_fmt(t, "d") if not pd.isna(t) else r[:8] for t, r in zip(rows["trial"], rows["run_id"])]
+    out["state"] = rows["state"]
+    out[trials.objective] = [_fmt(v, ".5g") for v in rows["objective_value"]]
+    if trials.objective != "val_rmse":
+        out["val_rmse"] = [_fmt(v, ".5g") for v in rows["val_rmse"]]
+    out["test_rmse"] = [_fmt(v, ".5g") for v in rows["test_rmse"]]
+    out["gap"] = [_fmt(v, ".3g") for v in rows["generalization_gap"]]
+    out["val→test"] = [_fmt(v, "+.1%") for v in rows["val_test_gap"]]
+    out["best/run"] = [f"{b}/{e}" for b, e in zip(rows["best_epoch"], rows["epochs_run"])]
+    out["overfit"] = [_fmt(v, ".0f") for v in rows["overfit_epochs"]]
+    out["saving"] = [_fmt(v, ".0%") + ("*" if replayed and not pd.isna(v) else "")
+                     for v, replayed in zip(rows["early_stop_saving"], rows["early_stop_replayed"])]
+    if knobs:
+        for knob in trials.knobs:
+            out[knob] = [_fmt(trials.params[r].get(knob), ".4g") if isinstance(trials.params[r].get(knob), float)
+                         else str(trials.params[r].get(knob, "")) for r in rows["run_id"]]
+    return out.reset_index(drop=True)
+
+
+def stdout_table(trials: Trials, k: int) -> str:
+    """The top-``k`` trials and a one-line count of the rest, for the terminal."""
+    top = trials.top(k)
+    lines = [f"{trials.info.get('experiment')}  {'run' if trials.info.get('single') else 'sweep'} "
+             f"{trials.info.get('sweep_id')}: {len(trials.frame)} trials "
+             f"({', '.join(f'{n} {s}' for s, n in trials.frame['state'].value_counts().items())})"]
+    if top.empty:
+        lines.append("no finished trial")
+    else:
+        lines.append(f"top {len(top)} by {trials.objective} (gap = val − train loss at the best epoch; "
+                     "saving = share of epochs early stopping saved, * = replayed on a run without it)")
+        lines.append(display_table(trials, top, knobs=False).to_string(index=False))
+    return "\n".join(lines)
+
+
+def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
+    """trials.csv, the four plots and report.html in ``folder`` (created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv = folder / "trials.csv"
+    trials.frame.to_csv(csv, index=False)
+    drawn = [
+        plots.top_curves(trials, k, folder / PLOTS[0][0]),
+        plots.gap_vs_regularization(trials, folder / PLOTS[1][0]),
+        plots.best_epoch_vs_lr_and_schedule(trials, folder / PLOTS[2][0]),
+        plots.importances(importance.importances(trials), trials, folder / PLOTS[3][0]),
+    ]
+    sentences = findings.overall_findings(trials) + findings.knob_findings(trials)
+    page = render(
+        trials,
+        display_table(trials, trials.top(k), knobs=True),
+        display_table(trials, trials.frame, knobs=True),
+        sentences,
+        [(path, caption) for path, (_, caption) in zip(drawn, PLOTS)],
+        k,
+    )
+    html_path = folder / "report.html"
+    html_path.write_text(page, encoding="utf-8")
+    return Report(trials, folder, [csv, *drawn, html_path], stdout_table(trials, k), sentences)
+
+
+def log_to_mlflow(report: Report) -> None:
+    """Upload the report's files to the parent run (or the single run), under ``report/``."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=report.trials.info["tracking_uri"])
+    for path in report.files:
+        client.log_artifact(report.trials.info["sweep_id"], str(path), artifact_path=ARTIFACT_PATH)
+
+
+__all__ = ["ARTIFACT_PATH", "COLUMNS", "Report", "display_table", "log_to_mlflow", "stdout_table", "write_report"]

@@ -1,0 +1,169 @@
+"""Plain sentences computed from the trials table: what each searched knob did, and what early
+stopping and the validation set did overall.
+
+A knob's trials are split in two -- numbers at their median (``lr ≥ 0.01`` vs ``< 0.01``),
+names by category (``tanh`` vs the rest) -- and a sentence compares the groups' medians of the
+objective, the generalisation gap and the best epoch. A split is used only when both groups have
+at least ``MIN_GROUP`` finished trials, and a sentence is written only for an effect of at least
+``MIN_OBJECTIVE_CHANGE`` on the objective, ``MIN_GAP_CHANGE`` on the gap, or ``MIN_EPOCH_RATIO``
+on the best epoch: no sentence when the data cannot support one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from sweeper.report.trials import FAIL, PRUNED, Trials
+
+MIN_GROUP = 2
+MIN_OBJECTIVE_CHANGE = 0.05
+MIN_GAP_CHANGE = 0.20
+MIN_EPOCH_RATIO = 1.25
+
+OBJECTIVE_NAMES = {"val_rmse": "validation RMSE", "val_mae": "validation MAE", "val_r2": "validation R²",
+                   "val_loss": "validation loss"}
+
+
+@dataclass
+class Split:
+    """One group of finished trials (``label``) against the others with the knob (``rest``)."""
+
+    knob: str
+    label: str
+    group: pd.DataFrame
+    rest: pd.DataFrame
+
+
+def knob_splits(trials: Trials, knob: str) -> Iterator[Split]:
+    """The splits of ``knob``'s finished trials; see the module docstring."""
+    finished = trials.finished
+    present = [run_id in trials.params and knob in trials.params[run_id] for run_id in finished["run_id"]]
+    rows = finished[present]
+    values = [trials.params[run_id][knob] for run_id in rows["run_id"]]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numeric and len(set(values)) >= 2:
+        x = np.asarray(values, dtype=float)
+        threshold = float(np.median(x))
+        high, label = x >= threshold, f"{knob} ≥ {threshold:.3g}"
+        if high.all():  # the median is the minimum (e.g. mostly zeros)
+            high, label = x > threshold, f"{knob} > {threshold:.3g}"
+        yield Split(knob, label, rows[high], rows[~high])
+        return
+    categories = sorted({str(v) for v in values})
+    if len(categories) < 2:
+        return
+    names = np.asarray([str(v) for v in values])
+    for category in categories[-1:] if len(categories) == 2 else categories:
+        other = f" (vs {categories[0]})" if len(categories) == 2 else ""
+        yield Split(knob, f"{knob} = {category}{other}", rows[names == category], rows[names != category])
+
+
+def _relative(new: float, old: float) -> float:
+    return (new - old) / abs(old) if old and math.isfinite(old) and math.isfinite(new) else math.nan
+
+
+def _effect_sentences(split: Split, trials: Trials) -> list[tuple[float, str]]:
+    """(effect size, sentence) pairs for one split; empty when the effect is too small."""
+    g, r = split.group, split.rest
+    if len(g) < MIN_GROUP or len(r) < MIN_GROUP:
+        return []
+    counts = f"({len(g)} vs {len(r)} finished trials)"
+    out = []
+
+    name = OBJECTIVE_NAMES.get(trials.objective, trials.objective)
+    obj_g, obj_r = g["objective_value"].median(), r["objective_value"].median()
+    gap_g, gap_r = g["generalization_gap"].median(), r["generalization_gap"].median()
+    obj_change = _relative(obj_g, obj_r)
+    gap_change = _relative(gap_g, gap_r) if gap_r > 0 and gap_g > 0 else math.nan
+    gap_moved = math.isnan(gap_change) and math.isfinite(gap_g) and math.isfinite(gap_r) and gap_g != gap_r
+    notable_obj = abs(obj_change) >= MIN_OBJECTIVE_CHANGE
+    notable_gap = abs(gap_change) >= MIN_GAP_CHANGE if math.isfinite(gap_change) else gap_moved
+    if notable_obj or notable_gap:
+        better = (obj_change > 0) == trials.maximize
+        parts = []
+        if math.isfinite(obj_change):
+            verb = "raised" if obj_change > 0 else "lowered"
+            parts.append(f"{verb} the median {name} by {abs(obj_change):.0%} ({'better' if better else 'worse'})")
+        if math.isfinite(gap_change):
+            verb = "widening" if gap_change > 0 else "cutting"
+            parts.append(f"{verb} the median generalisation gap by {abs(gap_change):.0%}")
+        elif gap_moved:
+            parts.append(f"moving the median generalisation gap from {gap_r:.3g} to {gap_g:.3g}")
+        sentence = f"{split.label} " + " while ".join(parts) + f" {counts}."
+        size = max(abs(obj_change) if math.isfinite(obj_change) else 0, abs(gap_change) / 4 if math.isfinite(gap_change) else 0)
+        out.append((size, sentence))
+
+    best_g, best_r = g["best_epoch"].median(), r["best_epoch"].median()
+    if best_g > 0 and best_r > 0:
+        ratio = best_r / best_g
+        if max(ratio, 1 / ratio) >= MIN_EPOCH_RATIO:
+            pace = f"{ratio:.3g}× sooner" if ratio > 1 else f"{1 / ratio:.3g}× later"
+            out.append((abs(math.log(ratio)) / 2, f"Trials with {split.label} reached their best epoch {pace} "
+                        f"(median epoch {best_g:g} vs {best_r:g}) {counts}."))
+    return out
+
+
+def knob_findings(trials: Trials) -> list[str]:
+    """One sentence per notable effect of a searched knob, largest effects first."""
+    found: list[tuple[float, str]] = []
+    for knob in trials.knobs:
+        for split in knob_splits(trials, knob):
+            found.extend(_effect_sentences(split, trials))
+    return [sentence for _, sentence in sorted(found, key=lambda pair: -pair[0])]
+
+
+def overall_findings(trials: Trials) -> list[str]:
+    """Sentences about the whole sweep: states, the best trial, early stopping, validation vs test."""
+    frame, finished = trials.frame, trials.finished
+    states = frame["state"].value_counts()
+    out = [f"{len(finished)} of {len(frame)} trials finished"
+           + (f"; {states.get(PRUNED, 0)} pruned and {states.get(FAIL, 0)} failed (listed, left out of the statistics)."
+              if len(finished) < len(frame) else ".")]
+    top = trials.top(1)
+    if not top.empty:
+        best = top.iloc[0]
+        name = OBJECTIVE_NAMES.get(trials.objective, trials.objective)
+        out.append(f"The best trial ({_trial_name(best)}) reached {name} {best['objective_value']:.4g} at epoch "
+                   f"{best['best_epoch']} of {best['epochs_run']}.")
+    if len(finished) < MIN_GROUP:
+        return out
+
+    on = finished[~finished["early_stop_replayed"]]
+    off = finished[finished["early_stop_replayed"]].dropna(subset=["early_stop_saving"])
+    if len(on):
+        stopped = on[on["early_stopped"]]
+        out.append(f"Early stopping ended {len(stopped)} of {len(on)} finished trials early, saving a median "
+                   f"{on['early_stop_saving'].median():.0%} of the epoch budget"
+                   + (f" ({stopped['early_stop_saving'].median():.0%} among those it stopped)." if len(stopped) else "."))
+    if len(off):
+        out.append(f"{len(off)} finished trials ran without early stopping; with patience "
+                   f"{trials.reference_patience} it would have saved a median {off['early_stop_saving'].median():.0%} "
+                   "of their epochs.")
+    overfit = finished["overfit_epochs"].dropna()
+    if len(overfit):
+        share = (finished["best_epoch"] / finished["epochs_run"]).median()
+        still_improving = int((overfit == 0).sum())
+        if overfit.median() == 0:
+            out.append(f"{still_improving} of {len(overfit)} finished trials were still improving on validation at "
+                       "their last epoch: they stopped before overfitting, and more epochs may help.")
+        else:
+            out.append(f"The best validation epoch came a median {overfit.median():g} epochs before training ended "
+                       f"({share:.0%} of the way through); the epochs after it fitted the training set without "
+                       "helping validation.")
+    flattery = finished["val_test_gap"].dropna()
+    if len(flattery) >= MIN_GROUP:
+        median = flattery.median()
+        direction = "flattered" if median > 0 else "understated"
+        out.append(f"Validation {direction} test: the median test RMSE is {abs(median):.0%} "
+                   f"{'above' if median > 0 else 'below'} the validation RMSE "
+                   f"({(flattery > 0).sum()} of {len(flattery)} finished trials did worse on test).")
+    return out
+
+
+def _trial_name(row: Any) -> str:
+    return f"trial {row['trial']}" if not pd.isna(row["trial"]) else f"run {row['run_id'][:8]}"

@@ -1,0 +1,214 @@
+"""The report's PNG plots (matplotlib, Agg). Each function writes one file and never fails for
+lack of data: a plot without enough finished trials says so on its canvas.
+
+A knob is drawn on a numeric axis when its values are numbers with more than 6 distinct levels
+(log-scaled when positive and spanning a decade), else as evenly spaced categories with a
+little horizontal jitter so equal values stay visible.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from sweeper.report.trials import Trials
+
+#: The regularisation knobs drawn against the gap (SPEC's config keys).
+REGULARIZATION = ("regularization.l1", "regularization.l2", "regularization.dropout", "regularization.max_norm")
+CURVE_STYLE = (("train_loss", "train", "tab:blue"), ("val_loss", "validation", "tab:orange"),
+               ("test_loss", "test", "tab:green"))
+COLOR_BY = "model.activation"
+DPI = 100
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout(rect=(0, 0, 1, 0.93))  # the top band holds the title and the legend
+    fig.savefig(path, dpi=DPI)
+    _pyplot().close(fig)
+    return path
+
+
+def _empty(ax: Any, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="grey", wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _knob_values(trials: Trials, rows: pd.DataFrame, knob: str) -> list[Any]:
+    """The knob's value in each row; 'absent' for a conditional knob a trial did not have."""
+    return [trials.params.get(run_id, {}).get(knob, "absent") for run_id in rows["run_id"]]
+
+
+def _place(ax: Any, values: Sequence[Any], seed: int = 0) -> np.ndarray:
+    """x positions for ``values`` on ``ax`` (numeric or categorical axis, see the module docstring)."""
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numeric and len(set(values)) > 6:
+        x = np.asarray(values, dtype=float)
+        if x.min() > 0 and x.max() / x.min() >= 10:
+            ax.set_xscale("log")
+        return x
+    labels = sorted({str(v) for v in values}, key=lambda s: (_as_number(s) is None, _as_number(s) or 0, s))
+    index = {label: i for i, label in enumerate(labels)}
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(["none" if lab == "None" else lab for lab in labels],
+                       rotation=30 if max(map(len, labels)) > 6 else 0, ha="right" if max(map(len, labels)) > 6 else "center")
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    jitter = np.random.default_rng(seed).uniform(-0.15, 0.15, len(values))
+    return np.asarray([index[str(v)] for v in values], dtype=float) + jitter
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _scatter_by(ax: Any, trials: Trials, rows: pd.DataFrame, x: np.ndarray, y: pd.Series, colors: dict) -> None:
+    groups = _knob_values(trials, rows, COLOR_BY)
+    for name, color in colors.items():
+        mask = np.asarray([str(g) == name for g in groups])
+        if mask.any():
+            ax.scatter(x[mask], np.asarray(y)[mask], s=36, color=color, alpha=0.85, edgecolor="white",
+                       linewidth=0.5, label=name)
+
+
+def _colors(trials: Trials) -> dict[str, Any]:
+    plt = _pyplot()
+    names = sorted({str(v) for v in _knob_values(trials, trials.finished, COLOR_BY)})
+    cmap = plt.get_cmap("tab10")
+    return {name: cmap(i % 10) for i, name in enumerate(names)}
+
+
+def _legend(fig: Any, axes: Sequence[Any], title: str) -> None:
+    handles, labels = {}, []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(list(handles.values()), [f"{title}: {name}" if title else name for name in handles],
+                   loc="upper right", ncol=len(handles), fontsize=9, frameon=False)
+
+
+def top_curves(trials: Trials, k: int, path: Path) -> Path:
+    """Train, validation and test loss per epoch of the top-``k`` trials, one panel each."""
+    plt = _pyplot()
+    top = trials.top(k)
+    if top.empty:  # nothing finished (e.g. a single failed run): show what has a curve
+        top = trials.frame[[bool(trials.curves.get(r, {}).get("val_loss")) for r in trials.frame["run_id"]]].head(k)
+    n = max(len(top), 1)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows + 0.6), squeeze=False)
+    flat = axes.ravel()
+    if top.empty:
+        _empty(flat[0], "no trial has a loss curve")
+    for ax, (rank, (_, row)) in zip(flat, enumerate(top.iterrows(), start=1)):
+        curves = trials.curves.get(row["run_id"], {})
+        finite = []
+        for key, label, color in CURVE_STYLE:
+            values = np.asarray(curves.get(key, []), dtype=float)
+            if values.size:
+                ax.plot(np.arange(1, values.size + 1), values, label=label, color=color, linewidth=1.4)
+                finite.append(values[np.isfinite(values) & (values > 0)])
+        finite_values = np.concatenate(finite) if finite else np.empty(0)
+        if finite_values.size and finite_values.max() > 10 * finite_values.min():
+            ax.set_yscale("log")
+        if row["best_epoch"] >= 1:
+            ax.axvline(row["best_epoch"], color="grey", linestyle="--", linewidth=1, label="best epoch")
+        name = f"trial {row['trial']}" if not pd.isna(row["trial"]) else f"run {row['run_id'][:8]}"
+        ax.set_title(f"#{rank}  {name}: {trials.objective} {row['objective_value']:.4g}\n"
+                     f"gap {row['generalization_gap']:.2g}, best epoch {row['best_epoch']}/{row['epochs_run']}",
+                     fontsize=9.5)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (scaled target)")
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in flat[len(top):]:
+        ax.set_visible(bool(top.empty) and ax is flat[0])
+    _legend(fig, flat[:1], "")
+    fig.suptitle(f"Top {len(top)} trials by {trials.objective}: loss per epoch", fontsize=11, x=0.02, ha="left")
+    return _save(fig, path)
+
+
+def gap_vs_regularization(trials: Trials, path: Path) -> Path:
+    """Generalisation gap against L1, L2, dropout and max-norm, one panel each, coloured by activation."""
+    plt = _pyplot()
+    finished = trials.finished.dropna(subset=["generalization_gap"])
+    colors = _colors(trials)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.2))
+    for ax, knob in zip(axes.ravel(), REGULARIZATION):
+        ax.set_title(knob + ("" if knob in trials.knobs else "  (not searched)"), fontsize=10)
+        if finished.empty:
+            _empty(ax, "no finished trials")
+            continue
+        x = _place(ax, _knob_values(trials, finished, knob))
+        _scatter_by(ax, trials, finished, x, finished["generalization_gap"], colors)
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_ylabel("generalisation gap (val − train loss)")
+        ax.grid(True, alpha=0.3)
+    _legend(fig, axes.ravel(), COLOR_BY)
+    fig.suptitle("Generalisation gap at the best epoch against each regularisation knob", fontsize=11,
+                 x=0.02, ha="left")
+    return _save(fig, path)
+
+
+def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
+    """Best validation epoch against ``optimizer.lr`` and against the schedule, coloured by activation."""
+    plt = _pyplot()
+    finished = trials.finished[trials.finished["best_epoch"] >= 1]
+    colors = _colors(trials)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, knob in zip(axes, ("optimizer.lr", "schedule.name")):
+        ax.set_title(knob + ("" if knob in trials.knobs else "  (not searched)"), fontsize=10)
+        if finished.empty:
+            _empty(ax, "no finished trials")
+            continue
+        values = _knob_values(trials, finished, knob)
+        x = _place(ax, values)
+        _scatter_by(ax, trials, finished, x, finished["best_epoch"], colors)
+        ax.set_ylabel("best epoch")
+        ax.set_ylim(0, max(finished["configured_epochs"].max(), finished["best_epoch"].max()) * 1.05 + 1)
+        ax.axhline(finished["configured_epochs"].max(), color="grey", linestyle=":", linewidth=1)
+        ax.grid(True, alpha=0.3)
+    _legend(fig, axes, COLOR_BY)
+    fig.suptitle("When each trial peaked on validation (dotted: the epoch budget)", fontsize=11, x=0.02, ha="left")
+    return _save(fig, path)
+
+
+def importances(values: dict[str, dict[str, float]], trials: Trials, path: Path) -> Path:
+    """Optuna's parameter importances for the objective and, separately, for the gap."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.9 + 0.42 * max(4, len(trials.knobs))))
+    titles = {"objective": f"for {trials.objective}", "generalization_gap": "for the generalisation gap"}
+    for ax, (name, title) in zip(axes, titles.items()):
+        ranked = sorted(values.get(name, {}).items(), key=lambda kv: kv[1])
+        ax.set_title(f"Importance {title}", fontsize=10)
+        if not ranked:
+            _empty(ax, f"not computed: needs {_min_trials()} finished trials\nand a searched knob")
+            continue
+        ax.barh([k for k, _ in ranked], [v for _, v in ranked], color="tab:blue" if name == "objective" else "tab:purple")
+        for y, (_, v) in enumerate(ranked):
+            ax.text(v, y, f" {v:.2f}", va="center", fontsize=8.5)
+        ax.set_xlim(0, max(v for _, v in ranked) * 1.2 or 1)
+        ax.set_xlabel("share of importance (PED-ANOVA, sums to 1)")
+    fig.suptitle("Which knobs mattered (Optuna importances on the finished trials)", fontsize=11, x=0.02, ha="left")
+    return _save(fig, path)
+
+
+def _min_trials() -> int:
+    from sweeper.report.importance import MIN_TRIALS
+
+    return MIN_TRIALS

@@ -1,0 +1,199 @@
+"""What the report reads from MLflow: the store, the sweep's parent run, its trial runs and curves.
+
+Everything goes through ``MlflowClient``: child runs come from ``search_runs`` on the
+``mlflow.parentRunId`` tag (paged), and each curve is one ``get_metric_history`` call per run and
+metric (MLflow pages through long histories inside that call), never one call per epoch.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sweeper import PROJECT_ROOT
+from sweeper.errors import SweeperError
+
+#: Tags written by the sweeper (parent run) and by each job (child run); see SPEC.md.
+STUDY_TAG = "sweeper.study"
+SAMPLER_TAG = "sweeper.sampler"
+PRUNER_TAG = "sweeper.pruner"
+TRIAL_TAG = "sweeper.trial"
+STATE_TAG = "sweeper.state"
+TRAIN_STATUS_TAG = "sweeper.train_status"
+FAIL_REASON_TAG = "sweeper.fail_reason"
+PARENT_TAG = "mlflow.parentRunId"
+
+#: The per-epoch curves the report needs (step = epoch); ``lr`` is not read.
+CURVES = ("train_loss", "val_loss", "test_loss")
+
+_PAGE_SIZE = 1000
+_HISTORY_THREADS = 8  # histories are independent reads; threads hide an HTTP store's latency
+
+
+class ReportError(SweeperError):
+    """An unknown store, experiment or run: reported as one line, exit status 2."""
+
+
+@dataclass
+class TrialRun:
+    """One MLflow run as the report needs it: the run itself and its curves (one value per epoch)."""
+
+    run: Any  # mlflow.entities.Run
+    curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class Sweep:
+    """A sweep's parent run (or a single run reported on its own) and its trial runs."""
+
+    tracking_uri: str
+    experiment_name: str
+    run: Any  # the parent run, or the single run
+    trials: list[TrialRun]
+    single: bool  # True when ``run`` is a plain run reported as a one-row sweep
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self.run.data.tags)
+
+
+def connect(uri: str) -> Any:
+    """An ``MlflowClient`` on ``uri``; a SQLite file that does not exist is an error, not created."""
+    from mlflow import MlflowClient
+
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise ReportError(f"no MLflow store at {uri} (the SQLite file does not exist; pass --tracking-uri)")
+    return MlflowClient(tracking_uri=uri)
+
+
+@lru_cache(maxsize=1)
+def default_config() -> Any:
+    """The config ``python -m sweeper`` composes with no overrides (for its defaults)."""
+    from hydra import compose, initialize_config_dir
+
+    import sweeper.config  # noqa: F401  registers the schema and the project_root resolver
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(PROJECT_ROOT / "conf")):
+        return compose(config_name="config")
+
+
+def default_experiment() -> str:
+    """The experiment ``python -m sweeper`` logs to with the default config (``car_prices``)."""
+    from sweeper.tracking import experiment_name
+
+    return experiment_name(default_config())
+
+
+def find_sweep(client: Any, experiment: str | None, run_id: str | None) -> tuple[Any, str]:
+    """The run to report on and its experiment's name.
+
+    ``run_id`` given: that run (its experiment must be ``experiment`` when both are given).
+    Otherwise the most recently started run tagged ``sweeper.study`` in ``experiment``.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if run_id:
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            raise ReportError(f"no MLflow run with id {run_id!r} in {client.tracking_uri}") from None
+        run_experiment = client.get_experiment(run.info.experiment_id).name
+        if experiment and experiment != run_experiment:
+            raise ReportError(f"run {run_id} belongs to experiment {run_experiment!r}, not {experiment!r}")
+        return run, run_experiment
+
+    experiment = experiment or default_experiment()
+    found = client.get_experiment_by_name(experiment)
+    if found is None or found.lifecycle_stage == "deleted":
+        names = sorted(e.name for e in client.search_experiments())
+        raise ReportError(
+            f"no MLflow experiment named {experiment!r} in {client.tracking_uri} "
+            f"(experiments: {', '.join(names) or 'none'})"
+        )
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{STUDY_TAG}` LIKE '%'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise ReportError(
+            f"experiment {experiment!r} has no sweep (no run tagged {STUDY_TAG}); "
+            "run `python -m sweeper -m` or pass --sweep RUN_ID"
+        )
+    return runs[0], experiment
+
+
+def child_runs(client: Any, parent: Any) -> list[Any]:
+    """Every run whose ``mlflow.parentRunId`` is ``parent``, oldest first (all pages)."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=_PAGE_SIZE,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def curves(client: Any, run_id: str) -> dict[str, list[float]]:
+    """``{"train_loss": [...], "val_loss": [...], "test_loss": [...]}``, index i = epoch i + 1.
+
+    One ``get_metric_history`` call per metric. Should a step be logged twice (a resumed
+    logger), the last value wins; a missing step is NaN.
+    """
+    out: dict[str, list[float]] = {}
+    for key in CURVES:
+        by_step: dict[int, float] = {}
+        for metric in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp)):
+            by_step[int(metric.step)] = float(metric.value)
+        last = max(by_step, default=0)
+        out[key] = [by_step.get(step, float("nan")) for step in range(1, last + 1)]
+    return out
+
+
+def load_sweep(tracking_uri: str | None = None, *, experiment: str | None = None,
+               sweep_id: str | None = None) -> Sweep:
+    """Read a sweep (or a single run) and every trial's curves from MLflow.
+
+    ``tracking_uri`` None resolves as ``python -m sweeper`` does (``sweeper.tracking.tracking_uri``).
+    A run with children is a sweep; a run tagged ``sweeper.study`` without children is a sweep
+    with no trials yet (an error); any other run is reported on its own, as one row.
+    """
+    from sweeper.tracking import tracking_uri as resolve_uri
+
+    uri = resolve_uri(tracking_uri)
+    client = connect(uri)
+    try:
+        run, experiment_name = find_sweep(client, experiment, sweep_id)
+        children = child_runs(client, run)
+    except ReportError:
+        raise
+    except Exception as error:  # an unreachable server, a broken database, ...
+        raise ReportError(f"cannot read MLflow at {uri}: {_one_line(error)}") from None
+    single = not children
+    if single and STUDY_TAG in run.data.tags:
+        raise ReportError(f"sweep {run.info.run_id} has no trial runs yet")
+    runs = children or [run]
+    with ThreadPoolExecutor(max_workers=_HISTORY_THREADS) as pool:
+        histories = list(pool.map(lambda r: curves(client, r.info.run_id), runs))
+    trials = [TrialRun(r, h) for r, h in zip(runs, histories)]
+    return Sweep(uri, experiment_name, run, trials, single)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
