@@ -1,0 +1,251 @@
+"""``python -m sweeper.report`` on a real 8-trial sweep (run once for the module) and on runs with
+scripted curves logged through ``MlflowClient`` the way the app logs them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweeper.report.build import ARTIFACT_PATH, PLOTS
+
+pytestmark = pytest.mark.slow
+
+REPORT_FILES = {"trials.csv", "report.html", *(name for name, _ in PLOTS)}
+
+
+def _env(mlflow_uri: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
+    env.update(MLFLOW_TRACKING_URI=mlflow_uri, MPLBACKEND="Agg", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    return env
+
+
+def _run(module: str, *args: str, mlflow_uri: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=_env(mlflow_uri),
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """One real 8-trial sweep (search=small, 8 epochs) and its report, shared by the module's tests."""
+    root = tmp_path_factory.mktemp("report_sweep")
+    (root / "mlruns").mkdir()
+    mlflow_uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    optuna_url = f"sqlite:///{root / 'mlruns' / 'optuna.db'}"
+    proc = _run("sweeper", "-m", "search=small", "hydra.sweeper.n_trials=8", "train.epochs=8",
+                "train.early_stopping.patience=3", f"hydra.sweeper.storage={optuna_url}",
+                mlflow_uri=mlflow_uri, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parent_id = re.search(r"MLflow parent run ([0-9a-f]{32})", proc.stdout + proc.stderr).group(1)
+
+    out = root / "report"
+    report = _run("sweeper.report", "--sweep", parent_id, "--out", str(out), mlflow_uri=mlflow_uri, cwd=root)
+    assert report.returncode == 0, report.stderr[-3000:]
+    return {"root": root, "uri": mlflow_uri, "parent": parent_id, "out": out, "stdout": report.stdout}
+
+
+def _history(client, run_id: str, key: str) -> np.ndarray:
+    return np.array([m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)])
+
+
+def _same_param(csv_value, logged: str) -> bool:
+    if logged == "None":
+        return pd.isna(csv_value)
+    if isinstance(csv_value, (bool, np.bool_)):
+        return str(bool(csv_value)) == logged
+    if isinstance(csv_value, (int, float, np.number)):
+        return float(csv_value) == float(logged)
+    return str(csv_value) == logged
+
+
+def test_trials_csv_matches_the_logged_curves_and_params(sweep):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(sweep["uri"])
+    table = pd.read_csv(sweep["out"] / "trials.csv")
+    assert len(table) == 8
+    assert sorted(table["trial"]) == list(range(8))
+    for _, row in table.iterrows():
+        run = client.get_run(row["run_id"])
+        assert run.data.tags["mlflow.parentRunId"] == sweep["parent"]
+        assert row["state"] == run.data.tags["sweeper.state"]
+        train, val = _history(client, row["run_id"], "train_loss"), _history(client, row["run_id"], "val_loss")
+        best = int(np.argmin(val)) + 1  # min_delta = 0: the first epoch of the minimum
+        assert row["best_epoch"] == best == run.data.metrics["best_epoch"]
+        assert row["epochs_run"] == len(val)
+        assert row["overfit_epochs"] == len(val) - best
+        assert row["generalization_gap"] == pytest.approx(val[best - 1] - train[best - 1], rel=1e-12, abs=1e-15)
+        for key, logged in run.data.params.items():
+            assert _same_param(row[key], logged), (key, row[key], logged)
+        if row["state"] == "COMPLETE":
+            assert row["val_test_gap"] == pytest.approx(
+                (run.data.metrics["test_rmse"] - run.data.metrics["val_rmse"]) / run.data.metrics["val_rmse"])
+    # The stdout table lists the top trials with their gap, best epoch and saving.
+    assert "gap" in sweep["stdout"] and "best/run" in sweep["stdout"] and "saving" in sweep["stdout"]
+
+
+def _log_scripted_run(client, experiment_id: str, parent_id: str, trial: int, *, val: list[float],
+                      epochs: int, patience: int | None, state: str, train_status: str) -> str:
+    """A child run logged as ``sweeper.app`` logs one: tags, dotted params, curves per epoch, final metrics."""
+    from mlflow.entities import Metric, Param
+
+    run = client.create_run(experiment_id, run_name=f"trial-{trial}",
+                            tags={"mlflow.parentRunId": parent_id, "sweeper.trial": str(trial)})
+    run_id = run.info.run_id
+    params = {"model.activation": "relu" if trial % 2 else "tanh", "optimizer.lr": str(0.01 * (trial + 1)),
+              "train.epochs": str(epochs), "train.early_stopping.patience": str(patience),
+              "train.early_stopping.min_delta": "0.0", "train.early_stopping.restore_best": "True",
+              "regularization.max_norm": "None", "objective": "val_rmse"}
+    now = int(time.time() * 1000)
+    metrics = []
+    for epoch, loss in enumerate(val, start=1):
+        metrics += [Metric("val_loss", loss, now, epoch), Metric("train_loss", loss * 0.8, now, epoch),
+                    Metric("test_loss", loss * 1.1, now, epoch), Metric("lr", 0.01, now, epoch)]
+    if state != "FAIL":  # tanh trials score ~100, relu ones ~150; test is always 10% worse
+        val_rmse = (100.0 if params["model.activation"] == "tanh" else 150.0) + trial
+        metrics += [Metric("val_rmse", val_rmse, now, 0), Metric("test_rmse", 1.1 * val_rmse, now, 0)]
+    client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()], metrics=metrics)
+    client.set_tag(run_id, "sweeper.state", state)
+    client.set_tag(run_id, "sweeper.train_status", train_status)
+    client.set_terminated(run_id, "FAILED" if state == "FAIL" else "FINISHED")
+    return run_id
+
+
+def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlflow_client):
+    from sweeper.report import load_trials
+    from sweeper.report.findings import knob_findings
+    from sweeper.report.source import load_sweep
+    from sweeper.report.trials import build_trials
+
+    experiment_id = mlflow_client.create_experiment("scripted")
+    parent = mlflow_client.create_run(experiment_id, run_name="scripted",
+                                      tags={"sweeper.study": "scripted", "sweeper.sampler": "tpe"})
+    parent_id = parent.info.run_id
+    # Early stopping on (patience 3, budget 20): best at epoch 6, stopped at 9 -> saved 11/20.
+    stopped = _log_scripted_run(mlflow_client, experiment_id, parent_id, 0, epochs=20, patience=3,
+                                state="COMPLETE", train_status="early_stopped",
+                                val=[1.0, 0.8, 0.6, 0.5, 0.45, 0.4, 0.42, 0.43, 0.44])
+    # Off (budget 10): a dip at 3, recovery to the best at 6; patience 3 replayed stops at 9 -> 1/10.
+    replayed = _log_scripted_run(mlflow_client, experiment_id, parent_id, 1, epochs=10, patience=None,
+                                 state="COMPLETE", train_status="completed",
+                                 val=[1.0, 0.8, 0.6, 0.65, 0.7, 0.5, 0.55, 0.6, 0.62, 0.7])
+    # On but never triggered (budget 6): saved nothing.
+    completed = _log_scripted_run(mlflow_client, experiment_id, parent_id, 2, epochs=6, patience=3,
+                                  state="COMPLETE", train_status="completed", val=[0.9, 0.7, 0.6, 0.62, 0.5, 0.49])
+    pruned = _log_scripted_run(mlflow_client, experiment_id, parent_id, 3, epochs=20, patience=3,
+                               state="PRUNED", train_status="stopped", val=[2.0, 1.9, 1.95])
+    failed = _log_scripted_run(mlflow_client, experiment_id, parent_id, 4, epochs=20, patience=3,
+                               state="FAIL", train_status="diverged", val=[2.0, math.inf])
+    _log_scripted_run(mlflow_client, experiment_id, parent_id, 5, epochs=6, patience=3,
+                      state="COMPLETE", train_status="completed", val=[0.9, 0.8, 0.7, 0.6, 0.5, 0.45])
+    mlflow_client.set_terminated(parent_id)
+
+    table = load_trials(parent_id, tracking_uri=mlflow_uri).set_index("run_id")
+    assert list(table["state"]) == ["COMPLETE", "COMPLETE", "COMPLETE", "PRUNED", "FAIL", "COMPLETE"]
+    expected = {  # run: (best_epoch, epochs_run, overfit_epochs, early_stop_saving, replayed)
+        stopped: (6, 9, 3, 11 / 20, False),
+        replayed: (6, 10, 4, 1 / 10, True),
+        completed: (6, 6, 0, 0.0, False),
+        pruned: (2, 3, 1, math.nan, False),
+        failed: (1, 2, 1, math.nan, False),
+    }
+    for run_id, (best, run, overfit, saving, was_replayed) in expected.items():
+        row = table.loc[run_id]
+        assert (row["best_epoch"], row["epochs_run"], row["overfit_epochs"]) == (best, run, overfit), run_id
+        assert (math.isnan(saving) and math.isnan(row["early_stop_saving"])) or row["early_stop_saving"] == pytest.approx(saving)
+        assert row["early_stop_replayed"] == was_replayed
+    assert table.loc[stopped, "generalization_gap"] == pytest.approx(0.4 - 0.32)
+    assert table.loc[stopped, "val_test_gap"] == pytest.approx(0.1)
+    assert bool(table.loc[stopped, "early_stopped"]) and not bool(table.loc[completed, "early_stopped"])
+
+    # Findings: 2 tanh vs 2 relu finished trials support a sentence; 2 vs 1 supports none.
+    trials = build_trials(load_sweep(mlflow_uri, sweep_id=parent_id))
+    sentences = knob_findings(trials)
+    assert any(s.startswith("model.activation = tanh (vs relu) lowered the median validation RMSE by 34% (better)")
+               and s.endswith("(2 vs 2 finished trials).") for s in sentences), sentences
+    three = dataclasses.replace(trials, frame=trials.frame[trials.frame["trial"] <= 3])
+    assert knob_findings(three) == []
+
+    # A plain run id is a one-row report.
+    single = load_trials(stopped, tracking_uri=mlflow_uri)
+    assert list(single["run_id"]) == [stopped] and single.loc[0, "overfit_epochs"] == 3
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+#: Appended to a copy of report.html: after load, writes how many <img> decoded, and any error.
+_IMAGE_CHECK = """<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || e.type)), true);
+window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0).length;
+  const p = document.createElement('p');
+  p.id = 'image-check';
+  p.textContent = `images=${imgs.length} decoded=${ok} errors=${window.__errors.length}`;
+  document.body.appendChild(p);
+});
+</script>"""
+
+
+def test_html_opens_in_headless_chromium_with_every_plot(sweep, tmp_path):
+    chromium = _chromium()
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI (.ci/run installs it)")
+        pytest.skip("no Chromium installed (apt-get install chromium)")
+    page = (sweep["out"] / "report.html").read_text(encoding="utf-8")
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert len(sources) == len(PLOTS) and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert not re.search(r'(src|href)="(https?:|file:|//)', page), "the page must be self-contained"
+
+    checked = tmp_path / "checked.html"
+    checked.write_text(page.replace("</body>", _IMAGE_CHECK + "</body>"), encoding="utf-8")
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([*base, "--dump-dom", checked.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert f"images={len(PLOTS)} decoded={len(PLOTS)} errors=0" in dom.stdout, dom.stdout[-500:]
+
+    shot = tmp_path / "report.png"
+    subprocess.run([*base, "--hide-scrollbars", "--window-size=1280,4000", f"--screenshot={shot}",
+                    (sweep["out"] / "report.html").as_uri()], capture_output=True, timeout=120, check=True)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (4000, 1280)
+    assert pixels[..., :3].std() > 0.05  # the page rendered content, not a blank canvas
+
+
+def test_parent_run_lists_the_report_artifacts(sweep):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(sweep["uri"])
+    listed = {Path(a.path).name for a in client.list_artifacts(sweep["parent"], ARTIFACT_PATH)}
+    assert REPORT_FILES <= listed
+    assert {Path(p).name for p in os.listdir(sweep["out"])} == REPORT_FILES
+
+
+@pytest.mark.parametrize("args,named", [(("--experiment", "no_such_experiment"), "no_such_experiment"),
+                                        (("--sweep", "0123456789abcdef0123456789abcdef"), "0123456789abcdef")])
+def test_unknown_experiment_or_sweep_is_one_clear_line(sweep, args, named):
+    proc = _run("sweeper.report", *args, mlflow_uri=sweep["uri"], cwd=sweep["root"])
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], proc.stderr
+    assert proc.stdout == ""
