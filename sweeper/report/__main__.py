@@ -19,7 +19,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--experiment", help="MLflow experiment (default: the default config's, e.g. car_prices)")
     parser.add_argument("--sweep", metavar="PARENT_RUN_ID",
-                        help="the sweep's parent run id (default: the latest sweep); a plain run id gives a one-row report")
+                        help="the sweep's parent run id (default: the latest sweep); "
+                             "a plain run id gives a one-row report")
     parser.add_argument("--top", metavar="K", type=int, default=5, help="trials in the table and the curve grid (default 5)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: reports/<sweep id>)")
     parser.add_argument("--tracking-uri", metavar="URI",

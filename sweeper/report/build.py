@@ -12,7 +12,7 @@ import pandas as pd
 
 from sweeper.report import findings, importance, plots
 from sweeper.report.html import render
-from sweeper.report.trials import COLUMNS, Trials
+from sweeper.report.trials import Trials
 
 #: Where the files go in the parent run's artifacts.
 ARTIFACT_PATH = "report"
@@ -120,4 +120,4 @@ def log_to_mlflow(report: Report) -> None:
         client.log_artifact(report.trials.info["sweep_id"], str(path), artifact_path=ARTIFACT_PATH)
 
 
-__all__ = ["ARTIFACT_PATH", "COLUMNS", "Report", "display_table", "log_to_mlflow", "stdout_table", "write_report"]
+__all__ = ["ARTIFACT_PATH", "Report", "display_table", "log_to_mlflow", "stdout_table", "write_report"]

@@ -6,7 +6,10 @@ names by category (``tanh`` vs the rest) -- and a sentence compares the groups' 
 objective, the generalisation gap and the best epoch. A split is used only when both groups have
 at least ``MIN_GROUP`` finished trials, and a sentence is written only for an effect of at least
 ``MIN_OBJECTIVE_CHANGE`` on the objective, ``MIN_GAP_CHANGE`` on the gap, or ``MIN_EPOCH_RATIO``
-on the best epoch: no sentence when the data cannot support one.
+on the best epoch: no sentence when the data cannot support one. When the gap changes sign (or
+its baseline is not positive) a relative change means nothing, so the move must instead be at
+least ``MIN_GAP_CHANGE`` of the sweep's median |gap|. At most ``MAX_KNOB_SENTENCES`` are kept,
+largest effects first.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ MIN_GROUP = 2
 MIN_OBJECTIVE_CHANGE = 0.05
 MIN_GAP_CHANGE = 0.20
 MIN_EPOCH_RATIO = 1.25
+MAX_KNOB_SENTENCES = 10
 
 OBJECTIVE_NAMES = {"val_rmse": "validation RMSE", "val_mae": "validation MAE", "val_r2": "validation R²",
                    "val_loss": "validation loss"}
@@ -67,7 +71,7 @@ def _relative(new: float, old: float) -> float:
     return (new - old) / abs(old) if old and math.isfinite(old) and math.isfinite(new) else math.nan
 
 
-def _effect_sentences(split: Split, trials: Trials) -> list[tuple[float, str]]:
+def _effect_sentences(split: Split, trials: Trials, gap_scale: float) -> list[tuple[float, str]]:
     """(effect size, sentence) pairs for one split; empty when the effect is too small."""
     g, r = split.group, split.rest
     if len(g) < MIN_GROUP or len(r) < MIN_GROUP:
@@ -80,7 +84,8 @@ def _effect_sentences(split: Split, trials: Trials) -> list[tuple[float, str]]:
     gap_g, gap_r = g["generalization_gap"].median(), r["generalization_gap"].median()
     obj_change = _relative(obj_g, obj_r)
     gap_change = _relative(gap_g, gap_r) if gap_r > 0 and gap_g > 0 else math.nan
-    gap_moved = math.isnan(gap_change) and math.isfinite(gap_g) and math.isfinite(gap_r) and gap_g != gap_r
+    gap_moved = (math.isnan(gap_change) and math.isfinite(gap_g) and math.isfinite(gap_r)
+                 and abs(gap_g - gap_r) >= MIN_GAP_CHANGE * gap_scale > 0)
     notable_obj = abs(obj_change) >= MIN_OBJECTIVE_CHANGE
     notable_gap = abs(gap_change) >= MIN_GAP_CHANGE if math.isfinite(gap_change) else gap_moved
     if notable_obj or notable_gap:
@@ -95,7 +100,9 @@ def _effect_sentences(split: Split, trials: Trials) -> list[tuple[float, str]]:
         elif gap_moved:
             parts.append(f"moving the median generalisation gap from {gap_r:.3g} to {gap_g:.3g}")
         sentence = f"{split.label} " + " while ".join(parts) + f" {counts}."
-        size = max(abs(obj_change) if math.isfinite(obj_change) else 0, abs(gap_change) / 4 if math.isfinite(gap_change) else 0)
+        # Ranking only: a 20% move of the gap counts like a 5% move of the objective.
+        size = max(abs(obj_change) if math.isfinite(obj_change) else 0,
+                   abs(gap_change) / 4 if math.isfinite(gap_change) else 0)
         out.append((size, sentence))
 
     best_g, best_r = g["best_epoch"].median(), r["best_epoch"].median()
@@ -109,12 +116,14 @@ def _effect_sentences(split: Split, trials: Trials) -> list[tuple[float, str]]:
 
 
 def knob_findings(trials: Trials) -> list[str]:
-    """One sentence per notable effect of a searched knob, largest effects first."""
+    """One sentence per notable effect of a searched knob, the largest ``MAX_KNOB_SENTENCES`` first."""
+    gap_scale = float(trials.finished["generalization_gap"].abs().median()) if len(trials.finished) else 0.0
     found: list[tuple[float, str]] = []
     for knob in trials.knobs:
         for split in knob_splits(trials, knob):
-            found.extend(_effect_sentences(split, trials))
-    return [sentence for _, sentence in sorted(found, key=lambda pair: -pair[0])]
+            found.extend(_effect_sentences(split, trials, gap_scale if math.isfinite(gap_scale) else 0.0))
+    ranked = sorted(found, key=lambda pair: -pair[0])
+    return [sentence for _, sentence in ranked[:MAX_KNOB_SENTENCES]]
 
 
 def overall_findings(trials: Trials) -> list[str]:
@@ -137,9 +146,9 @@ def overall_findings(trials: Trials) -> list[str]:
     off = finished[finished["early_stop_replayed"]].dropna(subset=["early_stop_saving"])
     if len(on):
         stopped = on[on["early_stopped"]]
+        among = f" ({stopped['early_stop_saving'].median():.0%} among those it stopped)" if len(stopped) else ""
         out.append(f"Early stopping ended {len(stopped)} of {len(on)} finished trials early, saving a median "
-                   f"{on['early_stop_saving'].median():.0%} of the epoch budget"
-                   + (f" ({stopped['early_stop_saving'].median():.0%} among those it stopped)." if len(stopped) else "."))
+                   f"{on['early_stop_saving'].median():.0%} of the epoch budget{among}.")
     if len(off):
         out.append(f"{len(off)} finished trials ran without early stopping; with patience "
                    f"{trials.reference_patience} it would have saved a median {off['early_stop_saving'].median():.0%} "

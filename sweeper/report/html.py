@@ -30,7 +30,8 @@ FORMULAS = {
                    "trials' MLflow params; distributions are inferred from the values tried.",
     "findings": "Each searched knob splits the finished trials at its median (numbers) or by category; a split "
                 "is used when both groups have ≥ 2 finished trials, and a sentence is written for an effect of "
-                "≥ 5% on the objective, ≥ 20% on the gap, or ≥ 1.25× on the best epoch.",
+                "≥ 5% on the objective, ≥ 20% on the gap, or ≥ 1.25× on the best epoch; the 10 largest are "
+                "listed. Small groups are noisy: read the trial counts in brackets.",
 }
 
 STYLE = """

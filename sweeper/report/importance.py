@@ -68,7 +68,8 @@ def rebuilt_study(trials: Trials) -> Any | None:
     study = optuna.create_study(direction="maximize" if trials.maximize else "minimize")
     for (_, row), params in zip(finished.iterrows(), rows):
         present = {k: d for k, d in distributions.items() if k in params}
-        values = {k: str(params[k]) if isinstance(d, CategoricalDistribution) else params[k] for k, d in present.items()}
+        values = {k: str(params[k]) if isinstance(d, CategoricalDistribution) else params[k]
+                  for k, d in present.items()}
         study.add_trial(optuna.trial.create_trial(
             params=values, distributions=present, value=float(row["objective_value"]),
             user_attrs={"generalization_gap": float(row["generalization_gap"])},

@@ -63,8 +63,9 @@ def _place(ax: Any, values: Sequence[Any], seed: int = 0) -> np.ndarray:
     labels = sorted({str(v) for v in values}, key=lambda s: (_as_number(s) is None, _as_number(s) or 0, s))
     index = {label: i for i, label in enumerate(labels)}
     ax.set_xticks(range(len(labels)))
+    long = max(map(len, labels)) > 6
     ax.set_xticklabels(["none" if lab == "None" else lab for lab in labels],
-                       rotation=30 if max(map(len, labels)) > 6 else 0, ha="right" if max(map(len, labels)) > 6 else "center")
+                       rotation=30 if long else 0, ha="right" if long else "center")
     ax.set_xlim(-0.6, len(labels) - 0.4)
     jitter = np.random.default_rng(seed).uniform(-0.15, 0.15, len(values))
     return np.asarray([index[str(v)] for v in values], dtype=float) + jitter
@@ -99,8 +100,8 @@ def _legend(fig: Any, axes: Sequence[Any], title: str) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
     if handles:
-        fig.legend(list(handles.values()), [f"{title}: {name}" if title else name for name in handles],
-                   loc="upper right", ncol=len(handles), fontsize=9, frameon=False)
+        fig.legend(list(handles.values()), list(handles), title=title or None, title_fontsize=9,
+                   loc="upper right", bbox_to_anchor=(0.995, 0.995), ncol=len(handles), fontsize=9, frameon=False)
 
 
 def top_curves(trials: Trials, k: int, path: Path) -> Path:
@@ -199,7 +200,8 @@ def importances(values: dict[str, dict[str, float]], trials: Trials, path: Path)
         if not ranked:
             _empty(ax, f"not computed: needs {_min_trials()} finished trials\nand a searched knob")
             continue
-        ax.barh([k for k, _ in ranked], [v for _, v in ranked], color="tab:blue" if name == "objective" else "tab:purple")
+        color = "tab:blue" if name == "objective" else "tab:purple"
+        ax.barh([k for k, _ in ranked], [v for _, v in ranked], color=color)
         for y, (_, v) in enumerate(ranked):
             ax.text(v, y, f" {v:.2f}", va="center", fontsize=8.5)
         ax.set_xlim(0, max(v for _, v in ranked) * 1.2 or 1)

@@ -202,12 +202,13 @@ def build_trials(sweep: Sweep, reference_patience: int | None = None) -> Trials:
             saving, replayed = early_stop_saving(configured, epochs_run, val_loss, patience,
                                                  reference_patience, min_delta)
         trial_tag = tags.get(TRIAL_TAG)
+        restores_best = patience is not None and bool(p.get("train.early_stopping.restore_best"))
         row = {
             "trial": int(trial_tag) if trial_tag and trial_tag.isdigit() else None,
             "run_id": run_id,
             "state": state,
             "objective_value": _objective_value(str(p.get("objective", "val_rmse")), metrics, val_loss, best,
-                                                patience is not None and bool(p.get("train.early_stopping.restore_best"))),
+                                                restores_best),
             **{name: metrics.get(name, math.nan) for name in FINAL_METRICS},
             "best_epoch": best,
             "epochs_run": epochs_run,
