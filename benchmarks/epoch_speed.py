@@ -17,7 +17,11 @@ Every contender trains the same network on the same data in the same run:
 
 Repeats are interleaved (ours, scikit-learn, PyTorch, ours, …) and each figure is the median
 ms/epoch. ``limit`` is the GEMM-bound time of an epoch, 6 × rows × weights FLOPs divided by
-this machine's matrix-multiply throughput in that dtype, measured in the same run.
+this machine's best matrix-multiply throughput in that dtype (a 2048×512 by 512×512 product,
+timed at the start and between the repeats of each row). Every contender gets the same number
+of BLAS threads, 1 unless ``--threads`` says otherwise: these matrices are too small for a
+second thread to pay, and on a shared machine spinning BLAS threads cost several times over.
+After the table: the peak memory that training diamonds allocates (tracemalloc).
 
     python benchmarks/epoch_speed.py                      # the whole grid (several minutes)
     python benchmarks/epoch_speed.py --dataset diamonds --hidden 64 --batch 256
@@ -155,16 +159,19 @@ def n_weights(n_inputs: int, hidden: int) -> int:
 
 
 def measure(data, case: Case, peers: list[str], repeats: int) -> dict[str, float]:
-    """Median ms/epoch of ours and each peer, repeats interleaved."""
+    """Median ms/epoch of ours and each peer, repeats interleaved, and ``gflops``: the best
+    matrix-multiply throughput seen between them (the machine may be shared)."""
     contenders = {"ours": train_ours} | {name: PEERS[name] for name in peers}
     for train in contenders.values():  # warm-up: imports, caches, allocator
         train(data, case, 1)
     epochs = max(1, min(MAX_EPOCHS, math.ceil(SECONDS_PER_MEASUREMENT / seconds(train_ours, data, case, 1))))
     times: dict[str, list[float]] = {name: [] for name in contenders}
+    gflops = 0.0
     for _ in range(repeats):
         for name, train in contenders.items():
             times[name].append(1000.0 * seconds(train, data, case, epochs) / epochs)
-    return {name: statistics.median(values) for name, values in times.items()}
+        gflops = max(gflops, gemm_gflops(case.dtype, repeats=3))
+    return {name: statistics.median(values) for name, values in times.items()} | {"gflops": gflops}
 
 
 def peak_training_memory(data, case: Case) -> dict[str, float]:
@@ -235,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                         case = Case(dataset, hidden, batch, dtype)
                         ms = measure(data, case, args.peer, args.repeats)
                         flops = 6.0 * len(data.X_train) * n_weights(data.n_inputs, hidden)
-                        limit_ms = 1000.0 * flops / (gflops[dtype] * 1e9)
+                        limit_ms = 1000.0 * flops / (max(gflops[dtype], ms["gflops"]) * 1e9)
                         for peer in args.peer:
                             rows.append({"dataset": dataset, "hidden": hidden, "batch": batch,
                                          "dtype": dtype, "peer": peer, "ours_ms": ms["ours"],

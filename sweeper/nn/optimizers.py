@@ -85,7 +85,8 @@ class SGD:
         if len(seen) == len(grads) and all(g is s for g, s in zip(grads, seen)):
             return flat
         flat = _flat_base(grads)
-        if flat is not None and (flat.shape != self._flat_param.shape or flat.dtype != self._flat_param.dtype):
+        if flat is not None and (flat.dtype != self._flat_param.dtype
+                                 or [g.shape for g in grads] != [p.shape for p in self.params]):
             flat = None
         self._last_grads = (list(grads), flat)
         return flat
