@@ -177,7 +177,7 @@ def test_each_trial_is_one_child_run_under_one_parent_holding_the_best(toy: Path
 
 
 def test_a_groups_own_key_is_suggested_only_when_the_chosen_option_has_it(toy: Path) -> None:
-    run_sweep(toy, "hydra.sweeper.n_trials=8", "hydra.sweeper.sampler=random")
+    run_sweep(toy, "hydra.sweeper.n_trials=6", "hydra.sweeper.sampler=random")
     trials = load(toy).trials
     assert {t.params["shape"] for t in trials} == {"a", "b"}
     for t in trials:
@@ -185,9 +185,9 @@ def test_a_groups_own_key_is_suggested_only_when_the_chosen_option_has_it(toy: P
 
 
 def test_a_job_that_raises_is_a_fail_trial_and_the_sweep_goes_on(toy: Path) -> None:
-    out = run_sweep(toy, "hydra.sweeper.n_trials=6", "fail=true,false", "hydra.sweeper.sampler=random")
+    out = run_sweep(toy, "hydra.sweeper.n_trials=4", "fail=true,false", "hydra.sweeper.sampler=random")
     trials = load(toy).trials
-    assert len(trials) == 6
+    assert len(trials) == 4
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert failed and all(t.params["fail"] is True for t in failed)
     assert all(t.user_attrs["reason"] == "RuntimeError: asked to fail" for t in failed)
@@ -241,19 +241,19 @@ def test_pruning_works_from_joblib_worker_processes(toy: Path) -> None:
         toy,
         "hydra/launcher=joblib",
         "hydra.sweeper.n_jobs=2",
-        "hydra.sweeper.n_trials=10",
+        "hydra.sweeper.n_trials=6",
         "hydra.sweeper.sampler=random",
         "+hydra.sweeper.pruner_kwargs.n_startup_trials=2",
         "lr=tag(log,interval(0.001,1))",
         "epochs=8",
     )
     trials = load(toy).trials
-    assert len(trials) == 10
+    assert len(trials) == 6
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, [t.state for t in trials]
     assert all(max(t.intermediate_values) < 8 for t in pruned)
     _, _, children = mlflow_runs(toy)
-    assert len(children) == 10
+    assert len(children) == 6
 
 
 def test_current_is_none_outside_a_multirun_even_with_stale_variables(
@@ -271,7 +271,7 @@ def test_current_is_none_outside_a_multirun_even_with_stale_variables(
         cfg = compose("config", return_hydra_config=True, overrides=identity)
         HydraConfig.instance().set_config(cfg)
         assert trial_link.current() is None  # RUN mode: a plain run is never a trial
-        cfg.hydra.mode = "MULTIRUN"
+        cfg = compose("config", return_hydra_config=True, overrides=identity + ["hydra.mode=MULTIRUN"])
         HydraConfig.instance().set_config(cfg)
         link = trial_link.current()
     assert (link.storage_url, link.study_name, link.trial_id, link.trial_number, link.parent_run_id) == (

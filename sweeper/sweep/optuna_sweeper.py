@@ -227,9 +227,13 @@ class OptunaSweeperImpl:
             study_name, "resumed" if not created else "new", s.sampler, s.pruner,
             studies.count(study)[0], s.n_trials, parent_run_id,
         )
+        n_trials = int(s.n_trials)
+        if grid is not None and n_trials > math.prod(len(v) for v in grid.values()):
+            n_trials = math.prod(len(v) for v in grid.values())
+            log.info("the grid has %d points: n_trials lowered to %d", n_trials, n_trials)
         status = "FINISHED"
         try:
-            returns = run.loop(int(s.n_trials), s.timeout, int(s.n_jobs))
+            returns = run.loop(n_trials, s.timeout, int(s.n_jobs))
         except KeyboardInterrupt:
             status = "KILLED"
             returns = []
@@ -371,6 +375,11 @@ class _SweepRun:
                 self.study.tell(trial, state=state)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.warning("trial %d was already finished by another process", trial.number)
+        except RuntimeError as err:
+            # GridSampler calls Study.stop() once the grid is covered, which only works inside
+            # Study.optimize; the trial is already told, and the loop stops at the grid's size.
+            if "Study.stop" not in str(err):
+                raise
         self._progress(trial, state, values, reason)
 
     def _outcome(self, result: JobReturn) -> tuple[TrialState, list[float] | None, dict, str | None, str | None]:
@@ -411,7 +420,7 @@ class _SweepRun:
         elif len(self.objectives) == 1:
             best_text = f"best {best[0].value:.6g} (#{best[0].number})"
         else:
-            best_text = f"pareto front {len(best)} trials"
+            best_text = f"Pareto front: {len(best)} trial{'s' if len(best) > 1 else ''}"
         finished, _ = studies.count(self.study)
         log.info(
             "trial %d %s %s | %s | %.1fs, elapsed %.0fs | %d finished",
