@@ -239,7 +239,8 @@ class MlflowServer:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        # A throwaway server: no need to wait long for a graceful shutdown.
+        for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 10)):
             try:
                 os.killpg(self.process.pid, sig)
             except ProcessLookupError:
