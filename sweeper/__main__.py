@@ -1,6 +1,7 @@
 """``python -m sweeper [OVERRIDES...]``: one tracked training run; ``-m`` for an Optuna sweep."""
 
 from sweeper.app import main
+from sweeper.cli import run_main
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

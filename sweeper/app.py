@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper import PROJECT_ROOT
 from sweeper.config import validate
+from sweeper.cli import exit_for
 from sweeper.errors import ConfigError, SweeperError
 
 CONFIG_DIR = PROJECT_ROOT / "conf"
@@ -141,26 +142,19 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
 def main(cfg: DictConfig) -> dict:
     """``python -m sweeper``: one run, or one job of a ``-m`` sweep.
 
-    In a single run, bad input is one line on stderr with exit status 2, a diverged run exits
-    with 1, and the final metrics are printed. In a sweep, exceptions propagate to the sweeper,
-    which records the trial as FAIL and goes on.
+    In a single run the final metrics are printed and a diverged run exits with status 1; bad
+    input raises, and ``sweeper.cli.run_main`` turns it into one line with exit status 2. In a
+    sweep, exceptions propagate to the sweeper, which records the trial as FAIL and goes on.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     single = not HydraConfig.initialized() or HydraConfig.get().mode == RunMode.RUN
-    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
         result = run(cfg)
-    except SweeperError as error:
-        if single and not full_error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        raise
-    except KeyboardInterrupt:
-        if single and not full_error:
-            print("interrupted: the MLflow run was ended as KILLED", file=sys.stderr)
-            sys.exit(130)
+    except (SweeperError, KeyboardInterrupt) as error:
+        if single:
+            exit_for(error)
         raise
     if single:
         print(format_result(result, cfg))

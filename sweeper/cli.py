@@ -1,0 +1,85 @@
+"""The command-line boundary: whatever a user gets wrong comes back as one line on stderr.
+
+Hydra prints its own composition errors over several lines (key, reference type, object type,
+a hint about HYDRA_FULL_ERROR). ``run_main`` asks Hydra to re-raise instead and condenses every
+error into ``error: <key>: <what is wrong>; allowed: ...`` with exit status 2. Setting
+``HYDRA_FULL_ERROR=1`` still gives the full traceback, as Hydra users expect.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Callable
+
+FULL_ERROR = "HYDRA_FULL_ERROR"
+
+
+# None until run_main starts: then HYDRA_FULL_ERROR is ours, and this keeps what the user set.
+_traceback_requested: bool | None = None
+
+
+def run_main(main: Callable[[], object]) -> None:
+    """Run a ``@hydra.main`` function; errors become one line and exit status 2 (130 on Ctrl-C)."""
+    global _traceback_requested
+    _traceback_requested = os.environ.get(FULL_ERROR) == "1"
+    os.environ[FULL_ERROR] = "1"  # Hydra re-raises instead of printing its multi-line report
+    try:
+        main()
+    except (Exception, KeyboardInterrupt) as error:
+        exit_for(error)
+
+
+def exit_for(error: BaseException) -> None:
+    """Print ``error`` as one line and exit (2; 130 for Ctrl-C), or re-raise it when the user set
+    HYDRA_FULL_ERROR=1. A single run's task calls this itself, before Hydra adds its own
+    "Error executing job" line on the way out."""
+    requested = _traceback_requested
+    if requested is None:
+        requested = os.environ.get(FULL_ERROR) == "1"
+    if requested:
+        raise error
+    if isinstance(error, KeyboardInterrupt):
+        print("interrupted: the running MLflow run was ended as KILLED", file=sys.stderr)
+        sys.exit(130)
+    print(f"error: {one_line(error)}", file=sys.stderr)
+    sys.exit(2)
+
+
+def one_line(error: BaseException) -> str:
+    """A single line naming the config key, group or file at fault, for any error we surface."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    from sweeper.errors import SweeperError
+
+    if isinstance(error, SweeperError):
+        return _first_line(error)
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        if error.options:
+            return f"{group}: unknown option '{option}'; allowed: {', '.join(error.options)}"
+        return f"config '{error.missing_cfg_file}' not found"
+    if isinstance(error, OverrideParseException):
+        detail = [line for line in str(error).splitlines()
+                  if line.strip() and not line.startswith(("Error parsing", "See https"))]
+        return f"cannot parse override '{error.override}': {detail[0] if detail else 'bad syntax'}"
+    cause = error.__cause__ or error
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+        key = cause.full_key
+        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
+            allowed = _fields(getattr(cause, "object_type", None))
+            return f"{key}: unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        return f"{key}: {_first_line(cause)}"
+    return _first_line(error)
+
+
+def _fields(object_type: object) -> list[str]:
+    if isinstance(object_type, type) and dataclasses.is_dataclass(object_type):
+        return [field.name for field in dataclasses.fields(object_type)]
+    return []
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
