@@ -284,3 +284,23 @@ def test_identity_overrides_survive_hydras_grammar(url: str) -> None:
 
     parsed = OverridesParser.create().parse_overrides(trial_link.overrides_for(url, "my study", 12, 11, "abc"))
     assert [o.value() for o in parsed] == [url, "my study", "12", "11", "abc"]
+
+
+def test_two_workers_on_one_storage_share_the_budget_and_the_parent_run(toy: Path) -> None:
+    # Both stores exist before the workers start (creating a fresh MLflow SQLite schema from two
+    # processes at once is MLflow's own race, not the sweeper's).
+    MlflowClient(f"sqlite:///{toy}/mlflow.db").search_experiments()
+    optuna.storages.RDBStorage(f"sqlite:///{toy}/optuna.db")
+    command = sweep_command(toy, "hydra.sweeper.n_trials=6", "sleep=0.05")
+    workers = [subprocess.Popen(command, cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    trials = load(toy).trials
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len(finished) == 6
+    assert len({t.number for t in finished}) == 6
+    _, parents, children = mlflow_runs(toy)
+    assert len(parents) == 1
+    assert len(children) == 6
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}

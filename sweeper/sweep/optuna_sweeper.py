@@ -317,7 +317,9 @@ class _SweepRun:
             if timeout is not None and time.monotonic() - self.started >= timeout:
                 log.info("timeout of %ss reached: no new trial", timeout)
                 break
-            trials, batch = self._ask(min(n_jobs, remaining))
+            trials, batch = self._ask(min(n_jobs, remaining), n_trials)
+            if not trials:
+                break  # other workers took the last trials
             try:
                 with studies.Heartbeat(self.study._storage, [t._trial_id for t in trials], heartbeat or 0):
                     results = self.owner.launcher.launch(batch, initial_job_idx=self.job_idx)
@@ -332,11 +334,17 @@ class _SweepRun:
             returns.append(results)
         return returns
 
-    def _ask(self, n: int) -> tuple[list[optuna.Trial], list[list[str]]]:
+    def _ask(self, n: int, n_trials: int) -> tuple[list[optuna.Trial], list[list[str]]]:
         storage = self.study._storage
         trials, batch = [], []
         for _ in range(n):
             trial = self.study.ask()
+            if trial.number >= n_trials:
+                # Workers sharing the storage counted, then asked, at the same moment: every
+                # trial counts, so a number past the budget is one too many. Hand it back
+                # (WAITING, no params yet); the next ask anywhere reuses it.
+                storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+                break
             trials.append(trial)
             studies.mark_owner(self.study, trial._trial_id)
             storage.set_trial_system_attr(trial._trial_id, trial_link.PRUNER_ATTR, self.pruner_spec)
