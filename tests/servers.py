@@ -215,9 +215,10 @@ class MlflowServer:
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
         with open(self.log, "wb") as log:
             # Its own session, so teardown can signal the server and its uvicorn workers at once.
+            # cwd: anything the server writes beside itself stays in its temporary directory.
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=env,
-                                            start_new_session=True)
+                                            cwd=self.artifacts.parent, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
