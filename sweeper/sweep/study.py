@@ -144,7 +144,7 @@ class Heartbeat:
     any other worker (or the next run) fails them.
     """
 
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_ids: list[int], interval: int):
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_ids: list[int], interval: int | None):
         self._storage, self._ids, self._interval = storage, trial_ids, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="sweeper-heartbeat")
@@ -160,7 +160,7 @@ class Heartbeat:
                 return
 
     def __enter__(self) -> "Heartbeat":
-        if isinstance(self._storage, optuna.storages.RDBStorage):
+        if self._interval and isinstance(self._storage, optuna.storages.RDBStorage):
             self._thread.start()
         return self
 
