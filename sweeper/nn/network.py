@@ -208,7 +208,8 @@ class Network:
                     delta *= masks[i]
             act = self._layer_activation(i)
             if act.name != "identity":
-                delta *= act.derivative(zs[i], acts[i], out=ws.scratch[i])
+                # f'(zˡ) is written over zˡ: nothing after this line reads zˡ.
+                delta *= act.derivative(zs[i], acts[i], out=zs[i])
             np.matmul(inputs[i].T, delta, out=ws.dW[i])
             np.add.reduce(delta, axis=0, out=ws.db[i])
             if self.l1:
@@ -264,8 +265,7 @@ class Network:
 class Workspace:
     """Preallocated arrays for one network and batches of up to ``rows`` samples.
 
-    Per layer l (width nˡ): ``z[l]``, ``a[l]``, ``delta[l]``, ``scratch[l]`` of shape
-    ``(rows, nˡ)``; with dropout also ``uniform[l]`` (float64 draws), ``mask[l]`` and
+    Per layer l (width nˡ): ``z[l]``, ``a[l]``, ``delta[l]`` of shape ``(rows, nˡ)``; with dropout also ``uniform[l]`` (float64 draws), ``mask[l]`` and
     ``dropped[l]``; ``X``, ``y`` hold a gathered batch; ``dW``, ``db`` the gradients, views of
     one flat array in the order of ``Network.params()``. ``for_rows(m)`` gives the same
     memory cut to m rows (the last, shorter batch of an epoch). ``training=False`` keeps only
@@ -283,12 +283,12 @@ class Workspace:
         self.z, self.a = per_layer(), per_layer()
         none = [None] * len(widths)
         self.X = self.y = None
-        self.delta = self.scratch = self.uniform = self.mask = self.dropped = none
+        self.delta = self.uniform = self.mask = self.dropped = none
         self.dW = self.db = None
         if training:
             self.X = np.empty((self.rows, net.sizes[0]), dtype)
             self.y = np.empty((self.rows, net.sizes[-1]), dtype)
-            self.delta, self.scratch = per_layer(), per_layer()
+            self.delta = per_layer()
             if net.dropout > 0.0:
                 self.uniform = per_layer(np.float64, hidden_only=True)
                 self.mask = per_layer(dtype, hidden_only=True)
@@ -307,7 +307,7 @@ class Workspace:
             cut.__dict__.update(self.__dict__, rows=m, _cut={})
             for name in ("X", "y"):
                 setattr(cut, name, None if getattr(self, name) is None else getattr(self, name)[:m])
-            for name in ("z", "a", "delta", "scratch", "uniform", "mask", "dropped"):
+            for name in ("z", "a", "delta", "uniform", "mask", "dropped"):
                 setattr(cut, name, [None if v is None else v[:m] for v in getattr(self, name)])
             self._cut[m] = cut
         return self._cut[m]
