@@ -44,10 +44,16 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     MLflow run is created. ``tags`` are added to the run's tags (e.g. ``sweeper.rerun_of``).
     """
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     from sweeper.data import load_dataset
     from sweeper.nn import SGD, Network, make_schedule
     from sweeper.train import DIVERGED, STOPPED, EarlyStopping, fit
+
+    # One BLAS thread for the whole job process: these matrices are too small for a second
+    # thread to pay, and N sweep workers on N cores must not each start N threads
+    # (benchmarks/epoch_speed.py measured every contender 3-5x slower with 2 threads).
+    threadpool_limits(limits=1, user_api="blas")
 
     validate(cfg)
     cfg = _resolved(cfg)

@@ -70,6 +70,20 @@ def test_callback_sees_each_epoch_and_can_stop_training():
     assert seen[0][2:] == (["train", "val"], (10, 1))
 
 
+def test_a_callback_stop_still_lets_early_stopping_record_the_last_epoch():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 2)), rng.normal(size=(30, 1))
+    net = Network([2, 4, 1], seed=0)
+    stopper = EarlyStopping(patience=50)
+    result = fit(net, X, y, epochs=50, eval_sets={"val": (X, y)}, early_stopping=stopper,
+                 optimizer=SGD(net.params(), 0.05), callbacks=[lambda log: log.epoch == 3])
+    val = result.history["val_loss"]
+    assert result.status == STOPPED and len(val) == 3
+    assert val[2] < val[1] < val[0]  # still improving when stopped
+    assert result.best_epoch == 3
+    assert 0.5 * np.mean((net.forward(X) - y) ** 2) == pytest.approx(val[2], rel=1e-12)
+
+
 def test_reshuffling_is_seeded():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))

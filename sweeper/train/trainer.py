@@ -123,12 +123,17 @@ def fit(
                 result.reason = f"{bad[0]}_loss became {losses[bad[0]]} at epoch {epoch} (lr={lr:g})"
                 break
             schedule.observe(losses[monitor])
+            # Early stopping records this epoch before a callback may stop training, so a
+            # pruned run's best epoch and restored weights include its last epoch.
+            patience_ran_out = early_stopping is not None and early_stopping.update(
+                epoch, losses[monitor], net
+            )
             log = EpochLog(epoch, lr, losses, predictions)
             if any([bool(callback(log)) for callback in callbacks]):
                 result.status = STOPPED
                 result.reason = f"stopped by a callback at epoch {epoch}"
                 break
-            if early_stopping is not None and early_stopping.update(epoch, losses[monitor], net):
+            if patience_ran_out:
                 result.status = EARLY_STOPPED
                 result.reason = (
                     f"val_loss did not improve for {early_stopping.patience} epochs "
