@@ -288,7 +288,7 @@ def test_identity_overrides_survive_hydras_grammar(url: str) -> None:
     assert [o.value() for o in parsed] == [url, "my study", "12", "11", "abc"]
 
 
-def test_two_workers_on_one_storage_share_the_budget_and_the_parent_run(toy: Path) -> None:
+def test_two_workers_on_one_storage_share_the_budget_the_parent_run_and_no_suggestion(toy: Path) -> None:
     # Both stores exist before the workers start (creating a fresh MLflow SQLite schema from two
     # processes at once is MLflow's own race, not the sweeper's).
     MlflowClient(f"sqlite:///{toy}/mlflow.db").search_experiments()
@@ -302,6 +302,8 @@ def test_two_workers_on_one_storage_share_the_budget_and_the_parent_run(toy: Pat
     finished = [t for t in trials if t.state in FINISHED]
     assert len(finished) == 6
     assert len({t.number for t in finished}) == 6
+    # The joining worker's sampler is seeded apart from the creator's: no replayed suggestions.
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == 6
     _, parents, children = mlflow_runs(toy)
     assert len(parents) == 1
     assert len(children) == 6

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import time
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -248,14 +251,20 @@ class OptunaSweeperImpl:
     ) -> tuple[optuna.Study, bool]:
         """The study (created or resumed) with its sampler; also whether this call created it.
 
-        A resumed study's sampler seed is offset by the trials already asked, so a resume does
-        not replay the suggestions its first run made.
+        The sampler's seed makes a fresh sweep reproducible. A worker joining an existing study
+        (a resume, or one of many workers) offsets it by the trials already asked and by its
+        host and process id, so it replays neither the first run nor a worker started with it.
         """
         s = self.settings
         study_name = str(s.study_name or experiment_name(self.config))
         study, created = studies.create_or_load(storage, study_name, directions)
         study.set_metric_names(objectives)
-        seed = None if s.seed is None else int(s.seed) + len(study.get_trials(deepcopy=False))
+        seed = None
+        if s.seed is not None:
+            seed = int(s.seed)
+            if not created:
+                worker = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())
+                seed = (seed + len(study.get_trials(deepcopy=False)) + worker) % 2**32
         study.sampler = make_sampler(str(s.sampler), seed, sampler_kwargs, grid)
         return study, created
 

@@ -154,6 +154,24 @@ def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[st
         client.set_tag(run_id, key, value)
 
 
+def _retrying(write: Any, attempts: int = 4) -> None:
+    """Run ``write``, retrying when a concurrent worker wrote the same parent row first.
+
+    Workers finishing together log the same best trial to the same parent; MLflow's SQL store
+    can then raise an integrity error for the second insert of a tag, which a retry turns into
+    an update.
+    """
+    for attempt in range(attempts):
+        try:
+            write()
+            return
+        except Exception as err:
+            if attempt == attempts - 1:
+                log.warning("could not log the best trial to the parent run: %s", str(err).splitlines()[0])
+                return
+            time.sleep(0.5 * (attempt + 1))
+
+
 def _plot(fn: Any, path: Path, **kwargs: Any) -> bool:
     import matplotlib
 
@@ -186,7 +204,7 @@ def log_results(
         out = Path(tmp)
         study.trials_dataframe().to_csv(out / "trials.csv", index=False)
         if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            _log_best(client, run_id, study, objectives)
+            _retrying(lambda: _log_best(client, run_id, study, objectives))
             _write_plots(study, objectives, out)
             if len(objectives) > 1:
                 _pareto_front(study, objectives).to_csv(out / "pareto_front.csv", index=False)
