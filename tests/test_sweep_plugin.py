@@ -7,11 +7,9 @@ of the network; tests/test_sweep_cli.py runs the same behaviours through ``pytho
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -21,6 +19,8 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from sweeper.sweep import trial_link
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -144,36 +144,6 @@ def mlflow_runs(app: Path) -> tuple[MlflowClient, list, list]:
     parents = [r for r in runs if "sweeper.study" in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return client, parents, children
-
-
-def test_each_trial_is_one_child_run_under_one_parent_holding_the_best(toy: Path) -> None:
-    out = run_sweep(toy, "hydra.sweeper.n_trials=5")
-    study = load(toy)
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
-
-    client, parents, children = mlflow_runs(toy)
-    assert len(parents) == 1
-    parent = parents[0]
-    assert parent.data.tags["sweeper.sampler"] == "tpe"
-    assert parent.data.tags["sweeper.pruner"] == "median"
-    assert len(children) == 5
-    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
-    by_run = {c.info.run_id: c for c in children}
-    for trial in study.trials:
-        child = by_run[trial.user_attrs["run_id"]]
-        assert child.data.tags["sweeper.trial"] == str(trial.number)
-        assert child.info.status == "FINISHED"
-        for key, value in trial.params.items():
-            assert child.data.params[key] == str(value)
-
-    best_child = min(children, key=lambda c: c.data.metrics["val_loss"])
-    assert study.best_value == pytest.approx(best_child.data.metrics["val_loss"])
-    assert parent.data.metrics["val_loss"] == pytest.approx(study.best_value)
-    assert parent.data.tags["sweeper.best_run_id"] == best_child.info.run_id
-    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"best_config.yaml", "trials.csv", "optimization_history.png", "param_importances.png"} <= artifacts
-    assert f"best trial #{study.best_trial.number}" in out.stdout + out.stderr
-    assert f"mlflow ui --backend-store-uri sqlite:///{toy}/mlflow.db" in out.stdout + out.stderr
 
 
 def test_a_groups_own_key_is_suggested_only_when_the_chosen_option_has_it(toy: Path) -> None:
