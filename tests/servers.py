@@ -41,8 +41,11 @@ def find_pg_bin() -> Path:
     preferred = Path("/usr/lib/postgresql/15/bin")
     if preferred.exists():
         return preferred
-    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                       key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    def major(initdb: Path) -> int:
+        version = initdb.parent.parent.name
+        return int(version) if version.isdigit() else 0
+
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=major)
     return installed[-1].parent if installed else preferred
 
 
@@ -147,7 +150,7 @@ class PostgresServer:
         return self
 
     def url(self, database: str = "postgres", driver: str | None = "psycopg2") -> str:
-        """SQLAlchemy URL (``postgresql+psycopg2://…``); ``driver=None`` gives ``postgresql://…``."""
+        """SQLAlchemy URL, ``postgresql+psycopg2://…``; ``driver=None``: ``postgresql://…``."""
         scheme = "postgresql" if driver is None else f"postgresql+{driver}"
         return f"{scheme}://{PG_SUPERUSER}:{PG_PASSWORD}@127.0.0.1:{self.port}/{database}"
 
