@@ -33,7 +33,7 @@ from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError, SweeperError
 from sweeper.sweep import parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.registry import make_pruner, make_sampler
-from sweeper.sweep.storage import open_storage, resolve_storage_url
+from sweeper.sweep.storage import hide_password, open_storage, resolve_storage_url
 from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,17 @@ DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _check_server(uri: str) -> None:
+    """Fail at once if the MLflow server does not answer (its client would retry for minutes)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
+            pass
+    except Exception as err:
+        raise ConfigError(f"mlflow.tracking_uri={uri}: the MLflow server does not answer ({_one_line(err)})") from None
 
 
 def _shown_uri(uri: str, default_relative: str) -> str:
@@ -195,7 +206,9 @@ class OptunaSweeperImpl:
         try:
             storage = open_storage(storage_url, s.heartbeat_interval, s.grace_period)
         except Exception as err:
-            raise ConfigError(f"hydra.sweeper.storage={s.storage}: {_one_line(err)}") from None
+            shown = hide_password(str(s.storage))
+            message = _one_line(err).replace(str(s.storage), shown).replace(storage_url, shown)
+            raise ConfigError(f"hydra.sweeper.storage={shown}: {message}") from None
         client, experiment_id, mlflow_uri = self._connect_mlflow()
         study, created = self._open_study(storage, directions, objectives, sampler_kwargs, grid)
         parent_run_id = parent_run.find_or_create(
@@ -240,6 +253,8 @@ class OptunaSweeperImpl:
         from mlflow import MlflowClient
 
         uri = tracking_uri(OmegaConf.select(self.config, "mlflow.tracking_uri", default=None))
+        if uri.startswith(("http://", "https://")):
+            _check_server(uri)
         client = MlflowClient(tracking_uri=uri)
         try:
             return client, get_or_create_experiment(client, experiment_name(self.config)), uri
@@ -330,11 +345,16 @@ class _SweepRun:
 
     def loop(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
         returns = []
-        heartbeat = getattr(self.study._storage, "heartbeat_interval", None)
+        heartbeat = studies.heartbeat_interval(self.study)
         while True:
             studies.fail_orphaned_trials(self.study)
             finished, running = studies.count(self.study)
             remaining = n_trials - finished - running
+            if remaining <= 0 and running and heartbeat:
+                # Other workers' trials are still running: wait until they end, or until their
+                # heartbeat stops and they are failed, so the study never ends with a trial RUNNING.
+                time.sleep(min(heartbeat, 5))
+                continue
             if remaining <= 0:
                 break
             if timeout is not None and time.monotonic() - self.started >= timeout:

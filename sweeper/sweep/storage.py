@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
 # SQLite lets one writer in at a time; waiting this long for the lock (instead of failing at
@@ -39,6 +41,14 @@ def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
     return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
 
 
+def hide_password(url: str) -> str:
+    """``url`` with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
 def open_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.RDBStorage:
@@ -51,13 +61,22 @@ def open_storage(
                 engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
             else:
                 engine_kwargs["pool_pre_ping"] = True
-            with warnings.catch_warnings():
-                # Heartbeats are "experimental" in Optuna: nothing a user could act on.
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                _storages[key] = optuna.storages.RDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period,
-                )
+            # Workers started together on an empty database all create Optuna's tables; the
+            # losers of that race get an integrity error and succeed on a retry.
+            for attempt in range(5):
+                try:
+                    with warnings.catch_warnings():
+                        # Heartbeats are "experimental" in Optuna: nothing a user could act on.
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        _storages[key] = optuna.storages.RDBStorage(
+                            url,
+                            engine_kwargs=engine_kwargs,
+                            heartbeat_interval=heartbeat_interval,
+                            grace_period=grace_period,
+                        )
+                    break
+                except sqlalchemy.exc.IntegrityError:
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.5 * (attempt + 1))
         return _storages[key]

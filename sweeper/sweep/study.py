@@ -12,6 +12,7 @@ import socket
 import threading
 
 import optuna
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.errors import ConfigError
@@ -130,6 +131,17 @@ def fail_orphaned_trials(study: optuna.Study) -> list[FrozenTrial]:
     return failed
 
 
+def heartbeat_interval(study: optuna.Study) -> int | None:
+    """Seconds between heartbeats of the study's storage, or None when it has none.
+
+    ``load_study`` wraps an RDBStorage in Optuna's cache, which forwards the heartbeat calls.
+    """
+    storage = study._storage
+    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+        return storage.get_heartbeat_interval()
+    return None
+
+
 def count(study: optuna.Study) -> tuple[int, int]:
     """(finished, running) trials in the study."""
     trials = study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
@@ -160,7 +172,7 @@ class Heartbeat:
                 return
 
     def __enter__(self) -> "Heartbeat":
-        if self._interval and isinstance(self._storage, optuna.storages.RDBStorage):
+        if self._interval:
             self._thread.start()
         return self
 
