@@ -62,6 +62,11 @@ def make_sampler(
     ``grid`` needs the full grid: ``search_space`` maps each parameter to its list of values.
     """
     factory = _lookup(SAMPLERS, "sampler", name)
+    if factory is optuna.samplers.CmaEsSampler:
+        try:
+            import cmaes  # noqa: F401  (Optuna imports it only at the first relative sample)
+        except ImportError:
+            raise ConfigError("hydra.sweeper.sampler=cmaes needs the cmaes package: pip install cmaes") from None
     kwargs = dict(kwargs or {})
     if seed is not None and "seed" in inspect.signature(factory).parameters:
         kwargs.setdefault("seed", seed)
