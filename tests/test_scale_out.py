@@ -206,9 +206,6 @@ def three_workers(database, mlflow_server, tmp_path_factory):
         return sweep_args(database, study_name, mlflow_server.url, experiment, folder / "multirun",
                           f"hydra.sweeper.n_trials={N_TRIALS}", "train.epochs=5")
 
-    # The tables exist before the workers start: creating them concurrently is its own test,
-    # test_workers_opening_a_fresh_database_at_once_all_get_the_storage.
-    optuna.storages.RDBStorage(database)
     workers = start_workers(3, tmp_path_factory.mktemp("three-workers"), args_for)
     wait_all(workers, timeout=180)
     client = MlflowClient(tracking_uri=mlflow_server.url)
@@ -273,7 +270,6 @@ def killed_worker(database, mlflow_server, tmp_path_factory):
                           "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3")
 
     base = tmp_path_factory.mktemp("killed-worker")
-    optuna.storages.RDBStorage(database)  # see three_workers
     victim_host = ["worker-on-another-host"] if can_fake_hostname() else []
     workers = start_workers(3, base, args_for, hostnames=victim_host)
     deadline = time.monotonic() + 120
@@ -312,15 +308,6 @@ def victims_trial(scenario):
     return lost[0]
 
 
-# Without root there is no second host name, and the survivors find the dead process itself.
-HEARTBEAT_BROKEN = pytest.mark.xfail(
-    condition=can_fake_hostname(), strict=True, reason=(
-        "heartbeats are never recorded: sweeper.sweep.study.Heartbeat starts only for an "
-        "RDBStorage, but study._storage is Optuna's _CachedStorage wrapping it (check "
-        "isinstance(storage, optuna.storages.BaseHeartbeat) and is_heartbeat_enabled()), so a "
-        "worker lost on another machine leaves its trial RUNNING"))
-
-
 def test_the_other_workers_finish_the_study_after_one_is_killed(killed_worker):
     trials = killed_worker.trials
     lost = victims_trial(killed_worker)
@@ -332,7 +319,6 @@ def test_the_other_workers_finish_the_study_after_one_is_killed(killed_worker):
                if int(c.data.tags["sweeper.trial"]) != lost.number)
 
 
-@HEARTBEAT_BROKEN
 def test_the_killed_workers_trial_ends_fail_once_its_heartbeat_stops(killed_worker):
     trials = killed_worker.trials
     lost = victims_trial(killed_worker)
@@ -367,10 +353,6 @@ def _open_storage_at_barrier(url: str, barrier, results) -> None:
         results.put(f"{type(err).__name__}: {str(err).splitlines()[0]}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sweeper.sweep.storage.open_storage does not survive concurrent first-time schema "
-    "creation on PostgreSQL (IntegrityError on pg_type_typname_nsp_index); needs a retry or "
-    "an advisory lock"))
 def test_workers_opening_a_fresh_database_at_once_all_get_the_storage(postgres_url):
     """Workers started together on an empty database all create Optuna's tables at once."""
     ctx = multiprocessing.get_context("fork")  # the children start with optuna imported
@@ -512,16 +494,10 @@ def test_a_wrong_storage_url_stops_the_worker_with_one_line(wrong_storage):
     assert "no_such_database" in line
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the error line repeats the storage URL with its password (render it with "
-    "sqlalchemy's make_url(url).render_as_string(hide_password=True))"))
 def test_the_line_for_a_wrong_storage_url_does_not_show_the_password(wrong_storage):
     assert PG_PASSWORD not in wrong_storage.output()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the sweeper's first MLflow call retries for minutes (MLflow's HTTP retries with backoff); "
-    "it needs a quick reachability check of an http(s) tracking URI before any trial"))
 def test_an_mlflow_server_that_is_down_stops_the_worker_with_one_line(tmp_path):
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
