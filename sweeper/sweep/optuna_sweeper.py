@@ -75,6 +75,7 @@ class OptunaSweeperImpl:
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
+        self._composed: dict[tuple[str, ...], DictConfig] = {}
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context
@@ -89,9 +90,16 @@ class OptunaSweeperImpl:
         assert self.hydra_context is not None and self.config is not None
         return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
 
+    def _compose_once(self, overrides: list[str]) -> DictConfig:
+        """``_compose``, remembered for the duration of ``_validate`` (callers only read it)."""
+        key = tuple(overrides)
+        if key not in self._composed:
+            self._composed[key] = self._compose(overrides)
+        return self._composed[key]
+
     def _try_compose(self, overrides: list[str], where: str) -> DictConfig:
         try:
-            return self._compose(overrides)
+            return self._compose_once(overrides)
         except Exception as err:
             # Hydra's and OmegaConf's messages span lines of hints and internals; keep the facts.
             noise = ("To append", "full_key", "reference_type", "object_type", "Set the environment")
@@ -106,6 +114,9 @@ class OptunaSweeperImpl:
         unknown group option or a value the config schema rejects names itself.
         """
         loader = self.hydra_context.config_loader
+        # Each Hydra compose costs ~0.1 s; the options of a swept group are composed once here
+        # and reused when looking for the conditional keys under them.
+        self._composed: dict[tuple[str, ...], DictConfig] = {}
         base = self._try_compose(space.fixed, "hydra.sweeper.params")
         by_key = {p.key: p for p in space.params}
         for p in space.params:
@@ -121,13 +132,14 @@ class OptunaSweeperImpl:
                     where = f"hydra.sweeper.params: {p.override(value)}"
                     cfg = self._try_compose(space.fixed + ctx + [p.override(value)], where)
                     self._validate_job_config(cfg, where)
+        self._composed.clear()
 
     def _options_having(self, parent: search_space.Param, key: str, fixed: list[str]) -> list[list[str]]:
         """The overrides choosing each option of ``parent`` whose config has ``key``."""
         found = []
         for option in parent.endpoints():
             choose = [parent.override(option)]
-            if search_space.has_key(self._compose(fixed + choose), key):
+            if search_space.has_key(self._compose_once(fixed + choose), key):
                 found.append(choose)
         if not found:
             raise ConfigError(f"hydra.sweeper.params.{key}: no option of {parent.key} has the key '{key}'")

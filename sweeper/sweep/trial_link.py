@@ -66,6 +66,8 @@ class TrialLink:
     parent_run_id: str | None
     _trial: Any = field(default=None, init=False, repr=False)
     _multi_objective: bool = field(default=False, init=False, repr=False)
+    # Steps before which the pruner cannot stop a trial (None: it never can, e.g. pruner=none).
+    _first_prunable_step: int | None = field(default=0, init=False, repr=False)
 
     def _connect(self) -> Any:
         if self._trial is None:
@@ -84,6 +86,7 @@ class TrialLink:
                 pruner=make_pruner(spec.get("name", "none"), spec.get("kwargs")),
             )
             self._multi_objective = len(study.directions) > 1
+            self._first_prunable_step = _first_prunable_step(study.pruner)
             self._trial = optuna.trial.Trial(study, self.trial_id)
         return self._trial
 
@@ -97,7 +100,23 @@ class TrialLink:
         if self._multi_objective or not math.isfinite(value):
             return False
         trial.report(float(value), int(epoch))
+        # should_prune reads the study back from the storage; skip that round trip while the
+        # pruner's answer is known to be no (the value is still reported, for later trials).
+        if self._first_prunable_step is None or epoch < self._first_prunable_step:
+            return False
         return bool(trial.should_prune())
+
+
+def _first_prunable_step(pruner: Any) -> int | None:
+    """The first step at which ``pruner`` may prune: None for NopPruner, ``n_warmup_steps`` for the
+    median/percentile pruners (they answer no before it), else 0."""
+    import optuna
+
+    if isinstance(pruner, optuna.pruners.NopPruner):
+        return None
+    if isinstance(pruner, optuna.pruners.PercentilePruner):
+        return int(getattr(pruner, "_n_warmup_steps", 0) or 0)
+    return 0
 
 
 def current() -> TrialLink | None:
