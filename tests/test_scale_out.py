@@ -345,8 +345,8 @@ def test_the_killed_trial_is_retried_with_the_same_parameters(killed_worker):
 def _open_storage_at_barrier(url: str, barrier, results) -> None:
     from sweeper.sweep.storage import open_storage
 
-    barrier.wait()
     try:
+        barrier.wait(timeout=60)
         open_storage(url)
         results.put("ok")
     except Exception as err:  # noqa: BLE001  (the test reports whatever a worker hit)
@@ -361,9 +361,13 @@ def test_workers_opening_a_fresh_database_at_once_all_get_the_storage(postgres_u
              for _ in range(3)]
     for proc in procs:
         proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
-    outcomes = [results.get(timeout=5) for _ in procs]
+    try:
+        outcomes = [results.get(timeout=120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
     assert outcomes == ["ok"] * 3, outcomes
 
 
@@ -407,8 +411,8 @@ def joblib_sweep(tmp_path_factory):
                       "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "hydra.launcher.n_jobs=2",
                       f"hydra.sweeper.n_trials={JOBLIB_TRIALS}", "hydra.sweeper.sampler=random",
                       "hydra.sweeper.pruner=median",
-                      "++hydra.sweeper.pruner_kwargs.n_startup_trials=2",
-                      "++hydra.sweeper.pruner_kwargs.n_warmup_steps=1",
+                      "+hydra.sweeper.pruner_kwargs.n_startup_trials=2",
+                      "+hydra.sweeper.pruner_kwargs.n_warmup_steps=1",
                       # Half the learning rates are far too small: the pruner has work to do.
                       "optimizer.lr=tag(log,interval(1e-6,0.1))", "train.epochs=10",
                       *probe_args(probes))
