@@ -399,10 +399,10 @@ class _SweepRun:
         batch = []
         for _ in range(n):
             trial = self.study.ask()
-            if trial.number >= n_trials:
-                # Workers sharing the storage counted, then asked, at the same moment: every
-                # trial counts, so a number past the budget is one too many. Hand it back
-                # (WAITING, no params yet); the next ask anywhere reuses it.
+            if not studies.within_budget(self.study, trial, n_trials):
+                # Workers sharing the storage counted, then asked, at the same moment: this
+                # one is past the budget. Hand it back (WAITING, no params yet); the next ask
+                # anywhere reuses it, or a retry of a trial whose worker died takes it over.
                 storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
                 break
             trials.append(trial)

@@ -49,6 +49,12 @@ def hide_password(url: str) -> str:
         return url
 
 
+def _retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    from sweeper.sweep.study import retry  # study builds on storage, not the reverse
+
+    retry(study, trial)
+
+
 def open_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.RDBStorage:
@@ -73,6 +79,7 @@ def open_storage(
                             engine_kwargs=engine_kwargs,
                             heartbeat_interval=heartbeat_interval,
                             grace_period=grace_period,
+                            heartbeat_stale_trial_callback=_retry_stale,
                         )
                     break
                 except sqlalchemy.exc.IntegrityError:

@@ -1,8 +1,10 @@
 """The Optuna study of a sweep: objectives and directions, create-or-resume, trial ownership.
 
 Counting rule: every trial that ends, whatever its state (COMPLETE, PRUNED or FAIL), counts
-towards ``n_trials``; a resumed sweep runs ``n_trials`` minus the trials already finished or
-still running elsewhere, so a killed trial (failed on resume) is not silently retried.
+towards ``n_trials``, except a trial whose worker died: it is FAIL and retried once with the
+same parameters (Optuna's ``failed_trial`` system attribute links the retry to it), and only
+the retry counts. A resumed sweep runs ``n_trials`` minus the trials already counted or still
+running elsewhere.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ OVERRIDES = "sweeper:overrides"
 RUN_ID = "run_id"
 REASON = "reason"
 METRICS = "metrics"
+# Optuna's own key (RetryFailedTrialCallback): the number of the trial a retry replaces.
+RETRY_OF = "failed_trial"
 # Study system attributes.
 OBJECTIVES = "sweeper:objectives"
 PARENT_RUN_ID = "sweeper:parent_run_id"
@@ -122,6 +126,7 @@ def fail_orphaned_trials(study: optuna.Study) -> list[FrozenTrial]:
                 storage.set_trial_user_attr(trial._trial_id, REASON, "its sweeper process died")
                 if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
                     failed.append(trial)
+                    retry(study, trial)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # another worker got there first
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
@@ -142,11 +147,57 @@ def heartbeat_interval(study: optuna.Study) -> int | None:
     return None
 
 
+def retry(study: optuna.Study, failed: FrozenTrial) -> None:
+    """Queue one retry of ``failed``, a trial whose worker died, with the same parameters.
+
+    The retry carries Optuna's ``failed_trial`` and ``retry_history`` system attributes (as
+    ``RetryFailedTrialCallback`` writes them), so Optuna's helpers find it. A retry whose worker
+    dies too is not retried again. A WAITING trial without parameters (one handed back past
+    the budget) becomes the retry, so the retry is never queued behind it.
+    """
+    if RETRY_OF in failed.system_attrs:
+        return
+    attrs = {RETRY_OF: failed.number, "retry_history": [failed.number]}
+    storage = study._storage
+    for waiting in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if not waiting.params and not {RETRY_OF, "fixed_params"} & set(waiting.system_attrs):
+            for name, value in failed.params.items():
+                distribution = failed.distributions[name]
+                storage.set_trial_param(
+                    waiting._trial_id, name, distribution.to_internal_repr(value), distribution
+                )
+            for key, value in attrs.items():
+                storage.set_trial_system_attr(waiting._trial_id, key, value)
+            return
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params=failed.params, distributions=failed.distributions,
+        system_attrs=attrs,
+    ))
+
+
+def _counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The finished trials that count towards ``n_trials``: a retried FAIL counts through its retry."""
+    retried = {t.system_attrs.get(RETRY_OF) for t in trials}
+    return [t for t in trials if t.state in FINISHED and t.number not in retried]
+
+
 def count(study: optuna.Study) -> tuple[int, int]:
-    """(finished, running) trials in the study."""
-    trials = study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
+    """(counted finished, running) trials in the study."""
+    trials = study.get_trials(deepcopy=False)
     running = sum(t.state == TrialState.RUNNING for t in trials)
-    return len(trials) - running, running
+    return len(_counted(trials)), running
+
+
+def within_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
+    """Whether ``trial``, just asked, fits in ``n_trials``.
+
+    It fits when the counted finished trials plus the running trials numbered before it leave
+    room. Workers that asked at the same moment all see the same trials, so exactly the lowest
+    numbers run and the others are handed back.
+    """
+    trials = study.get_trials(deepcopy=False)
+    ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
+    return len(_counted(trials)) + ahead < n_trials
 
 
 class Heartbeat:
