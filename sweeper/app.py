@@ -10,7 +10,6 @@ before the MLflow run exists; once it exists, every way out ends it (FINISHED, F
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 import time

@@ -95,7 +95,7 @@ def _colors(trials: Trials) -> dict[str, Any]:
 
 
 def _legend(fig: Any, axes: Sequence[Any], title: str) -> None:
-    handles, labels = {}, []
+    handles: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
