@@ -33,7 +33,7 @@ from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError, SweeperError
 from sweeper.sweep import parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.registry import make_pruner, make_sampler
-from sweeper.sweep.storage import hide_password, open_storage, resolve_storage_url
+from sweeper.sweep.storage import budget_lock, hide_password, open_storage, resolve_storage_url
 from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -398,7 +398,11 @@ class _SweepRun:
         storage = self.study._storage
         batch = []
         for _ in range(n):
-            trial = self.study.ask()
+            with budget_lock(self.storage_url, self.study.study_name):
+                finished, running = studies.count(self.study)
+                if finished + running >= n_trials:
+                    break  # other workers took the last trials
+                trial = self.study.ask()
             if not studies.within_budget(self.study, trial, n_trials):
                 # Workers sharing the storage counted, then asked, at the same moment: this
                 # one is past the budget. Hand it back (WAITING, no params yet); the next ask

@@ -6,11 +6,16 @@ process (joblib) or on another machine talks to the same study the same way.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
+import hashlib
 import os
 import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import optuna
 import sqlalchemy.exc
@@ -87,3 +92,39 @@ def open_storage(
                         raise
                     time.sleep(0.5 * (attempt + 1))
         return _storages[key]
+
+
+@contextlib.contextmanager
+def budget_lock(url: str, study_name: str) -> Iterator[None]:
+    """Hold a lock shared by every worker of ``study_name`` while one counts and asks a trial.
+
+    Workers that counted and then asked at the same moment would otherwise ask one trial past
+    ``n_trials`` (and Optuna cannot delete a trial). SQLite: an exclusive ``flock`` on a file
+    beside the database (SQLite serves one machine anyway). PostgreSQL: a session advisory lock
+    keyed on the study name. Other databases: no lock; the sweeper then hands a trial asked past
+    the budget back as WAITING.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+        with open(f"{parsed.database}.sweeper-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    elif backend == "postgresql":
+        key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
+        with _lock_engine(url).connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    else:
+        yield
+
+
+@functools.cache
+def _lock_engine(url: str) -> sqlalchemy.engine.Engine:
+    return sqlalchemy.create_engine(url, pool_pre_ping=True)
