@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeper import PROJECT_ROOT
 from sweeper.config import validate
 from sweeper.cli import exit_for
-from sweeper.errors import ConfigError, SweeperError
+from sweeper.errors import ConfigError, SweeperError, one_line
 
 CONFIG_DIR = PROJECT_ROOT / "conf"
 SPLITS = ("train", "val", "test")
@@ -137,7 +137,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         _end_failed(mlrun, "interrupted (KeyboardInterrupt)", "KILLED")
         raise
     except BaseException as error:
-        _end_failed(mlrun, _one_line(error), "FAILED")
+        _end_failed(mlrun, one_line(error), "FAILED")
         raise
     return {"state": state, "objective": str(cfg.objective), "metrics": metrics,
             "run_id": mlrun.run_id, "reason": reason}
@@ -232,7 +232,7 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
         experiment_id = get_or_create_experiment(client, experiment_name(cfg))
         return MlflowRun.start(client, experiment_id, run_name=run_name, parent_run_id=parent, tags=all_tags)
     except Exception as error:
-        raise ConfigError(f"mlflow.tracking_uri: cannot log to {uri!r}: {_one_line(error)}") from None
+        raise ConfigError(f"mlflow.tracking_uri: cannot log to {uri!r}: {one_line(error)}") from None
 
 
 def _params(cfg: DictConfig) -> dict[str, str]:
@@ -331,7 +331,3 @@ def _end_failed(mlrun: Any, reason: str, status: str) -> None:
     except Exception:
         pass
 
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"

@@ -11,3 +11,9 @@ class ConfigError(SweeperError, ValueError):
 
 class DataError(SweeperError, ValueError):
     """A CSV file, column or value cannot be used."""
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: first line of the message``, for reasons and messages that must stay on one line."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper import PROJECT_ROOT
-from sweeper.errors import SweeperError
+from sweeper.errors import SweeperError, one_line
 
 #: Tags written by the sweeper (parent run) and by each job (child run); see SPEC.md.
 STUDY_TAG = "sweeper.study"
@@ -183,7 +183,7 @@ def load_sweep(tracking_uri: str | None = None, *, experiment: str | None = None
     except ReportError:
         raise
     except Exception as error:  # an unreachable server, a broken database, ...
-        raise ReportError(f"cannot read MLflow at {uri}: {_one_line(error)}") from None
+        raise ReportError(f"cannot read MLflow at {uri}: {one_line(error)}") from None
     single = not children
     if single and STUDY_TAG in run.data.tags:
         raise ReportError(f"sweep {run.info.run_id} has no trial runs yet")
@@ -193,7 +193,3 @@ def load_sweep(tracking_uri: str | None = None, *, experiment: str | None = None
     trials = [TrialRun(r, h) for r, h in zip(runs, histories)]
     return Sweep(uri, experiment_name, run, trials, single)
 
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import TrialState
 
 from sweeper import PROJECT_ROOT
-from sweeper.errors import ConfigError, SweeperError
+from sweeper.errors import ConfigError, SweeperError, one_line
 from sweeper.sweep import parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.registry import make_pruner, make_sampler
 from sweeper.sweep.storage import budget_lock, hide_password, open_storage, resolve_storage_url
@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
-
 
 def _check_server(uri: str) -> None:
     """Fail at once if the MLflow server does not answer (its client would retry for minutes)."""
@@ -54,7 +50,7 @@ def _check_server(uri: str) -> None:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
             pass
     except Exception as err:
-        raise ConfigError(f"mlflow.tracking_uri={uri}: the MLflow server does not answer ({_one_line(err)})") from None
+        raise ConfigError(f"mlflow.tracking_uri={uri}: the MLflow server does not answer ({one_line(err)})") from None
 
 
 def _shown_uri(uri: str, default_relative: str) -> str:
@@ -154,7 +150,7 @@ class OptunaSweeperImpl:
         try:
             validator = get_method(str(self.settings.validator))
         except Exception as err:
-            raise ConfigError(f"hydra.sweeper.validator={self.settings.validator}: {_one_line(err)}") from None
+            raise ConfigError(f"hydra.sweeper.validator={self.settings.validator}: {one_line(err)}") from None
         task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
         try:
             validator(task_cfg)
@@ -168,7 +164,7 @@ class OptunaSweeperImpl:
         try:
             cfg = self._compose(list(overrides))
         except Exception as err:  # the space or the configs changed since that trial ran
-            log.warning("best_config.yaml not written: %s", _one_line(err))
+            log.warning("best_config.yaml not written: %s", one_line(err))
             return None
         with open_dict(cfg):
             del cfg["hydra"]
@@ -219,7 +215,7 @@ class OptunaSweeperImpl:
             storage = open_storage(storage_url, s.heartbeat_interval, s.grace_period)
         except Exception as err:
             shown = hide_password(str(s.storage))
-            message = _one_line(err).replace(str(s.storage), shown).replace(storage_url, shown)
+            message = one_line(err).replace(str(s.storage), shown).replace(storage_url, shown)
             raise ConfigError(f"hydra.sweeper.storage={shown}: {message}") from None
         client, experiment_id, mlflow_uri = self._connect_mlflow()
         study, created = self._open_study(storage, directions, objectives, sampler_kwargs, grid)
@@ -271,7 +267,7 @@ class OptunaSweeperImpl:
         try:
             return client, get_or_create_experiment(client, experiment_name(self.config)), uri
         except Exception as err:
-            raise ConfigError(f"mlflow.tracking_uri={uri}: {_one_line(err)}") from None
+            raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(err)}") from None
 
     def _open_study(
         self, storage: Any, directions: list[str], objectives: list[str], sampler_kwargs: dict, grid: dict | None
@@ -384,7 +380,7 @@ class _SweepRun:
                     self._tell(trial, result)
             except BaseException as err:
                 # Ctrl-C or a launcher failure: whatever this batch had not finished is FAIL.
-                reason = "interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else _one_line(err)
+                reason = "interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else one_line(err)
                 for trial in trials:
                     self._tell_fail(trial, reason)
                 raise
@@ -452,7 +448,7 @@ class _SweepRun:
 
     def _outcome(self, result: JobReturn) -> tuple[TrialState, list[float] | None, dict, str | None, str | None]:
         if result.status != JobStatus.COMPLETED:
-            return TrialState.FAIL, None, {}, None, _one_line(result._return_value)
+            return TrialState.FAIL, None, {}, None, one_line(result._return_value)
         ret = result._return_value
         if not isinstance(ret, dict) or ret.get("state") not in ("COMPLETE", "PRUNED", "FAIL"):
             return TrialState.FAIL, None, {}, None, f"the task function returned {type(ret).__name__}, not a trial result"
