@@ -110,18 +110,20 @@ class SearchSpace:
     ) -> list[str]:
         """Suggest this trial's values (define-by-run); return the job's overrides.
 
-        A conditional parameter is suggested only if composing the config with the values
-        chosen so far (its parent's among them) yields its key.
+        A conditional parameter is suggested only if composing the config with the options
+        chosen so far for parents (its own parent's among them) yields its key. ``compose`` is
+        called with the same few override lists again and again: callers memoise it.
         """
+        parents = {p.parent for p in self.params if p.parent is not None}
         chosen: dict[str, str] = {}  # key -> override, in suggestion order
-        cfg, composed_for = None, None
         for p in self.params:
             if p.parent is not None:
                 if p.parent not in chosen:
                     continue  # its parent was itself skipped
-                if composed_for != len(chosen):
-                    cfg, composed_for = compose(self.fixed + list(chosen.values())), len(chosen)
-                if not has_key(cfg, p.key):
+                # Only the options chosen for parents decide which keys exist, so the composed
+                # config depends on those alone and ``compose`` can remember it by them.
+                context = self.fixed + [o for k, o in chosen.items() if k in parents]
+                if not has_key(compose(context), p.key):
                     continue
             chosen[p.key] = p.override(p.suggest(trial))
         return self.fixed + list(chosen.values())

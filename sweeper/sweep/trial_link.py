@@ -14,8 +14,10 @@ which is the single source of truth.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,8 @@ PARENT_RUN_ID = "SWEEPER_PARENT_RUN_ID"
 
 # Trial system attribute (written by the sweeper at ask time) holding the pruner the job rebuilds.
 PRUNER_ATTR = "sweeper:pruner"
+# How stale a median/percentile pruner's view of the other trials may get (see _CompletedTrials).
+PEERS_REFRESH_SECONDS = 1.0
 
 
 def _quote(value: str) -> str:
@@ -68,6 +72,9 @@ class TrialLink:
     _multi_objective: bool = field(default=False, init=False, repr=False)
     # Steps before which the pruner cannot stop a trial (None: it never can, e.g. pruner=none).
     _first_prunable_step: int | None = field(default=0, init=False, repr=False)
+    # Median/percentile pruners only: the study as they read it, and this trial's reports.
+    _peers: "_CompletedTrials | None" = field(default=None, init=False, repr=False)
+    _reported: Any = field(default=None, init=False, repr=False)
 
     def _connect(self) -> Any:
         if self._trial is None:
@@ -88,6 +95,9 @@ class TrialLink:
             self._multi_objective = len(study.directions) > 1
             self._first_prunable_step = _first_prunable_step(study.pruner)
             self._trial = optuna.trial.Trial(study, self.trial_id)
+            if isinstance(study.pruner, optuna.pruners.PercentilePruner) and not self._multi_objective:
+                self._peers = _CompletedTrials(study, PEERS_REFRESH_SECONDS)
+                self._reported = copy.deepcopy(storage.get_trial(self.trial_id))
         return self._trial
 
     def report(self, epoch: int, value: float) -> bool:
@@ -100,11 +110,47 @@ class TrialLink:
         if self._multi_objective or not math.isfinite(value):
             return False
         trial.report(float(value), int(epoch))
+        if self._reported is not None:
+            self._reported.intermediate_values[int(epoch)] = float(value)
         # should_prune reads the study back from the storage; skip that round trip while the
         # pruner's answer is known to be no (the value is still reported, for later trials).
         if self._first_prunable_step is None or epoch < self._first_prunable_step:
             return False
+        if self._peers is not None:
+            return bool(trial.study.pruner.prune(self._peers, self._reported))
         return bool(trial.should_prune())
+
+
+class _CompletedTrials:
+    """A study as a median/percentile pruner reads it: its direction and its COMPLETE trials.
+
+    ``Trial.should_prune`` re-reads every unfinished trial of the study from the storage on each
+    call (~4 ms on SQLite, at every epoch of every trial: most of a short trial's time). The
+    percentile pruner only looks at COMPLETE trials, which change only when another trial ends,
+    so this re-reads them at most every ``refresh`` seconds. In a one-process sweep no trial ends
+    while a job runs, and the answers are exactly Optuna's; a worker sharing the storage with
+    others sees their newly completed trials up to ``refresh`` seconds late.
+    """
+
+    def __init__(self, study: Any, refresh: float) -> None:
+        self._study, self._refresh = study, refresh
+        self._trials: list | None = None
+        self._read_at = -math.inf
+
+    @property
+    def direction(self) -> Any:
+        return self._study.direction
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list:
+        from optuna.trial import TrialState
+
+        if tuple(states or ()) != (TrialState.COMPLETE,):  # not what a percentile pruner asks
+            return self._study.get_trials(deepcopy=deepcopy, states=states)
+        now = time.monotonic()
+        if self._trials is None or now - self._read_at >= self._refresh:
+            self._trials = self._study.get_trials(deepcopy=False, states=states)
+            self._read_at = now
+        return copy.deepcopy(self._trials) if deepcopy else self._trials
 
 
 def _first_prunable_step(pruner: Any) -> int | None:

@@ -1,0 +1,167 @@
+"""The sweeper's two shortcuts around slow calls give the answers of the slow calls.
+
+- A job's median pruner reads the study's COMPLETE trials from a snapshot instead of re-reading
+  the storage at every epoch (``trial_link._CompletedTrials``): its prune/continue answers must
+  be Optuna's own ``Trial.should_prune`` answers, epoch by epoch, on a real SQLite study.
+- Validating a search space applies a plain key's value to a copy of an already composed config
+  instead of composing again (``OptunaSweeperImpl._with_value``): the config, or the error, must
+  be what Hydra's compose gives for the same overrides of the project's own ``conf/``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sweeper.errors import ConfigError
+from sweeper.sweep import trial_link
+from sweeper.sweep.registry import make_pruner
+from sweeper.sweep.storage import open_storage
+
+
+def _curve(level: float, epochs: int) -> list[float]:
+    return [level + 1.0 / (epoch + 1) for epoch in range(epochs)]
+
+
+@pytest.fixture
+def median_study(tmp_path):
+    """A SQLite study with 6 COMPLETE trials of 30 reported epochs (levels 1.0 ... 1.5)."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(storage=url, study_name="s", pruner=make_pruner("median", {}))
+    for i in range(6):
+        trial = study.ask()
+        for epoch, value in enumerate(_curve(1.0 + 0.1 * i, 30)):
+            trial.report(value, epoch)
+        study.tell(trial, 1.0 + 0.1 * i)
+    return url, study
+
+
+def _running_trial(study: optuna.Study) -> optuna.Trial:
+    trial = study.ask()
+    study._storage.set_trial_system_attr(trial._trial_id, trial_link.PRUNER_ATTR, {"name": "median", "kwargs": {}})
+    return trial
+
+
+@pytest.mark.parametrize("level", [0.9, 1.22, 1.27, 2.0])
+def test_the_jobs_median_pruner_answers_as_optunas_should_prune_at_every_epoch(median_study, level):
+    url, study = median_study
+    trial = _running_trial(study)
+    link = trial_link.TrialLink(url, "s", trial._trial_id, trial.number, None)
+    reference = optuna.trial.Trial(
+        optuna.load_study(study_name="s", storage=open_storage(url), pruner=make_pruner("median", {})),
+        trial._trial_id,
+    )
+    ours, optunas = [], []
+    for epoch, value in enumerate(_curve(level, 30)):
+        ours.append(link.report(epoch, value))
+        reference._cached_frozen_trial.intermediate_values[epoch] = value  # what link.report stored
+        optunas.append(reference.should_prune())
+    assert ours == optunas
+    assert link._peers is not None  # the shortcut, not Optuna's own path, answered
+    # The stored curve is the reported one: later trials' medians read it.
+    stored = study._storage.get_trial(trial._trial_id).intermediate_values
+    assert stored == dict(enumerate(_curve(level, 30)))
+
+
+def test_the_answers_cover_both_outcomes(median_study):
+    """Levels below and above the median: the comparison above is not all-False or all-True."""
+    url, study = median_study
+    answers = {}
+    for level in (0.9, 2.0):
+        trial = _running_trial(study)
+        link = trial_link.TrialLink(url, "s", trial._trial_id, trial.number, None)
+        answers[level] = any(link.report(epoch, value) for epoch, value in enumerate(_curve(level, 30)))
+        study.tell(trial, state=TrialState.FAIL)
+    assert answers == {0.9: False, 2.0: True}
+
+
+def test_trials_completed_by_another_worker_are_seen_after_the_refresh(median_study):
+    url, study = median_study
+    peers = trial_link._CompletedTrials(optuna.load_study(study_name="s", storage=url), refresh=0.3)
+    assert len(peers.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) == 6
+    other = study.ask()  # another worker completes one more trial
+    study.tell(other, 0.5)
+    assert len(peers.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) == 6
+    deadline = time.monotonic() + 5
+    while len(peers.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) == 6:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert peers.direction == study.direction
+
+
+def test_other_questions_go_to_the_study_unchanged(median_study):
+    url, study = median_study
+    peers = trial_link._CompletedTrials(optuna.load_study(study_name="s", storage=url), refresh=math.inf)
+    assert len(peers.get_trials(deepcopy=False)) == 6
+    study.ask()
+    assert len(peers.get_trials(deepcopy=False)) == 7  # not a snapshot: all states were asked
+
+
+# --- validation: a value applied to a composed config == composing with it ---------------------
+
+
+@pytest.fixture(scope="module")
+def sweeper_impl():
+    """The sweeper's implementation set up as Hydra sets it up, on the project's conf/."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import HydraContext
+
+    from sweeper.app import CONFIG_DIR  # registers the config schemas, as `python -m sweeper` does
+    from sweeper.sweep.optuna_sweeper import OptunaSweeperImpl
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        impl = OptunaSweeperImpl(validator=None)
+        impl.hydra_context = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=None)
+        impl.config = compose("config", return_hydra_config=True)
+        impl._composed = {}
+        yield impl
+
+
+def _task(cfg) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=False) | {"hydra": None}
+
+
+@pytest.mark.parametrize(
+    "context, override",
+    [
+        ([], "optimizer.lr=0.05"),
+        ([], "model.hidden=[32,16]"),
+        ([], "train.batch_size=null"),
+        ([], "regularization.max_norm=3"),
+        (["schedule=step"], "schedule.gamma=0.9"),
+        (["schedule=plateau"], "schedule.factor=0.2"),
+        (["data=diamonds"], "model.activation=tanh"),
+    ],
+)
+def test_a_value_applied_to_the_composed_context_equals_composing_with_it(sweeper_impl, context, override):
+    fixed = ["train.epochs=7"]
+    applied = sweeper_impl._with_value(sweeper_impl._compose_once(fixed + context), override, "here")
+    composed = sweeper_impl._compose(fixed + context + [override])
+    assert _task(applied) == _task(composed)
+
+
+@pytest.mark.parametrize(
+    "override, says",
+    [
+        ("train.batch_size=abc", "Value 'abc' of type 'str' could not be converted to Integer"),
+        ("model.hidden=abc", "model.hidden=abc"),
+        ("optimizer.nesterov=maybe", "optimizer.nesterov=maybe"),
+    ],
+)
+def test_a_value_the_schema_rejects_fails_as_composing_it_fails(sweeper_impl, override, says):
+    from sweeper.sweep.optuna_sweeper import _composition_message
+
+    with pytest.raises(ConfigError) as applied:
+        sweeper_impl._with_value(sweeper_impl._compose_once([]), override, "where")
+    with pytest.raises(Exception) as composed:
+        sweeper_impl._compose([override])
+    assert str(applied.value) == f"where: {_composition_message(composed.value)}"
+    assert says in str(applied.value)
+    assert "\n" not in str(applied.value)
