@@ -102,19 +102,23 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         if link is not None:
             callbacks.append(lambda log: link.report(log.epoch, _objective_value(cfg.objective, log, dataset)))
         started = time.perf_counter()
-        result = fit(
-            net, dataset.X_train, dataset.y_train,
-            epochs=cfg.train.epochs,
-            batch_size=cfg.train.batch_size,
-            optimizer=optimizer,
-            schedule=schedule,
-            eval_sets=dataset.eval_sets,
-            early_stopping=early_stopping,
-            seed=np.random.default_rng(shuffle_seed),
-            shuffle=True,
-            callbacks=callbacks,
-        )
-        train_seconds = time.perf_counter() - started
+        try:
+            result = fit(
+                net, dataset.X_train, dataset.y_train,
+                epochs=cfg.train.epochs,
+                batch_size=cfg.train.batch_size,
+                optimizer=optimizer,
+                schedule=schedule,
+                eval_sets=dataset.eval_sets,
+                early_stopping=early_stopping,
+                seed=np.random.default_rng(shuffle_seed),
+                shuffle=True,
+                callbacks=callbacks,
+            )
+        finally:
+            train_seconds = time.perf_counter() - started
+            if link is not None:
+                link.flush()  # the curve is in Optuna before the sweeper ends the trial
         callbacks[0].log_rest(result.history)
 
         if result.status == DIVERGED:

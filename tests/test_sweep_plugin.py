@@ -61,6 +61,8 @@ def main(cfg):
         if link is not None and link.report(epoch, value):
             state = "PRUNED"
             break
+    if link is not None:
+        link.flush()  # reported values are buffered: store them before the trial ends
     client.set_tag(run_id, "sweeper.state", state)
     client.set_terminated(run_id, "FINISHED")
     return {"state": state, "objective": cfg.objective, "run_id": run_id, "reason": None,

@@ -62,9 +62,33 @@ def test_the_jobs_median_pruner_answers_as_optunas_should_prune_at_every_epoch(m
         optunas.append(reference.should_prune())
     assert ours == optunas
     assert link._peers is not None  # the shortcut, not Optuna's own path, answered
-    # The stored curve is the reported one: later trials' medians read it.
-    stored = study._storage.get_trial(trial._trial_id).intermediate_values
+    # After the job's flush the stored curve is the reported one: later trials' medians read it.
+    link.flush()
+    stored = optuna.load_study(study_name="s", storage=url).trials[trial.number].intermediate_values
     assert stored == dict(enumerate(_curve(level, 30)))
+
+
+def test_reported_values_reach_the_storage_within_save_seconds_and_at_flush(median_study, monkeypatch):
+    url, study = median_study
+    monkeypatch.setattr(trial_link, "SAVE_SECONDS", 0.2)
+    trial = _running_trial(study)
+    link = trial_link.TrialLink(url, "s", trial._trial_id, trial.number, None)
+
+    def stored() -> dict:
+        return optuna.load_study(study_name="s", storage=url).trials[trial.number].intermediate_values
+
+    link.report(0, 3.0)
+    link.report(1, 2.0)
+    assert stored() == {}  # kept in the job: no commit per epoch
+    time.sleep(0.25)
+    link.report(2, 1.5)  # SAVE_SECONDS passed: this report writes all three
+    assert stored() == {0: 3.0, 1: 2.0, 2: 1.5}
+    link.report(3, 1.25)
+    link.flush()
+    assert stored() == {0: 3.0, 1: 2.0, 2: 1.5, 3: 1.25}
+    link.flush()  # nothing left: writes nothing, fails nothing
+    study.tell(trial, state=TrialState.PRUNED)
+    assert study.trials[trial.number].intermediate_values == {0: 3.0, 1: 2.0, 2: 1.5, 3: 1.25}
 
 
 def test_the_answers_cover_both_outcomes(median_study):
@@ -165,3 +189,12 @@ def test_a_value_the_schema_rejects_fails_as_composing_it_fails(sweeper_impl, ov
     assert str(applied.value) == f"where: {_composition_message(composed.value)}"
     assert says in str(applied.value)
     assert "\n" not in str(applied.value)
+
+
+def test_a_storage_without_transactions_gets_the_values_one_by_one():
+    from sweeper.sweep.storage import save_intermediate_values
+
+    study = optuna.create_study()  # in memory: no RDB backend to batch into
+    trial = study.ask()
+    save_intermediate_values(study._storage, trial._trial_id, {0: 1.0, 1: 0.5})
+    assert study.trials[0].intermediate_values == {0: 1.0, 1: 0.5}

@@ -31,6 +31,8 @@ PARENT_RUN_ID = "SWEEPER_PARENT_RUN_ID"
 PRUNER_ATTR = "sweeper:pruner"
 # How stale a median/percentile pruner's view of the other trials may get (see _CompletedTrials).
 PEERS_REFRESH_SECONDS = 1.0
+# How long reported values may wait in the job before they are written to the storage.
+SAVE_SECONDS = 1.0
 
 
 def _quote(value: str) -> str:
@@ -61,44 +63,58 @@ def overrides_for(
 
 @dataclass
 class TrialLink:
-    """The Optuna trial the current job runs as, reached through the storage."""
+    """The Optuna trial the current job runs as, reached through the storage.
+
+    With the median pruner (or none) the reported values are kept in the job and written to the
+    storage in one transaction at most every ``SAVE_SECONDS`` and at :meth:`flush`, which the job
+    calls before it returns (so before the sweeper tells the trial's state): no other trial reads
+    a running trial's values, and a commit per epoch was most of a short trial's time. Other
+    pruners (hyperband, successive halving) go through Optuna's ``report``/``should_prune``.
+    """
 
     storage_url: str
     study_name: str
     trial_id: int
     trial_number: int
     parent_run_id: str | None
-    _trial: Any = field(default=None, init=False, repr=False)
+    _study: Any = field(default=None, init=False, repr=False)
+    _trial: Any = field(default=None, init=False, repr=False)  # Optuna's Trial, other pruners only
     _multi_objective: bool = field(default=False, init=False, repr=False)
     # Steps before which the pruner cannot stop a trial (None: it never can, e.g. pruner=none).
     _first_prunable_step: int | None = field(default=0, init=False, repr=False)
-    # Median/percentile pruners only: the study as they read it, and this trial's reports.
+    # Median/percentile pruners and none: the study as the pruner reads it, this trial as
+    # reported so far, the values not yet in the storage, and when they were last written.
     _peers: "_CompletedTrials | None" = field(default=None, init=False, repr=False)
     _reported: Any = field(default=None, init=False, repr=False)
+    _unsaved: dict[int, float] = field(default_factory=dict, init=False, repr=False)
+    _saved_at: float = field(default=0.0, init=False, repr=False)
 
-    def _connect(self) -> Any:
-        if self._trial is None:
-            import optuna
+    def _connect(self) -> None:
+        if self._study is not None:
+            return
+        import optuna
 
-            from sweeper.sweep.registry import make_pruner
-            from sweeper.sweep.storage import open_storage
+        from sweeper.sweep.registry import make_pruner
+        from sweeper.sweep.storage import open_storage
 
-            storage = open_storage(self.storage_url)
-            spec = storage.get_trial_system_attrs(self.trial_id).get(PRUNER_ATTR) or {}
-            study = optuna.load_study(
-                study_name=self.study_name,
-                storage=storage,
-                # The sweeper samples; the job never does, so the cheapest sampler will do.
-                sampler=optuna.samplers.RandomSampler(),
-                pruner=make_pruner(spec.get("name", "none"), spec.get("kwargs")),
-            )
-            self._multi_objective = len(study.directions) > 1
-            self._first_prunable_step = _first_prunable_step(study.pruner)
+        storage = open_storage(self.storage_url)
+        spec = storage.get_trial_system_attrs(self.trial_id).get(PRUNER_ATTR) or {}
+        study = optuna.load_study(
+            study_name=self.study_name,
+            storage=storage,
+            # The sweeper samples; the job never does, so the cheapest sampler will do.
+            sampler=optuna.samplers.RandomSampler(),
+            pruner=make_pruner(spec.get("name", "none"), spec.get("kwargs")),
+        )
+        self._multi_objective = len(study.directions) > 1
+        self._first_prunable_step = _first_prunable_step(study.pruner)
+        if isinstance(study.pruner, (optuna.pruners.PercentilePruner, optuna.pruners.NopPruner)):
+            self._peers = _CompletedTrials(study, PEERS_REFRESH_SECONDS)
+            self._reported = copy.deepcopy(storage.get_trial(self.trial_id))
+            self._saved_at = time.monotonic()
+        else:
             self._trial = optuna.trial.Trial(study, self.trial_id)
-            if isinstance(study.pruner, optuna.pruners.PercentilePruner) and not self._multi_objective:
-                self._peers = _CompletedTrials(study, PEERS_REFRESH_SECONDS)
-                self._reported = copy.deepcopy(storage.get_trial(self.trial_id))
-        return self._trial
+        self._study = study
 
     def report(self, epoch: int, value: float) -> bool:
         """Report the objective's value after ``epoch``; return True if the trial should stop.
@@ -106,19 +122,33 @@ class TrialLink:
         Multi-objective studies never prune (Optuna cannot), and a NaN/inf value is not reported:
         the job ends such a trial as FAIL itself.
         """
-        trial = self._connect()
+        self._connect()
         if self._multi_objective or not math.isfinite(value):
             return False
-        trial.report(float(value), int(epoch))
-        if self._reported is not None:
-            self._reported.intermediate_values[int(epoch)] = float(value)
-        # should_prune reads the study back from the storage; skip that round trip while the
-        # pruner's answer is known to be no (the value is still reported, for later trials).
+        epoch, value = int(epoch), float(value)
+        if self._trial is not None:
+            self._trial.report(value, epoch)
+        else:
+            self._reported.intermediate_values[epoch] = value
+            self._unsaved[epoch] = value
+            if time.monotonic() - self._saved_at >= SAVE_SECONDS:
+                self.flush()
+        # Skip asking while the pruner's answer is known to be no.
         if self._first_prunable_step is None or epoch < self._first_prunable_step:
             return False
-        if self._peers is not None:
-            return bool(trial.study.pruner.prune(self._peers, self._reported))
-        return bool(trial.should_prune())
+        if self._trial is not None:
+            return bool(self._trial.should_prune())
+        return bool(self._study.pruner.prune(self._peers, self._reported))
+
+    def flush(self) -> None:
+        """Write the reported values not yet in the storage (one transaction)."""
+        if not self._unsaved:
+            return
+        from sweeper.sweep.storage import save_intermediate_values
+
+        values, self._unsaved = self._unsaved, {}
+        save_intermediate_values(self._study._storage, self.trial_id, values)
+        self._saved_at = time.monotonic()
 
 
 class _CompletedTrials:
