@@ -206,8 +206,10 @@ def measure_sweep(trials: int, epochs: int, extra: list[str]) -> dict:
     n = sum(states.values()) or trials
     per_trial = {part: parts[part] / n for part, (_, every_trial, _) in PARTS.items()
                  if every_trial and part != "training"}
+    dataset = next((o.split("=", 1)[1] for o in extra if o.startswith("data=")), "car_prices")
     return {
         "trials": n,
+        "dataset": dataset,
         "epochs": epochs,
         "states": states,
         "overrides": extra,
@@ -255,7 +257,7 @@ def measure_help(repeats: int) -> dict:
 def _table(sweep: dict, help_: dict) -> str:
     n = sweep["trials"]
     lines = [
-        f"sweep: {n} trials x {sweep['epochs']} epochs on car_prices "
+        f"sweep: {n} trials x {sweep['epochs']} epochs on {sweep['dataset']} "
         f"({', '.join(f'{v} {k}' for k, v in sorted(sweep['states'].items()))})"
         + (f", overrides {' '.join(sweep['overrides'])}" if sweep["overrides"] else ""),
         f"  wall {sweep['wall_seconds']:.2f} s   sum of train_seconds (MLflow) {sweep['train_seconds']:.2f} s"
