@@ -319,3 +319,29 @@ def test_string_column_with_missing_cell_is_an_error(tmp_path: Path) -> None:
     frame.loc[6, "region"] = None
     with pytest.raises(DataError, match=r"column 'region' has 1 missing value\(s\) \(first in row 7\)"):
         load_dataset(write(tmp_path, frame), target="price")
+
+
+def test_a_sweeps_repeated_load_reuses_the_dataset_and_no_one_can_write_into_it(tmp_path):
+    path = tmp_path / "data.csv"
+    mixed_frame().to_csv(path, index=False)
+    first = load_dataset(path, "price", categorical=["region"], seed=3)
+    again = load_dataset(path, "price", categorical=["region"], seed=3)
+    assert again is first
+    for array in (first.X_train, first.y_val, first.indices["test"]):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0
+    other_split = load_dataset(path, "price", categorical=["region"], seed=4)
+    assert other_split is not first
+    assert not np.array_equal(other_split.indices["train"], first.indices["train"])
+
+
+def test_a_changed_file_is_read_again(tmp_path):
+    path = tmp_path / "data.csv"
+    frame = mixed_frame()
+    frame.to_csv(path, index=False)
+    before = load_dataset(path, "price", shuffle=False)
+    frame.loc[0, "size"] = 1000.0
+    frame.to_csv(path, index=False)
+    after = load_dataset(path, "price", shuffle=False)
+    assert after is not before and after.sha256 != before.sha256
+    assert not np.array_equal(after.X_train, before.X_train)
