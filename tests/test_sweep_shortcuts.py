@@ -198,3 +198,57 @@ def test_a_storage_without_transactions_gets_the_values_one_by_one():
     trial = study.ask()
     save_intermediate_values(study._storage, trial._trial_id, {0: 1.0, 1: 0.5})
     assert study.trials[0].intermediate_values == {0: 1.0, 1: 0.5}
+
+
+def test_values_inserted_in_one_transaction_read_back_as_optuna_stores_them(median_study):
+    from sweeper.sweep.storage import save_intermediate_values
+
+    url, study = median_study
+    trial = study.ask()
+    values = {1: 0.5, 2: math.inf, 3: -math.inf, 4: 0.25}
+    save_intermediate_values(open_storage(url), trial._trial_id, values)
+    assert optuna.load_study(study_name="s", storage=url).trials[trial.number].intermediate_values == values
+    save_intermediate_values(open_storage(url), trial._trial_id, {5: math.nan})
+    assert math.isnan(optuna.load_study(study_name="s", storage=url).trials[trial.number].intermediate_values[5])
+
+
+def test_a_step_stored_before_is_overwritten_as_optunas_own_call_would(median_study):
+    from sweeper.sweep.storage import save_intermediate_values
+
+    url, study = median_study
+    trial = study.ask()
+    trial.report(9.0, 2)
+    save_intermediate_values(open_storage(url), trial._trial_id, {1: 3.0, 2: 2.0, 3: 1.0})
+    stored = optuna.load_study(study_name="s", storage=url).trials[trial.number].intermediate_values
+    assert stored == {1: 3.0, 2: 2.0, 3: 1.0}
+
+
+def test_a_finished_trials_values_stay_as_they_are(median_study):
+    from sweeper.sweep.storage import save_intermediate_values
+
+    url, study = median_study
+    trial = study.ask()
+    trial.report(1.0, 1)
+    study.tell(trial, 1.0)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        save_intermediate_values(open_storage(url), trial._trial_id, {2: 0.5})
+    assert optuna.load_study(study_name="s", storage=url).trials[trial.number].intermediate_values == {1: 1.0}
+
+
+def test_the_next_job_in_the_process_reuses_the_study_and_sees_the_trial_before_it(median_study):
+    url, study = median_study
+    first = _running_trial(study)
+    link = trial_link.TrialLink(url, "s", first._trial_id, first.number, None)
+    for epoch, value in enumerate(_curve(0.9, 30)):
+        link.report(epoch, value)
+    link.flush()
+    study.tell(first, 0.9)
+
+    hits = trial_link._job_study.cache_info().hits
+    second = _running_trial(study)
+    link = trial_link.TrialLink(url, "s", second._trial_id, second.number, None)
+    link.report(0, 5.0)
+    assert trial_link._job_study.cache_info().hits == hits + 1
+    completed = link._peers.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    assert [t.number for t in completed] == [0, 1, 2, 3, 4, 5, first.number]
+    assert completed[-1].intermediate_values == dict(enumerate(_curve(0.9, 30)))

@@ -134,19 +134,32 @@ def save_intermediate_values(storage: optuna.storages.BaseStorage, trial_id: int
     """Store a trial's intermediate values ``{step: value}``, in one transaction when possible.
 
     ``set_trial_intermediate_value`` commits once per value: 1.8 ms each on SQLite, at every epoch
-    of every trial. An RDB storage writes many in one transaction at 0.6 ms each (measured on a
-    local SQLite file, Optuna 4.9); that needs its per-value writer without the commit, which is
-    not public API, so any other storage (or an Optuna without it) gets one call per value.
+    of every trial. Inserting a job's new values in one transaction takes 0.07 ms each (measured
+    on a local SQLite file, Optuna 4.9). That goes through Optuna's table model, which is not
+    public API; if it has moved, or a step was stored before (the insert would break the
+    table's one-value-per-step rule), the values go through the public call one by one.
     """
-    from optuna.storages import _rdb
-
     backend = getattr(storage, "_backend", storage)  # _CachedStorage wraps the RDBStorage
-    write = getattr(backend, "_set_trial_intermediate_value_without_commit", None)
-    session_for = getattr(getattr(_rdb, "storage", None), "_create_scoped_session", None)
-    if isinstance(backend, optuna.storages.RDBStorage) and write is not None and session_for is not None:
-        with session_for(backend.scoped_session, True) as session:
-            for step, value in values.items():
-                write(session, trial_id, step, value)
-        return
+    if isinstance(backend, optuna.storages.RDBStorage):
+        try:
+            _insert_intermediate_values(backend, trial_id, values)
+            return
+        except (ImportError, AttributeError, sqlalchemy.exc.IntegrityError):
+            pass
     for step, value in values.items():
         storage.set_trial_intermediate_value(trial_id, step, value)
+
+
+def _insert_intermediate_values(storage: optuna.storages.RDBStorage, trial_id: int, values: dict[int, float]) -> None:
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    row = models.TrialIntermediateValueModel
+    with _create_scoped_session(storage.scoped_session) as session:  # IntegrityError propagates
+        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+        storage.check_trial_is_updatable(trial_id, trial.state)  # a finished trial stays as it is
+        rows = []
+        for step, value in values.items():
+            stored, kind = row.intermediate_value_to_stored_repr(value)
+            rows.append(row(trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind))
+        session.add_all(rows)

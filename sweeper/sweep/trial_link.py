@@ -15,6 +15,8 @@ which is the single source of truth.
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import math
 import re
 import time
@@ -94,18 +96,11 @@ class TrialLink:
             return
         import optuna
 
-        from sweeper.sweep.registry import make_pruner
         from sweeper.sweep.storage import open_storage
 
         storage = open_storage(self.storage_url)
         spec = storage.get_trial_system_attrs(self.trial_id).get(PRUNER_ATTR) or {}
-        study = optuna.load_study(
-            study_name=self.study_name,
-            storage=storage,
-            # The sweeper samples; the job never does, so the cheapest sampler will do.
-            sampler=optuna.samplers.RandomSampler(),
-            pruner=make_pruner(spec.get("name", "none"), spec.get("kwargs")),
-        )
+        study = _job_study(self.storage_url, self.study_name, json.dumps(spec, sort_keys=True))
         self._multi_objective = len(study.directions) > 1
         self._first_prunable_step = _first_prunable_step(study.pruner)
         if isinstance(study.pruner, (optuna.pruners.PercentilePruner, optuna.pruners.NopPruner)):
@@ -181,6 +176,29 @@ class _CompletedTrials:
             self._trials = self._study.get_trials(deepcopy=False, states=states)
             self._read_at = now
         return copy.deepcopy(self._trials) if deepcopy else self._trials
+
+
+@functools.lru_cache(maxsize=4)
+def _job_study(storage_url: str, study_name: str, pruner_spec: str) -> Any:
+    """The study as the jobs of one process see it, with the trial's pruner.
+
+    Kept for the process: Optuna's study caches the finished trials it has read, so the jobs
+    after the first (in-process, or in one joblib worker) read only what changed since, instead
+    of every trial of the study with every epoch's value (O(trials²) over a sweep).
+    """
+    import optuna
+
+    from sweeper.sweep.registry import make_pruner
+    from sweeper.sweep.storage import open_storage
+
+    spec = json.loads(pruner_spec)
+    return optuna.load_study(
+        study_name=study_name,
+        storage=open_storage(storage_url),
+        # The sweeper samples; the job never does, so the cheapest sampler will do.
+        sampler=optuna.samplers.RandomSampler(),
+        pruner=make_pruner(spec.get("name", "none"), spec.get("kwargs")),
+    )
 
 
 def _first_prunable_step(pruner: Any) -> int | None:
