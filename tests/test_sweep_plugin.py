@@ -238,6 +238,8 @@ def test_current_is_none_outside_a_multirun_even_with_stale_variables(
 
     for key in (trial_link.STORAGE, trial_link.STUDY, trial_link.TRIAL_ID, trial_link.TRIAL_NUMBER):
         monkeypatch.setenv(key, "1")
+    # Hydra's config is process-wide: leave none behind, or later in-process runs are "trials".
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
     assert trial_link.current() is None
     (tmp_path / "config.yaml").write_text("x: 1\n")
     identity = trial_link.overrides_for("sqlite:///x.db", "s", 3, 2, None)
