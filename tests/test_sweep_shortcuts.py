@@ -252,3 +252,22 @@ def test_the_next_job_in_the_process_reuses_the_study_and_sees_the_trial_before_
     completed = link._peers.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     assert [t.number for t in completed] == [0, 1, 2, 3, 4, 5, first.number]
     assert completed[-1].intermediate_values == dict(enumerate(_curve(0.9, 30)))
+
+
+def test_without_a_lock_the_lowest_numbered_trials_asked_together_fit_the_budget(tmp_path):
+    """The hand-back rule for databases budget_lock cannot lock (SQLite and PostgreSQL can)."""
+    from sweeper.sweep import study as studies
+    from sweeper.sweep.storage import budget_lock
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    with budget_lock(url, "s") as locked:
+        assert locked
+    with budget_lock("mysql://u@h/db", "s") as locked:
+        assert not locked
+    study = optuna.create_study(storage=url, study_name="s")
+    for _ in range(3):
+        study.tell(study.ask(), 1.0)
+    first, second = study.ask(), study.ask()  # two workers asked at the same moment
+    assert studies.within_budget(study, first, n_trials=4)
+    assert not studies.within_budget(study, second, n_trials=4)
+    assert studies.within_budget(study, second, n_trials=5)

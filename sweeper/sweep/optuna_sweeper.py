@@ -427,15 +427,16 @@ class _SweepRun:
         storage = self.study._storage
         batch = []
         for _ in range(n):
-            with budget_lock(self.storage_url, self.study.study_name):
+            with budget_lock(self.storage_url, self.study.study_name) as locked:
                 finished, running = studies.count(self.study)
                 if finished + running >= n_trials:
                     break  # other workers took the last trials
                 trial = self.study.ask()
-            if not studies.within_budget(self.study, trial, n_trials):
-                # Workers sharing the storage counted, then asked, at the same moment: this
-                # one is past the budget. Hand it back (WAITING, no params yet); the next ask
-                # anywhere reuses it, or a retry of a trial whose worker died takes it over.
+            if not locked and not studies.within_budget(self.study, trial, n_trials):
+                # No lock on this database, and workers sharing it counted, then asked, at the
+                # same moment: this one is past the budget. Hand it back (WAITING, no params
+                # yet); the next ask anywhere reuses it, or a retry of a trial whose worker died
+                # takes it over.
                 storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
                 break
             trials.append(trial)

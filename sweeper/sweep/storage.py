@@ -95,14 +95,14 @@ def open_storage(
 
 
 @contextlib.contextmanager
-def budget_lock(url: str, study_name: str) -> Iterator[None]:
+def budget_lock(url: str, study_name: str) -> Iterator[bool]:
     """Hold a lock shared by every worker of ``study_name`` while one counts and asks a trial.
 
     Workers that counted and then asked at the same moment would otherwise ask one trial past
     ``n_trials`` (and Optuna cannot delete a trial). SQLite: an exclusive ``flock`` on a file
     beside the database (SQLite serves one machine anyway). PostgreSQL: a session advisory lock
     keyed on the study name. Other databases: no lock; the sweeper then hands a trial asked past
-    the budget back as WAITING.
+    the budget back as WAITING. Yields whether it holds a lock.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -110,7 +110,7 @@ def budget_lock(url: str, study_name: str) -> Iterator[None]:
         with open(f"{parsed.database}.sweeper-lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
     elif backend == "postgresql":
@@ -118,11 +118,11 @@ def budget_lock(url: str, study_name: str) -> Iterator[None]:
         with _lock_engine(url).connect() as connection:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
             try:
-                yield
+                yield True
             finally:
                 connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
     else:
-        yield
+        yield False
 
 
 @functools.cache
