@@ -329,6 +329,9 @@ def test_the_killed_workers_trial_ends_fail_once_its_heartbeat_stops(killed_work
     assert sum(t.state in FINISHED for t in trials if t.number != lost.number) == KILL_TRIALS
     [run] = [c for c in killed_worker.children if int(c.data.tags["sweeper.trial"]) == lost.number]
     assert (run.info.status, run.data.tags["sweeper.state"]) == ("FAILED", "FAIL")
+    # The worker that found it says so in its progress lines.
+    line = f"trial {lost.number} FAIL its sweeper stopped sending heartbeats | retried once with the same parameters"
+    assert any(line in w.log.read_text() for w in killed_worker.survivors)
 
 
 def test_the_killed_trial_is_retried_with_the_same_parameters(killed_worker):

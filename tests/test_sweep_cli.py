@@ -184,6 +184,7 @@ def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert all(t.state in FINISHED for t in trials)
     assert sorted(t.number for t in trials) == list(range(6))  # 5 counted + the killed one
+    assert f"trial {lost.number} FAIL its sweeper process died | retried once with the same parameters" in rerun.stdout
 
     parent, children = parent_and_children(mlflow_client)
     assert parent.info.status == "FINISHED"

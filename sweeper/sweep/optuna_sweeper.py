@@ -325,8 +325,7 @@ class OptunaSweeperImpl:
         return study, created
 
     def _recover(self, run: "_SweepRun", client: Any, experiment_id: str) -> None:
-        for trial in studies.fail_orphaned_trials(run.study):
-            log.info("trial %d was left RUNNING by a process that died: marked FAIL", trial.number)
+        run.fail_orphans()
         parent_run.close_finished_children(client, experiment_id, run.parent_run_id, run.study)
 
     def _finish(
@@ -388,7 +387,7 @@ class _SweepRun:
         returns = []
         heartbeat = studies.heartbeat_interval(self.study)
         while True:
-            studies.fail_orphaned_trials(self.study)
+            self.fail_orphans()
             finished, running = studies.count(self.study)
             remaining = n_trials - finished - running
             if remaining <= 0 and running and heartbeat:
@@ -419,6 +418,15 @@ class _SweepRun:
                 raise
             returns.append(results)
         return returns
+
+    def fail_orphans(self) -> None:
+        """FAIL the trials whose sweeper died or stopped beating, with a progress line each."""
+        for trial in studies.fail_orphaned_trials(self.study):
+            reason = self.study._storage.get_trial(trial._trial_id).user_attrs.get(studies.REASON)
+            then = ("not retried again: it was itself a retry" if studies.RETRY_OF in trial.system_attrs
+                    else "retried once with the same parameters")
+            log.info("trial %d FAIL %s | %s", trial.number,
+                     reason or "its sweeper stopped sending heartbeats", then)
 
     def _ask(
         self, n: int, n_trials: int, trials: list[optuna.Trial]
