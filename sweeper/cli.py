@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from typing import Callable
 
@@ -69,6 +70,12 @@ def one_line(error: BaseException) -> str:
         key = cause.full_key
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
             allowed = _fields(getattr(cause, "object_type", None))
+            overridden = re.search(r"Could not override '([^']+)'", str(error))
+            if not allowed and overridden and key.startswith(overridden[1] + "."):
+                # e.g. hydra.sweeper.pruner_kwargs={n_warmup_steps:10}: a free-form dict of the
+                # config takes new keys only one at a time, each with a leading +.
+                return (f"{overridden[1]}: '{key[len(overridden[1]) + 1:]}' is not in it yet; "
+                        f"add each new key on its own: +{key}=VALUE")
             return f"{key}: unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
         return f"{key}: {_first_line(cause)}"
     return _first_line(error)

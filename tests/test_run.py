@@ -160,6 +160,9 @@ def test_bad_input_is_one_line_naming_the_key_and_leaves_no_run(run_cli, mlflow_
         (["schedule.gamma=0.5"], "error: schedule.gamma: unknown key"),  # constant has no gamma
         (["train.epochs=many"], "error: train.epochs: Value 'many' of type 'str' could not be"),
         (["model.hidden=[64,"], "error: cannot parse override 'model.hidden=[64,': "),
+        (["hydra.sweeper.pruner_kwargs={n_warmup_steps:10}"],
+         "error: hydra.sweeper.pruner_kwargs: 'n_warmup_steps' is not in it yet; add each new key on its own:"
+         " +hydra.sweeper.pruner_kwargs.n_warmup_steps=VALUE"),
     ],
 )
 def test_hydra_composition_errors_are_one_line_naming_the_key(run_cli, mlflow_client, args, line):
