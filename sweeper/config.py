@@ -11,8 +11,11 @@ Importing this module is cheap (no NumPy, pandas or MLflow): ``python -m sweeper
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import numbers
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -102,7 +105,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    # Each schedule has its own keys, so the node is typed per schedule by SCHEDULE_SCHEMAS.
+    # Each schedule has its own keys, so the node is typed per schedule by schedule_schema().
     schedule: Dict[str, Any] = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = MISSING
@@ -111,71 +114,23 @@ class Config:
 
 
 # --- learning-rate schedules: one schema per ``schedule/`` option -----------------------------
-# The keys are the keyword arguments of the schedule classes in ``sweeper.nn.schedules``.
 
 
-@dataclass
-class ConstantSchedule:
-    name: str = "constant"
+@functools.cache
+def schedule_schema(name: str) -> type:
+    """The typed schema of schedule ``name``: its ``name`` and, all required, the keyword arguments
+    (besides ``lr``) of its class in ``sweeper.nn.schedules``, with their annotated types.
 
+    Generated, so a schedule's keys are written once, in its class; the values live in
+    ``conf/schedule/<name>.yaml``.
+    """
+    from sweeper.nn.schedules import SCHEDULES, schedule_keys
 
-@dataclass
-class StepSchedule:
-    name: str = "step"
-    step_size: int = MISSING
-    gamma: float = MISSING
-
-
-@dataclass
-class ExponentialSchedule:
-    name: str = "exponential"
-    gamma: float = MISSING
-
-
-@dataclass
-class InverseTimeSchedule:
-    name: str = "inverse_time"
-    decay: float = MISSING
-
-
-@dataclass
-class CosineSchedule:
-    name: str = "cosine"
-    period: int = MISSING
-    min_lr: float = MISSING
-    warm_restarts: bool = MISSING
-    period_mult: float = MISSING
-
-
-@dataclass
-class WarmupCosineSchedule:
-    name: str = "warmup_cosine"
-    warmup: int = MISSING
-    period: int = MISSING
-    min_lr: float = MISSING
-
-
-@dataclass
-class PlateauSchedule:
-    name: str = "plateau"
-    factor: float = MISSING
-    patience: int = MISSING
-    min_delta: float = MISSING
-    min_lr: float = MISSING
-
-
-SCHEDULE_SCHEMAS: dict[str, type] = {
-    schema.name: schema  # type: ignore[attr-defined]
-    for schema in (
-        ConstantSchedule,
-        StepSchedule,
-        ExponentialSchedule,
-        InverseTimeSchedule,
-        CosineSchedule,
-        WarmupCosineSchedule,
-        PlateauSchedule,
-    )
-}
+    hints = typing.get_type_hints(SCHEDULES[name].__init__)
+    fields = [("name", str, dataclasses.field(default=name))]
+    fields += [(key, hints[key], dataclasses.field(default=MISSING)) for key in schedule_keys(name)]
+    title = "".join(part.title() for part in name.split("_"))
+    return dataclasses.make_dataclass(f"{title}Schedule", fields)
 
 
 def _register() -> None:
@@ -240,9 +195,11 @@ SCHEDULE_KEY_RANGES = {
 
 def schedule_config(cfg_schedule: Any) -> DictConfig:
     """The ``schedule`` node typed by its schema: unknown keys and wrong types raise ConfigError."""
+    from sweeper.nn.schedules import SCHEDULES
+
     name = cfg_schedule.get("name") if cfg_schedule is not None else None
-    _one_of("schedule.name", name, tuple(SCHEDULE_SCHEMAS))
-    schema = OmegaConf.structured(SCHEDULE_SCHEMAS[name])
+    _one_of("schedule.name", name, tuple(SCHEDULES))
+    schema = OmegaConf.structured(schedule_schema(name))
     try:
         typed = OmegaConf.merge(schema, cfg_schedule)
     except OmegaConfBaseException as error:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from sweeper import PROJECT_ROOT
-from sweeper.config import OBJECTIVES, SCHEDULE_SCHEMAS, validate
+from sweeper.config import OBJECTIVES, validate
 from sweeper.errors import ConfigError
 from sweeper.nn import SCHEDULES, schedule_keys
 from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
@@ -31,12 +32,27 @@ def test_bundled_dataset_path_does_not_depend_on_the_working_directory(compose, 
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
-def test_each_schedule_file_has_exactly_the_keys_of_its_schedule(name, compose):
+def test_each_schedule_file_has_the_keys_and_defaults_of_its_schedule_class(name, compose):
     on_disk = OmegaConf.load(CONF / "schedule" / f"{name}.yaml")
     assert on_disk.name == name
     assert sorted(k for k in on_disk if k != "name") == sorted(schedule_keys(name))
-    assert sorted(k for k in OmegaConf.structured(SCHEDULE_SCHEMAS[name]) if k != "name") == sorted(schedule_keys(name))
+    defaults = {k: p.default for k, p in inspect.signature(SCHEDULES[name].__init__).parameters.items()
+                if k in schedule_keys(name)}
+    assert {k: on_disk[k] for k in schedule_keys(name)} == defaults  # python -m sweeper == the library
     validate(compose(f"schedule={name}"))
+
+
+@pytest.mark.parametrize(
+    "schedule, override, says",
+    [
+        ("step", "schedule.step_size=2.5", "schedule.step_size: Value '2.5' of type 'float' could not be converted to Integer"),
+        ("cosine", "schedule.warm_restarts=maybe", "schedule.warm_restarts: Value 'maybe' is not a valid bool"),
+    ],
+)
+def test_schedule_keys_are_typed_as_their_class_annotates_them(schedule, override, says, compose):
+    with pytest.raises(ConfigError) as error:
+        validate(compose(f"schedule={schedule}", override))
+    assert str(error.value).startswith(says), str(error.value)
 
 
 def test_schedule_groups_and_data_groups_are_the_documented_options():
