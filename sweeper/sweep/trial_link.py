@@ -98,14 +98,15 @@ class TrialLink:
 
         from sweeper.sweep.storage import open_storage
 
-        storage = open_storage(self.storage_url)
-        spec = storage.get_trial_system_attrs(self.trial_id).get(PRUNER_ATTR) or {}
+        # The plain RDB storage (no cache in front): a fresh copy of the trial, ours to update.
+        trial = open_storage(self.storage_url).get_trial(self.trial_id)
+        spec = trial.system_attrs.get(PRUNER_ATTR) or {}
         study = _job_study(self.storage_url, self.study_name, json.dumps(spec, sort_keys=True))
         self._multi_objective = len(study.directions) > 1
         self._first_prunable_step = _first_prunable_step(study.pruner)
         if isinstance(study.pruner, (optuna.pruners.PercentilePruner, optuna.pruners.NopPruner)):
             self._peers = _CompletedTrials(study, PEERS_REFRESH_SECONDS)
-            self._reported = copy.deepcopy(storage.get_trial(self.trial_id))
+            self._reported = trial
             self._saved_at = time.monotonic()
         else:
             self._trial = optuna.trial.Trial(study, self.trial_id)
