@@ -423,8 +423,8 @@ class _SweepRun:
         """FAIL the trials whose sweeper died or stopped beating, with a progress line each."""
         for trial in studies.fail_orphaned_trials(self.study):
             reason = self.study._storage.get_trial(trial._trial_id).user_attrs.get(studies.REASON)
-            then = ("not retried again: it was itself a retry" if studies.RETRY_OF in trial.system_attrs
-                    else "retried once with the same parameters")
+            then = ("retried once with the same parameters" if studies.is_retried(trial)
+                    else "not retried again: it was itself a retry")
             log.info("trial %d FAIL %s | %s", trial.number,
                      reason or "its sweeper stopped sending heartbeats", then)
 

@@ -147,6 +147,11 @@ def heartbeat_interval(study: optuna.Study) -> int | None:
     return None
 
 
+def is_retried(failed: FrozenTrial) -> bool:
+    """Whether a trial whose worker died gets a retry: yes, unless it was itself a retry."""
+    return RETRY_OF not in failed.system_attrs
+
+
 def retry(study: optuna.Study, failed: FrozenTrial) -> None:
     """Queue one retry of ``failed``, a trial whose worker died, with the same parameters.
 
@@ -155,7 +160,7 @@ def retry(study: optuna.Study, failed: FrozenTrial) -> None:
     dies too is not retried again. A WAITING trial without parameters (one handed back past
     the budget) becomes the retry, so the retry is never queued behind it.
     """
-    if RETRY_OF in failed.system_attrs:
+    if not is_retried(failed):
         return
     attrs = {RETRY_OF: failed.number, "retry_history": [failed.number]}
     storage = study._storage
