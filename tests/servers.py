@@ -160,26 +160,24 @@ class PostgresServer:
         return psycopg2.connect(host="127.0.0.1", port=self.port, user=PG_SUPERUSER,
                                 password=PG_PASSWORD, dbname=database, connect_timeout=10)
 
-    def create_database(self, name: str | None = None) -> str:
-        name = name or f"t_{uuid.uuid4().hex[:12]}"
+    def _admin(self, statement: str) -> None:
+        """Run one statement that cannot run inside a transaction (CREATE/DROP DATABASE)."""
         conn = self.connect()
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
+                cur.execute(statement)
         finally:
             conn.close()
+
+    def create_database(self, name: str | None = None) -> str:
+        name = name or f"t_{uuid.uuid4().hex[:12]}"
+        self._admin(f'CREATE DATABASE "{name}"')
         return name
 
     def drop_database(self, name: str) -> None:
-        conn = self.connect()
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                # A killed worker may leave a connection behind; FORCE ends it (PostgreSQL 13+).
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            conn.close()
+        # A killed worker may leave a connection behind; FORCE ends it (PostgreSQL 13+).
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
