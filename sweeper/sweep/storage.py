@@ -19,6 +19,7 @@ from typing import Iterator
 
 import optuna
 import sqlalchemy.exc
+import sqlalchemy.pool
 from sqlalchemy.engine import make_url
 
 # SQLite lets one writer in at a time; waiting this long for the lock (instead of failing at
@@ -72,11 +73,12 @@ def open_storage(
                 engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
             else:
                 engine_kwargs["pool_pre_ping"] = True
-            # Workers started together on an empty database all create Optuna's tables; the
-            # losers of that race get an integrity error and succeed on a retry.
+            # Workers started together on an empty database all create Optuna's tables. On
+            # PostgreSQL they take turns (an advisory lock); elsewhere the losers of that race
+            # get "already exists" (an integrity or programming error) and succeed on a retry.
             for attempt in range(5):
                 try:
-                    with warnings.catch_warnings():
+                    with _schema_lock(url), warnings.catch_warnings():
                         # Heartbeats are "experimental" in Optuna: nothing a user could act on.
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                         _storages[key] = optuna.storages.RDBStorage(
@@ -87,11 +89,37 @@ def open_storage(
                             heartbeat_stale_trial_callback=_retry_stale,
                         )
                     break
-                except sqlalchemy.exc.IntegrityError:
+                except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
                     if attempt == 4:
                         raise
                     time.sleep(0.5 * (attempt + 1))
         return _storages[key]
+
+
+# The advisory lock key under which PostgreSQL workers create Optuna's tables one at a time.
+_SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"sweeper:optuna-schema").digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, hold a session advisory lock while Optuna creates or checks its tables.
+
+    A fresh engine without a pool: the process may be a fork whose parent has pooled
+    connections, and the lock goes with the connection when it closes.
+    """
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
 
 
 @contextlib.contextmanager
