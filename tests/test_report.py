@@ -122,6 +122,24 @@ def _log_scripted_run(client, experiment_id: str, parent_id: str, trial: int, *,
     return run_id
 
 
+def test_importances_are_optunas_ped_anova_on_the_rebuilt_study(sweep):
+    """The report ranks knobs with PED-ANOVA by name (fANOVA, Optuna 4's default, needs scikit-learn)."""
+    import optuna
+
+    from sweeper.report.importance import importances, rebuilt_study
+    from sweeper.report.source import load_sweep
+    from sweeper.report.trials import build_trials
+
+    trials = build_trials(load_sweep(sweep["uri"], sweep_id=sweep["parent"]))
+    study = rebuilt_study(trials)
+    assert study is not None
+    expected = optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    ours = importances(trials)["objective"]
+    assert ours == pytest.approx(dict(expected)) and sum(ours.values()) == pytest.approx(1.0)
+    assert set(ours) == set(trials.knobs) & set(study.best_trial.distributions)
+
+
 def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlflow_client):
     from sweeper.report import load_trials
     from sweeper.report.findings import knob_findings

@@ -70,7 +70,7 @@ def test_the_jobs_median_pruner_answers_as_optunas_should_prune_at_every_epoch(m
 
 def test_reported_values_reach_the_storage_within_save_seconds_and_at_flush(median_study, monkeypatch):
     url, study = median_study
-    monkeypatch.setattr(trial_link, "SAVE_SECONDS", 0.2)
+    monkeypatch.setattr(trial_link, "SAVE_SECONDS", 0.5)
     trial = _running_trial(study)
     link = trial_link.TrialLink(url, "s", trial._trial_id, trial.number, None)
 
@@ -80,7 +80,7 @@ def test_reported_values_reach_the_storage_within_save_seconds_and_at_flush(medi
     link.report(0, 3.0)
     link.report(1, 2.0)
     assert stored() == {}  # kept in the job: no commit per epoch
-    time.sleep(0.25)
+    time.sleep(0.55)
     link.report(2, 1.5)  # SAVE_SECONDS passed: this report writes all three
     assert stored() == {0: 3.0, 1: 2.0, 2: 1.5}
     link.report(3, 1.25)

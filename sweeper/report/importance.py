@@ -2,8 +2,9 @@
 
 Each finished trial becomes ``optuna.trial.create_trial`` with its searched params and
 distributions inferred from the values the sweep tried, so the report needs neither the Optuna
-storage nor the original search space. Optuna's own evaluator (PED-ANOVA by default) then ranks
-the knobs for the objective and, with ``target=``, for the generalisation gap.
+storage nor the original search space. Optuna's PED-ANOVA evaluator then ranks the knobs for the
+objective and, with ``target=``, for the generalisation gap. It is named, not left to Optuna's
+default: before Optuna 5 the default was fANOVA, which needs scikit-learn.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def importances(trials: Trials) -> dict[str, dict[str, float]]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                values = optuna.importance.get_param_importances(study, target=target)
+                values = optuna.importance.get_param_importances(
+                    study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=target)
         except (ValueError, RuntimeError) as error:
             logging.getLogger(__name__).info("no %s importances: %s", name, error)
             continue

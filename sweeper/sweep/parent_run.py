@@ -228,6 +228,7 @@ def _pareto_front(study: optuna.Study, objectives: list[str]) -> Any:
 def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
     import warnings
 
+    from optuna.importance import PedAnovaImportanceEvaluator
     from optuna.visualization import matplotlib as vis
 
     target = {}
@@ -236,7 +237,10 @@ def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's matplotlib backend is "experimental"
         _plot(vis.plot_optimization_history, out / "optimization_history.png", study=study, **target)
-        _plot(vis.plot_param_importances, out / "param_importances.png", study=study, **target)
+        # PED-ANOVA by name: before Optuna 5 the default evaluator was fANOVA, which needs
+        # scikit-learn (not a dependency), and the plot was skipped without it.
+        _plot(vis.plot_param_importances, out / "param_importances.png", study=study,
+              evaluator=PedAnovaImportanceEvaluator(), **target)
         if len(objectives) > 1:
             _plot(vis.plot_pareto_front, out / "pareto_front.png", study=study, target_names=objectives)
 
