@@ -23,6 +23,7 @@ from sweeper import PROJECT_ROOT
 from sweeper.config import validate
 from sweeper.cli import exit_for
 from sweeper.errors import ConfigError, SweeperError, one_line
+from sweeper.overrides import check_bool_overrides
 
 CONFIG_DIR = PROJECT_ROOT / "conf"
 SPLITS = ("train", "val", "test")
@@ -160,6 +161,8 @@ def main(cfg: DictConfig) -> dict:
 
     single = not HydraConfig.initialized() or HydraConfig.get().mode == RunMode.RUN
     try:
+        if HydraConfig.initialized():
+            check_bool_overrides(cfg, HydraConfig.get().overrides.task)
         result = run(cfg)
     except (SweeperError, KeyboardInterrupt) as error:
         if single:

@@ -25,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError
+from sweeper.overrides import not_bool
 
 #: What a sweep may optimise; test metrics are logged, never optimised.
 OBJECTIVES = ("val_rmse", "val_mae", "val_r2", "val_loss")
@@ -208,6 +209,9 @@ def schedule_config(cfg_schedule: Any) -> DictConfig:
         raise ConfigError(
             f"schedule.{key}: {_short(error)}; schedule {name!r} has keys: {', '.join(keys) or '(none)'}"
         ) from None
+    for key, kind in typing.get_type_hints(schedule_schema(name)).items():
+        if kind is bool and key in cfg_schedule and not isinstance(cfg_schedule[key], bool):
+            raise not_bool(f"schedule.{key}", cfg_schedule[key])
     missing = [k for k in typed if OmegaConf.is_missing(typed, k)]
     if missing:
         raise ConfigError(f"schedule.{missing[0]}: no value set for schedule {name!r}")

@@ -128,6 +128,10 @@ BAD_CSV_EDITS = {
         (["regularization.dropout=1.5"], ["regularization.dropout", "[0, 1)"]),
         (["split.test_size=0.7", "split.val_size=0.4"], ["split.test_size + split.val_size"]),
         (["schedule=step", "schedule.gamma=1.5"], ["schedule.gamma", "(0, 1]"]),
+        # OmegaConf alone would run these as true: any int, and yes/on, become a bool.
+        (["optimizer.nesterov=3"], ["optimizer.nesterov: 3 is not a bool; allowed: true, false"]),
+        (["split.shuffle=yes"], ["split.shuffle: 'yes' is not a bool; allowed: true, false"]),
+        (["schedule=cosine", "schedule.warm_restarts=2"], ["schedule.warm_restarts: 2 is not a bool"]),
         (["objective=test_rmse"], ["objective", "val_rmse"]),
         (["data=csv", "data.path=missing.csv", "data.target=price"], ["data.path", "missing.csv"]),
         (["data=csv", "data.path=houses.csv", "data.target=cost"], ["data.target", "cost", "price"]),
