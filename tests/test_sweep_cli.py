@@ -217,6 +217,8 @@ def test_multi_objective_nsga2_logs_the_pareto_front_to_the_parent(run_cli, optu
         ("model.nosuchkey=choice(1,2)", "model.nosuchkey"),
         ("optimizer.lr=interval(0.1,0.01)", "low 0.1 > high 0.01"),
         ("model.activation=choice(relu,swish)", "model.activation"),
+        ("optimizer.nesterov=choice(true,0)", "optimizer.nesterov=0: optimizer.nesterov: 0 is not a bool"),
+        ("schedule.gama=interval(0.5,0.9)", "no option of schedule has the key 'schedule.gama'"),
     ],
 )
 def test_a_bad_search_space_fails_before_any_trial_with_one_line(run_cli, optuna_url, mlflow_uri, override, message):

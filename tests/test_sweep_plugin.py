@@ -156,6 +156,33 @@ def test_a_groups_own_key_is_suggested_only_when_the_chosen_option_has_it(toy: P
         assert ("shape.m" in t.params) == (t.params["shape"] == "b")
 
 
+def test_a_group_fixed_on_the_command_line_keeps_only_its_own_keys_in_the_search(toy: Path) -> None:
+    """``shape=a`` over a space sweeping ``shape`` and ``shape.m``: a has no m, so m is left out."""
+    out = run_sweep(toy, "shape=a", "hydra.sweeper.n_trials=3")
+    assert "shape.m is not searched: shape=a has no such key" in out.stdout + out.stderr
+    assert [set(t.params) for t in load(toy).trials] == [{"x", "lr"}] * 3
+    run_sweep(toy, "shape=b", "hydra.sweeper.n_trials=3", "hydra.sweeper.study_name=b")
+    assert [set(t.params) for t in load(toy, "b").trials] == [{"x", "lr", "shape.m"}] * 3
+    # A key no option of the group has is still a mistake, fixed group or not.
+    proc = run_sweep(toy, "shape=a", "shape.q=interval(0,1)", "hydra.sweeper.study_name=q", check=False)
+    assert proc.returncode != 0 and "unknown key 'shape.q'" in proc.stderr.strip().splitlines()[0]
+
+
+def test_a_new_study_of_an_old_name_gets_a_parent_run_of_its_own(toy: Path) -> None:
+    """The Optuna storage deleted, the MLflow store kept: trials 0.. must not join the old parent."""
+    run_sweep(toy, "hydra.sweeper.n_trials=2")
+    (toy / "optuna.db").unlink()
+    run_sweep(toy, "hydra.sweeper.n_trials=2")
+    _, parents, children = mlflow_runs(toy)
+    assert len(parents) == 2
+    for parent in parents:
+        mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+        assert sorted(c.data.tags["sweeper.trial"] for c in mine) == ["0", "1"]
+    study = load(toy)
+    recorded = study._storage.get_study_system_attrs(study._study_id)["sweeper:parent_run_id"]
+    assert recorded == max(parents, key=lambda p: p.info.start_time).info.run_id
+
+
 def test_a_job_that_raises_is_a_fail_trial_and_the_sweep_goes_on(toy: Path) -> None:
     out = run_sweep(toy, "hydra.sweeper.n_trials=4", "fail=true,false", "hydra.sweeper.sampler=random")
     trials = load(toy).trials

@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 
 from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError, SweeperError, one_line
+from sweeper.overrides import check_bool_overrides
 from sweeper.sweep import parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.registry import make_pruner, make_sampler
 from sweeper.sweep.storage import budget_lock, hide_password, open_storage, resolve_storage_url
@@ -131,24 +132,38 @@ class OptunaSweeperImpl:
             ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([override]), copied)
         except Exception as err:
             raise ConfigError(f"{where}: {_composition_message(err)}") from None
+        try:
+            check_bool_overrides(copied, [override])
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
         return copied
 
-    def _validate(self, space: search_space.SearchSpace) -> None:
+    def _validate(self, space: search_space.SearchSpace) -> search_space.SearchSpace:
         """Fail before any trial if a value of the space cannot make a valid job config.
 
         Checks every choice (both ends of an interval) in every context it can occur in, so an
         unknown key, an unknown group option or a value the config schema rejects names itself.
         A config group's options are composed (once each, kept for the trials' conditional
         keys); a plain key's value is applied to a copy of its context's composed config.
+        Returns the space to search: without the keys a fixed group option lacks.
         """
         loader = self.hydra_context.config_loader
         self._composed = {}
         base = self._try_compose(space.fixed, "hydra.sweeper.params")
         by_key = {p.key: p for p in space.params}
+        dropped: set[str] = set()
         for p in space.params:
+            if p.parent in dropped:
+                dropped.add(p.key)
+                continue
             group = bool(loader.get_group_options(p.key))
             if p.parent is None:
                 if not group and not p.override_key.startswith("+") and not search_space.has_key(base, p.key):
+                    if p.fixed_parent and self._options_having_key(p.fixed_parent, p.key, space.fixed):
+                        chosen = OmegaConf.select(base, f"hydra.runtime.choices.{p.fixed_parent}")
+                        log.info("%s is not searched: %s=%s has no such key", p.key, p.fixed_parent, chosen)
+                        dropped.add(p.key)
+                        continue
                     raise ConfigError(f"hydra.sweeper.params: unknown key '{p.key}'")
                 contexts: list[list[str]] = [[]]
             else:
@@ -162,6 +177,13 @@ class OptunaSweeperImpl:
                     else:
                         cfg = self._with_value(self._try_compose(space.fixed + ctx, where), override, where)
                     self._validate_job_config(cfg, where)
+        return space.without(dropped)
+
+    def _options_having_key(self, group: str, key: str, fixed: list[str]) -> list[str]:
+        """The options of config group ``group`` (fixed in ``fixed``) whose config has ``key``."""
+        others = [o for o in fixed if o.split("=", 1)[0].lstrip("+~") != group]
+        return [option for option in self.hydra_context.config_loader.get_group_options(group)
+                if search_space.has_key(self._try_compose(others + [f"{group}={option}"], "hydra.sweeper.params"), key)]
 
     def _options_having(self, parent: search_space.Param, key: str, fixed: list[str]) -> list[list[str]]:
         """The overrides choosing each option of ``parent`` whose config has ``key``."""
@@ -235,13 +257,12 @@ class OptunaSweeperImpl:
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         params = OmegaConf.to_container(s.params, resolve=True) if s.params else {}
-        space = search_space.parse(params, arguments, parser)
+        space = self._validate(search_space.parse(params, arguments, parser))
         grid = space.grid() if str(s.sampler).lower() == "grid" else None
         pruner_spec = {"name": s.pruner, "kwargs": OmegaConf.to_container(s.pruner_kwargs, resolve=True)}
         sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
         make_sampler(str(s.sampler), s.seed, sampler_kwargs, grid)  # a bad sampler fails here
         make_pruner(pruner_spec["name"], pruner_spec["kwargs"])  # and a bad pruner
-        self._validate(space)
 
         storage_url = resolve_storage_url(str(s.storage), PROJECT_ROOT)
         try:

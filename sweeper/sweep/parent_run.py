@@ -61,8 +61,10 @@ def find_or_create(
 
     The worker whose call created the study (the storage makes that atomic) creates the run;
     workers that loaded it wait for the id to appear, so two workers starting together never
-    make two parents. A study without a live parent (older study, other tracking store) gets
-    one found by the ``sweeper.study`` tag, or a new one.
+    make two parents. A resumed study without a live parent (other tracking store, parent
+    deleted) gets one found by the ``sweeper.study`` tag, or a new one. A new study always gets
+    a new parent, even where an earlier study of the same name left one (its Optuna storage
+    deleted): its trials are numbered from 0 again and must not join the old ones.
     """
     storage = study._storage
     study_id = study._study_id
@@ -79,7 +81,7 @@ def find_or_create(
                 run_id = recorded()
                 break
             time.sleep(0.5)
-    if run_id is None:
+    if run_id is None and not created_study:
         run_id = _search_by_study(client, experiment_id, study.study_name)
     if run_id is None:
         run = client.create_run(experiment_id, run_name=study.study_name, tags={STUDY_TAG: study.study_name})

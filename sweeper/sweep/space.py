@@ -17,7 +17,9 @@ override                                      Optuna distribution
 Conditional parameters: a key whose dotted prefix is itself a swept key (``schedule.gamma``
 under ``schedule=choice(step,exponential,...)``, or any ``group.key`` under a swept config group)
 is suggested only when the option chosen for the prefix has that key in its composed config, so
-``schedule.gamma`` is sampled for ``step`` and ``exponential`` and never for ``cosine``.
+``schedule.gamma`` is sampled for ``step`` and ``exponential`` and never for ``cosine``. The same
+holds when the prefix is fixed (``schedule=cosine`` on the command line over a space that sweeps
+the schedule): a key the fixed option lacks is left out of the search, and the sweeper says so.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Param:
     # Categorical values that Optuna cannot store (lists, dicts) are stored as their override text.
     choice_text: dict[Any, str] = field(default_factory=dict)
     parent: str | None = None  # swept key that decides whether this key exists
+    fixed_parent: str | None = None  # or, with no swept parent, a fixed key (schedule=cosine)
 
     def override(self, value: Any) -> str:
         text = self.choice_text.get(value) if isinstance(self.distribution, CategoricalDistribution) else None
@@ -88,6 +91,16 @@ class SearchSpace:
     @property
     def keys(self) -> list[str]:
         return [p.key for p in self.params]
+
+    def without(self, dropped: set[str]) -> SearchSpace:
+        """This space without the keys ``dropped`` and the keys conditional on them."""
+        kept = []
+        for p in self.params:  # parents come first: a dropped parent is known by its children
+            if p.key in dropped or p.parent in dropped:
+                dropped = dropped | {p.key}
+            else:
+                kept.append(p)
+        return SearchSpace(kept, self.fixed)
 
     def grid(self) -> dict[str, list]:
         """Every value of every parameter, for Optuna's GridSampler (intervals cannot be gridded)."""
@@ -196,13 +209,17 @@ def parse(params: dict[str, Any] | None, arguments: Iterable[str], parser: Overr
             fixed.append(f"{override.get_key_element()}={override.get_value_element_as_str()}")
 
     swept_keys = {key for key, _ in swept}
+    fixed_keys = set(by_key) - swept_keys
+
+    def prefix(key: str, keys: set[str]) -> str | None:
+        return max((k for k in keys if key.startswith(k + ".")), key=len, default=None)
+
     params_out = []
     for key, override in swept:
-        parent = max(
-            (k for k in swept_keys if key.startswith(k + ".")), key=len, default=None
-        )
         distribution, text = _distribution(key, override)
-        params_out.append(Param(key, override.get_key_element(), distribution, text, parent))
+        parent = prefix(key, swept_keys)
+        fixed_parent = None if parent else prefix(key, fixed_keys)
+        params_out.append(Param(key, override.get_key_element(), distribution, text, parent, fixed_parent))
     # Parents before children, otherwise in the order given.
     parents = {p.key: p.parent for p in params_out}
 
