@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test sweep run ui bench clean
+.PHONY: test test-lowest sweep run ui bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,12 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The suite against the lowest versions pyproject.toml allows (.ci/lowest.txt), in .venv-lowest.
+test-lowest:
+	test -x .venv-lowest/bin/python || $(PYTHON) -m venv .venv-lowest
+	.venv-lowest/bin/python -m pip install --quiet -e '.[test]' -c .ci/lowest.txt
+	.venv-lowest/bin/python -m pytest -q $(PYTEST_ARGS)
 
 sweep: $(STAMP)
 	$(BIN)/python -m sweeper -m
@@ -28,4 +34,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/epoch_speed.py
 
 clean:
-	rm -rf $(VENV) mlruns multirun outputs reports *.egg-info
+	rm -rf $(VENV) .venv-lowest mlruns multirun outputs reports *.egg-info
