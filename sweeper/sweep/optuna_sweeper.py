@@ -72,6 +72,24 @@ def _composition_message(err: BaseException) -> str:
     return " ".join(line for line in lines if not line.startswith(noise)) or type(err).__name__
 
 
+#: ``hydra.sweeper.*`` numbers: (key, allowed, ok). Their types are checked by Hydra already.
+_SETTING_RANGES = (
+    ("n_trials", ">= 1", lambda v: v is not None and v >= 1),
+    ("n_jobs", ">= 1", lambda v: v >= 1),
+    ("timeout", "> 0 seconds or null", lambda v: v is None or v > 0),
+    ("seed", "an integer in [0, 2**32 - 1] or null", lambda v: v is None or 0 <= v < 2**32),
+    ("heartbeat_interval", ">= 1 second", lambda v: v >= 1),
+    ("grace_period", ">= 1 second or null", lambda v: v is None or v >= 1),
+)
+
+
+def _check_settings(settings: DictConfig) -> None:
+    """Refuse a ``hydra.sweeper`` number out of range before anything is opened or created."""
+    for key, allowed, ok in _SETTING_RANGES:
+        if not ok(settings[key]):
+            raise ConfigError(f"hydra.sweeper.{key}={settings[key]}; must be {allowed}")
+
+
 class SweepError(CompactHydraException):
     """A bad setting or search space: Hydra prints just this one line and exits non-zero."""
 
@@ -85,6 +103,7 @@ class OptunaSweeperImpl:
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
         self._composed: dict[tuple[str, ...], DictConfig] = {}
+        self._fixed: list[str] = []  # the search space's fixed overrides, once parsed
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context
@@ -149,6 +168,7 @@ class OptunaSweeperImpl:
         """
         loader = self.hydra_context.config_loader
         self._composed = {}
+        self._fixed = space.fixed
         base = self._try_compose(space.fixed, "hydra.sweeper.params")
         by_key = {p.key: p for p in space.params}
         dropped: set[str] = set()
@@ -197,20 +217,33 @@ class OptunaSweeperImpl:
         return found
 
     def _validate_job_config(self, cfg: DictConfig, where: str) -> None:
-        """Run the app's own check (``hydra.sweeper.validator``, a function's dotted path)."""
-        if not self.settings.validator:
+        """Run the app's own check (``hydra.sweeper.validator``, a function's dotted path).
+
+        An error the space's fixed overrides alone cause (``objective=test_rmse``) is reported
+        as it is, not as if the swept value in ``where`` had caused it.
+        """
+        error = self._job_config_error(cfg)
+        if error is None:
             return
+        if error == self._job_config_error(self._try_compose(self._fixed, "hydra.sweeper.params")):
+            raise ConfigError(error)
+        raise ConfigError(f"{where}: {error}")
+
+    def _job_config_error(self, cfg: DictConfig) -> str | None:
+        """What ``hydra.sweeper.validator`` says of ``cfg``: None when it passes (or none is set)."""
+        if not self.settings.validator:
+            return None
         from hydra.utils import get_method
 
         try:
             validator = get_method(str(self.settings.validator))
         except Exception as err:
             raise ConfigError(f"hydra.sweeper.validator={self.settings.validator}: {one_line(err)}") from None
-        task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
         try:
-            validator(task_cfg)
+            validator(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
         except SweeperError as err:
-            raise ConfigError(f"{where}: {err}") from None
+            return str(err)
+        return None
 
     def _best_config_yaml(self, trial: optuna.trial.FrozenTrial) -> str | None:
         overrides = trial.system_attrs.get(studies.OVERRIDES)
@@ -250,10 +283,7 @@ class OptunaSweeperImpl:
         objectives, directions = studies.objectives_and_directions(
             objective, s.direction, list(s.directions) if s.directions else None
         )
-        if s.n_trials is None or s.n_trials < 1:
-            raise ConfigError(f"hydra.sweeper.n_trials={s.n_trials}; must be >= 1")
-        if s.n_jobs < 1:
-            raise ConfigError(f"hydra.sweeper.n_jobs={s.n_jobs}; must be >= 1")
+        _check_settings(s)
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         params = OmegaConf.to_container(s.params, resolve=True) if s.params else {}
