@@ -96,13 +96,21 @@ def open_storage(
         return _storages[key]
 
 
-# The advisory lock key under which PostgreSQL workers create Optuna's tables one at a time.
-_SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"sweeper:optuna-schema").digest()[:8], "big", signed=True)
+@contextlib.contextmanager
+def _pg_advisory_lock(engine: sqlalchemy.engine.Engine, name: str) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock keyed on ``name`` (same name, same lock)."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
 
 
 @contextlib.contextmanager
 def _schema_lock(url: str) -> Iterator[None]:
-    """On PostgreSQL, hold a session advisory lock while Optuna creates or checks its tables.
+    """On PostgreSQL, hold an advisory lock while Optuna creates or checks its tables.
 
     A fresh engine without a pool: the process may be a fork whose parent has pooled
     connections, and the lock goes with the connection when it closes.
@@ -112,12 +120,8 @@ def _schema_lock(url: str) -> Iterator[None]:
         return
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
-        with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-            try:
-                yield
-            finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        with _pg_advisory_lock(engine, "sweeper:optuna-schema"):
+            yield
     finally:
         engine.dispose()
 
@@ -142,13 +146,8 @@ def budget_lock(url: str, study_name: str) -> Iterator[bool]:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
     elif backend == "postgresql":
-        key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
-        with _lock_engine(url).connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            try:
-                yield True
-            finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        with _pg_advisory_lock(_lock_engine(url), study_name):
+            yield True
     else:
         yield False
 
