@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 
 
-
 def _check_server(uri: str) -> None:
     """Fail at once if the MLflow server does not answer (its client would retry for minutes)."""
     import urllib.request
@@ -103,7 +102,6 @@ class OptunaSweeperImpl:
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
         self._composed: dict[tuple[str, ...], DictConfig] = {}
-        self._fixed: list[str] = []  # the search space's fixed overrides, once parsed
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context
@@ -168,7 +166,6 @@ class OptunaSweeperImpl:
         """
         loader = self.hydra_context.config_loader
         self._composed = {}
-        self._fixed = space.fixed
         base = self._try_compose(space.fixed, "hydra.sweeper.params")
         by_key = {p.key: p for p in space.params}
         dropped: set[str] = set()
@@ -179,7 +176,7 @@ class OptunaSweeperImpl:
             group = bool(loader.get_group_options(p.key))
             if p.parent is None:
                 if not group and not p.override_key.startswith("+") and not search_space.has_key(base, p.key):
-                    if p.fixed_parent and self._options_having_key(p.fixed_parent, p.key, space.fixed):
+                    if p.fixed_parent and self._group_options_having(p.fixed_parent, p.key, space.fixed):
                         chosen = OmegaConf.select(base, f"hydra.runtime.choices.{p.fixed_parent}")
                         log.info("%s is not searched: %s=%s has no such key", p.key, p.fixed_parent, chosen)
                         dropped.add(p.key)
@@ -187,7 +184,10 @@ class OptunaSweeperImpl:
                     raise ConfigError(f"hydra.sweeper.params: unknown key '{p.key}'")
                 contexts: list[list[str]] = [[]]
             else:
-                contexts = self._options_having(by_key[p.parent], p.key, space.fixed)
+                parent = by_key[p.parent]
+                contexts = self._choices_having(p.key, space.fixed, [parent.override(o) for o in parent.endpoints()])
+                if not contexts:
+                    raise ConfigError(f"hydra.sweeper.params.{p.key}: no option of {p.parent} has the key '{p.key}'")
             for ctx in contexts:
                 for value in p.endpoints():
                     override = p.override(value)
@@ -196,36 +196,31 @@ class OptunaSweeperImpl:
                         cfg = self._try_compose(space.fixed + ctx + [override], where)
                     else:
                         cfg = self._with_value(self._try_compose(space.fixed + ctx, where), override, where)
-                    self._validate_job_config(cfg, where)
+                    self._validate_job_config(cfg, where, base)
         return space.without(dropped)
 
-    def _options_having_key(self, group: str, key: str, fixed: list[str]) -> list[str]:
-        """The options of config group ``group`` (fixed in ``fixed``) whose config has ``key``."""
+    def _group_options_having(self, group: str, key: str, fixed: list[str]) -> list[list[str]]:
+        """Each option of config group ``group`` (fixed in ``fixed``) whose config has ``key``."""
         others = [o for o in fixed if o.split("=", 1)[0].lstrip("+~") != group]
-        return [option for option in self.hydra_context.config_loader.get_group_options(group)
-                if search_space.has_key(self._try_compose(others + [f"{group}={option}"], "hydra.sweeper.params"), key)]
+        options = self.hydra_context.config_loader.get_group_options(group)
+        return self._choices_having(key, others, [f"{group}={option}" for option in options])
 
-    def _options_having(self, parent: search_space.Param, key: str, fixed: list[str]) -> list[list[str]]:
-        """The overrides choosing each option of ``parent`` whose config has ``key``."""
-        found = []
-        for option in parent.endpoints():
-            choose = [parent.override(option)]
-            if search_space.has_key(self._try_compose(fixed + choose, f"hydra.sweeper.params: {choose[0]}"), key):
-                found.append(choose)
-        if not found:
-            raise ConfigError(f"hydra.sweeper.params.{key}: no option of {parent.key} has the key '{key}'")
-        return found
+    def _choices_having(self, key: str, fixed: list[str], choices: list[str]) -> list[list[str]]:
+        """``[choice]`` for each override in ``choices`` whose config (with ``fixed``) has ``key``."""
+        return [[choice] for choice in choices
+                if search_space.has_key(self._try_compose(fixed + [choice], f"hydra.sweeper.params: {choice}"), key)]
 
-    def _validate_job_config(self, cfg: DictConfig, where: str) -> None:
+    def _validate_job_config(self, cfg: DictConfig, where: str, base: DictConfig) -> None:
         """Run the app's own check (``hydra.sweeper.validator``, a function's dotted path).
 
-        An error the space's fixed overrides alone cause (``objective=test_rmse``) is reported
-        as it is, not as if the swept value in ``where`` had caused it.
+        An error the space's fixed overrides alone cause (``objective=test_rmse``), i.e. one
+        ``base`` (their composed config) has too, is reported as it is, not as if the swept
+        value in ``where`` had caused it.
         """
         error = self._job_config_error(cfg)
         if error is None:
             return
-        if error == self._job_config_error(self._try_compose(self._fixed, "hydra.sweeper.params")):
+        if error == self._job_config_error(base):
             raise ConfigError(error)
         raise ConfigError(f"{where}: {error}")
 

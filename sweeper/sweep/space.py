@@ -93,14 +93,8 @@ class SearchSpace:
         return [p.key for p in self.params]
 
     def without(self, dropped: set[str]) -> SearchSpace:
-        """This space without the keys ``dropped`` and the keys conditional on them."""
-        kept = []
-        for p in self.params:  # parents come first: a dropped parent is known by its children
-            if p.key in dropped or p.parent in dropped:
-                dropped = dropped | {p.key}
-            else:
-                kept.append(p)
-        return SearchSpace(kept, self.fixed)
+        """This space without the keys ``dropped`` (which must hold the keys conditional on them)."""
+        return SearchSpace([p for p in self.params if p.key not in dropped], self.fixed)
 
     def grid(self) -> dict[str, list]:
         """Every value of every parameter, for Optuna's GridSampler (intervals cannot be gridded)."""
