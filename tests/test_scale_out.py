@@ -265,11 +265,11 @@ def killed_worker(database, mlflow_server, tmp_path_factory):
 
     def args_for(folder: Path) -> list[str]:
         # Heartbeats every second, stale after 3: the killed worker's trial is found quickly.
-        # 400 epochs train for ~2 s: a job stores its reported values once a second, so each
-        # trial is seen mid-training for a while (with 20 epochs, only between its last write
-        # and its end, and three at once only by luck on a loaded machine).
+        # 1000 epochs train for ~5 s: a job stores its reported values once a second, so a
+        # trial is seen mid-training for most of its life, and three at once is the rule (with
+        # 20 epochs, only between its last write and its end; with 400, about half its life).
         return sweep_args(database, study_name, mlflow_server.url, experiment, folder / "multirun",
-                          f"hydra.sweeper.n_trials={KILL_TRIALS}", "train.epochs=400",
+                          f"hydra.sweeper.n_trials={KILL_TRIALS}", "train.epochs=1000",
                           "train.early_stopping.patience=null", "hydra.sweeper.pruner=none",
                           "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3")
 
