@@ -46,7 +46,6 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from sweeper.data import load_dataset
     from sweeper.nn import SGD, Network, make_schedule
     from sweeper.train import DIVERGED, STOPPED, EarlyStopping, fit
 
@@ -57,18 +56,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
 
     validate(cfg)
     cfg = _resolved(cfg)
-    dataset = load_dataset(
-        cfg.data.path,
-        cfg.data.target,
-        features=None if cfg.data.features is None else list(cfg.data.features),
-        categorical=list(cfg.data.categorical),
-        target_scaling=cfg.data.target_scaling,
-        test_size=cfg.split.test_size,
-        val_size=cfg.split.val_size,
-        shuffle=cfg.split.shuffle,
-        seed=cfg.split.seed,
-        dtype=cfg.model.dtype,
-    )
+    dataset = load_data(cfg)
     # One seed, independent streams: initialisation + dropout masks, and the epoch shuffling.
     net_seed, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
     net = Network(
@@ -145,7 +133,60 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         _end_failed(mlrun, one_line(error), "FAILED")
         raise
     return {"state": state, "objective": str(cfg.objective), "metrics": metrics,
-            "run_id": mlrun.run_id, "reason": reason}
+            "run_id": mlrun.run_id, "reason": reason, "data": dataset.summary()}
+
+
+def load_data(cfg: DictConfig) -> Any:
+    """The ``sweeper.data.Dataset`` that ``cfg``'s ``data`` and ``split`` keys describe (its
+    ``data.path`` as given: `_resolved` makes a relative one absolute first)."""
+    from sweeper.data import Missing, load_dataset
+
+    data = cfg.data
+    return load_dataset(
+        data.path,
+        data.target,
+        features=None if data.features is None else list(data.features),
+        categorical=list(data.categorical),
+        target_scaling=data.target_scaling,
+        test_size=cfg.split.test_size,
+        val_size=cfg.split.val_size,
+        shuffle=cfg.split.shuffle,
+        seed=cfg.split.seed,
+        dtype=cfg.model.dtype,
+        drop=list(data.drop),
+        missing=Missing(**data.missing),
+        max_categories=data.max_categories,
+        sep=data.sep,
+        encoding=data.encoding,
+        na_values=list(data.na_values),
+    )
+
+
+#: What a run returns and logs as final metrics, besides ``{train,val,test}_{rmse,mae,r2}``.
+CURVE_METRICS = ("val_loss", "best_epoch", "epochs_run", "generalization_gap", "train_seconds")
+
+
+def preflight(cfg: DictConfig, objectives: list[str]) -> list[str]:
+    """The sweep's one check before its first trial (``hydra.sweeper.preflight``).
+
+    ``cfg`` is the config of the search space's fixed overrides. Every objective must be a
+    metric a trial returns and not a test metric; the dataset must load and encode (every
+    offending column in one DataError). Returns the dataset's summary lines to log.
+    """
+    from sweeper.train import METRICS
+
+    validate(cfg)
+    produced = [f"{split}_{name}" for split in SPLITS for name in METRICS] + list(CURVE_METRICS)
+    for name in objectives:
+        if name.startswith("test_") and name in produced:
+            raise ConfigError(
+                f"hydra.sweeper.directions: {name!r} is a test metric; a sweep optimises "
+                "validation metrics and keeps the test set for the final word"
+            )
+        if name not in produced:
+            allowed = ", ".join(m for m in produced if not m.startswith("test_"))
+            raise ConfigError(f"hydra.sweeper.directions: no trial produces {name!r}; allowed: {allowed}")
+    return load_data(_resolved(cfg)).summary()
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
@@ -169,6 +210,7 @@ def main(cfg: DictConfig) -> dict:
             exit_for(error)
         raise
     if single:
+        print("\n".join(result["data"]))
         print(format_result(result, cfg))
         if result["state"] == FAIL:
             print(f"error: the run FAILED: {result['reason']}", file=sys.stderr)

@@ -32,15 +32,30 @@ OBJECTIVES = ("val_rmse", "val_mae", "val_r2", "val_loss")
 
 
 @dataclass
+class MissingConfig:
+    """``data.missing``: what a missing cell becomes (``sweeper.data.missing``)."""
+
+    numeric: str = "median"  # median | mean | drop_rows | error
+    categorical: str = "category"  # category | most_frequent | drop_rows | error
+    indicator: bool = False  # a 0/1 <name>_missing input per numeric column with missing cells
+
+
+@dataclass
 class DataConfig:
     """``data`` group: which CSV, which column is the target, how columns are encoded."""
 
     name: Optional[str] = None  # experiment name by default; null = the CSV file's stem
     path: str = MISSING  # bundled sets: absolute via ${project_root:...}; yours: relative to cwd
     target: str = MISSING
-    features: Optional[List[str]] = None  # null = every column but the target
+    features: Optional[List[str]] = None  # null = every column but the target and `drop`
+    drop: List[str] = field(default_factory=list)  # columns left out
     categorical: List[str] = field(default_factory=list)  # one-hot (string columns detected too)
+    max_categories: int = 50  # more distinct training values: the rest grouped as <other>
     target_scaling: str = "standard"
+    missing: MissingConfig = field(default_factory=MissingConfig)
+    sep: Optional[str] = None  # null = sniffed among , ; TAB |
+    encoding: Optional[str] = None  # null = utf-8, falling back to latin-1
+    na_values: List[str] = field(default_factory=list)  # tokens read as missing besides NA, empty, NaN, ...
 
 
 @dataclass
@@ -229,7 +244,7 @@ def validate(cfg: Any) -> None:
     keys of the chosen schedule. Registries of ``sweeper.nn`` and ``sweeper.data`` are the lists
     of allowed names, so a new activation or scaling needs no change here.
     """
-    from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS
+    from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS, Missing, check_dialect, check_max_categories
     from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS, OUTPUT_ACTIVATIONS
 
     for key in ("path", "target"):
@@ -245,6 +260,9 @@ def validate(cfg: Any) -> None:
 
     data = cfg.data
     _one_of("data.target_scaling", data.target_scaling, tuple(TARGET_SCALINGS))
+    Missing(**data.missing)  # raises naming data.missing.<key>
+    check_max_categories(data.max_categories)
+    check_dialect(data.sep, data.encoding)
 
     split = cfg.split
     _ranged("split.test_size", split.test_size, *_FRACTION)

@@ -5,28 +5,47 @@ Imports only numpy, pandas, the standard library and `sweeper.errors`.
     ds = load_dataset("data/diamonds.csv", target="price", seed=0)
     ds.X_train.shape                     # (n_train, 26)
     ds.preprocessor.inverse_target(ŷ)    # predictions back in dollars
+    ds.summary()                         # what was dropped, imputed, grouped (for the terminal)
     np.savez(f, **ds.preprocessor.to_arrays())
     Preprocessor.from_arrays(np.load(f, allow_pickle=False)).transform(new_rows)
 """
 
-from sweeper.data.columns import COLUMN_KINDS, BinaryColumn, Column, NumericColumn, OneHotColumn
-from sweeper.data.csv import read_csv, sha256_file
+from sweeper.data.columns import (
+    COLUMN_KINDS,
+    MISSING_LABEL,
+    OTHER_LABEL,
+    BinaryColumn,
+    Column,
+    DateColumn,
+    NumericColumn,
+    OneHotColumn,
+)
+from sweeper.data.csv import check_dialect, read_csv, sha256_file
 from sweeper.data.dataset import Dataset, load_dataset
-from sweeper.data.preprocessor import DTYPES, Preprocessor
+from sweeper.data.missing import CATEGORICAL_STRATEGIES, NUMERIC_STRATEGIES, Missing
+from sweeper.data.preprocessor import DTYPES, Preprocessor, check_max_categories
 from sweeper.data.split import SPLITS, split_indices
 from sweeper.data.target import TARGET_SCALINGS
 
 __all__ = [
+    "CATEGORICAL_STRATEGIES",
     "COLUMN_KINDS",
+    "MISSING_LABEL",
+    "NUMERIC_STRATEGIES",
+    "OTHER_LABEL",
     "DTYPES",
     "SPLITS",
     "TARGET_SCALINGS",
     "BinaryColumn",
     "Column",
     "Dataset",
+    "DateColumn",
+    "Missing",
     "NumericColumn",
     "OneHotColumn",
     "Preprocessor",
+    "check_dialect",
+    "check_max_categories",
     "load_dataset",
     "read_csv",
     "sha256_file",

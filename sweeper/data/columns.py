@@ -1,27 +1,49 @@
-"""One encoder per kind of input column, and the value checks they share.
+"""One encoder per kind of input column, and the cell conversions they share.
 
 Kinds (the config name is the registry key in `COLUMN_KINDS`):
 
-- ``numeric``: z = (x − μ) / σ with μ and σ = sqrt(mean((x − μ)²)) of the training rows;
-  σ = 1 when the column is constant on the training rows, so it encodes as 0, never NaN.
+- ``numeric``: z = (x − μ) / σ with μ and σ = sqrt(mean((x − μ)²)) of the (imputed) training
+  values; σ = 1 when the column is constant on the training rows, so it encodes as 0, never NaN.
+- ``date``: an ISO date or date-time text (``1970-01-02``, ``2021-03-04T10:00``) becomes the
+  number of days since 1970-01-01 (UTC; fractional for times), then encodes as ``numeric``.
 - ``binary``: a column with exactly two distinct training values (0/1, no/yes, false/true,
   any two strings). The smaller value (numerically, or lexicographically for strings) → −1,
   the larger → +1, so no → −1, yes → +1, false → −1, true → +1, 0 → −1, 1 → +1.
   A value seen in neither level (only possible on new rows) encodes as 0.
 - ``onehot``: one output per training category, sorted; a category not seen in the training
-  rows encodes as all zeros.
+  rows encodes as all zeros. With more than ``max_categories`` training categories, the
+  ``max_categories − 1`` most frequent are kept and the rest share one ``<other>`` output
+  (scikit-learn's ``OneHotEncoder(max_categories=k, handle_unknown="infrequent_if_exist")``:
+  ties in frequency keep the later category in sorted order; unseen categories go to
+  ``<other>`` too).
+
+Every kind takes a ``fill``, the value a missing cell gets before encoding (the imputed
+statistic of `sweeper.data.missing`, fitted on the training rows): with none, a missing cell is a
+DataError. ``indicator=True`` appends a 0/1 output ``<name>_missing`` (1 where the cell was
+missing), as scikit-learn's ``SimpleImputer(add_indicator=True)`` does.
 
 Row numbers in messages count data rows from 1 (the first line under the header is row 1).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Mapping
+import re
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
 
 from sweeper.errors import DataError
+
+#: The label of a missing cell under ``data.missing.categorical=category`` (text columns).
+MISSING_LABEL = "<missing>"
+#: The label of the categories grouped by ``data.max_categories``.
+OTHER_LABEL = "<other>"
+
+_ISO_DATE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 
 def _row(mask: np.ndarray) -> int:
@@ -29,24 +51,19 @@ def _row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 1
 
 
-def _subject(name: str, is_target: bool) -> str:
+def subject(name: str, is_target: bool = False) -> str:
     return f"target column '{name}'" if is_target else f"column '{name}'"
 
 
-def check_no_missing(series: pd.Series, name: str, is_target: bool = False) -> None:
-    """DataError naming the column if any value is missing (empty cell, NA, NaN)."""
-    missing = series.isna().to_numpy()
-    if missing.any():
-        raise DataError(
-            f"{_subject(name, is_target)} has {int(missing.sum())} missing value(s) "
-            f"(first in row {_row(missing)}); fill or drop those rows"
-        )
+def is_number_dtype(series: pd.Series) -> bool:
+    """Numbers or bools as pandas stores them (not text that parses as numbers)."""
+    return pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series)
 
 
 def looks_numeric(series: pd.Series) -> bool:
     """True for a numeric dtype, or text of which at least half the non-missing cells parse
     as numbers: such a column is numeric with typos, not a string column to one-hot encode."""
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+    if is_number_dtype(series):
         return True
     counts = series.value_counts()  # parse each distinct text once, not every cell
     if counts.sum() == 0:
@@ -55,183 +72,325 @@ def looks_numeric(series: pd.Series) -> bool:
     return bool(counts.to_numpy()[parses].sum() >= 0.5 * counts.sum())
 
 
-def numeric_values(series: pd.Series, name: str, is_target: bool = False) -> np.ndarray:
-    """The column as a float64 array of shape (n,); DataError on non-numeric, missing or
-    infinite values, naming the column, the first bad value and its row."""
-    if pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(dtype=np.float64)
-    check_no_missing(series, name, is_target)
-    if pd.api.types.is_numeric_dtype(series):
-        values = series.to_numpy(dtype=np.float64)
+def looks_like_dates(series: pd.Series) -> bool:
+    """True when every non-missing cell is an ISO date or date-time (``2021-03-04[T10:00]``)."""
+    if is_number_dtype(series):
+        return False
+    distinct = series.dropna().unique()
+    return len(distinct) > 0 and all(isinstance(v, str) and _ISO_DATE.match(v.strip()) for v in distinct)
+
+
+def numbers_with_bad_cells(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(values, bad): float64 values of shape (n,) with NaN where a cell is missing or not a
+    number, and the mask of cells that are present but not a finite number."""
+    if is_number_dtype(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        parsed = pd.to_numeric(series, errors="coerce")
-        bad = parsed.isna().to_numpy()
-        if bad.any():
-            first = _row(bad)
-            hint = (
-                "the target must be numeric"
-                if is_target
-                else "list it in data.categorical to one-hot encode it, or fix the file"
-            )
-            raise DataError(
-                f"{_subject(name, is_target)} has non-numeric values "
-                f"(first: {series.iloc[first - 1]!r} in row {first}); {hint}"
-            )
-        values = parsed.to_numpy(dtype=np.float64)
-    infinite = ~np.isfinite(values)
-    if infinite.any():
-        first = _row(infinite)
-        raise DataError(
-            f"{_subject(name, is_target)} has infinite values "
-            f"(first: {values[first - 1]} in row {first}); only finite numbers are allowed"
+        values = pd.to_numeric(series.map(_bool_as_number), errors="coerce").to_numpy(dtype=np.float64)
+    bad = (np.isnan(values) & series.notna().to_numpy()) | np.isinf(values)
+    return np.where(bad, np.nan, values), bad
+
+
+def _bool_as_number(value: Any) -> Any:
+    return float(value) if isinstance(value, (bool, np.bool_)) else value
+
+
+def bad_cells_message(series: pd.Series, bad: np.ndarray, name: str, is_target: bool = False) -> str:
+    """One clause naming the column, how many cells are not finite numbers and the first."""
+    first = _row(bad)
+    value = series.iloc[first - 1]
+    infinite = bool(np.isinf(pd.to_numeric(pd.Series([value]), errors="coerce").to_numpy(np.float64)[0]))
+    what = "infinite" if infinite else "non-numeric"
+    shown = float(value) if infinite else value
+    return f"{subject(name, is_target)} has {int(bad.sum())} {what} value(s) (first: {shown!r} in row {first})"
+
+
+def numeric_cells(series: pd.Series, name: str, is_target: bool = False) -> np.ndarray:
+    """The column as float64 of shape (n,), NaN where missing; DataError on a cell that is
+    present but not a finite number, naming the column, the first bad value and its row."""
+    values, bad = numbers_with_bad_cells(series)
+    if bad.any():
+        hint = (
+            "the target must be numeric" if is_target
+            else "list it in data.categorical to one-hot encode it, or fix the file"
         )
+        raise DataError(f"{bad_cells_message(series, bad, name, is_target)}; {hint}")
     return values
 
 
-def label_values(series: pd.Series, name: str, numeric: bool) -> np.ndarray:
-    """Cell values as labels to compare with fitted levels: float64 when the levels are
-    numbers (so 4 and 4.0 match), else str. Shape (n,)."""
+def date_cells(series: pd.Series, name: str) -> np.ndarray:
+    """ISO dates as float64 days since 1970-01-01 UTC, shape (n,), NaN where missing;
+    DataError naming the column and the first cell that is not an ISO date."""
+    text = series.astype(object).where(series.notna(), None)
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    bad = parsed.isna().to_numpy() & series.notna().to_numpy()
+    if bad.any():
+        first = _row(bad)
+        raise DataError(
+            f"{subject(name)} is a date column but row {first} holds {series.iloc[first - 1]!r}; "
+            "use ISO dates such as 2021-03-04"
+        )
+    return ((parsed - _EPOCH) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def label_cells(series: pd.Series, numeric: bool) -> np.ndarray:
+    """Cells as labels to compare with fitted levels, shape (n,): float64 with NaN for missing
+    when the levels are numbers (so 4 and 4.0 match), else str objects with None for missing."""
     if numeric:
-        return numeric_values(series, name)
-    check_no_missing(series, name)
-    return series.astype(str).to_numpy(dtype=object)
+        values, bad = numbers_with_bad_cells(series)
+        if bad.any():
+            raise DataError(f"{bad_cells_message(series, bad, str(series.name))}; its levels are numbers")
+        return values
+    missing = series.isna().to_numpy()
+    out = series.astype(str).to_numpy(dtype=object)
+    out[missing] = None
+    return out
+
+
+def is_missing(values: np.ndarray) -> np.ndarray:
+    """Missing mask of typed cells: NaN in a float array, None in an object array."""
+    return pd.isna(values)
 
 
 def _label_array(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct labels as float64 or fixed-width unicode: storable without pickle."""
-    levels = np.sort(pd.unique(values))  # hash then sort the few distinct values
-    if levels.dtype == object:
-        return levels.astype(str)
-    return levels.astype(np.float64)
+    """Sorted distinct labels as float64 or unicode (NaN last): storable without pickle."""
+    levels = pd.unique(values)  # hash then sort the few distinct values
+    if values.dtype == object:
+        return np.sort(levels.astype(str))
+    return np.sort(levels.astype(np.float64))
 
 
-def _label_text(level: object) -> str:
-    if isinstance(level, (float, np.floating)) and float(level).is_integer():
-        return str(int(level))
+def label_text(level: object) -> str:
+    """A level as shown in output names: 3.0 → ``3``, NaN → ``<missing>``."""
+    if isinstance(level, (float, np.floating)):
+        if np.isnan(level):
+            return MISSING_LABEL
+        if float(level).is_integer():
+            return str(int(level))
     return str(level)
+
+
+def _scalar(value: Any) -> np.ndarray:
+    return np.array(value) if value is not None else np.array([], dtype=np.float64)
 
 
 class Column:
     """Base of the column encoders: `fit` on training cells, `transform` any cells.
 
-    `arrays()` / `from_arrays()` give the fitted state as numpy arrays without object dtype.
+    ``fill`` replaces a missing cell before encoding (None: a missing cell is a DataError);
+    ``indicator`` appends ``<name>_missing``. `arrays()` / `from_arrays()` give the fitted state
+    as numpy arrays without object dtype. Subclasses implement `cells` (raw → typed),
+    `_fit` and `_encode` (on typed, filled cells) and their own state.
     """
 
     kind: ClassVar[str]
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, fill: Any = None, indicator: bool = False) -> None:
         self.name = name
+        self.fill = fill
+        self.indicator = bool(indicator)
 
     @property
     def output_names(self) -> list[str]:
+        return self._names() + ([f"{self.name}_missing"] if self.indicator else [])
+
+    def _names(self) -> list[str]:
         return [self.name]
 
-    def fit(self, series: pd.Series) -> "Column":  # pragma: no cover - interface
+    def cells(self, series: pd.Series) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def transform(self, series: pd.Series) -> np.ndarray:  # pragma: no cover - interface
+    def _filled(self, values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+        if not missing.any():
+            return values
+        if self.fill is None:
+            raise DataError(
+                f"column '{self.name}' has {int(missing.sum())} missing value(s) (first in row "
+                f"{_row(missing)}) and the model has no value to fill them with"
+            )
+        values = values.copy()
+        values[missing] = self.fill
+        return values
+
+    def fit(self, series: pd.Series) -> "Column":
+        return self.fit_cells(self.cells(series))
+
+    def fit_cells(self, values: np.ndarray) -> "Column":
+        """`fit` on cells already typed by `cells` (NaN / None where missing)."""
+        self._fit(self._filled(values, is_missing(values)))
+        return self
+
+    def transform(self, series: pd.Series) -> np.ndarray:
         """Encoded cells, shape (n, len(output_names)), float64."""
+        values = self.cells(series)
+        missing = is_missing(values)
+        out = self._encode(self._filled(values, missing))
+        if self.indicator:
+            out = np.hstack([out, missing[:, None].astype(np.float64)])
+        return out
+
+    def _fit(self, values: np.ndarray) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def arrays(self) -> dict[str, np.ndarray]:  # pragma: no cover - interface
+    def _encode(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``fill`` (empty when there is none), ``indicator`` and the kind's own state."""
+        return {"fill": _scalar(self.fill), "indicator": np.array(self.indicator)} | self._arrays()
+
+    def _arrays(self) -> dict[str, np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
 
     @classmethod
-    def from_arrays(cls, name: str, arrays: Mapping[str, np.ndarray]) -> "Column":  # pragma: no cover
+    def from_arrays(cls, name: str, arrays: Mapping[str, np.ndarray]) -> "Column":
+        fill = arrays.get("fill")
+        fill = None if fill is None or fill.size == 0 else fill.item()
+        column = cls(name, fill=fill, indicator=bool(arrays.get("indicator", False)))
+        column._restore(arrays)
+        return column
+
+    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready: ``kind``, ``fill`` (null when none), ``indicator`` and kind-specific facts."""
+        fill = self.fill
+        if isinstance(fill, float) and np.isnan(fill):
+            fill = MISSING_LABEL
+        return {"kind": self.kind, "fill": fill, "indicator": self.indicator}
 
 
 class NumericColumn(Column):
     kind = "numeric"
 
-    def __init__(self, name: str, mean: float = 0.0, scale: float = 1.0) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, fill: Any = None, indicator: bool = False,
+                 mean: float = 0.0, scale: float = 1.0) -> None:
+        super().__init__(name, None if fill is None else float(fill), indicator)
         self.mean = float(mean)
         self.scale = float(scale)
 
-    def fit(self, series: pd.Series) -> "NumericColumn":
-        values = numeric_values(series, self.name)
+    def cells(self, series: pd.Series) -> np.ndarray:
+        return numeric_cells(series, self.name)
+
+    def _fit(self, values: np.ndarray) -> None:
         if values.min() == values.max():
             # A computed σ of identical floats can be ~1e-17 rather than 0; treat it as 0.
             self.mean, self.scale = float(values[0]), 1.0
         else:
             self.mean = float(values.mean())
             self.scale = float(values.std())
-        return self
 
-    def transform(self, series: pd.Series) -> np.ndarray:
-        values = numeric_values(series, self.name)
+    def _encode(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.mean) / self.scale)[:, None]
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def _arrays(self) -> dict[str, np.ndarray]:
         return {"mean": np.array(self.mean), "scale": np.array(self.scale)}
 
-    @classmethod
-    def from_arrays(cls, name: str, arrays: Mapping[str, np.ndarray]) -> "NumericColumn":
-        return cls(name, float(arrays["mean"]), float(arrays["scale"]))
+    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.mean, self.scale = float(arrays["mean"]), float(arrays["scale"])
+
+
+class DateColumn(NumericColumn):
+    kind = "date"
+
+    def cells(self, series: pd.Series) -> np.ndarray:
+        return date_cells(series, self.name)
+
+    def describe(self) -> dict[str, Any]:
+        return super().describe() | {"converted": "days since 1970-01-01"}
 
 
 class BinaryColumn(Column):
     kind = "binary"
 
-    def __init__(self, name: str, levels: np.ndarray | None = None) -> None:
-        super().__init__(name)
-        self.levels = levels  # (2,), float64 or unicode, sorted: levels[0] → −1, levels[1] → +1
+    def __init__(self, name: str, fill: Any = None, indicator: bool = False,
+                 numeric: bool = False) -> None:
+        super().__init__(name, fill, indicator)
+        self.numeric = numeric
+        self.levels: np.ndarray | None = None  # (2,), sorted: levels[0] → −1, levels[1] → +1
 
-    def fit(self, series: pd.Series) -> "BinaryColumn":
-        numeric = pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series)
-        self.levels = _label_array(label_values(series, self.name, numeric))
+    def cells(self, series: pd.Series) -> np.ndarray:
+        return label_cells(series, self.numeric)
+
+    def _fit(self, values: np.ndarray) -> None:
+        self.levels = _label_array(values)
         if len(self.levels) != 2:
             raise DataError(
                 f"column '{self.name}' has {len(self.levels)} distinct values; a binary column needs 2"
             )
-        return self
 
-    def transform(self, series: pd.Series) -> np.ndarray:
-        labels = label_values(series, self.name, numeric=self.levels.dtype.kind == "f")
-        codes = pd.Index(self.levels).get_indexer(labels)  # −1 for a value of neither level
+    def _encode(self, values: np.ndarray) -> np.ndarray:
+        codes = pd.Index(self.levels).get_indexer(values)  # −1 for a value of neither level
         return np.where(codes < 0, 0.0, 2.0 * codes - 1.0)[:, None]
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def _arrays(self) -> dict[str, np.ndarray]:
         return {"levels": self.levels}
 
-    @classmethod
-    def from_arrays(cls, name: str, arrays: Mapping[str, np.ndarray]) -> "BinaryColumn":
-        return cls(name, np.asarray(arrays["levels"]))
+    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.levels = np.asarray(arrays["levels"])
+        self.numeric = self.levels.dtype.kind == "f"
+
+    def describe(self) -> dict[str, Any]:
+        return super().describe() | {"levels": [label_text(v) for v in self.levels]}
 
 
 class OneHotColumn(Column):
     kind = "onehot"
 
-    def __init__(self, name: str, categories: np.ndarray | None = None) -> None:
-        super().__init__(name)
-        self.categories = categories  # (k,), float64 or unicode, sorted
+    def __init__(self, name: str, fill: Any = None, indicator: bool = False,
+                 numeric: bool = False, max_categories: int | None = None) -> None:
+        super().__init__(name, fill, indicator)
+        self.numeric = numeric
+        self.max_categories = max_categories
+        self.categories: np.ndarray | None = None  # (k,), sorted: the kept training categories
+        self.other = False  # whether the rest share one <other> output
+        self.n_grouped = 0
 
-    @property
-    def output_names(self) -> list[str]:
-        return [f"{self.name}={_label_text(c)}" for c in self.categories]
+    def _names(self) -> list[str]:
+        names = [f"{self.name}={label_text(c)}" for c in self.categories]
+        return names + ([f"{self.name}={OTHER_LABEL}"] if self.other else [])
 
-    def fit(self, series: pd.Series) -> "OneHotColumn":
-        numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-        self.categories = _label_array(label_values(series, self.name, numeric))
-        return self
+    def cells(self, series: pd.Series) -> np.ndarray:
+        return label_cells(series, self.numeric)
 
-    def transform(self, series: pd.Series) -> np.ndarray:
-        labels = label_values(series, self.name, numeric=self.categories.dtype.kind == "f")
-        codes = pd.Index(self.categories).get_indexer(labels)  # −1 for an unseen category
-        out = np.zeros((len(codes), len(self.categories)))
+    def _fit(self, values: np.ndarray) -> None:
+        categories = _label_array(values)
+        k = self.max_categories
+        if k is not None and len(categories) > k:
+            counts = pd.Series(values).value_counts(dropna=False).reindex(categories).to_numpy()
+            # Ascending by count, stable over the sorted categories, as OneHotEncoder does.
+            order = np.argsort(counts, kind="mergesort")
+            kept = np.sort(order[len(categories) - (k - 1):]) if k > 1 else np.array([], dtype=int)
+            self.n_grouped = len(categories) - len(kept)
+            categories, self.other = categories[kept], True
+        self.categories = categories
+
+    def _encode(self, values: np.ndarray) -> np.ndarray:
+        codes = pd.Index(self.categories).get_indexer(values)  # −1 for an unseen category
+        width = len(self.categories) + self.other
+        out = np.zeros((len(codes), width))
+        if self.other:
+            codes = np.where(codes < 0, width - 1, codes)
         seen = np.flatnonzero(codes >= 0)
-        out[seen, codes[seen]] = 1.0  # so an unseen category stays a row of zeros
+        out[seen, codes[seen]] = 1.0  # so without <other> an unseen category stays all zeros
         return out
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"categories": self.categories}
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"categories": self.categories, "other": np.array(self.other)}
 
-    @classmethod
-    def from_arrays(cls, name: str, arrays: Mapping[str, np.ndarray]) -> "OneHotColumn":
-        return cls(name, np.asarray(arrays["categories"]))
+    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.categories = np.asarray(arrays["categories"])
+        self.numeric = self.categories.dtype.kind == "f"
+        self.other = bool(arrays.get("other", False))
+
+    def describe(self) -> dict[str, Any]:
+        facts = {"categories": len(self.categories)}
+        if self.other:
+            facts["grouped_as_other"] = self.n_grouped
+        return super().describe() | facts
 
 
 COLUMN_KINDS: dict[str, type[Column]] = {
-    cls.kind: cls for cls in (NumericColumn, BinaryColumn, OneHotColumn)
+    cls.kind: cls for cls in (NumericColumn, DateColumn, BinaryColumn, OneHotColumn)
 }

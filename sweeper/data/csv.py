@@ -1,13 +1,31 @@
-"""Reading a user's CSV file into a DataFrame, and fingerprinting it."""
+"""Reading a user's CSV file into a DataFrame, and fingerprinting it.
+
+The dialect is found, not asked for: ``data.sep`` null sniffs the delimiter among ``, ; TAB |``
+from the file's first 64 KiB; ``data.encoding`` null reads UTF-8 (a byte-order mark is skipped)
+and falls back to latin-1 with a log line. A file written with ``;`` and decimal commas (a
+spreadsheet's export in many locales) reads its ``3,5`` cells as 3.5. Missing cells are pandas'
+NA tokens (empty, ``NA``, ``NaN``, ``null``, ``N/A``, …) plus ``data.na_values``.
+"""
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
+import logging
+import re
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
-from sweeper.errors import DataError
+from sweeper.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+SEPARATORS = (",", ";", "\t", "|")
+_SNIFF_BYTES = 1 << 16
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+(,\d+)?$")
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -29,27 +47,117 @@ def resolve_path(path: str | Path) -> Path:
     return resolved
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
+def sniff_separator(sample: str) -> str:
+    """The delimiter of CSV text `sample` among `SEPARATORS`: csv.Sniffer's answer, else the
+    one that splits the header into the most fields (``,`` on a tie or a one-column file)."""
+    try:
+        return csv.Sniffer().sniff(sample, delimiters="".join(SEPARATORS)).delimiter
+    except csv.Error:
+        header = sample.splitlines()[0] if sample.strip() else ""
+        widths = {sep: len(next(csv.reader([header], delimiter=sep), [])) for sep in SEPARATORS}
+        return max(SEPARATORS, key=lambda sep: (widths[sep], sep == ","))
+
+
+def check_dialect(sep: str | None, encoding: str | None) -> None:
+    """ConfigError naming ``data.sep`` or ``data.encoding`` when either cannot be used."""
+    if sep is not None and (not isinstance(sep, str) or len(sep) != 1 or sep in "\"\n\r"):
+        raise ConfigError(f"data.sep: {sep!r} is not a one-character delimiter; e.g. ',' ';' '\\t' or null to sniff")
+    if encoding is not None:
+        try:
+            codecs.lookup(str(encoding))
+        except LookupError:
+            raise ConfigError(
+                f"data.encoding: {encoding!r} is not an encoding Python knows; e.g. utf-8, latin-1, cp1252, or null"
+            ) from None
+
+
+def _header(path: Path, sep: str, encoding: str) -> list[str]:
+    with open(path, encoding=encoding, newline="") as handle:
+        return next(csv.reader(handle, delimiter=sep, skipinitialspace=True), [])
+
+
+def _check_unique_header(names: Sequence[str], source: str) -> None:
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in seen:
+            raise DataError(
+                f"data.path: {source} has the column name {name!r} twice (columns {seen[name]} and "
+                f"{position}); rename one in the file's header"
+            )
+        seen[name] = position
+
+
+def _decimal_commas(frame: pd.DataFrame) -> list[str]:
+    """Convert text columns whose every cell is a number written with a decimal comma."""
+    converted = []
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        present = series.dropna().astype(str)
+        if len(present) and present.str.match(_DECIMAL_COMMA).all() and present.str.contains(",").any():
+            frame[name] = pd.to_numeric(series.str.replace(",", ".", regex=False))
+            converted.append(str(name))
+    return converted
+
+
+def read_csv(
+    path: str | Path,
+    sep: str | None = None,
+    encoding: str | None = None,
+    na_values: Sequence[str] = (),
+) -> pd.DataFrame:
     """The CSV at `path` as a DataFrame with a RangeIndex (row 1 of messages = index 0).
 
-    Spaces after a delimiter are skipped so `yes, no` files read the same as `yes,no`.
-    Raises DataError (one line naming the file) when the file is missing, empty, has no
-    data rows, is not UTF-8 text or is not parseable as CSV.
+    `sep` None sniffs the delimiter; `encoding` None is UTF-8 with a latin-1 fallback;
+    `na_values` are extra tokens read as missing. Spaces after a delimiter are skipped, so
+    `yes, no` files read the same as `yes,no`. ``frame.attrs`` records ``sep``, ``encoding`` and
+    ``decimal_comma`` (the columns read with a decimal comma). Raises DataError (one line naming
+    the file or key) when the file is missing, empty, has no data rows, repeats a column name,
+    cannot be decoded or is not parseable as CSV.
     """
     resolved = resolve_path(path)
-    try:
-        frame = pd.read_csv(resolved, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"data.path: file '{resolved}' is empty") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"data.path: file '{resolved}' is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
-        ) from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"data.path: file '{resolved}' is not a readable CSV: {first_line}") from None
-    except OSError as exc:
-        raise DataError(f"data.path: file '{resolved}' cannot be read: {exc.strerror}") from None
+    check_dialect(sep, encoding)
+    source = resolved.name
+    if resolved.stat().st_size == 0:
+        raise DataError(f"data.path: file '{resolved}' is empty")
+    encodings = [encoding] if encoding else ["utf-8-sig", "latin-1"]
+    for attempt, chosen in enumerate(encodings):
+        try:
+            with open(resolved, "rb") as handle:
+                sample = handle.read(_SNIFF_BYTES).decode(chosen, errors="ignore")
+            used_sep = sep or sniff_separator(sample)
+            header = _header(resolved, used_sep, chosen)
+            frame = pd.read_csv(
+                resolved, sep=used_sep, encoding=chosen, skipinitialspace=True,
+                na_values=list(na_values), keep_default_na=True,
+            )
+        except UnicodeDecodeError as exc:
+            if attempt + 1 < len(encodings):
+                continue
+            raise DataError(
+                f"data.encoding: file '{resolved}' is not {chosen} text (byte {exc.start}); "
+                "set data.encoding (e.g. cp1252) or save it as UTF-8"
+            ) from None
+        except pd.errors.EmptyDataError:
+            raise DataError(f"data.path: file '{resolved}' is empty") from None
+        except (pd.errors.ParserError, ValueError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            hint = "" if sep else f" (read with the sniffed data.sep={used_sep!r}; set data.sep if that is wrong)"
+            raise DataError(f"data.path: file '{resolved}' is not a readable CSV: {first_line}{hint}") from None
+        except OSError as exc:
+            raise DataError(f"data.path: file '{resolved}' cannot be read: {exc.strerror}") from None
+        if attempt > 0:
+            log.info("data: %s is not UTF-8; read it as %s (set data.encoding to choose)", source, chosen)
+        break
+    _check_unique_header([name.strip() for name in header if name.strip()], source)
+    # A delimiter at the end of every line makes a nameless, empty column: not the user's data.
+    frame = frame.drop(columns=[c for c, name in zip(frame.columns, header)
+                                if not name.strip() and frame[c].isna().all()])
     if len(frame) == 0:
         raise DataError(f"data.path: file '{resolved}' has a header but no data rows")
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    converted = _decimal_commas(frame) if used_sep != "," else []
+    frame.attrs.update({"sep": used_sep, "encoding": "utf-8" if chosen == "utf-8-sig" else chosen,
+                        "decimal_comma": converted})
+    return frame

@@ -9,10 +9,18 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from sweeper.data.columns import numeric_values
 from sweeper.data.csv import read_csv, resolve_path, sha256_file
-from sweeper.data.preprocessor import Preprocessor, check_columns, check_dtype, clean_frame
+from sweeper.data.missing import Missing
+from sweeper.data.preprocessor import (
+    DEFAULT_MAX_CATEGORIES,
+    Preprocessor,
+    check_columns,
+    check_dtype,
+    check_max_categories,
+)
 from sweeper.data.split import SPLITS, split_indices
+from sweeper.data.survey import Survey, survey
+from sweeper.errors import ConfigError
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,7 +30,7 @@ class Dataset:
     X_* have shape (n_split, n_inputs) and y_* shape (n_split, 1), C-contiguous, in the dtype
     asked for; y is the scaled target (`preprocessor.inverse_target` gives original units).
     `indices[split]` holds the 0-based data-row positions of the file in that split, in the
-    order of the arrays' rows.
+    order of the arrays' rows (rows dropped for missing cells are in no split).
     """
 
     X_train: np.ndarray
@@ -37,6 +45,11 @@ class Dataset:
     sha256: str
     target: str
     indices: dict[str, np.ndarray] = field(repr=False)
+    rows_in_file: int = 0
+    dropped_rows: dict[str, int] = field(default_factory=dict)
+    dropped_columns: tuple[str, ...] = ()
+    missing: dict[str, int] = field(default_factory=dict)
+    dialect: dict = field(default_factory=dict)
 
     @property
     def rows(self) -> dict[str, int]:
@@ -52,8 +65,17 @@ class Dataset:
         """{"val": (X_val, y_val), "test": (X_test, y_test)}, the trainer's `eval_sets`."""
         return {"val": (self.X_val, self.y_val), "test": (self.X_test, self.y_test)}
 
+    def columns(self) -> dict[str, dict]:
+        """Per feature, what was done to it: the encoder's description (`Preprocessor.describe`)
+        plus ``missing``, the count of its missing cells among the rows kept (each one imputed
+        with ``fill``)."""
+        described = self.preprocessor.describe()
+        return {name: described[name] | {"missing": self.missing.get(name, 0)} for name in described}
+
     def info(self) -> dict:
-        """JSON-ready description for `data.json`: path, sha256, target, features, rows."""
+        """JSON-ready description for `data.json`: path, sha256, target, features, rows, and
+        what was done to the file (dialect, rows dropped and why, columns left out) and to
+        each column (`columns`)."""
         return {
             "path": self.path,
             "sha256": self.sha256,
@@ -61,7 +83,49 @@ class Dataset:
             "features": list(self.preprocessor.features),
             "n_inputs": self.n_inputs,
             "rows": self.rows,
+            "rows_in_file": self.rows_in_file,
+            "dropped_rows": dict(self.dropped_rows),
+            "dropped_columns": list(self.dropped_columns),
+            "dialect": dict(self.dialect),
+            "columns": self.columns(),
         }
+
+    def summary(self) -> list[str]:
+        """One or two lines for the terminal: rows used and dropped, and what was imputed,
+        grouped or converted (the second line only when a column was changed)."""
+        name = Path(self.path).name
+        used = sum(self.rows.values())
+        line = f"data: {name}, {used} of {self.rows_in_file} rows, {len(self.preprocessor.features)} columns -> {self.n_inputs} inputs"
+        if self.dropped_rows:
+            line += " (dropped: " + ", ".join(
+                f"{count} {_DROP_REASONS[reason].format(target=self.target)}" for reason, count in self.dropped_rows.items()
+            ) + ")"
+        if self.dropped_columns:
+            line += f"; left out: {', '.join(self.dropped_columns)}"
+        if self.dialect.get("sep", ",") != "," or self.dialect.get("encoding", "utf-8") != "utf-8":
+            line += f"; read as {self.dialect['sep']!r}-separated {self.dialect['encoding']}"
+            if self.dialect.get("decimal_comma"):
+                line += " with decimal commas"
+        changes = []
+        for column, facts in self.columns().items():
+            if facts["missing"] and facts["fill"] is not None:
+                changes.append(f"{column}: {facts['missing']} missing -> {facts['strategy']} {_shown(facts['fill'])}")
+            if facts.get("grouped_as_other"):
+                changes.append(f"{column}: {facts['grouped_as_other']} rarest categories -> <other>")
+            if facts.get("converted"):
+                changes.append(f"{column}: ISO dates -> {facts['converted']}")
+        return [line] + (["data: " + "; ".join(changes)] if changes else [])
+
+
+_DROP_REASONS = {
+    "target_missing": "without {target}",
+    "numeric_missing": "with missing numbers (data.missing.numeric=drop_rows)",
+    "categorical_missing": "with missing categories (data.missing.categorical=drop_rows)",
+}
+
+
+def _shown(fill: object) -> str:
+    return f"{fill:.6g}" if isinstance(fill, float) else str(fill)
 
 
 def load_dataset(
@@ -75,14 +139,23 @@ def load_dataset(
     shuffle: bool = True,
     seed: int = 0,
     dtype: str = "float64",
+    drop: Iterable[str] = (),
+    missing: Missing = Missing(),
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    sep: str | None = None,
+    encoding: str | None = None,
+    na_values: Iterable[str] = (),
 ) -> Dataset:
-    """Read the CSV at `path`, split its rows (`split_indices`), fit a `Preprocessor` on the
-    training rows only and encode every split with it.
+    """Read the CSV at `path`, check it whole (`sweeper.data.survey`), split the rows kept
+    (`split_indices`), fit a `Preprocessor` on the training rows only and encode every split.
 
-    `features=None` uses every column but `target`. Every cell of the used columns is checked
-    on the whole file before splitting, so a bad cell is reported with its file row whichever
-    split it falls in. Raises DataError (file, column or rows unusable) or ConfigError (a
-    setting out of range), each with a one-line message naming the file, column or key.
+    `features=None` uses every column but `target` and those in `drop`. Every used cell is
+    checked on the whole file before splitting, so a bad cell is reported with its file row
+    whichever split it falls in, and every bad column in one message. Raises DataError (file,
+    column or rows unusable) or ConfigError (a setting out of range), each one line naming the
+    file, column or key. `missing`, `max_categories`, `sep`, `encoding` and `na_values` are the
+    ``data.missing``, ``data.max_categories``, ``data.sep``, ``data.encoding`` and
+    ``data.na_values`` settings.
 
     The last dataset loaded is kept for the process: the trials of a sweep ask for the same one
     again and again (88 ms per trial on diamonds). It is reused only for the same arguments and
@@ -95,6 +168,8 @@ def load_dataset(
         str(resolved), stat.st_size, stat.st_mtime_ns, target,
         None if features is None else tuple(str(f) for f in features),
         tuple(str(c) for c in categorical), target_scaling, test_size, val_size, shuffle, seed, dtype,
+        tuple(str(d) for d in drop), missing, max_categories, sep, encoding,
+        tuple(str(v) for v in na_values),
     )
 
 
@@ -112,33 +187,45 @@ def _load_dataset(
     shuffle: bool,
     seed: int,
     dtype: str,
+    drop: tuple[str, ...],
+    missing: Missing,
+    max_categories: int,
+    sep: str | None,
+    encoding: str | None,
+    na_values: tuple[str, ...],
 ) -> Dataset:
     """``load_dataset`` for a resolved path; ``size`` and ``mtime_ns`` only key the cache."""
     out_dtype = check_dtype(dtype)
+    check_max_categories(max_categories)
     resolved = Path(path)
-    frame = read_csv(resolved)
+    frame = read_csv(resolved, sep=sep, encoding=encoding, na_values=na_values)
+    dialect = dict(frame.attrs)
     source = resolved.name
     check_columns(frame, [target], "data.target", source)
+    check_columns(frame, drop, "data.drop", source)
+    if target in drop:
+        raise ConfigError(f"data.drop: {target!r} is the target (data.target); it cannot be dropped")
     if features is None:
-        features = [str(c) for c in frame.columns if c != target]
+        features = [str(c) for c in frame.columns if c != target and c not in drop]
     else:
-        features = [str(f) for f in features]
         check_columns(frame, features, "data.features", source)
-    categorical = [str(c) for c in categorical]
+        features = [f for f in features if f not in drop]
+    categorical = [c for c in categorical if c not in drop]
     check_columns(frame, categorical, "data.categorical", source)
-    preprocessor = Preprocessor(target, features, categorical, target_scaling)
+    preprocessor = Preprocessor(target, features, categorical, target_scaling, missing, max_categories)
 
-    cleaned = clean_frame(frame, features, categorical)
-    cleaned[target] = numeric_values(frame[target], target, is_target=True)
-    indices = split_indices(len(frame), test_size, val_size, shuffle, seed)
-    preprocessor.fit(cleaned.iloc[indices["train"]])
+    found: Survey = survey(frame, target, features, categorical, missing, max_categories, source)
+    kept = frame.iloc[found.keep]
+    positions = split_indices(len(kept), test_size, val_size, shuffle, seed)
+    preprocessor.fit(kept.iloc[positions["train"]], roles=found.roles)
     # Encoding all rows once and then taking rows is cheaper than three transforms.
-    X_all = preprocessor.transform(cleaned, dtype=out_dtype.name)
-    y_all = preprocessor.transform_target(cleaned[target], dtype=out_dtype.name)
+    X_all = preprocessor.transform(kept, dtype=out_dtype.name)
+    y_all = preprocessor.transform_target(found.target_values[found.keep], dtype=out_dtype.name)
     arrays = {}
     for split in SPLITS:
-        arrays[f"X_{split}"] = np.ascontiguousarray(X_all[indices[split]])
-        arrays[f"y_{split}"] = np.ascontiguousarray(y_all[indices[split]])
+        arrays[f"X_{split}"] = np.ascontiguousarray(X_all[positions[split]])
+        arrays[f"y_{split}"] = np.ascontiguousarray(y_all[positions[split]])
+    indices = {split: found.keep[positions[split]] for split in SPLITS}
     for array in [*arrays.values(), *indices.values()]:
         array.flags.writeable = False
     return Dataset(
@@ -149,4 +236,9 @@ def _load_dataset(
         sha256=sha256_file(resolved),
         target=target,
         indices=indices,
+        rows_in_file=len(frame),
+        dropped_rows=found.dropped_rows,
+        dropped_columns=tuple(drop),
+        missing=found.missing,
+        dialect=dialect,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -11,18 +12,25 @@ from sweeper.data.columns import (
     COLUMN_KINDS,
     BinaryColumn,
     Column,
+    DateColumn,
     NumericColumn,
     OneHotColumn,
-    check_no_missing,
-    looks_numeric,
-    numeric_values,
+    date_cells,
+    is_missing,
+    is_number_dtype,
+    label_cells,
+    numeric_cells,
 )
+from sweeper.data.missing import Missing
+from sweeper.data.survey import column_role
 from sweeper.data.target import TARGET_SCALINGS, fit_target_scaling
 from sweeper.errors import ConfigError, DataError
 
 PREFIX = "data."
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 DTYPES = ("float64", "float32")
+DEFAULT_MAX_CATEGORIES = 50
 
 
 def check_dtype(dtype: str) -> np.dtype:
@@ -32,49 +40,43 @@ def check_dtype(dtype: str) -> np.dtype:
     return np.dtype(str(dtype))
 
 
+def check_max_categories(value: object) -> int:
+    """``data.max_categories`` as an int; ConfigError unless it is an integer >= 2."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 2:
+        raise ConfigError(f"data.max_categories: {value!r} is out of range; allowed: an integer >= 2")
+    return int(value)
+
+
 def check_columns(frame: pd.DataFrame, names: Iterable[str], key: str, source: str = "the data") -> None:
-    """DataError naming the config `key`, the first absent column and the available ones."""
-    available = [str(c) for c in frame.columns]
-    for name in names:
-        if name not in frame.columns:
-            listed = ", ".join(repr(c) for c in available)
-            raise DataError(f"{key}: column {name!r} is not in {source}; available: {listed}")
+    """DataError naming the config `key`, every absent column and the available ones."""
+    absent = [name for name in names if name not in frame.columns]
+    if absent:
+        listed = ", ".join(repr(str(c)) for c in frame.columns)
+        which = f"column {absent[0]!r} is" if len(absent) == 1 else "columns " + ", ".join(map(repr, absent)) + " are"
+        raise DataError(f"{key}: {which} not in {source}; available: {listed}")
 
 
-def clean_frame(
-    frame: pd.DataFrame, features: Sequence[str], categorical: Iterable[str] = ()
-) -> pd.DataFrame:
-    """The feature columns with one dtype each: float64 for numbers, str for labels.
-
-    A column listed in `categorical` keeps numbers as numbers (so 4 and 4.0 are one category)
-    and anything else becomes str; any other column is numeric if `looks_numeric` says so
-    (and then every cell must be a finite number) or else a string column. Missing, non-numeric
-    or infinite cells raise DataError naming the column and the first bad row.
-    """
-    categorical = set(categorical)
-    cleaned = {}
-    for name in features:
-        series = frame[name]
-        is_number = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-        if name in categorical and not is_number:
-            check_no_missing(series, name)
-            cleaned[name] = series.astype(str)
-        elif name in categorical or looks_numeric(series):
-            cleaned[name] = pd.Series(numeric_values(series, name), index=series.index)
-        else:
-            check_no_missing(series, name)
-            cleaned[name] = series.astype(str)
-    return pd.DataFrame(cleaned, index=frame.index)
+def typed_cells(series: pd.Series, role: str) -> np.ndarray:
+    """The cells of a column of `role` as its encoder reads them (NaN / None where missing)."""
+    name = str(series.name)
+    if role == "date":
+        return date_cells(series, name)
+    if role == "numeric":
+        return numeric_cells(series, name)
+    return label_cells(series, numeric=is_number_dtype(series))
 
 
 class Preprocessor:
     """Turns raw rows into network inputs X (n, n_inputs) and targets into y (n, 1).
 
-    `fit(train_rows)` chooses each feature column's encoder from the training rows (see
-    `sweeper.data.columns`: ``numeric`` standardised, ``binary`` → ±1, ``onehot`` with the
-    training categories; columns in `categorical` are always one-hot) and fits the target
-    scaling y' = (y − target_shift) / target_scale (see `sweeper.data.target`). `transform` then
-    encodes any rows with that fitted state, so validation, test and new rows never move it.
+    `fit(train_rows)` gives each feature its role (`sweeper.data.survey.column_role`, unless the
+    caller passes the roles it found on the whole file), its missing-cell fill from the training
+    rows (`sweeper.data.missing`) and then its encoder on the filled training cells (see
+    `sweeper.data.columns`: numeric and date columns standardised, two-valued columns → ±1, text
+    one-hot with at most `max_categories` outputs; columns in `categorical` are always one-hot),
+    and fits the target scaling y' = (y − target_shift) / target_scale (`sweeper.data.target`).
+    `transform` then encodes any rows with that fitted state, so validation, test and new rows
+    never move it.
     """
 
     def __init__(
@@ -83,6 +85,8 @@ class Preprocessor:
         features: Sequence[str],
         categorical: Iterable[str] = (),
         target_scaling: str = "standard",
+        missing: Missing = Missing(),
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
     ) -> None:
         if target_scaling not in TARGET_SCALINGS:
             fit_target_scaling(target_scaling, np.zeros(1))  # raises the ConfigError
@@ -90,7 +94,10 @@ class Preprocessor:
         self.features = tuple(str(f) for f in features)
         self.categorical = tuple(str(c) for c in categorical)
         self.target_scaling = target_scaling
+        self.missing = missing
+        self.max_categories = check_max_categories(max_categories)
         self.columns: list[Column] = []
+        self.roles: dict[str, str] = {}  # feature → numeric | date | categorical
         self.target_shift = 0.0
         self.target_scale = 1.0
         self.fitted = False
@@ -117,25 +124,48 @@ class Preprocessor:
     def n_inputs(self) -> int:
         return len(self.feature_names)
 
-    def fit(self, frame: pd.DataFrame) -> "Preprocessor":
-        """Fit on the training rows `frame` (raw, holding the features and the target)."""
+    def fit(self, frame: pd.DataFrame, roles: Mapping[str, str] | None = None) -> "Preprocessor":
+        """Fit on the training rows `frame` (raw, holding the features and the target).
+
+        `roles` (feature → ``numeric`` | ``date`` | ``categorical``) defaults to what each
+        column of `frame` looks like. The target must have no missing cell here.
+        """
         check_columns(frame, [self.target], "data.target")
         check_columns(frame, self.features, "data.features")
-        cleaned = clean_frame(frame, self.features, self.categorical)
-        self.columns = [self._column_for(cleaned[name]).fit(cleaned[name]) for name in self.features]
-        y = numeric_values(frame[self.target], self.target, is_target=True)
+        listed = set(self.categorical)
+        self.columns = []
+        for name in self.features:
+            series = frame[name]
+            role = roles[name] if roles is not None else column_role(series, name in listed)
+            self.roles[name] = role
+            self.columns.append(self._column_for(name, role, typed_cells(series, role)))
+        y = numeric_cells(frame[self.target], self.target, is_target=True)
+        if np.isnan(y).any():
+            raise DataError(f"target column '{self.target}' has missing values in the training rows")
         self.target_shift, self.target_scale = fit_target_scaling(self.target_scaling, y)
         self.fitted = True
         return self
 
-    def _column_for(self, series: pd.Series) -> Column:
-        name = str(series.name)
-        if name in self.categorical:
-            return OneHotColumn(name)
-        two_valued = series.nunique() == 2
-        if pd.api.types.is_numeric_dtype(series):
-            return BinaryColumn(name) if two_valued else NumericColumn(name)
-        return BinaryColumn(name) if two_valued else OneHotColumn(name)
+    def _column_for(self, name: str, role: str, cells: np.ndarray) -> Column:
+        """The encoder of one feature, fitted on its typed training `cells`."""
+        missing = is_missing(cells)
+        fill = self.missing.fill(name, role, cells)
+        indicator = self.missing.indicator and role != "categorical" and bool(missing.any())
+        filled = cells
+        if missing.any() and fill is not None:
+            filled = cells.copy()
+            filled[missing] = fill
+        two_valued = len(pd.unique(filled)) == 2
+        if role == "date":
+            column: Column = DateColumn(name, fill, indicator)
+        elif role == "numeric":
+            column = BinaryColumn(name, fill, indicator, numeric=True) if two_valued else NumericColumn(name, fill, indicator)
+        elif name in self.categorical or not two_valued:
+            column = OneHotColumn(name, fill, indicator, numeric=cells.dtype.kind == "f",
+                                  max_categories=self.max_categories)
+        else:
+            column = BinaryColumn(name, fill, indicator, numeric=cells.dtype.kind == "f")
+        return column.fit_cells(cells)
 
     def _require_fitted(self) -> None:
         if not self.fitted:
@@ -157,7 +187,7 @@ class Preprocessor:
         self._require_fitted()
         out_dtype = check_dtype(dtype)
         series = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y).reshape(-1))
-        values = numeric_values(series, self.target, is_target=True)
+        values = numeric_cells(series, self.target, is_target=True)
         scaled = (values - self.target_shift) / self.target_scale
         return np.ascontiguousarray(scaled[:, None], dtype=out_dtype)
 
@@ -171,10 +201,16 @@ class Preprocessor:
         `.npz` that loads with allow_pickle=False). Every key starts with ``data.``:
 
         ``data.format_version``, ``data.target``, ``data.target_scaling``, ``data.target_shift``,
-        ``data.target_scale``, ``data.features``, ``data.categorical``, ``data.kinds`` (one per
-        feature: numeric | binary | onehot), and per feature i: ``data.column{i}.mean`` and
-        ``data.column{i}.scale`` (numeric), ``data.column{i}.levels`` (binary, [−1 value, +1
-        value]) or ``data.column{i}.categories`` (onehot); labels are float64 or unicode arrays.
+        ``data.target_scale``, ``data.features``, ``data.categorical``, ``data.missing_numeric``,
+        ``data.missing_categorical``, ``data.missing_indicator``, ``data.max_categories``,
+        ``data.kinds`` (one per feature: numeric | date | binary | onehot), ``data.roles`` (one
+        per feature: numeric | date | categorical, which decides its missing-value strategy),
+        and per feature i:
+        ``data.column{i}.fill`` (the imputed value; empty when missing cells are refused),
+        ``data.column{i}.indicator``, and ``data.column{i}.mean`` and ``data.column{i}.scale``
+        (numeric, date), ``data.column{i}.levels`` (binary, [−1 value, +1 value]) or
+        ``data.column{i}.categories`` and ``data.column{i}.other`` (onehot); labels are float64
+        or unicode arrays.
         """
         self._require_fitted()
         arrays = {
@@ -185,7 +221,12 @@ class Preprocessor:
             "target_scale": np.array(self.target_scale),
             "features": np.array(self.features, dtype=str),
             "categorical": np.array(self.categorical, dtype=str),
+            "missing_numeric": np.array(self.missing.numeric),
+            "missing_categorical": np.array(self.missing.categorical),
+            "missing_indicator": np.array(self.missing.indicator),
+            "max_categories": np.array(self.max_categories),
             "kinds": np.array([column.kind for column in self.columns], dtype=str),
+            "roles": np.array([self.roles[name] for name in self.features], dtype=str),
         }
         for i, column in enumerate(self.columns):
             arrays.update({f"column{i}.{key}": value for key, value in column.arrays().items()})
@@ -201,20 +242,33 @@ class Preprocessor:
                 raise DataError(f"saved preprocessing: key {PREFIX + key!r} is missing")
             return np.asarray(arrays[PREFIX + key])
 
+        def get_or(key: str, default: object) -> object:
+            return arrays[PREFIX + key].item() if PREFIX + key in arrays else default
+
         version = int(get("format_version"))
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise DataError(
-                f"saved preprocessing: format_version {version} is not supported; allowed: {FORMAT_VERSION}"
+                f"saved preprocessing: format_version {version} is not supported; "
+                f"allowed: {', '.join(map(str, READABLE_VERSIONS))}"
             )
+        # Version 1 (before missing values were handled) refused every missing cell.
         prep = cls(
             target=str(get("target")),
             features=[str(f) for f in get("features")],
             categorical=[str(c) for c in get("categorical")],
             target_scaling=str(get("target_scaling")),
+            missing=Missing(
+                numeric=str(get_or("missing_numeric", "error")),
+                categorical=str(get_or("missing_categorical", "error")),
+                indicator=bool(get_or("missing_indicator", False)),
+            ),
+            max_categories=int(get_or("max_categories", DEFAULT_MAX_CATEGORIES)),
         )
         prep.target_shift = float(get("target_shift"))
         prep.target_scale = float(get("target_scale"))
         kinds = [str(k) for k in get("kinds")]
+        if PREFIX + "roles" in arrays:
+            prep.roles = dict(zip(prep.features, (str(r) for r in arrays[PREFIX + "roles"])))
         prep.columns = []
         for i, (name, kind) in enumerate(zip(prep.features, kinds)):
             stem = f"{PREFIX}column{i}."
@@ -227,6 +281,19 @@ class Preprocessor:
             prep.columns.append(COLUMN_KINDS[kind].from_arrays(name, state))
         prep.fitted = True
         return prep
+
+    def describe(self) -> dict[str, dict]:
+        """Per feature, JSON-ready: its encoder's ``kind``, ``fill``, ``indicator`` and facts such
+        as ``levels``, ``categories``, ``grouped_as_other`` or ``converted`` (see `Column.describe`)."""
+        self._require_fitted()
+        described = {}
+        for column in self.columns:
+            facts = column.describe()
+            role = self.roles.get(column.name)
+            if facts["fill"] is not None and role:
+                facts["strategy"] = self.missing.strategy(role)
+            described[column.name] = facts
+        return described
 
     def __repr__(self) -> str:
         kinds = ", ".join(f"{c.name}:{c.kind}" for c in self.columns) if self.fitted else "unfitted"

@@ -240,6 +240,22 @@ class OptunaSweeperImpl:
             return str(err)
         return None
 
+    def _preflight(self, space: search_space.SearchSpace, objectives: list[str]) -> None:
+        """Run ``hydra.sweeper.preflight`` once on the config of the space's fixed overrides
+        (the app loads its dataset and checks the objectives), before the study or the parent
+        run exists; log the lines it returns."""
+        if not self.settings.preflight:
+            return
+        from hydra.utils import get_method
+
+        try:
+            preflight = get_method(str(self.settings.preflight))
+        except Exception as err:
+            raise ConfigError(f"hydra.sweeper.preflight={self.settings.preflight}: {one_line(err)}") from None
+        base = self._try_compose(space.fixed, "hydra.sweeper.params")
+        for line in preflight(OmegaConf.masked_copy(base, [k for k in base if k != "hydra"]), objectives) or []:
+            log.info("%s", line)
+
     def _best_config_yaml(self, trial: optuna.trial.FrozenTrial) -> str | None:
         overrides = trial.system_attrs.get(studies.OVERRIDES)
         if overrides is None:
@@ -288,6 +304,7 @@ class OptunaSweeperImpl:
         sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
         make_sampler(str(s.sampler), s.seed, sampler_kwargs, grid)  # a bad sampler fails here
         make_pruner(pruner_spec["name"], pruner_spec["kwargs"])  # and a bad pruner
+        self._preflight(space, objectives)
 
         storage_url = resolve_storage_url(str(s.storage), PROJECT_ROOT)
         try:
@@ -333,6 +350,8 @@ class OptunaSweeperImpl:
         if status == "KILLED":
             log.info("interrupted: the running trial is FAIL, finished trials are kept; rerun the same command to resume")
             raise SystemExit(130)
+        if not run.best_trials():
+            raise ConfigError(studies.why_none_completed(study))
         return returns
 
     def _connect_mlflow(self) -> tuple[Any, str, str]:
@@ -380,6 +399,8 @@ class OptunaSweeperImpl:
         study, objectives = run.study, run.objectives
         best = run.best_trials()
         best_yaml = self._best_config_yaml(best[0]) if best else None
+        if status == "FINISHED" and not best:
+            status = "FAILED"  # the sweep produced nothing to use; its command exits non-zero
         try:
             parent_run.log_results(client, parent_run_id, study, objectives, best_yaml)
         finally:

@@ -42,6 +42,10 @@ class OptunaSweeperConf:
     #: Dotted path of a function that checks a composed job config and raises
     #: ``sweeper.errors.SweeperError``; run on every value of the space before any trial.
     validator: Optional[str] = None
+    #: Dotted path of a function ``(config, objectives) -> lines`` run once on the config of the
+    #: space's fixed overrides before the study or the parent run exists (the app loads its
+    #: dataset there); raises ``sweeper.errors.SweeperError`` to stop the sweep.
+    preflight: Optional[str] = None
     #: The search space: config key -> Hydra sweep override (see conf/search/).
     params: Optional[Dict[str, Any]] = None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections import Counter
 
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
@@ -237,3 +238,15 @@ class Heartbeat:
         if self._thread.is_alive():
             self._thread.join()
 
+
+def why_none_completed(study: optuna.Study) -> str:
+    """One line for a study with no COMPLETE trial: its counts and the most common fail reason."""
+    trials = study.get_trials(deepcopy=False, states=FINISHED)
+    counts = ", ".join(f"{n} {state.name}" for state in FINISHED
+                       if (n := sum(t.state == state for t in trials)))
+    line = f"no trial of study '{study.study_name}' completed ({counts or 'no trial finished'})"
+    reasons = Counter(t.user_attrs.get(REASON) or "no reason recorded" for t in trials if t.state == TrialState.FAIL)
+    if reasons:
+        reason, n = reasons.most_common(1)[0]
+        line += f"; most common fail reason ({n} of {sum(reasons.values())}): {reason}"
+    return line

@@ -1,0 +1,185 @@
+"""The whole-file check before any split or fit: each column's role, the rows kept, and every
+problem of the file in one message.
+
+A column's role decides its encoder and its missing-value strategy:
+``numeric`` (numbers, or text of which at least half parses as numbers: a numeric column with
+typos), ``date`` (every cell an ISO date) or ``categorical`` (any other text, and every column in
+``data.categorical``). A text column with more than ``max_categories`` distinct values that are
+at least half as many as its rows is an identifier or free text (a name, an id, a comment): it
+is refused, naming ``data.drop``, rather than one-hot encoded into hundreds of inputs.
+
+Rows are dropped before the split: always where the target is missing, and where a numeric or
+categorical cell is missing when that kind's strategy is ``drop_rows``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from sweeper.data.columns import (
+    bad_cells_message,
+    is_number_dtype,
+    looks_like_dates,
+    looks_numeric,
+    numbers_with_bad_cells,
+)
+from sweeper.data.missing import DROP_ROWS, ERROR, Missing
+from sweeper.errors import DataError
+
+ROLES = ("numeric", "date", "categorical")
+#: A text column is free text when its distinct values are at least this share of its cells.
+IDENTIFIER_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What the check found: ``roles`` (feature → role), ``keep`` (sorted 0-based file rows
+    that stay, shape (n_kept,)), ``dropped_rows`` (reason → count), ``missing`` (feature →
+    missing cells among the kept rows) and the target's values (float64, shape (n_rows,))."""
+
+    roles: dict[str, str]
+    keep: np.ndarray
+    dropped_rows: dict[str, int]
+    missing: dict[str, int]
+    target_values: np.ndarray = field(repr=False)
+
+
+def column_role(series: pd.Series, categorical: bool) -> str:
+    """``categorical`` if listed so, else ``numeric``, ``date`` or ``categorical`` by content."""
+    if categorical:
+        return "categorical"
+    if looks_numeric(series):
+        return "numeric"
+    return "date" if looks_like_dates(series) else "categorical"
+
+
+class _Problems:
+    """Problems grouped by kind, so each kind is one clause naming every column it hits."""
+
+    def __init__(self) -> None:
+        self.single: list[str] = []
+        self.grouped: dict[str, list[str]] = defaultdict(list)
+
+    def add(self, text: str) -> None:
+        self.single.append(text)
+
+    def add_column(self, kind: str, entry: str) -> None:
+        self.grouped[kind].append(entry)
+
+    def raise_if_any(self, source: str, missing: Missing) -> None:
+        clauses = list(self.single)
+        for role, key in (("numeric", "numeric"), ("categorical", "categorical")):
+            entries = self.grouped.get(f"missing {role}")
+            if entries:
+                others = "median, mean or drop_rows" if role == "numeric" else "category, most_frequent or drop_rows"
+                clauses.append(
+                    f"{_columns(entries)} missing values and data.missing.{key}=error; "
+                    f"set data.missing.{key} to {others}"
+                )
+        if self.grouped.get("empty"):
+            names = [e.split(" ")[0].strip("'") for e in self.grouped["empty"]]
+            clauses.append(f"{_columns(self.grouped['empty'], verb='is', verbs='are')} empty; "
+                           f"leave out with data.drop=[{','.join(names)}]")
+        if self.grouped.get("identifier"):
+            names = [e.split(" ")[0].strip("'") for e in self.grouped["identifier"]]
+            clauses.append(
+                f"{_columns(self.grouped['identifier'], verb='looks', verbs='look')} like identifiers or "
+                f"free text, not categories; leave out with data.drop=[{','.join(names)}] "
+                "(or list in data.categorical to group all but the most frequent as <other>)"
+            )
+        if clauses:
+            raise DataError(f"data.path: {source}: " + "; ".join(clauses))
+
+
+def _columns(entries: list[str], verb: str = "has", verbs: str = "have") -> str:
+    if len(entries) == 1:
+        return f"column {entries[0]} {verb}"
+    return f"columns {', '.join(entries)} {verbs}"
+
+
+def survey(
+    frame: pd.DataFrame,
+    target: str,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    missing: Missing,
+    max_categories: int,
+    source: str,
+) -> Survey:
+    """Check every used cell of `frame` (the whole file) and decide roles and kept rows.
+
+    Raises one DataError listing every problem: a target that is not numeric, has no value or
+    one value only; feature cells that are not finite numbers; empty columns; missing cells under
+    an ``error`` strategy; free-text columns; no row left after dropping.
+    """
+    problems = _Problems()
+    n_rows = len(frame)
+    target_values, bad = numbers_with_bad_cells(frame[target])
+    if bad.any():
+        problems.add(f"{bad_cells_message(frame[target], bad, target, is_target=True)}; the target must be numeric")
+    keep = ~np.isnan(target_values) | bad
+    dropped = {"target_missing": int(n_rows - keep.sum())}
+
+    roles: dict[str, str] = {}
+    missing_cells: dict[str, np.ndarray] = {}
+    listed = set(categorical)
+    for name in features:
+        series = frame[name]
+        present = series.notna().to_numpy()
+        if not present.any():
+            problems.add_column("empty", f"'{name}'")
+            continue
+        role = column_role(series, name in listed)
+        roles[name] = role
+        if role == "numeric":
+            _, bad = numbers_with_bad_cells(series)
+            if bad.any():
+                hint = "" if is_number_dtype(series) else (
+                    "; list it in data.categorical to one-hot encode it, or fix the file")
+                problems.add(bad_cells_message(series, bad, name) + hint)
+        if role == "categorical" and name not in listed and not is_number_dtype(series):
+            distinct = series.nunique()
+            if distinct > max_categories and distinct >= IDENTIFIER_SHARE * present.sum():
+                problems.add_column("identifier", f"'{name}' ({distinct} distinct values in {int(present.sum())} rows)")
+        missing_cells[name] = ~present
+
+    for name, absent in missing_cells.items():
+        strategy = missing.strategy(roles[name])
+        kind = "categorical" if roles[name] == "categorical" else "numeric"
+        count = int((absent & keep).sum())
+        if count and strategy == ERROR:
+            problems.add_column(f"missing {kind}", f"'{name}' ({count})")
+    for kind in ("numeric", "categorical"):
+        if getattr(missing, kind) == DROP_ROWS:
+            absent = np.zeros(n_rows, dtype=bool)
+            for name, cells in missing_cells.items():
+                if (roles[name] == "categorical") == (kind == "categorical"):
+                    absent |= cells
+            dropped[f"{kind}_missing"] = int((absent & keep).sum())
+            keep &= ~absent
+    problems.raise_if_any(source, missing)
+
+    kept_target = target_values[keep]
+    if len(kept_target) == 0:
+        raise DataError(f"data.path: {source}: no row is left after dropping rows with missing cells ({_dropped_text(dropped)})")
+    if kept_target.min() == kept_target.max():
+        raise DataError(
+            f"data.target: column '{target}' has the same value ({kept_target[0]:g}) in every row; "
+            "there is nothing to learn"
+        )
+    return Survey(
+        roles=roles,
+        keep=np.flatnonzero(keep),
+        dropped_rows={reason: count for reason, count in dropped.items() if count},
+        missing={name: int((cells & keep).sum()) for name, cells in missing_cells.items()},
+        target_values=target_values,
+    )
+
+
+def _dropped_text(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{count} with {reason.replace('_', ' ')}" for reason, count in dropped.items() if count)
