@@ -57,7 +57,7 @@ def test_schedule_keys_are_typed_as_their_class_annotates_them(schedule, overrid
 
 def test_schedule_groups_and_data_groups_are_the_documented_options():
     assert sorted(p.stem for p in (CONF / "schedule").glob("*.yaml")) == sorted(SCHEDULES)
-    assert sorted(p.stem for p in (CONF / "data").glob("*.yaml")) == ["car_prices", "csv", "diamonds"]
+    assert sorted(p.stem for p in (CONF / "data").glob("*.yaml")) == ["car_prices", "csv", "diamonds", "penguins"]
 
 
 @pytest.mark.parametrize(

@@ -310,13 +310,6 @@ def test_settings_out_of_range_raise_one_line_config_error(tmp_path: Path, keywo
     assert "\n" not in str(caught.value)
 
 
-def test_string_column_with_missing_cell_is_an_error(tmp_path: Path) -> None:
-    frame = mixed_frame()
-    frame.loc[6, "region"] = None
-    with pytest.raises(DataError, match=r"column 'region' has 1 missing value\(s\) \(first in row 7\)"):
-        load_dataset(write(tmp_path, frame), target="price")
-
-
 def test_a_sweeps_repeated_load_reuses_the_dataset_and_no_one_can_write_into_it(tmp_path):
     path = tmp_path / "data.csv"
     mixed_frame().to_csv(path, index=False)

@@ -116,7 +116,6 @@ def test_user_csv_with_yes_no_and_string_columns_trains_and_unseen_test_categori
 BAD_CSV_EDITS = {
     "non_numeric": ("size", lambda f: f.astype({"size": object}).assign(**{"size": f["size"].where(f.index != 7, "big")})),
     "nan_feature": ("rooms", lambda f: f.assign(rooms=f["rooms"].where(f.index != 9))),
-    "nan_target": ("price", lambda f: f.assign(price=f["price"].where(f.index != 11))),
 }
 
 
@@ -136,8 +135,8 @@ BAD_CSV_EDITS = {
         (["data=csv", "data.path=missing.csv", "data.target=price"], ["data.path", "missing.csv"]),
         (["data=csv", "data.path=houses.csv", "data.target=cost"], ["data.target", "cost", "price"]),
         (["data=csv", "data.path=non_numeric.csv", "data.target=price"], ["size", "big"]),
-        (["data=csv", "data.path=nan_feature.csv", "data.target=price"], ["rooms", "missing"]),
-        (["data=csv", "data.path=nan_target.csv", "data.target=price"], ["price", "missing"]),
+        (["data=csv", "data.path=nan_feature.csv", "data.target=price", "data.missing.numeric=error"],
+         ["rooms", "missing", "data.missing.numeric=error"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and "=" in v[0] else None,
 )

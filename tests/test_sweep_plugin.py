@@ -94,6 +94,7 @@ hydra:
     storage: sqlite:///{tmp}/optuna.db
     study_name: toy
     validator: null
+    preflight: null
     n_trials: 5
     params:
       x: interval(-3, 3)

@@ -377,12 +377,13 @@ class OneHotColumn(Column):
         return out
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"categories": self.categories, "other": np.array(self.other)}
+        return {"categories": self.categories, "other": np.array(self.other), "grouped": np.array(self.n_grouped)}
 
     def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.categories = np.asarray(arrays["categories"])
         self.numeric = self.categories.dtype.kind == "f"
         self.other = bool(arrays.get("other", False))
+        self.n_grouped = int(arrays.get("grouped", 0))
 
     def describe(self) -> dict[str, Any]:
         facts = {"categories": len(self.categories)}

@@ -10,6 +10,7 @@ running elsewhere.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 from collections import Counter
@@ -245,8 +246,11 @@ def why_none_completed(study: optuna.Study) -> str:
     counts = ", ".join(f"{n} {state.name}" for state in FINISHED
                        if (n := sum(t.state == state for t in trials)))
     line = f"no trial of study '{study.study_name}' completed ({counts or 'no trial finished'})"
-    reasons = Counter(t.user_attrs.get(REASON) or "no reason recorded" for t in trials if t.state == TrialState.FAIL)
+    reasons = [t.user_attrs.get(REASON) or "no reason recorded" for t in trials if t.state == TrialState.FAIL]
     if reasons:
-        reason, n = reasons.most_common(1)[0]
-        line += f"; most common fail reason ({n} of {sum(reasons.values())}): {reason}"
+        # Reasons differ in their numbers (epoch, lr): count them by their words.
+        kinds = Counter(re.sub(r"\d[\d.e+-]*", "#", reason) for reason in reasons)
+        kind, n = kinds.most_common(1)[0]
+        example = next(r for r in reasons if re.sub(r"\d[\d.e+-]*", "#", r) == kind)
+        line += f"; most common fail reason ({n} of {len(reasons)}): {example}"
     return line
