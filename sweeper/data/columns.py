@@ -152,6 +152,15 @@ def is_missing(values: np.ndarray) -> np.ndarray:
     return pd.isna(values)
 
 
+def fill_cells(values: np.ndarray, missing: np.ndarray, fill: Any) -> np.ndarray:
+    """`values` with the cells of mask `missing` set to `fill` (a copy only when one is)."""
+    if not missing.any():
+        return values
+    values = values.copy()
+    values[missing] = fill
+    return values
+
+
 def _label_array(values: np.ndarray) -> np.ndarray:
     """Sorted distinct labels as float64 or unicode (NaN last): storable without pickle."""
     levels = pd.unique(values)  # hash then sort the few distinct values
@@ -201,16 +210,12 @@ class Column:
         raise NotImplementedError
 
     def _filled(self, values: np.ndarray, missing: np.ndarray) -> np.ndarray:
-        if not missing.any():
-            return values
-        if self.fill is None:
+        if missing.any() and self.fill is None:
             raise DataError(
                 f"column '{self.name}' has {int(missing.sum())} missing value(s) (first in row "
                 f"{_row(missing)}) and the model has no value to fill them with"
             )
-        values = values.copy()
-        values[missing] = self.fill
-        return values
+        return fill_cells(values, missing, self.fill)
 
     def fit(self, series: pd.Series) -> "Column":
         return self.fit_cells(self.cells(series))

@@ -16,6 +16,7 @@ from sweeper.data.columns import (
     NumericColumn,
     OneHotColumn,
     date_cells,
+    fill_cells,
     is_missing,
     is_number_dtype,
     label_cells,
@@ -151,10 +152,7 @@ class Preprocessor:
         missing = is_missing(cells)
         fill = self.missing.fill(name, role, cells)
         indicator = self.missing.indicator and role != "categorical" and bool(missing.any())
-        filled = cells
-        if missing.any() and fill is not None:
-            filled = cells.copy()
-            filled[missing] = fill
+        filled = cells if fill is None else fill_cells(cells, missing, fill)
         two_valued = len(pd.unique(filled)) == 2
         if role == "date":
             column: Column = DateColumn(name, fill, indicator)

@@ -59,47 +59,49 @@ def column_role(series: pd.Series, categorical: bool) -> str:
 
 
 class _Problems:
-    """Problems grouped by kind, so each kind is one clause naming every column it hits."""
+    """Problems of the file: single clauses, and per-column ones grouped by kind so that each
+    kind is one clause naming every column it hits."""
 
     def __init__(self) -> None:
         self.single: list[str] = []
-        self.grouped: dict[str, list[str]] = defaultdict(list)
+        self.columns: dict[str, list[tuple[str, str]]] = defaultdict(list)  # kind → [(name, detail)]
 
     def add(self, text: str) -> None:
         self.single.append(text)
 
-    def add_column(self, kind: str, entry: str) -> None:
-        self.grouped[kind].append(entry)
+    def add_column(self, kind: str, name: str, detail: str = "") -> None:
+        self.columns[kind].append((name, detail))
 
-    def raise_if_any(self, source: str, missing: Missing) -> None:
+    def raise_if_any(self, source: str) -> None:
         clauses = list(self.single)
-        for role, key in (("numeric", "numeric"), ("categorical", "categorical")):
-            entries = self.grouped.get(f"missing {role}")
-            if entries:
-                others = "median, mean or drop_rows" if role == "numeric" else "category, most_frequent or drop_rows"
+        for key, others in (("numeric", "median, mean or drop_rows"),
+                            ("categorical", "category, most_frequent or drop_rows")):
+            if self.columns.get(f"missing {key}"):
                 clauses.append(
-                    f"{_columns(entries)} missing values and data.missing.{key}=error; "
-                    f"set data.missing.{key} to {others}"
+                    f"{_columns(self.columns[f'missing {key}'], 'has', 'have')} missing values and "
+                    f"data.missing.{key}=error; set data.missing.{key} to {others}"
                 )
-        if self.grouped.get("empty"):
-            names = [e.split(" ")[0].strip("'") for e in self.grouped["empty"]]
-            clauses.append(f"{_columns(self.grouped['empty'], verb='is', verbs='are')} empty; "
-                           f"leave out with data.drop=[{','.join(names)}]")
-        if self.grouped.get("identifier"):
-            names = [e.split(" ")[0].strip("'") for e in self.grouped["identifier"]]
+        if self.columns.get("empty"):
+            clauses.append(f"{_columns(self.columns['empty'], 'is', 'are')} empty; "
+                           f"leave out with {_drop(self.columns['empty'])}")
+        if self.columns.get("identifier"):
             clauses.append(
-                f"{_columns(self.grouped['identifier'], verb='looks', verbs='look')} like identifiers or "
-                f"free text, not categories; leave out with data.drop=[{','.join(names)}] "
-                "(or list in data.categorical to group all but the most frequent as <other>)"
+                f"{_columns(self.columns['identifier'], 'looks', 'look')} like identifiers or free text, "
+                f"not categories; leave out with {_drop(self.columns['identifier'])} (or list in "
+                "data.categorical to group all but the most frequent as <other>)"
             )
         if clauses:
             raise DataError(f"data.path: {source}: " + "; ".join(clauses))
 
 
-def _columns(entries: list[str], verb: str = "has", verbs: str = "have") -> str:
-    if len(entries) == 1:
-        return f"column {entries[0]} {verb}"
-    return f"columns {', '.join(entries)} {verbs}"
+def _columns(entries: list[tuple[str, str]], verb: str, verbs: str) -> str:
+    """``column 'a' (3) has`` or ``columns 'a' (3), 'b' (1) have``."""
+    named = ", ".join(f"'{name}'" + (f" ({detail})" if detail else "") for name, detail in entries)
+    return f"column {named} {verb}" if len(entries) == 1 else f"columns {named} {verbs}"
+
+
+def _drop(entries: list[tuple[str, str]]) -> str:
+    return f"data.drop=[{','.join(name for name, _ in entries)}]"
 
 
 def survey(
@@ -132,7 +134,7 @@ def survey(
         series = frame[name]
         present = series.notna().to_numpy()
         if not present.any():
-            problems.add_column("empty", f"'{name}'")
+            problems.add_column("empty", name)
             continue
         role = column_role(series, name in listed)
         roles[name] = role
@@ -145,7 +147,7 @@ def survey(
         if role == "categorical" and name not in listed and not is_number_dtype(series):
             distinct = series.nunique()
             if distinct > max_categories and distinct >= IDENTIFIER_SHARE * present.sum():
-                problems.add_column("identifier", f"'{name}' ({distinct} distinct values in {int(present.sum())} rows)")
+                problems.add_column("identifier", name, f"{distinct} distinct values in {int(present.sum())} rows")
         missing_cells[name] = ~present
 
     for name, absent in missing_cells.items():
@@ -153,7 +155,7 @@ def survey(
         kind = "categorical" if roles[name] == "categorical" else "numeric"
         count = int((absent & keep).sum())
         if count and strategy == ERROR:
-            problems.add_column(f"missing {kind}", f"'{name}' ({count})")
+            problems.add_column(f"missing {kind}", name, str(count))
     for kind in ("numeric", "categorical"):
         if getattr(missing, kind) == DROP_ROWS:
             absent = np.zeros(n_rows, dtype=bool)
@@ -162,7 +164,7 @@ def survey(
                     absent |= cells
             dropped[f"{kind}_missing"] = int((absent & keep).sum())
             keep &= ~absent
-    problems.raise_if_any(source, missing)
+    problems.raise_if_any(source)
 
     kept_target = target_values[keep]
     if len(kept_target) == 0:
