@@ -19,13 +19,13 @@ from typing import Any, Mapping
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper import PROJECT_ROOT
+from sweeper import CONF_DIR
 from sweeper.config import validate
 from sweeper.cli import exit_for
 from sweeper.errors import ConfigError, SweeperError, one_line
 from sweeper.overrides import check_bool_overrides
 
-CONFIG_DIR = PROJECT_ROOT / "conf"
+CONFIG_DIR = CONF_DIR
 SPLITS = ("train", "val", "test")
 
 # Run states, the same words in the returned dict, the ``sweeper.state`` tag and Optuna.
@@ -121,6 +121,11 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
             _write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL)
             mlrun.log_artifacts(folder)
+            if link is None and state == COMPLETE:
+                # A single run's network is a model someone uses; a sweep logs only its best
+                # one, once, at the end (the per-trial path stays as cheap as it was).
+                mlrun.flush()
+                log_run_model(cfg, mlrun, Path(folder) / "model.npz", dataset.info())
         end_tags = {STATE_TAG: state, "sweeper.train_status": result.status}
         if state == FAIL:
             end_tags[FAIL_REASON_TAG] = reason
@@ -134,6 +139,16 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         raise
     return {"state": state, "objective": str(cfg.objective), "metrics": metrics,
             "run_id": mlrun.run_id, "reason": reason, "data": dataset.summary()}
+
+
+def log_run_model(cfg: DictConfig, mlrun: Any, model_npz: Path, info: dict) -> str:
+    """Log ``model_npz`` as the run's MLflow Model ``model`` (``sweeper.tracking.mlflow_model``)."""
+    from sweeper.tracking import tracking_uri
+    from sweeper.tracking.mlflow_model import example_rows, log_model
+
+    experiment_id = mlrun.client.get_run(mlrun.run_id).info.experiment_id
+    return log_model(tracking_uri(cfg.mlflow.tracking_uri), experiment_id, mlrun.run_id, model_npz,
+                     info["features"], example_rows(info))
 
 
 def load_data(cfg: DictConfig) -> Any:

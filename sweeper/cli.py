@@ -90,3 +90,11 @@ def _fields(object_type: object) -> list[str]:
 def _first_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+def sweeper_main() -> None:
+    """The ``sweeper`` console script: ``python -m sweeper`` under its own name (so Hydra's
+    ``sweeper -sc install=bash`` completes it)."""
+    from sweeper.app import main
+
+    run_main(main)

@@ -23,7 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sweeper import PROJECT_ROOT
+from sweeper import DATA_DIR
 from sweeper.errors import ConfigError
 from sweeper.overrides import not_bool
 
@@ -45,7 +45,7 @@ class DataConfig:
     """``data`` group: which CSV, which column is the target, how columns are encoded."""
 
     name: Optional[str] = None  # experiment name by default; null = the CSV file's stem
-    path: str = MISSING  # bundled sets: absolute via ${project_root:...}; yours: relative to cwd
+    path: str = MISSING  # bundled sets: absolute via ${data_dir:...}; yours: relative to cwd
     target: str = MISSING
     features: Optional[List[str]] = None  # null = every column but the target and `drop`
     drop: List[str] = field(default_factory=list)  # columns left out
@@ -150,11 +150,12 @@ def schedule_schema(name: str) -> type:
 
 
 def _register() -> None:
-    """Store the schema in Hydra's ConfigStore and register the ``project_root`` resolver."""
+    """Store the schema in Hydra's ConfigStore and register the ``data_dir`` resolver."""
     ConfigStore.instance().store(name="base_config", node=Config)
-    # ${project_root:data/x.csv} -> absolute path inside the repository, whatever the cwd.
-    if not OmegaConf.has_resolver("project_root"):
-        OmegaConf.register_new_resolver("project_root", lambda sub="": str(PROJECT_ROOT / sub))
+    # ${data_dir:x.csv} -> absolute path of a bundled dataset (a checkout's data/ or the installed
+    # package's copy), whatever the cwd.
+    if not OmegaConf.has_resolver("data_dir"):
+        OmegaConf.register_new_resolver("data_dir", lambda name="": str(DATA_DIR / name))
 
 
 _register()

@@ -199,7 +199,7 @@ def _load_dataset(
     check_max_categories(max_categories)
     resolved = Path(path)
     frame = read_csv(resolved, sep=sep, encoding=encoding, na_values=na_values)
-    dialect = dict(frame.attrs)
+    dialect = dict(frame.attrs) | {"na_values": list(na_values)}
     source = resolved.name
     check_columns(frame, [target], "data.target", source)
     check_columns(frame, drop, "data.drop", source)
@@ -212,7 +212,7 @@ def _load_dataset(
         features = [f for f in features if f not in drop]
     categorical = [c for c in categorical if c not in drop]
     check_columns(frame, categorical, "data.categorical", source)
-    preprocessor = Preprocessor(target, features, categorical, target_scaling, missing, max_categories)
+    preprocessor = Preprocessor(target, features, categorical, target_scaling, missing, max_categories, na_values)
 
     found: Survey = survey(frame, target, features, categorical, missing, max_categories, source)
     kept = frame.iloc[found.keep]

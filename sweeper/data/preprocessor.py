@@ -88,6 +88,7 @@ class Preprocessor:
         target_scaling: str = "standard",
         missing: Missing = Missing(),
         max_categories: int = DEFAULT_MAX_CATEGORIES,
+        na_values: Iterable[str] = (),
     ) -> None:
         if target_scaling not in TARGET_SCALINGS:
             fit_target_scaling(target_scaling, np.zeros(1))  # raises the ConfigError
@@ -97,6 +98,7 @@ class Preprocessor:
         self.target_scaling = target_scaling
         self.missing = missing
         self.max_categories = check_max_categories(max_categories)
+        self.na_values = tuple(str(v) for v in na_values)  # text read as missing (data.na_values)
         self.columns: list[Column] = []
         self.roles: dict[str, str] = {}  # feature → numeric | date | categorical
         self.target_shift = 0.0
@@ -174,9 +176,16 @@ class Preprocessor:
         may be absent. DataError if a feature column is absent or holds unusable values."""
         self._require_fitted()
         out_dtype = check_dtype(dtype)
-        check_columns(frame, self.features, "data.features")
-        blocks = [column.transform(frame[column.name]) for column in self.columns]
+        check_columns(frame, self.features, "data.features", "the rows to encode")
+        blocks = [column.transform(self._cells(frame[column.name])) for column in self.columns]
         return np.ascontiguousarray(np.hstack(blocks), dtype=out_dtype)
+
+    def _cells(self, series: pd.Series) -> pd.Series:
+        """A raw column with the ``data.na_values`` tokens as missing cells (a CSV read with
+        them has none left; rows handed to a model may)."""
+        if not self.na_values or is_number_dtype(series):
+            return series
+        return series.where(~series.astype(str).str.strip().isin(self.na_values))
 
     def transform_target(
         self, y: pd.Series | np.ndarray | Sequence[float], dtype: str = "float64"
@@ -200,7 +209,7 @@ class Preprocessor:
 
         ``data.format_version``, ``data.target``, ``data.target_scaling``, ``data.target_shift``,
         ``data.target_scale``, ``data.features``, ``data.categorical``, ``data.missing_numeric``,
-        ``data.missing_categorical``, ``data.missing_indicator``, ``data.max_categories``,
+        ``data.missing_categorical``, ``data.missing_indicator``, ``data.max_categories``, ``data.na_values``,
         ``data.kinds`` (one per feature: numeric | date | binary | onehot), ``data.roles`` (one
         per feature: numeric | date | categorical, which decides its missing-value strategy),
         and per feature i:
@@ -223,6 +232,7 @@ class Preprocessor:
             "missing_categorical": np.array(self.missing.categorical),
             "missing_indicator": np.array(self.missing.indicator),
             "max_categories": np.array(self.max_categories),
+            "na_values": np.array(self.na_values, dtype=str),
             "kinds": np.array([column.kind for column in self.columns], dtype=str),
             "roles": np.array([self.roles[name] for name in self.features], dtype=str),
         }
@@ -261,6 +271,7 @@ class Preprocessor:
                 indicator=bool(get_or("missing_indicator", False)),
             ),
             max_categories=int(get_or("max_categories", DEFAULT_MAX_CATEGORIES)),
+            na_values=[str(v) for v in arrays.get(PREFIX + "na_values", [])],
         )
         prep.target_shift = float(get("target_shift"))
         prep.target_scale = float(get("target_scale"))

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sweeper import PROJECT_ROOT
+from sweeper import CONF_DIR
 from sweeper.errors import SweeperError, one_line
 
 #: Tags written by the sweeper (parent run) and by each job (child run); see SPEC.md.
@@ -78,9 +78,9 @@ def default_config() -> Any:
     """The config ``python -m sweeper`` composes with no overrides (for its defaults)."""
     from hydra import compose, initialize_config_dir
 
-    import sweeper.config  # noqa: F401  registers the schema and the project_root resolver
+    import sweeper.config  # noqa: F401  registers the schema and the data_dir resolver
 
-    with initialize_config_dir(version_base="1.3", config_dir=str(PROJECT_ROOT / "conf")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose(config_name="config")
 
 

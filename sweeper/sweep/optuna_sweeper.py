@@ -393,6 +393,23 @@ class OptunaSweeperImpl:
         run.fail_orphans()
         parent_run.close_finished_children(client, experiment_id, run.parent_run_id, run.study)
 
+    def _log_best_model(self, client: Any, parent_run_id: str, best: optuna.trial.FrozenTrial,
+                        mlflow_uri: str) -> list[str]:
+        """The best trial's model on the parent run, registered as ``register_model`` if set;
+        the summary lines that say where they are."""
+        from sweeper.tracking.mlflow_model import register
+
+        best_run_id = str(best.user_attrs[studies.RUN_ID])
+        uri = parent_run.log_best_model(client, parent_run_id, best_run_id, mlflow_uri)
+        lines = [f"best model: runs:/{parent_run_id}/model (trial #{best.number})"]
+        name = self.settings.register_model
+        if name:  # a new version each time a sweep ends
+            try:
+                lines.append(f"registered as {register(uri or f'runs:/{parent_run_id}/model', str(name))}")
+            except Exception as err:
+                log.warning("hydra.sweeper.register_model=%s: not registered: %s", name, one_line(err))
+        return lines
+
     def _finish(
         self, run: "_SweepRun", client: Any, parent_run_id: str, mlflow_uri: str, storage_url: str, status: str
     ) -> None:
@@ -401,8 +418,11 @@ class OptunaSweeperImpl:
         best_yaml = self._best_config_yaml(best[0]) if best else None
         if status == "FINISHED" and not best:
             status = "FAILED"  # the sweep produced nothing to use; its command exits non-zero
+        model_lines = []
         try:
             parent_run.log_results(client, parent_run_id, study, objectives, best_yaml)
+            if len(objectives) == 1 and best and best[0].user_attrs.get(studies.RUN_ID):
+                model_lines = self._log_best_model(client, parent_run_id, best[0], mlflow_uri)
         finally:
             parent_run.finish(client, parent_run_id, status)
 
@@ -419,6 +439,7 @@ class OptunaSweeperImpl:
             )
             lines.append("  " + " ".join(f"{k}={v}" for k, v in t.params.items()))
         lines.append(f"MLflow parent run {parent_run_id}")
+        lines.extend(model_lines)
         lines.append(f"mlflow ui --backend-store-uri {_shown_uri(mlflow_uri, 'sqlite:///mlruns/mlflow.db')}")
         lines.append(f"optuna-dashboard {_shown_uri(storage_url, DEFAULT_STORAGE)}")
         for line in lines:

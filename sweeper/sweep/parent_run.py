@@ -247,5 +247,33 @@ def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
             _plot(vis.plot_pareto_front, out / "pareto_front.png", study=study, target_names=objectives)
 
 
+MODEL_OF_TAG = "sweeper.model_run_id"
+
+
+def log_best_model(client: Any, run_id: str, best_run_id: str, tracking_uri: str) -> str | None:
+    """Log the best trial's network (its run's ``model.npz``) as the parent run's MLflow Model
+    ``model``; returns the model's URI, or None when that trial's model is already the parent's
+    (a resumed sweep whose best did not change, another worker that got there first) or cannot
+    be logged (a warning line says why)."""
+    import json
+
+    from sweeper.tracking.mlflow_model import example_rows, log_model
+
+    parent = client.get_run(run_id)
+    if parent.data.tags.get(MODEL_OF_TAG) == best_run_id:
+        return None
+    try:
+        with tempfile.TemporaryDirectory(prefix="sweeper-best-") as folder:
+            npz = client.download_artifacts(best_run_id, "model.npz", folder)
+            info = json.loads(Path(client.download_artifacts(best_run_id, "data.json", folder)).read_text())
+            uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info["features"],
+                            example_rows(info))
+    except Exception as err:
+        log.warning("the best model was not logged to the parent run: %s", str(err).splitlines()[0])
+        return None
+    client.set_tag(run_id, MODEL_OF_TAG, best_run_id)
+    return uri
+
+
 def finish(client: Any, run_id: str, status: str = "FINISHED") -> None:
     client.set_terminated(run_id, status=status)

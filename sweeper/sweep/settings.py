@@ -46,6 +46,9 @@ class OptunaSweeperConf:
     #: space's fixed overrides before the study or the parent run exists (the app loads its
     #: dataset there); raises ``sweeper.errors.SweeperError`` to stop the sweep.
     preflight: Optional[str] = None
+    #: Model Registry name: the best trial's model is registered under it (a new version) when
+    #: the sweep ends; null = not registered (the model is still logged to the parent run).
+    register_model: Optional[str] = None
     #: The search space: config key -> Hydra sweep override (see conf/search/).
     params: Optional[Dict[str, Any]] = None
 

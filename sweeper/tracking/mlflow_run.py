@@ -12,7 +12,7 @@ import time
 from importlib import metadata
 from typing import Any, Iterable, Mapping
 
-from sweeper import PROJECT_ROOT
+from sweeper import CHECKOUT
 
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
@@ -49,16 +49,16 @@ def environment_tags() -> dict[str, str]:
             tags[f"sweeper.version.{name}"] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    if (PROJECT_ROOT / ".git").exists():
+    if CHECKOUT is not None and (CHECKOUT / ".git").exists():
         try:
             commit = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+                ["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True, timeout=5
             )
             if commit.returncode == 0 and commit.stdout.strip():
                 tags[GIT_COMMIT_TAG] = commit.stdout.strip()
                 dirty = subprocess.run(
                     ["git", "status", "--porcelain", "--untracked-files=no"],
-                    cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5,
+                    cwd=CHECKOUT, capture_output=True, text=True, timeout=5,
                 )
                 if dirty.returncode == 0:
                     tags["sweeper.git_dirty"] = str(bool(dirty.stdout.strip())).lower()

@@ -64,3 +64,15 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
     n_layers = len(sizes) - 1
     net.set_params([arrays[f"weights.{i}"] for i in range(n_layers)], [arrays[f"biases.{i}"] for i in range(n_layers)])
     return net, Preprocessor.from_arrays(arrays)
+
+
+def predict(net: Any, preprocessor: Any, frame: Any) -> np.ndarray:
+    """Predictions in the target's original units, shape (n_rows,), float64, for the raw rows of
+    ``frame`` (a pandas DataFrame with the training CSV's feature columns; the target column and
+    any other column are ignored): ŷ = inverse_target(net.forward(preprocessor.transform(frame)))."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame)
+    X = preprocessor.transform(frame, dtype=str(net.dtype))
+    return preprocessor.inverse_target(net.forward(X))[:, 0]

@@ -1,0 +1,122 @@
+"""``python -m sweeper.predict MODEL INPUT.csv [--output OUT.csv]``: predictions for raw CSV rows.
+
+MODEL is a run id (its model ``runs:/ID/model``), a ``runs:/ID/model`` URI, or a registered
+``models:/NAME/VERSION`` / ``models:/NAME@ALIAS``. INPUT.csv holds rows as in the training CSV
+(any dialect the training read accepts; missing cells are filled as in training, an unseen
+category encodes as in training). The output is the input's rows with a ``prediction`` column,
+written to OUT.csv or, without ``--output``, to stdout. When INPUT.csv has the target column,
+RMSE, MAE and R² over its rows with a target are printed (on stderr when the rows go to stdout).
+
+Exit status: 0 done; 2 the model or the file cannot be used (one line naming it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Any, TextIO
+
+from sweeper.errors import SweeperError
+
+PREDICTION = "prediction"
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class PredictError(SweeperError):
+    """The model or the input cannot be used."""
+
+
+def model_uri(model: str) -> str:
+    """``runs:/ID/model`` for a bare run id; a ``runs:/``, ``models:/`` or other URI as it is."""
+    return f"runs:/{model}/model" if _RUN_ID.match(model) else model
+
+
+def load(uri: str, tracking: str) -> Any:
+    """The pyfunc model at ``uri`` from the store ``tracking``; PredictError naming it if absent."""
+    import mlflow
+
+    from sweeper.errors import one_line
+
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(tracking)
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as err:
+        raise PredictError(f"MODEL {uri}: cannot be loaded from {tracking}: {one_line(err)}") from None
+
+
+def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
+    """(rows with a ``prediction`` column, {rmse, mae, r2} on rows with a target or None)."""
+    import numpy as np
+    import pandas as pd
+
+    from sweeper.data import read_csv
+    from sweeper.train import regression_metrics
+
+    network = model.unwrap_python_model()
+    target = network.preprocessor.target
+    rows = read_csv(path, na_values=network.preprocessor.na_values)
+    features = list(network.preprocessor.features)
+    absent = [name for name in features if name not in rows.columns]
+    if absent:
+        raise PredictError(
+            f"INPUT.csv {path}: the model's column(s) {', '.join(map(repr, absent))} are not in the "
+            f"file; it has: {', '.join(map(repr, map(str, rows.columns)))}"
+        )
+    predictions = model.predict(rows[features])  # only the model's columns: MLflow warns of others
+    out = rows.copy()
+    out[PREDICTION] = predictions
+    if target not in rows.columns:
+        return out, None
+    y = pd.to_numeric(rows[target], errors="coerce").to_numpy(dtype=np.float64)
+    known = ~np.isnan(y)
+    if not known.any():
+        return out, None
+    return out, regression_metrics(y[known, None], np.asarray(predictions)[known, None])
+
+
+def main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
+    from sweeper.tracking import tracking_uri
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sweeper.predict",
+        description="Predict the target for the raw rows of a CSV with a logged or registered model.",
+    )
+    parser.add_argument("model", metavar="MODEL", help="run id, runs:/ID/model, models:/NAME/VERSION or models:/NAME@ALIAS")
+    parser.add_argument("input", metavar="INPUT.csv", help="rows with the training CSV's columns (the target is optional)")
+    parser.add_argument("--output", "-o", metavar="OUT.csv", default=None,
+                        help="where to write the rows with their prediction (default: stdout)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+    args = parser.parse_args(argv)
+    stdout = stdout or sys.stdout
+    try:
+        model = load(model_uri(args.model), tracking_uri(args.tracking_uri))
+        rows, metrics = predict_csv(model, args.input)
+        if args.output:
+            try:
+                rows.to_csv(args.output, index=False)
+            except OSError as err:
+                raise PredictError(f"--output {args.output}: cannot be written: {err.strerror}") from None
+        else:
+            rows.to_csv(stdout, index=False)
+    except SweeperError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("predict: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `| head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
+    report = sys.stderr if not args.output else stdout
+    if args.output:
+        print(f"{len(rows)} predictions written to {args.output}", file=report)
+    if metrics is not None:
+        print("  ".join(f"{name}={value:.6g}" for name, value in metrics.items()), file=report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

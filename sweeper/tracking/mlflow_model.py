@@ -1,0 +1,126 @@
+"""A run's network as an MLflow Model (``runs:/ID/model``), and its registration.
+
+The model is MLflow's *models from code*: ``pyfunc_model.py`` plus the run's ``model.npz`` as
+its one artifact, so nothing is pickled. It carries the few modules of ``sweeper`` it runs
+(``SERVING_CODE``) as ``code_paths``, so it loads where ``sweeper`` is not installed (an
+environment MLflow builds from ``requirements.txt``). Its signature names the raw feature
+columns, each optional and of any type: the model converts and checks cells itself (a number
+column may arrive as int, float or with holes), and a column it needs but does not get is one
+line naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+MODEL_NAME = "model"
+#: What the model imports at load time, relative to the ``sweeper`` package.
+SERVING_CODE = (
+    "__init__.py", "errors.py", "data", "nn",
+    "tracking/__init__.py", "tracking/store.py", "tracking/model_file.py",
+)
+#: Rows of the training CSV logged as the model's input example.
+EXAMPLE_ROWS = 5
+
+
+def example_rows(info: dict, n: int = EXAMPLE_ROWS) -> Any:
+    """The first ``n`` raw rows of the run's CSV, feature columns only, read as training read
+    them (``info`` is the run's ``data.json``); None when the file is no longer readable."""
+    from sweeper.data import read_csv
+    from sweeper.errors import SweeperError
+
+    dialect = info.get("dialect", {})
+    try:
+        frame = read_csv(info["path"], sep=dialect.get("sep"), encoding=dialect.get("encoding"),
+                         na_values=dialect.get("na_values", ()))
+    except (SweeperError, KeyError, OSError):
+        return None
+    return frame[list(info["features"])].head(n)
+
+
+def signature(features: Sequence[str]) -> Any:
+    """Inputs: each feature column by name, optional, of any type; output: float64 (n,)."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
+
+    inputs = Schema([ColSpec(AnyType(), str(name), required=False) for name in features])
+    return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype("float64"), (-1,))]))
+
+
+def pip_requirements() -> list[str]:
+    """What the model imports besides MLflow (which MLflow adds), pinned as installed."""
+    from importlib import metadata
+
+    return [f"{name}=={metadata.version(name)}" for name in ("numpy", "pandas")]
+
+
+def _serving_code(folder: Path) -> Path:
+    """A copy of the modules in ``SERVING_CODE`` as a ``sweeper`` package under ``folder``."""
+    source = Path(__file__).resolve().parents[1]
+    target = folder / "sweeper"
+    for part in SERVING_CODE:
+        destination = target / part
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if (source / part).is_dir():
+            shutil.copytree(source / part, destination, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(source / part, destination)
+    return target
+
+
+def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str | Path,
+              features: Sequence[str], example: Any = None) -> str:
+    """Log ``model_npz`` (a run's ``model.npz``) as the MLflow Model ``model`` of run
+    ``run_id``; returns its URI (``models:/m-…``; ``runs:/<run_id>/model`` resolves to it).
+
+    Uses MLflow's logged-model API, which reads the process-wide tracking URI and experiment:
+    both are set here to the run's.
+    """
+    import mlflow
+    from mlflow.models import Model
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    with tempfile.TemporaryDirectory(prefix="sweeper-model-") as folder, _quiet("mlflow"):
+        info = Model.log(
+            artifact_path=None,
+            name=MODEL_NAME,
+            flavor=mlflow.pyfunc,
+            run_id=run_id,
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={"model": str(model_npz)},
+            code_paths=[str(_serving_code(Path(folder)))],
+            signature=signature(features),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+        )
+    return info.model_uri
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """MLflow's INFO lines while it validates the input example are not the user's business."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def register(model_uri: str, name: str) -> str:
+    """Register ``model_uri`` in the Model Registry under ``name`` (a new version); returns
+    ``models:/NAME/VERSION``."""
+    import mlflow
+
+    with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints two lines of its own
+        version = mlflow.register_model(model_uri, name)
+    return f"models:/{name}/{version.version}"

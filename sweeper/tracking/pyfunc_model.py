@@ -1,0 +1,32 @@
+"""The MLflow Model of a run, written as code (MLflow's "models from code"; nothing is pickled).
+
+MLflow runs this file when the model is loaded (``mlflow.pyfunc.load_model``, ``mlflow models
+serve``, ``sweeper.predict``): ``set_model`` names the object that predicts. Its one artifact,
+``model``, is the run's ``model.npz`` (weights and fitted preprocessing, read without pickle).
+``predict`` takes a pandas DataFrame of raw rows, exactly as in the training CSV (missing
+cells, strings; the target column, if present, is ignored) and returns the predictions in the
+target's original units, shape (n_rows,).
+"""
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+
+class NetworkModel(PythonModel):
+    """A trained ``sweeper.nn.Network`` behind its fitted ``sweeper.data.Preprocessor``."""
+
+    def load_context(self, context) -> None:
+        from sweeper.tracking.model_file import load_model
+
+        self.net, self.preprocessor = load_model(context.artifacts["model"])
+
+    # The pd.DataFrame hint tells MLflow to pass a DataFrame and to leave type checks to us.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        from sweeper.tracking.model_file import predict
+
+        return predict(self.net, self.preprocessor, model_input)
+
+
+mlflow.models.set_model(NetworkModel())
