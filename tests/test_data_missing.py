@@ -277,7 +277,7 @@ def test_semicolon_latin1_file_with_decimal_commas_reads_without_settings(tmp_pa
     frame.to_csv(path, sep=";", decimal=",", encoding="latin-1", index=False)
     assert b"," in path.read_bytes().split(b"\n")[1]  # decimal commas really are in the file
     ds = load_dataset(path, "y")
-    assert ds.dialect == {"sep": ";", "encoding": "latin-1", "decimal_comma": ["size", "weight", "y"]}
+    assert ds.dialect == {"sep": ";", "encoding": "latin-1", "decimal_comma": ["size", "weight", "y"], "na_values": []}
     assert ds.columns()["town"]["levels"] == ["Genève", "Zürich"]
     np.testing.assert_allclose(
         ds.preprocessor.inverse_target(ds.y_train)[:, 0], frame["y"].to_numpy()[ds.indices["train"]], rtol=1e-12)
