@@ -103,6 +103,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
                 seed=np.random.default_rng(shuffle_seed),
                 shuffle=True,
                 callbacks=callbacks,
+                divergence_factor=cfg.train.divergence_factor,
             )
         finally:
             train_seconds = time.perf_counter() - started
@@ -111,8 +112,10 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         callbacks[0].log_rest(result.history)
 
         if result.status == DIVERGED:
+            # No final metrics and no gap: numbers of a network that blew up mean nothing.
             state, reason = FAIL, result.reason
-            metrics = _curve_metrics(result) | {"train_seconds": train_seconds}
+            metrics = {"best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run),
+                       "train_seconds": train_seconds}
         else:
             state = PRUNED if result.status == STOPPED else COMPLETE
             reason = result.reason if state == PRUNED else None
@@ -132,9 +135,11 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         mlrun.set_tags(end_tags)
         mlrun.end("FAILED" if state == FAIL else "FINISHED")
     except KeyboardInterrupt:
+        _log_record(mlrun, cfg, dataset)
         _end_failed(mlrun, "interrupted (KeyboardInterrupt)", "KILLED")
         raise
     except BaseException as error:
+        _log_record(mlrun, cfg, dataset)
         _end_failed(mlrun, one_line(error), "FAILED")
         raise
     return {"state": state, "objective": str(cfg.objective), "metrics": metrics,
@@ -373,15 +378,36 @@ def _curve_metrics(result: Any) -> dict[str, float]:
 
 
 def _write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, result: Any, with_model: bool) -> None:
-    """config.yaml, data.json, loss_curves.png and (unless the run failed) model.npz."""
+    """config.yaml, data.json, loss_curves.png and (unless the run failed) model.npz.
+
+    A plot that cannot be drawn costs the run its picture, never its other artifacts.
+    """
     from sweeper.tracking.model_file import save_model
     from sweeper.tracking.plots import plot_loss_curves
 
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    (folder / "data.json").write_text(json.dumps(dataset.info(), indent=2) + "\n")
-    plot_loss_curves(result.history, result.best_epoch, folder / "loss_curves.png")
+    _write_record(folder, cfg, dataset)
+    try:
+        plot_loss_curves(result.history, result.best_epoch, folder / "loss_curves.png")
+    except Exception as error:
+        print(f"warning: loss_curves.png not drawn: {one_line(error)}", file=sys.stderr)
     if with_model:
         save_model(folder / "model.npz", net, dataset.preprocessor, cfg.model)
+
+
+def _write_record(folder: Path, cfg: DictConfig, dataset: Any) -> None:
+    """config.yaml and data.json: what a rerun needs, logged whatever the run's end."""
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (folder / "data.json").write_text(json.dumps(dataset.info(), indent=2) + "\n")
+
+
+def _log_record(mlrun: Any, cfg: DictConfig, dataset: Any) -> None:
+    """Log config.yaml and data.json of a run that raised (best effort: the error comes first)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
+            _write_record(Path(folder), cfg, dataset)
+            mlrun.log_artifacts(folder)
+    except BaseException:
+        pass
 
 
 def _end_failed(mlrun: Any, reason: str, status: str) -> None:

@@ -104,6 +104,7 @@ class TrainConfig:
     epochs: int = MISSING
     batch_size: Optional[int] = MISSING  # null = full batch
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    divergence_factor: float = 1.0e4  # train loss > this × the untrained network's: diverged
 
 
 @dataclass
@@ -304,6 +305,7 @@ def validate(cfg: Any) -> None:
     _ranged("train.epochs", train.epochs, *_INT_AT_LEAST_1)
     if train.batch_size is not None:
         _ranged("train.batch_size", train.batch_size, _INT_AT_LEAST_1[0], "null (full batch) or an integer >= 1")
+    _ranged("train.divergence_factor", train.divergence_factor, lambda v: _number(v) and v > 1, "a number > 1")
     stop = train.early_stopping
     if stop.patience is not None:
         _ranged("train.early_stopping.patience", stop.patience, _INT_AT_LEAST_1[0], "null (off) or an integer >= 1")

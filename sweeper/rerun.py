@@ -3,7 +3,8 @@
 Reads the run's ``config.yaml`` and ``data.json`` artifacts, refuses (exit 2) when the CSV's
 SHA-256 is no longer the one logged, trains with the same config, and logs a new run tagged
 ``sweeper.rerun_of=RUN_ID``. With ``--check`` every final metric of the new run is compared with
-the original's (``train_seconds`` excepted) and any difference exits 1. On the same machine a
+the original's (``train_seconds`` excepted), and so are its end state and fail reason (a FAILED run
+passes only when the rerun fails the same way); any difference exits 1. On the same machine a
 float64 run reruns bit for bit.
 
 Exit status: 0 done (and, with --check, every metric matches); 1 the rerun failed, or with
@@ -53,6 +54,23 @@ def differing_metrics(original: Mapping[str, float], new: Mapping[str, float], r
         elif not (a == b or abs(a - b) <= rtol * max(abs(a), abs(b))):
             different.append(name)
     return different
+
+
+def differing_end(original_tags: Mapping[str, str], result: Mapping) -> str | None:
+    """How the rerun's end (state, and fail reason) differs from the original's, or None.
+
+    A PRUNED original is compared as COMPLETE: a rerun has no sweep to prune it.
+    """
+    state = original_tags.get("sweeper.state")
+    if state is None:
+        return None
+    expected = "COMPLETE" if state == "PRUNED" else state
+    if result["state"] != expected:
+        return f"state {state} -> {result['state']}"
+    reason = original_tags.get("sweeper.fail_reason")
+    if expected == "FAIL" and reason != result["reason"]:
+        return f"fail reason {reason!r} -> {result['reason']!r}"
+    return None
 
 
 def load_logged_run(client, run_id: str, folder: Path):
@@ -110,6 +128,10 @@ def rerun(run_id: str, uri: str, check: bool = False, rtol: float = 0.0) -> int:
 
     new = client.get_run(result["run_id"]).data.metrics
     different = differing_metrics(original.data.metrics, new, rtol)
+    ending = differing_end(original.data.tags, result)
+    if ending:
+        print(f"check FAILED: run {result['run_id']} ended differently from run {run_id}: {ending}", file=sys.stderr)
+        return 1
     if different:
         details = ", ".join(
             f"{name} ({original.data.metrics.get(name)!r} -> {new.get(name)!r})" for name in different
@@ -121,7 +143,8 @@ def rerun(run_id: str, uri: str, check: bool = False, rtol: float = 0.0) -> int:
               file=sys.stderr)
         return 1
     compared = len(set(original.data.metrics) - UNCOMPARED)
-    print(f"check passed: all {compared} metrics of run {run_id} reproduced by run {result['run_id']}")
+    ended = f", and its end ({result['state']}: {result['reason']})" if result["state"] == FAIL else ""
+    print(f"check passed: all {compared} metrics of run {run_id} reproduced by run {result['run_id']}{ended}")
     return 0
 
 

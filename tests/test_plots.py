@@ -47,3 +47,13 @@ def test_each_run_changes_the_picture(tmp_path, history, best):
     a, b = (matplotlib.image.imread(tmp_path / name) for name in ("a.png", "b.png"))
     assert not np.array_equal(a, b)
     assert len(np.unique(a.reshape(-1, 4), axis=0)) > 50  # lines, text and grid, not a blank canvas
+
+
+def test_a_run_that_blew_up_still_gets_its_picture(tmp_path):
+    history = {"train_loss": [1.0, 40.0, 8e170, 3e300], "val_loss": [1.2, 55.0, float("inf"), float("nan")],
+               "test_loss": [1.1, 50.0, 1e308, float("inf")], "lr": [50.0] * 4}
+    plots.plot_loss_curves(history, 1, tmp_path / "blown.png")
+    picture = matplotlib.image.imread(tmp_path / "blown.png")
+    assert picture.shape[:2] == (450, 700)
+    clipped = plots._displayable([np.asarray(history["train_loss"]), np.asarray(history["val_loss"])])
+    assert clipped[0].max() == plots.DISPLAY_RANGE * 1.0 and np.isnan(clipped[1][2:]).all()

@@ -58,3 +58,27 @@ def test_differing_metrics_names_every_metric_that_changed_but_ignores_train_sec
     assert differing_metrics(original, dict(original, test_rmse=1.0 + 1e-15, best_epoch=6.0)) == ["best_epoch", "test_rmse"]
     assert differing_metrics(original, {k: v for k, v in original.items() if k != "val_r2"}) == ["val_r2"]
     assert differing_metrics(original, dict(original, test_rmse=1.0 + 1e-15), rtol=1e-12) == []
+
+
+def test_a_diverged_run_fails_with_its_reason_and_check_passes_only_for_the_same_failure(
+        run_cli, run_module, mlflow_client):
+    proc = run_cli("model.activation=tanh", "model.hidden=[32,16]", "optimizer.momentum=0.9", "optimizer.lr=50",
+                   "train.epochs=30")
+    assert proc.returncode == 1
+    assert "error: the run FAILED: train_loss" in proc.stderr and "exceeded divergence_factor 10000" in proc.stderr
+    [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("car_prices").experiment_id])
+    assert run.info.status == "FAILED" and run.data.tags["sweeper.state"] == "FAIL"
+    assert run.data.tags["sweeper.fail_reason"].startswith("train_loss")
+    artifacts = {a.path for a in mlflow_client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "data.json", "loss_curves.png"} <= artifacts and "model.npz" not in artifacts
+    assert set(run.data.metrics) >= {"best_epoch", "epochs_run"}
+    assert not {"generalization_gap", "test_rmse", "val_rmse"} & set(run.data.metrics)  # no numbers of a blown-up net
+
+    check = run_module("sweeper.rerun", run.info.run_id, "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "check passed" in check.stdout and "and its end (FAIL: train_loss" in check.stdout
+
+    mlflow_client.set_tag(run.info.run_id, "sweeper.fail_reason", "train_loss became nan at epoch 3 (lr=50)")
+    changed = run_module("sweeper.rerun", run.info.run_id, "--check")
+    assert changed.returncode == 1
+    assert "ended differently" in changed.stderr and "fail reason" in changed.stderr

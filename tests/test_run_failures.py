@@ -76,19 +76,40 @@ def test_a_trial_that_is_not_pruned_completes(compose, mlflow_uri, mlflow_client
     assert run.data.tags["sweeper.state"] == "COMPLETE" and run.info.status == "FINISHED"
 
 
-def test_an_error_after_the_run_started_ends_it_failed_and_propagates(compose, mlflow_uri, mlflow_client, monkeypatch):
-    import sweeper.tracking.plots as plots
+def _artifacts(client, run) -> set[str]:
+    return {a.path for a in client.list_artifacts(run.info.run_id)}
 
-    def broken_plot(*args, **kwargs):
+
+def test_an_error_after_the_run_started_ends_it_failed_keeps_its_record_and_propagates(
+        compose, mlflow_uri, mlflow_client, monkeypatch):
+    import sweeper.tracking.model_file as model_file
+
+    def broken_save(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(plots, "plot_loss_curves", broken_plot)
+    monkeypatch.setattr(model_file, "save_model", broken_save)
     with pytest.raises(RuntimeError, match="disk full"):
         app.run(compose(*EPOCHS, f"mlflow.tracking_uri={mlflow_uri}"))
     [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("car_prices").experiment_id])
     assert run.info.status == "FAILED"
     assert run.data.tags["sweeper.state"] == "FAIL"
     assert "disk full" in run.data.tags["sweeper.fail_reason"]
+    assert {"config.yaml", "data.json"} <= _artifacts(mlflow_client, run)  # enough to rerun it
+
+
+def test_a_plot_that_cannot_be_drawn_costs_only_the_picture(compose, mlflow_uri, mlflow_client, monkeypatch, capsys):
+    import sweeper.tracking.plots as plots
+
+    def broken_plot(*args, **kwargs):
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr(plots, "plot_loss_curves", broken_plot)
+    result = app.run(compose(*EPOCHS, f"mlflow.tracking_uri={mlflow_uri}"))
+    assert result["state"] == "COMPLETE"
+    [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("car_prices").experiment_id])
+    assert {"config.yaml", "data.json", "model.npz"} <= _artifacts(mlflow_client, run)
+    assert "loss_curves.png" not in _artifacts(mlflow_client, run)
+    assert "warning: loss_curves.png not drawn: OverflowError: cannot convert float infinity" in capsys.readouterr().err
 
 
 def test_keyboard_interrupt_ends_the_run_killed_and_is_re_raised(compose, mlflow_uri, mlflow_client, monkeypatch):
@@ -110,6 +131,7 @@ def test_keyboard_interrupt_ends_the_run_killed_and_is_re_raised(compose, mlflow
     assert run.info.status == "KILLED"
     assert run.data.tags["sweeper.state"] == "FAIL"
     assert len(mlflow_client.get_metric_history(run.info.run_id, "train_loss")) == 3  # buffer flushed
+    assert {"config.yaml", "data.json"} <= _artifacts(mlflow_client, run)
 
 
 def test_outside_a_sweep_there_is_no_trial_link():

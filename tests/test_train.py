@@ -119,3 +119,35 @@ def test_car_prices_reaches_test_r2_090_and_float32_agrees_with_float64():
         scores[dtype] = r2(y[test], net.forward(X[test]) * y_std + y_mean)
     assert scores["float64"] >= 0.90
     assert scores["float32"] == pytest.approx(scores["float64"], abs=1e-3)
+
+
+def test_divergence_factor_stops_finite_runaway_losses_before_any_callback_sees_them():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 2)) * 10, rng.normal(size=(50, 1)) * 100
+    untrained = Network([2, 8, 1], seed=0)
+    initial = 0.5 * np.mean((untrained.forward(X) - y) ** 2)  # L₀, the bound's reference
+    unbounded = Network([2, 8, 1], seed=0)
+    free = fit(unbounded, X, y, epochs=100, optimizer=SGD(unbounded.params(), 5.0, momentum=0.9))
+    assert free.history["train_loss"][0] > 1e4 * initial  # finite, and far past the bound
+
+    seen = []
+    net = Network([2, 8, 1], seed=0)
+    result = fit(net, X, y, epochs=100, optimizer=SGD(net.params(), 5.0, momentum=0.9),
+                 callbacks=[lambda log: seen.append(log.losses["train"])], divergence_factor=1e4)
+    assert result.status == DIVERGED and result.epochs_run == 1 and seen == []
+    assert result.reason == (f"train_loss {result.history['train_loss'][0]:.3g} at epoch 1 exceeded divergence_factor "
+                             f"10000 x the untrained network's {initial:.3g} (lr=5)")
+
+
+def test_divergence_factor_leaves_a_healthy_run_bit_for_bit_alone():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(60, 3)), rng.normal(size=(60, 1))
+    runs = []
+    for factor in (None, 1e4):
+        net = Network([3, 16, 1], seed=2)
+        result = fit(net, X, y, epochs=30, batch_size=8, optimizer=SGD(net.params(), 0.05, momentum=0.9),
+                     divergence_factor=factor)
+        runs.append((result.history["train_loss"], [w.copy() for w in net.weights]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)

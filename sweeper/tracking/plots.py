@@ -40,8 +40,8 @@ class _LossFigure:
         ax = self.ax
         shown: list[Any] = []
         finite = []
-        for line, (key, label) in zip(self.lines, CURVES):
-            values = np.asarray(history.get(key, ()), dtype=np.float64)
+        curves = [np.asarray(history.get(key, ()), dtype=np.float64) for key, _ in CURVES]
+        for line, (key, label), values in zip(self.lines, CURVES, _displayable(curves)):
             line.set_data(np.arange(1, values.size + 1), values)
             line.set_visible(bool(values.size))
             if values.size:
@@ -64,6 +64,19 @@ class _LossFigure:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(handles=shown)
         self.fig.savefig(path)
+
+
+#: Losses above this many times the smallest positive one are drawn at that height: a run that
+#: blew up (8e170) still gets a readable picture, and matplotlib never meets a value it cannot place.
+DISPLAY_RANGE = 1e8
+
+
+def _displayable(curves: list[np.ndarray]) -> list[np.ndarray]:
+    """The curves with NaN/inf as gaps (NaN) and values clipped to DISPLAY_RANGE × the smallest
+    finite positive loss."""
+    finite = [c[np.isfinite(c) & (c > 0)] for c in curves]
+    floor = min((f.min() for f in finite if f.size), default=1.0)
+    return [np.clip(np.where(np.isfinite(c), c, np.nan), None, DISPLAY_RANGE * floor) for c in curves]
 
 
 _figures = threading.local()  # one figure per thread: matplotlib figures are not thread-safe

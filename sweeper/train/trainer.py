@@ -57,6 +57,7 @@ def fit(
     seed: int | np.random.Generator = 0,
     shuffle: bool = True,
     callbacks: Sequence[Callback] = (),
+    divergence_factor: float | None = None,
 ) -> TrainResult:
     """Train ``net`` in place by mini-batch SGD.
 
@@ -65,7 +66,11 @@ def fit(
     schedule sets the optimiser's rate before each epoch (t = epochs completed) and observes
     the validation loss (``eval_sets["val"]``, else the training loss) after it. Early
     stopping monitors the validation loss. A callback returning True stops training
-    (status ``stopped``); a non-finite loss stops it with status ``diverged``.
+    (status ``stopped``). Training stops with status ``diverged`` when a loss is not finite, or
+    when ``divergence_factor`` is set and the training loss exceeds divergence_factor × L₀,
+    L₀ the training loss of the untrained network (epoch 0, evaluation mode): losses that grow
+    without bound but stay finite for a while (8e170 by epoch 10) end there, before any
+    callback (an Optuna pruner) sees them.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -97,6 +102,9 @@ def fit(
 
     result = TrainResult(history={f"{name}_loss": [] for name in sets} | {"lr": []})
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        bound = math.inf
+        if divergence_factor is not None:
+            bound = divergence_factor * max(_half_mse(net.forward(X, eval_workspace), y), np.finfo(np.float64).tiny)
         for epoch in range(1, epochs + 1):
             lr = schedule.learning_rate(epoch - 1)
             optimizer.learning_rate = lr
@@ -118,9 +126,13 @@ def fit(
             result.epochs_run = epoch
 
             bad = [name for name, value in losses.items() if not math.isfinite(value)]
-            if bad:
+            if bad or losses["train"] > bound:
                 result.status = DIVERGED
-                result.reason = f"{bad[0]}_loss became {losses[bad[0]]} at epoch {epoch} (lr={lr:g})"
+                result.reason = (
+                    f"{bad[0]}_loss became {losses[bad[0]]} at epoch {epoch} (lr={lr:g})" if bad else
+                    f"train_loss {losses['train']:.3g} at epoch {epoch} exceeded divergence_factor "
+                    f"{divergence_factor:g} x the untrained network's {bound / divergence_factor:.3g} (lr={lr:g})"
+                )
                 break
             schedule.observe(losses[monitor])
             # Early stopping records this epoch before a callback may stop training, so a
