@@ -24,15 +24,13 @@ from sweeper.config import validate
 from sweeper.cli import exit_for
 from sweeper.errors import ConfigError, SweeperError, one_line
 from sweeper.overrides import check_bool_overrides
+from sweeper.tracking.tags import FAIL_REASON_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
 
 CONFIG_DIR = CONF_DIR
 SPLITS = ("train", "val", "test")
 
 # Run states, the same words in the returned dict, the ``sweeper.state`` tag and Optuna.
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
-STATE_TAG = "sweeper.state"
-FAIL_REASON_TAG = "sweeper.fail_reason"
-TRIAL_TAG = "sweeper.trial"
 
 
 def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> dict:
@@ -46,7 +44,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from sweeper.nn import SGD, Network, make_schedule
+    from sweeper.nn import SGD, make_schedule
     from sweeper.train import DIVERGED, STOPPED, EarlyStopping, fit
 
     # One BLAS thread for the whole job process: these matrices are too small for a second
@@ -59,20 +57,11 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     dataset = load_data(cfg)
     # One seed, independent streams: initialisation + dropout masks, and the epoch shuffling.
     net_seed, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
-    net = Network(
-        [dataset.n_inputs, *cfg.model.hidden, 1],
-        activation=cfg.model.activation,
-        output_activation=cfg.model.output_activation,
-        init=cfg.model.init,
-        seed=np.random.default_rng(net_seed),
-        dtype=cfg.model.dtype,
-        l1=cfg.regularization.l1,
-        l2=cfg.regularization.l2,
-        dropout=cfg.regularization.dropout,
-        max_norm=cfg.regularization.max_norm,
-        leaky_slope=cfg.model.leaky_slope,
-        elu_alpha=cfg.model.elu_alpha,
-    )
+    try:
+        net = _network(cfg, dataset.n_inputs, net_seed)
+    except MemoryError as error:
+        raise ConfigError(f"model.hidden={list(cfg.model.hidden)}: the weights do not fit in memory "
+                          f"({one_line(error)}); use fewer or narrower layers") from None
     schedule_keys = {k: v for k, v in cfg.schedule.items() if k != "name"}
     schedule = make_schedule(cfg.schedule.name, cfg.optimizer.lr, **schedule_keys)
     optimizer = SGD(net.params(), learning_rate=cfg.optimizer.lr, momentum=cfg.optimizer.momentum,
@@ -129,7 +118,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
                 # one, once, at the end (the per-trial path stays as cheap as it was).
                 mlrun.flush()
                 log_run_model(cfg, mlrun, Path(folder) / "model.npz", dataset.info())
-        end_tags = {STATE_TAG: state, "sweeper.train_status": result.status}
+        end_tags = {STATE_TAG: state, TRAIN_STATUS_TAG: result.status}
         if state == FAIL:
             end_tags[FAIL_REASON_TAG] = reason
         mlrun.set_tags(end_tags)
@@ -271,6 +260,28 @@ def _resolved(cfg: DictConfig) -> DictConfig:
     container.pop("hydra", None)
     container["data"]["path"] = to_absolute_path(str(container["data"]["path"]))
     return OmegaConf.create(container)
+
+
+def _network(cfg: DictConfig, n_inputs: int, seed: Any) -> Any:
+    """The untrained ``sweeper.nn.Network`` that ``cfg.model`` and ``cfg.regularization`` describe."""
+    import numpy as np
+
+    from sweeper.nn import Network
+
+    return Network(
+        [n_inputs, *cfg.model.hidden, 1],
+        activation=cfg.model.activation,
+        output_activation=cfg.model.output_activation,
+        init=cfg.model.init,
+        seed=np.random.default_rng(seed),
+        dtype=cfg.model.dtype,
+        l1=cfg.regularization.l1,
+        l2=cfg.regularization.l2,
+        dropout=cfg.regularization.dropout,
+        max_norm=cfg.regularization.max_norm,
+        leaky_slope=cfg.model.leaky_slope,
+        elu_alpha=cfg.model.elu_alpha,
+    )
 
 
 def _trial_link() -> Any:

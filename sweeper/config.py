@@ -235,6 +235,24 @@ def schedule_config(cfg_schedule: Any) -> DictConfig:
     return typed
 
 
+def _check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
+    """ConfigError naming the first key of ``node`` its ``schema`` dataclass lacks.
+
+    Hydra's ``+key=value`` adds a key the schema does not have (``+optimizer.lrr=0.1`` would run,
+    unused, and be logged); ``+`` is meant for the sweeper's free-form kwargs dicts only.
+    """
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    for key in node:
+        if prefix == "" and key == "hydra":
+            continue
+        if key not in fields:
+            raise ConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(fields)}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind) and isinstance(node[key], DictConfig):
+            _check_known_keys(node[key], kind, f"{prefix}{key}.")
+
+
 def _short(error: Exception) -> str:
     return str(error).splitlines()[0].strip()
 
@@ -257,6 +275,7 @@ def validate(cfg: Any) -> None:
     except OmegaConfBaseException as error:
         raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {_short(error)}") from None
 
+    _check_known_keys(cfg, Config)
     _ranged("seed", cfg.seed, *_INT_AT_LEAST_0)
     _one_of("objective", cfg.objective, OBJECTIVES)
 

@@ -32,12 +32,15 @@ def model_uri(model: str) -> str:
     return f"runs:/{model}/model" if _RUN_ID.match(model) else model
 
 
-def load(uri: str, tracking: str) -> Any:
-    """The pyfunc model at ``uri`` from the store ``tracking``; PredictError naming it if absent."""
+def load(uri: str, tracking: str | None) -> Any:
+    """The pyfunc model at ``uri`` from the store ``tracking`` (None: the default store, which
+    must exist); PredictError naming it if absent."""
     import mlflow
 
     from sweeper.errors import one_line
+    from sweeper.tracking import existing_store
 
+    _, tracking = existing_store(tracking)
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(tracking)
     try:
@@ -77,8 +80,6 @@ def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
 
 
 def main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
-    from sweeper.tracking import tracking_uri
-
     parser = argparse.ArgumentParser(
         prog="python -m sweeper.predict",
         description="Predict the target for the raw rows of a CSV with a logged or registered model.",
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
     args = parser.parse_args(argv)
     stdout = stdout or sys.stdout
     try:
-        model = load(model_uri(args.model), tracking_uri(args.tracking_uri))
+        model = load(model_uri(args.model), args.tracking_uri)
         rows, metrics = predict_csv(model, args.input)
         if args.output:
             try:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Mapping
 
 from sweeper.errors import SweeperError
+from sweeper.tracking.tags import FAIL_REASON_TAG, RERUN_OF_TAG, STATE_TAG
 
-RERUN_OF_TAG = "sweeper.rerun_of"
 #: Metrics that legitimately change between identical runs.
 UNCOMPARED = frozenset({"train_seconds"})
 
@@ -61,13 +61,13 @@ def differing_end(original_tags: Mapping[str, str], result: Mapping) -> str | No
 
     A PRUNED original is compared as COMPLETE: a rerun has no sweep to prune it.
     """
-    state = original_tags.get("sweeper.state")
+    state = original_tags.get(STATE_TAG)
     if state is None:
         return None
     expected = "COMPLETE" if state == "PRUNED" else state
     if result["state"] != expected:
         return f"state {state} -> {result['state']}"
-    reason = original_tags.get("sweeper.fail_reason")
+    reason = original_tags.get(FAIL_REASON_TAG)
     if expected == "FAIL" and reason != result["reason"]:
         return f"fail reason {reason!r} -> {result['reason']!r}"
     return None
@@ -109,13 +109,13 @@ def check_data_unchanged(path: str, data_info: Mapping, run_id: str) -> None:
         )
 
 
-def rerun(run_id: str, uri: str, check: bool = False, rtol: float = 0.0) -> int:
-    """Rerun ``run_id`` from the store at ``uri``; return the exit status (see module doc)."""
-    from mlflow import MlflowClient
-
+def rerun(run_id: str, uri: str | None, check: bool = False, rtol: float = 0.0) -> int:
+    """Rerun ``run_id`` from the store at ``uri`` (None: the default store); return the exit
+    status (see module doc). A store that does not exist is refused, never created."""
     from sweeper.app import FAIL, format_result, run
+    from sweeper.tracking import existing_store
 
-    client = MlflowClient(tracking_uri=uri)
+    client, uri = existing_store(uri)
     with tempfile.TemporaryDirectory(prefix="sweeper-rerun-") as folder:
         original, cfg, data_info = load_logged_run(client, run_id, Path(folder))
     check_data_unchanged(str(cfg.data.path), data_info, run_id)
@@ -137,7 +137,7 @@ def rerun(run_id: str, uri: str, check: bool = False, rtol: float = 0.0) -> int:
             f"{name} ({original.data.metrics.get(name)!r} -> {new.get(name)!r})" for name in different
         )
         note = ""
-        if original.data.tags.get("sweeper.state") == "PRUNED":
+        if original.data.tags.get(STATE_TAG) == "PRUNED":
             note = " (the original was PRUNED by its sweep; a rerun trains to the end)"
         print(f"check FAILED: run {result['run_id']} differs from run {run_id} in: {details}{note}",
               file=sys.stderr)
@@ -149,8 +149,6 @@ def rerun(run_id: str, uri: str, check: bool = False, rtol: float = 0.0) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweeper.tracking import tracking_uri
-
     parser = argparse.ArgumentParser(
         prog="python -m sweeper.rerun",
         description="Re-execute a logged run from its logged config.yaml and log it as a new run.",
@@ -166,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        return rerun(args.run_id, tracking_uri(args.tracking_uri), check=args.check, rtol=args.rtol)
+        return rerun(args.run_id, args.tracking_uri, check=args.check, rtol=args.rtol)
     except RerunRefused as error:
         print(f"rerun: {error}", file=sys.stderr)
         return 1 if args.check and isinstance(error, DataChanged) else 2

@@ -40,9 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = build_report(args.sweep, args.tracking_uri, experiment=args.experiment, top=args.top,
                               out=args.out, log=not args.no_log)
-    except SweeperError as error:
+    except (SweeperError, OSError) as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        if isinstance(error, OSError):  # e.g. --out in a folder that cannot be written
+            where = error.filename or args.out
+            error = f"--out {args.out}: cannot write {where}: {error.strerror}"
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(report.table)

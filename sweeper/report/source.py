@@ -17,14 +17,16 @@ from sweeper import CONF_DIR
 from sweeper.errors import SweeperError, one_line
 
 #: Tags written by the sweeper (parent run) and by each job (child run); see SPEC.md.
-STUDY_TAG = "sweeper.study"
-SAMPLER_TAG = "sweeper.sampler"
-PRUNER_TAG = "sweeper.pruner"
-TRIAL_TAG = "sweeper.trial"
-STATE_TAG = "sweeper.state"
-TRAIN_STATUS_TAG = "sweeper.train_status"
-FAIL_REASON_TAG = "sweeper.fail_reason"
-PARENT_TAG = "mlflow.parentRunId"
+from sweeper.tracking.tags import (  # noqa: F401  (re-exported for the report's modules)
+    FAIL_REASON_TAG,
+    PARENT_TAG,
+    PRUNER_TAG,
+    SAMPLER_TAG,
+    STATE_TAG,
+    STUDY_TAG,
+    TRAIN_STATUS_TAG,
+    TRIAL_TAG,
+)
 
 #: The per-epoch curves the report needs (step = epoch); ``lr`` is not read.
 CURVES = ("train_loss", "val_loss", "test_loss")
@@ -62,15 +64,6 @@ class Sweep:
     @property
     def tags(self) -> dict[str, str]:
         return dict(self.run.data.tags)
-
-
-def connect(uri: str) -> Any:
-    """An ``MlflowClient`` on ``uri``; a SQLite file that does not exist is an error, not created."""
-    from mlflow import MlflowClient
-
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        raise ReportError(f"no MLflow store at {uri} (the SQLite file does not exist; pass --tracking-uri)")
-    return MlflowClient(tracking_uri=uri)
 
 
 @lru_cache(maxsize=1)
@@ -173,10 +166,12 @@ def load_sweep(tracking_uri: str | None = None, *, experiment: str | None = None
     A run with children is a sweep; a run tagged ``sweeper.study`` without children is a sweep
     with no trials yet (an error); any other run is reported on its own, as one row.
     """
-    from sweeper.tracking import tracking_uri as resolve_uri
+    from sweeper.tracking import existing_store
 
-    uri = resolve_uri(tracking_uri)
-    client = connect(uri)
+    try:
+        client, uri = existing_store(tracking_uri)
+    except SweeperError as error:
+        raise ReportError(str(error)) from None
     try:
         run, experiment_name = find_sweep(client, experiment, sweep_id)
         children = child_runs(client, run)

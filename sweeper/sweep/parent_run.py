@@ -19,12 +19,16 @@ from sweeper.sweep import study as study_attrs
 
 log = logging.getLogger(__name__)
 
-STUDY_TAG = "sweeper.study"
-SAMPLER_TAG = "sweeper.sampler"
-PRUNER_TAG = "sweeper.pruner"
-TRIAL_TAG = "sweeper.trial"
-STATE_TAG = "sweeper.state"
-PARENT_TAG = "mlflow.parentRunId"
+from sweeper.tracking.tags import (  # noqa: F401  (SAMPLER_TAG, PRUNER_TAG: used by the sweeper)
+    FAIL_REASON_TAG,
+    MODEL_OF_TAG,
+    PARENT_TAG,
+    PRUNER_TAG,
+    SAMPLER_TAG,
+    STATE_TAG,
+    STUDY_TAG,
+    TRIAL_TAG,
+)
 
 # How long a worker that did not create the study waits for its creator to name the parent run.
 _WAIT_FOR_PARENT_SECONDS = 30.0
@@ -83,6 +87,13 @@ def find_or_create(
             time.sleep(0.5)
     if run_id is None and not created_study:
         run_id = _search_by_study(client, experiment_id, study.study_name)
+    if run_id is None and created_study and (earlier := _search_by_study(client, experiment_id, study.study_name)):
+        # Said, not silent: a deleted, emptied (0-byte) or other storage looks like this.
+        log.warning(
+            "study '%s' is new in this storage, but MLflow has the parent run %s of an earlier study of "
+            "that name: starting over with a new parent run (to resume that study, point "
+            "hydra.sweeper.storage at its storage)", study.study_name, earlier,
+        )
     if run_id is None:
         run = client.create_run(experiment_id, run_name=study.study_name, tags={STUDY_TAG: study.study_name})
         run_id = run.info.run_id
@@ -108,17 +119,21 @@ def close_finished_children(
     """End every child run still RUNNING whose trial Optuna considers finished.
 
     A job killed with its sweeper leaves its run RUNNING; its trial is failed on restart, so the
-    run is marked FAILED with ``sweeper.state=FAIL``. Returns how many runs were closed.
+    run is marked FAILED with ``sweeper.state=FAIL`` and the trial's fail reason in
+    ``sweeper.fail_reason``. Returns how many runs were closed.
     """
-    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     closed = 0
     for run in children(client, experiment_id, parent_run_id, status="RUNNING"):
         number = run.data.tags.get(TRIAL_TAG)
-        state = states.get(int(number)) if number is not None and number.isdigit() else None
+        trial = trials.get(int(number)) if number is not None and number.isdigit() else None
+        state = trial.state if trial is not None else None
         if state not in study_attrs.FINISHED:
             continue
         if state == TrialState.FAIL:
+            reason = trial.user_attrs.get(study_attrs.REASON) or "its job ended without reporting (killed)"
             client.set_tag(run.info.run_id, STATE_TAG, "FAIL")
+            client.set_tag(run.info.run_id, FAIL_REASON_TAG, reason)
             client.set_terminated(run.info.run_id, status="FAILED")
         else:
             client.set_terminated(run.info.run_id, status="FINISHED")
@@ -245,9 +260,6 @@ def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
               evaluator=PedAnovaImportanceEvaluator(), **target)
         if len(objectives) > 1:
             _plot(vis.plot_pareto_front, out / "pareto_front.png", study=study, target_names=objectives)
-
-
-MODEL_OF_TAG = "sweeper.model_run_id"
 
 
 def log_best_model(client: Any, run_id: str, best_run_id: str, tracking_uri: str) -> str | None:

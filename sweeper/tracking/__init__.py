@@ -11,6 +11,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 from sweeper.tracking.store import (
     DEFAULT_TRACKING_URI,
     artifact_root,
+    existing_store,
     experiment_name,
     get_or_create_experiment,
     tracking_uri,
@@ -19,6 +20,7 @@ from sweeper.tracking.store import (
 __all__ = [
     "DEFAULT_TRACKING_URI",
     "artifact_root",
+    "existing_store",
     "experiment_name",
     "get_or_create_experiment",
     "tracking_uri",

@@ -13,14 +13,11 @@ from importlib import metadata
 from typing import Any, Iterable, Mapping
 
 from sweeper import CHECKOUT
+from sweeper.tracking.tags import GIT_COMMIT_TAG, PARENT_TAG as PARENT_RUN_TAG
 
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 MAX_TAGS_PER_BATCH = 100
-
-#: MLflow's tags for the parent run and the source commit (shown by the MLflow UI).
-PARENT_RUN_TAG = "mlflow.parentRunId"
-GIT_COMMIT_TAG = "mlflow.source.git.commit"
 
 #: Libraries whose versions every run records as ``sweeper.version.<name>``.
 VERSIONED = ("numpy", "optuna", "mlflow", "hydra-core")

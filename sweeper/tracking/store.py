@@ -16,22 +16,23 @@ DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 _SQLITE = "sqlite:///"
 
 
-def tracking_uri(cfg_value: str | None = None) -> str:
+def tracking_uri(cfg_value: str | None = None, create: bool = True) -> str:
     """The MLflow tracking URI to use.
 
     Resolution order: an explicit ``mlflow.tracking_uri`` value (``cfg_value``) wins; else the
     ``MLFLOW_TRACKING_URI`` environment variable (MLflow's own convention); else
     ``sqlite:///mlruns/mlflow.db``. A relative ``sqlite:///`` path (or a bare relative folder)
     is anchored at the project root, never at Hydra's output folder or the working directory,
-    so every command sees the same store. For SQLite the database's folder is created, because
-    SQLite cannot create missing parent folders.
+    so every command sees the same store. For SQLite the database's folder is created (unless
+    ``create`` is False), because SQLite cannot create missing parent folders.
     """
     uri = cfg_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     if uri.startswith(_SQLITE):
         db_path = Path(uri[len(_SQLITE):])
         if not db_path.is_absolute():
             db_path = PROJECT_ROOT / db_path
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
         return _SQLITE + str(db_path)  # str(abs path) starts with "/", giving sqlite:////abs
     if "://" not in uri and ":" not in uri[:3]:  # a bare path: MLflow's file store
         path = Path(uri)
@@ -83,3 +84,22 @@ def get_or_create_experiment(client: Any, name: str) -> str:
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
     return experiment.experiment_id
+
+
+def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") -> tuple[Any, str]:
+    """``(MlflowClient, uri)`` of a store that exists and answers, for the commands that read
+    one (rerun, report, predict): never creates a store. SweeperError in one line naming
+    ``key`` when the SQLite file is missing or the store cannot be read."""
+    from mlflow import MlflowClient
+
+    from sweeper.errors import SweeperError, one_line
+
+    uri = tracking_uri(cfg_value, create=False)
+    if uri.startswith(_SQLITE) and not Path(uri[len(_SQLITE):]).is_file():
+        raise SweeperError(f"{key} {uri}: no MLflow store there (the SQLite file does not exist)")
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    except Exception as error:
+        raise SweeperError(f"{key} {uri}: cannot read it: {one_line(error)}") from None
+    return client, uri
