@@ -175,12 +175,14 @@ def load_data(cfg: DictConfig) -> Any:
 CURVE_METRICS = ("val_loss", "best_epoch", "epochs_run", "generalization_gap", "train_seconds")
 
 
-def preflight(cfg: DictConfig, objectives: list[str]) -> list[str]:
+def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
     """The sweep's one check before its first trial (``hydra.sweeper.preflight``).
 
     ``cfg`` is the config of the search space's fixed overrides. Every objective must be a
     metric a trial returns and not a test metric; the dataset must load and encode (every
-    offending column in one DataError). Returns the dataset's summary lines to log.
+    offending column in one DataError). Returns ``{"lines": the dataset's summary lines,
+    "identity": what the study's trials are about}`` (target, file name, SHA-256, columns):
+    a study resumed on another target or file is refused.
     """
     from sweeper.train import METRICS
 
@@ -195,7 +197,10 @@ def preflight(cfg: DictConfig, objectives: list[str]) -> list[str]:
         if name not in produced:
             allowed = ", ".join(m for m in produced if not m.startswith("test_"))
             raise ConfigError(f"hydra.sweeper.directions: no trial produces {name!r}; allowed: {allowed}")
-    return load_data(_resolved(cfg)).summary()
+    dataset = load_data(_resolved(cfg))
+    identity = {"data.target": dataset.target, "data.path": Path(dataset.path).name,
+                "data.sha256": dataset.sha256, "data.features": ",".join(dataset.preprocessor.features)}
+    return {"lines": dataset.summary(), "identity": identity}
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")

@@ -40,13 +40,29 @@ def load(uri: str, tracking: str | None) -> Any:
     from sweeper.errors import one_line
     from sweeper.tracking import existing_store
 
-    _, tracking = existing_store(tracking)
+    client, tracking = existing_store(tracking)
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(tracking)
     try:
         return mlflow.pyfunc.load_model(uri)
     except Exception as err:
-        raise PredictError(f"MODEL {uri}: cannot be loaded from {tracking}: {one_line(err)}") from None
+        raise PredictError(_why_not_loaded(client, uri, tracking, one_line(err))) from None
+
+
+def _why_not_loaded(client: Any, uri: str, tracking: str, error: str) -> str:
+    """One line for a model that would not load; a sweep's trial (which logs no model) is told
+    where its sweep's best model is."""
+    from sweeper.tracking.tags import PARENT_TAG, TRIAL_TAG
+
+    if uri.startswith("runs:/"):
+        try:
+            tags = client.get_run(uri.split("/")[1]).data.tags
+        except Exception:
+            tags = {}
+        if TRIAL_TAG in tags and PARENT_TAG in tags:
+            return (f"MODEL {uri}: run {uri.split('/')[1]} is trial {tags[TRIAL_TAG]} of a sweep, and trials log no "
+                    f"model; the sweep's best is runs:/{tags[PARENT_TAG]}/model")
+    return f"MODEL {uri}: cannot be loaded from {tracking}: {error}"
 
 
 def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:

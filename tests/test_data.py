@@ -282,7 +282,8 @@ def _bad(tmp_path: Path, case: str) -> dict:
         ("target as feature", r"data\.features: the target column 'y' cannot also be a feature"),
         ("repeated feature", r"data\.features: column 'a' is listed more than once"),
         ("feature inf", r"column 'a' has 1 infinite value\(s\) \(first: inf in row 5\)"),
-        ("non-numeric", r"column 'a' has 1 non-numeric value\(s\) \(first: 'abc' in row 17\); list it in data\.categorical"),
+        ("non-numeric", r"column 'a' has 1 non-numeric value\(s\) \(first: 'abc' in row 17\); if that marks a missing "
+                        r"cell, add data\.na_values=\[abc\]; else list it in data\.categorical"),
         ("non-numeric target", r"target column 'y' has 1 non-numeric value\(s\) \(first: 'cheap' in row 3\)"),
         ("val split empty", r"split\.val_size=0\.01 gives 0 val rows out of 20"),
         ("test split empty", r"split\.test_size=0\.01 gives 0 test rows out of 20"),

@@ -334,3 +334,27 @@ def test_penguins_loads_with_defaults():
     assert ds.dropped_rows == {"target_missing": 2}
     assert ds.columns()["sex"]["missing"] == 9
     assert np.isfinite(ds.X_train).all() and np.isfinite(ds.X_test).all()
+
+
+def test_a_model_without_fills_names_every_column_with_holes_and_its_strategy(tmp_path):
+    frame = holey_frame()
+    ds = load_dataset(write(tmp_path, frame), "y", missing=Missing(numeric="drop_rows", categorical="drop_rows"))
+    rows = frame.drop(columns="y").head(13)
+    with pytest.raises(DataError) as caught:
+        ds.preprocessor.transform(rows)
+    assert str(caught.value) == (
+        "input: missing cells in 'size' (2), 'weight' (2), 'colour' (2), 'shape' (2), and this model (trained with "
+        "data.missing.categorical=drop_rows, data.missing.numeric=drop_rows) has no value to fill them with; "
+        "fill or drop those rows")
+    assert ds.preprocessor.transform(rows.iloc[:0]).shape == (0, ds.n_inputs)  # no rows, no error
+
+
+def test_separator_names_and_a_missing_marker_hint(tmp_path):
+    path = tmp_path / "t.tsv"
+    path.write_text("a\tb\ty\n" + "".join(f"{i}\t{i % 3}\t{2 * i}\n" for i in range(1, 31)))
+    assert load_dataset(path, "y", sep="tab").dialect["sep"] == "\t"
+    assert load_dataset(path, "y", sep="\\t").dialect["sep"] == "\t"
+    marked = tmp_path / "q.csv"
+    marked.write_text("a,y\n" + "".join(f"{'?' if i % 9 == 0 else i},{i}\n" for i in range(1, 41)))
+    with pytest.raises(DataError, match=r"first: '\?' in row 9\); if that marks a missing cell, add data\.na_values=\[\?\]"):
+        load_dataset(marked, "y")

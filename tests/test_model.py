@@ -156,6 +156,10 @@ def test_a_sweeps_best_model_is_registered_and_predicts_like_its_trial(run_cli, 
     assert pd.read_csv(__import__("io").StringIO(proc.stdout))["prediction"].to_numpy() == pytest.approx(predictions)
     line = [line for line in proc.stderr.splitlines() if line.startswith("rmse=")][0]
     assert float(line.split()[0].removeprefix("rmse=")) == pytest.approx(best.data.metrics["test_rmse"], rel=1e-5)
+    trial = run_module("sweeper.predict", best.info.run_id, str(tmp_path / "test_rows.csv"))
+    assert trial.returncode == 2
+    assert (f"is trial {best.data.tags['sweeper.trial']} of a sweep, and trials log no model; the sweep's best is "
+            f"runs:/{parent.info.run_id}/model") in trial.stderr
 
 
 def test_mlflow_models_serve_answers_raw_rows_with_the_same_predictions(trained, mlflow_uri, tmp_path):

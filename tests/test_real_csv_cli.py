@@ -190,3 +190,15 @@ def test_bad_data_settings_are_one_line_in_a_single_run(run_cli, mlflow_client, 
     assert proc.returncode == 2
     assert expected in one_error_line(proc)
     assert mlflow_client.search_runs(["0"]) == [] and len(mlflow_client.search_experiments()) == 1
+
+
+def test_a_study_resumed_on_another_target_is_refused(run_cli, optuna_url, mlflow_client, workdir):
+    numbers_frame().to_csv(workdir / "nums.csv", index=False)
+    common = ("data=csv", "data.path=nums.csv", "search=small", "hydra.sweeper.n_trials=1", "train.epochs=3")
+    first = sweep(run_cli, optuna_url, *common, "data.target=y")
+    assert first.returncode == 0, first.stderr
+    again = sweep(run_cli, optuna_url, *common, "data.target=c", "hydra.sweeper.n_trials=2")
+    assert again.returncode == 2
+    assert (f"hydra.sweeper.study_name='{STUDY}': that study's trials have data.target='y', this sweep's 'c'; "
+            "choose another study_name") in one_error_line(again)
+    assert len(optuna.load_study(study_name=STUDY, storage=optuna_url).trials) == 1

@@ -58,10 +58,26 @@ def sniff_separator(sample: str) -> str:
         return max(SEPARATORS, key=lambda sep: (widths[sep], sep == ","))
 
 
+#: Names a shell makes easier to type than the character itself.
+_SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
+
+
+def separator(sep: str | None) -> str | None:
+    """``data.sep`` as the character: ``tab`` (or ``\\t``), ``comma``, ``semicolon``, ``pipe`` and
+    ``space`` name theirs; None stays None (sniff)."""
+    if sep is None:
+        return None
+    return _SEPARATOR_NAMES.get(str(sep).lower(), sep) if isinstance(sep, str) else sep
+
+
 def check_dialect(sep: str | None, encoding: str | None) -> None:
     """ConfigError naming ``data.sep`` or ``data.encoding`` when either cannot be used."""
-    if sep is not None and (not isinstance(sep, str) or len(sep) != 1 or sep in "\"\n\r"):
-        raise ConfigError(f"data.sep: {sep!r} is not a one-character delimiter; e.g. ',' ';' '\\t' or null to sniff")
+    char = separator(sep)
+    if char is not None and (not isinstance(char, str) or len(char) != 1 or char in "\"\n\r"):
+        raise ConfigError(
+            f"data.sep: {sep!r} is not a one-character delimiter; e.g. \"data.sep=';'\" (quoted for Hydra), "
+            "data.sep=tab, or null to sniff"
+        )
     if encoding is not None:
         try:
             codecs.lookup(str(encoding))
@@ -118,6 +134,7 @@ def read_csv(
     """
     resolved = resolve_path(path)
     check_dialect(sep, encoding)
+    sep = separator(sep)
     source = resolved.name
     if resolved.stat().st_size == 0:
         raise DataError(f"data.path: file '{resolved}' is empty")

@@ -176,9 +176,27 @@ class Preprocessor:
         may be absent. DataError if a feature column is absent or holds unusable values."""
         self._require_fitted()
         out_dtype = check_dtype(dtype)
-        check_columns(frame, self.features, "data.features", "the rows to encode")
-        blocks = [column.transform(self._cells(frame[column.name])) for column in self.columns]
+        check_columns(frame, self.features, "input", "the rows to encode")
+        cells = {column.name: self._cells(frame[column.name]) for column in self.columns}
+        self._check_unfillable(cells)
+        if not len(frame):
+            return np.zeros((0, self.n_inputs), dtype=out_dtype)
+        blocks = [column.transform(cells[column.name]) for column in self.columns]
         return np.ascontiguousarray(np.hstack(blocks), dtype=out_dtype)
+
+    def _check_unfillable(self, cells: Mapping[str, pd.Series]) -> None:
+        """DataError naming every column with missing cells this model has no fill for (it was
+        trained with a ``drop_rows`` or ``error`` strategy), and the strategy."""
+        unfillable = [(c.name, int(cells[c.name].isna().sum())) for c in self.columns
+                      if c.fill is None and cells[c.name].isna().any()]
+        if unfillable:
+            named = ", ".join(f"'{name}' ({count})" for name, count in unfillable)
+            strategies = sorted({f"data.missing.{'categorical' if self.roles.get(name) == 'categorical' else 'numeric'}="
+                                 f"{self.missing.strategy(self.roles.get(name, 'numeric'))}" for name, _ in unfillable})
+            raise DataError(
+                f"input: missing cells in {named}, and this model (trained with {', '.join(strategies)}) has no "
+                "value to fill them with; fill or drop those rows"
+            )
 
     def _cells(self, series: pd.Series) -> pd.Series:
         """A raw column with the ``data.na_values`` tokens as missing cells (a CSV read with

@@ -141,9 +141,7 @@ def survey(
         if role == "numeric":
             _, bad = numbers_with_bad_cells(series)
             if bad.any():
-                hint = "" if is_number_dtype(series) else (
-                    "; list it in data.categorical to one-hot encode it, or fix the file")
-                problems.add(bad_cells_message(series, bad, name) + hint)
+                problems.add(bad_cells_message(series, bad, name) + _text_in_numbers_hint(series, bad))
         if role == "categorical" and name not in listed and not is_number_dtype(series):
             distinct = series.nunique()
             if distinct > max_categories and distinct >= IDENTIFIER_SHARE * present.sum():
@@ -181,6 +179,19 @@ def survey(
         missing={name: int((cells & keep).sum()) for name, cells in missing_cells.items()},
         target_values=target_values,
     )
+
+
+def _text_in_numbers_hint(series: pd.Series, bad: np.ndarray) -> str:
+    """What to do about text in a numeric column: a few distinct tokens are likely missing-value
+    markers (``?``, ``n/a``, ``unknown``) for ``data.na_values``; many mean a text column."""
+    if is_number_dtype(series):
+        return ""
+    tokens = pd.unique(series[bad].astype(str).str.strip())
+    if len(tokens) <= 3:
+        listed = ",".join(tokens)
+        return (f"; if that marks a missing cell, add data.na_values=[{listed}]; else list it in "
+                "data.categorical to one-hot encode it, or fix the file")
+    return "; list it in data.categorical to one-hot encode it, or fix the file"
 
 
 def _dropped_text(dropped: dict[str, int]) -> str:

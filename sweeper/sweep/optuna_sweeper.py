@@ -240,12 +240,13 @@ class OptunaSweeperImpl:
             return str(err)
         return None
 
-    def _preflight(self, space: search_space.SearchSpace, objectives: list[str]) -> None:
+    def _preflight(self, space: search_space.SearchSpace, objectives: list[str]) -> dict[str, str]:
         """Run ``hydra.sweeper.preflight`` once on the config of the space's fixed overrides
         (the app loads its dataset and checks the objectives), before the study or the parent
-        run exists; log the lines it returns."""
+        run exists. It returns ``{"lines": [...], "identity": {...}}``: the lines are logged,
+        the identity is what the study must keep (`studies.check_identity`)."""
         if not self.settings.preflight:
-            return
+            return {}
         from hydra.utils import get_method
 
         try:
@@ -253,8 +254,10 @@ class OptunaSweeperImpl:
         except Exception as err:
             raise ConfigError(f"hydra.sweeper.preflight={self.settings.preflight}: {one_line(err)}") from None
         base = self._try_compose(space.fixed, "hydra.sweeper.params")
-        for line in preflight(OmegaConf.masked_copy(base, [k for k in base if k != "hydra"]), objectives) or []:
+        found = preflight(OmegaConf.masked_copy(base, [k for k in base if k != "hydra"]), objectives) or {}
+        for line in found.get("lines", []):
             log.info("%s", line)
+        return {str(k): str(v) for k, v in found.get("identity", {}).items()}
 
     def _best_config_yaml(self, trial: optuna.trial.FrozenTrial) -> str | None:
         overrides = trial.system_attrs.get(studies.OVERRIDES)
@@ -304,7 +307,7 @@ class OptunaSweeperImpl:
         sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
         make_sampler(str(s.sampler), s.seed, sampler_kwargs, grid)  # a bad sampler fails here
         make_pruner(pruner_spec["name"], pruner_spec["kwargs"])  # and a bad pruner
-        self._preflight(space, objectives)
+        identity = self._preflight(space, objectives)
 
         storage_url = resolve_storage_url(str(s.storage), PROJECT_ROOT)
         try:
@@ -315,6 +318,7 @@ class OptunaSweeperImpl:
             raise ConfigError(f"hydra.sweeper.storage={shown}: {message}") from None
         client, experiment_id, mlflow_uri = self._connect_mlflow()
         study, created = self._open_study(storage, directions, objectives, sampler_kwargs, grid)
+        studies.check_identity(study, identity)
         parent_run_id = parent_run.find_or_create(
             client,
             experiment_id,

@@ -36,6 +36,7 @@ RETRY_OF = "failed_trial"
 # Study system attributes.
 OBJECTIVES = "sweeper:objectives"
 PARENT_RUN_ID = "sweeper:parent_run_id"
+IDENTITY = "sweeper:identity"
 
 
 def infer_direction(metric: str) -> str:
@@ -91,6 +92,27 @@ def create_or_load(
             f"not {directions}; choose another study_name"
         )
     return study, created
+
+
+def check_identity(study: optuna.Study, identity: dict[str, str]) -> None:
+    """Keep a study to one problem: the first sweep records ``identity`` (what the app's
+    preflight says its trials are about: the target, the data file and its SHA-256, the
+    columns); a later one (a resume, another worker) with a different identity is refused in
+    one line, so trials on another target or another file never share one ranking."""
+    if not identity:
+        return
+    storage = study._storage
+    recorded = storage.get_study_system_attrs(study._study_id).get(IDENTITY)
+    if recorded is None:
+        storage.set_study_system_attr(study._study_id, IDENTITY, dict(identity))
+        return
+    differing = [key for key in identity if key in recorded and recorded[key] != identity[key]]
+    if differing:
+        key = differing[0]
+        raise ConfigError(
+            f"hydra.sweeper.study_name={study.study_name!r}: that study's trials have {key}={recorded[key]!r}, "
+            f"this sweep's {identity[key]!r}; choose another study_name (or storage) for a new study"
+        )
 
 
 def mark_owner(study: optuna.Study, trial_id: int) -> None:

@@ -75,4 +75,6 @@ def predict(net: Any, preprocessor: Any, frame: Any) -> np.ndarray:
     if not isinstance(frame, pd.DataFrame):
         frame = pd.DataFrame(frame)
     X = preprocessor.transform(frame, dtype=str(net.dtype))
+    if not len(X):
+        return np.zeros(0)
     return preprocessor.inverse_target(net.forward(X))[:, 0]
