@@ -187,3 +187,18 @@ def test_default_config_reaches_test_r2_of_0_90_on_car_prices(run_cli, mlflow_cl
     assert run.data.metrics["test_r2"] >= 0.90
     assert run.data.params["train.epochs"] == "200"
     assert run.data.metrics["best_epoch"] <= run.data.metrics["epochs_run"]
+
+
+def test_an_unreachable_tracking_server_is_one_line_within_the_bound(run_cli):
+    import time
+
+    from tests.servers import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    proc = run_cli("train.epochs=2", f"mlflow.tracking_uri={uri}")
+    took = time.monotonic() - started
+    assert proc.returncode == 2
+    [line] = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert line.startswith(f"error: mlflow.tracking_uri: cannot log to '{uri}'")
+    assert took < 60, took  # MLflow's own retries took minutes; bounded to about 30 s

@@ -3,10 +3,20 @@
 Importing this package does not import MLflow; the functions that need it import it lazily.
 """
 
+import logging
 import os
 
 # Downloading a run's artifacts draws a progress bar per file on stderr: not for our commands.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow's HTTP client retries 7 times with exponential backoff and a 120 s timeout: an
+# unreachable server held a run, a rerun or a report for minutes. Bounded here (a user's own
+# setting wins): retries after about 2, 4, 8 and 16 s, so a server that stays down is reported
+# within ~30 s and a shorter outage is ridden out; a request gets no answer for at most 10 s.
+for _name, _value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4"), ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2"),
+                      ("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")):
+    os.environ.setdefault(_name, _value)
+# Each retry is also a WARNING line of urllib3's; the one line that ends the command says it all.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 from sweeper.tracking.store import (
     DEFAULT_TRACKING_URI,
