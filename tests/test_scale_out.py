@@ -243,6 +243,23 @@ def test_three_workers_log_n_child_runs_with_full_curves_under_one_parent(three_
             assert_full_curves(client, child)
 
 
+def test_the_storage_password_is_in_no_output_file_attribute_or_mlflow_record(three_workers, tmp_path):
+    folders = {worker.log.parent for worker in three_workers.workers}
+    files = [path for folder in folders for path in folder.rglob("*") if path.is_file()]
+    assert any(path.name == "hydra.yaml" for path in files) and any(path.name == "multirun.yaml" for path in files)
+    leaks = [str(path) for path in files if PG_PASSWORD.encode() in path.read_bytes()]
+    assert leaks == []  # worker logs (stdout and stderr), every job's .hydra/*.yaml, multirun.yaml
+    assert "SWEEPER_STORAGE" in three_workers.workers[0].output()  # the jobs were told a URL: without it
+    for trial in three_workers.trials:
+        assert PG_PASSWORD not in repr(trial.system_attrs) + repr(trial.user_attrs)
+    client = three_workers.client
+    for run in [*three_workers.parents, *three_workers.children]:
+        assert PG_PASSWORD not in repr(run.data.params) + repr(run.data.tags)
+    child = three_workers.children[0]
+    config = Path(client.download_artifacts(child.info.run_id, "config.yaml", str(tmp_path))).read_text()
+    assert PG_PASSWORD not in config
+
+
 def test_workers_started_together_do_not_repeat_each_others_trials(three_workers):
     params = [tuple(sorted(t.params.items())) for t in three_workers.trials]
     repeated = sorted({p for p in params if params.count(p) > 1})
@@ -554,3 +571,21 @@ def test_an_mlflow_server_that_is_down_stops_the_worker_with_one_line(tmp_path):
     line = assert_one_line_before_any_trial(worker, "mlflow.tracking_uri")
     assert down in line
     assert all(not study.n_trials for study in optuna.get_all_study_summaries(storage))
+
+
+def test_a_password_given_only_through_pgpassword_reaches_every_job(database, tmp_path):
+    """The standard libpq way: the URL has no password, $PGPASSWORD (or ~/.pgpass) has it."""
+    from sqlalchemy.engine import make_url
+
+    bare = make_url(database)._replace(password=None).render_as_string(hide_password=False)
+    assert PG_PASSWORD not in bare
+    study = unique_name("pgpassword")
+    worker = Worker(sweep_args(bare, study, f"sqlite:///{tmp_path / 'mlflow.db'}", study, tmp_path / "multirun",
+                               "hydra.sweeper.n_trials=2", "train.epochs=3"),
+                    tmp_path / "worker.log", env={"PGPASSWORD": PG_PASSWORD})
+    assert worker.wait(timeout=180) == 0, worker.output()[-3000:]
+    trials = optuna.load_study(study_name=study, storage=database).trials
+    assert len(trials) == 2 and all(t.state in FINISHED for t in trials)
+    assert all(t.intermediate_values for t in trials if t.state != TrialState.FAIL)  # the jobs reached it too
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".db"]
+    assert [str(p) for p in files if PG_PASSWORD.encode() in p.read_bytes()] == []

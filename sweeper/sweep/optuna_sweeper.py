@@ -35,7 +35,13 @@ from sweeper.errors import ConfigError, SweeperError, one_line
 from sweeper.overrides import check_bool_overrides
 from sweeper.sweep import parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.registry import make_pruner, make_sampler
-from sweeper.sweep.storage import budget_lock, hide_password, open_storage, resolve_storage_url
+from sweeper.sweep.storage import (
+    budget_lock,
+    hide_password,
+    open_storage,
+    resolve_storage_url,
+    without_password,
+)
 from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -316,6 +322,9 @@ class OptunaSweeperImpl:
             shown = hide_password(str(s.storage))
             message = one_line(err).replace(str(s.storage), shown).replace(storage_url, shown)
             raise ConfigError(f"hydra.sweeper.storage={shown}: {message}") from None
+        job_storage_url = without_password(storage_url)
+        if job_storage_url != storage_url:
+            self._keep_out_of_files(str(s.storage), without_password(str(s.storage)))
         client, experiment_id, mlflow_uri = self._connect_mlflow()
         study, created = self._open_study(storage, directions, objectives, sampler_kwargs, grid)
         studies.check_identity(study, identity)
@@ -331,7 +340,7 @@ class OptunaSweeperImpl:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
 
-        run = _SweepRun(self, study, space, objectives, storage_url, parent_run_id, pruner_spec)
+        run = _SweepRun(self, study, space, objectives, storage_url, parent_run_id, pruner_spec, job_storage_url)
         self._recover(run, client, experiment_id)
         log.info(
             "study '%s' (%s, sampler %s, pruner %s): %d of %d trials finished; MLflow parent run %s",
@@ -350,13 +359,25 @@ class OptunaSweeperImpl:
             returns = []
         finally:
             parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
-            self._finish(run, client, parent_run_id, mlflow_uri, storage_url, status)
+            self._finish(run, client, parent_run_id, mlflow_uri, job_storage_url, status)
         if status == "KILLED":
             log.info("interrupted: the running trial is FAIL, finished trials are kept; rerun the same command to resume")
             raise SystemExit(130)
         if not run.best_trials():
             raise ConfigError(studies.why_none_completed(study))
         return returns
+
+    def _keep_out_of_files(self, given: str, safe: str) -> None:
+        """Replace ``given`` (the storage URL as the user wrote it) by ``safe`` in the config the
+        jobs are composed from, so no job's ``.hydra/*.yaml`` nor ``multirun.yaml`` holds it."""
+        from omegaconf import read_write
+
+        with read_write(self.config), open_dict(self.config):
+            self.config.hydra.sweeper.storage = safe
+            overrides = self.config.hydra.overrides.hydra
+            for i, override in enumerate(list(overrides)):
+                if given in override:
+                    overrides[i] = override.replace(given, safe)
 
     def _connect_mlflow(self) -> tuple[Any, str, str]:
         """(client, experiment id, tracking URI) of the sweep; one clear line if unreachable."""
@@ -462,9 +483,12 @@ class _SweepRun:
         storage_url: str,
         parent_run_id: str,
         pruner_spec: dict,
+        job_storage_url: str | None = None,
     ) -> None:
         self.owner, self.study, self.space, self.objectives = owner, study, space, objectives
         self.storage_url, self.parent_run_id, self.pruner_spec = storage_url, parent_run_id, pruner_spec
+        # What the jobs are told: no password (see storage.without_password).
+        self.job_storage_url = job_storage_url or storage_url
         self.started = time.monotonic()
         self.job_idx = 0
 
@@ -545,7 +569,7 @@ class _SweepRun:
             overrides = self.space.suggest(trial, self.owner._compose_once)
             storage.set_trial_system_attr(trial._trial_id, studies.OVERRIDES, overrides)
             identity = trial_link.overrides_for(
-                self.storage_url, self.study.study_name, trial._trial_id, trial.number, self.parent_run_id
+                self.job_storage_url, self.study.study_name, trial._trial_id, trial.number, self.parent_run_id
             )
             batch.append(overrides + identity)
         return trials, batch
