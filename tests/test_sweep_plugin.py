@@ -237,6 +237,16 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(toy: Path) -
     _, parents, children = mlflow_runs(toy)
     assert all(c.info.status != "RUNNING" for c in children)
 
+    # A Ctrl-C'd trial is retried like a killed one: the same command resumes with its
+    # parameters, and the study ends with n_trials counted (the interrupted one through its retry).
+    run_sweep(toy, *args)
+    resumed = load(toy).trials
+    retries = [t for t in resumed if "failed_trial" in t.system_attrs]
+    assert [t.system_attrs["failed_trial"] for t in retries] == [t.number for t in failed]
+    for retry in retries:
+        assert retry.params == next(t for t in failed if t.number == retry.system_attrs["failed_trial"]).params
+    assert sum(t.state in FINISHED for t in resumed) == 6 + len(failed)
+
 
 def test_pruning_works_from_joblib_worker_processes(toy: Path) -> None:
     run_sweep(

@@ -528,9 +528,13 @@ class _SweepRun:
                     self._tell(trial, result)
             except BaseException as err:
                 # Ctrl-C or a launcher failure: whatever this batch had not finished is FAIL.
-                reason = "interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else one_line(err)
+                interrupted = isinstance(err, KeyboardInterrupt)
+                reason = "interrupted (Ctrl-C)" if interrupted else one_line(err)
                 for trial in trials:
-                    self._tell_fail(trial, reason)
+                    if self._tell_fail(trial, reason) and interrupted:
+                        # Like a trial whose worker was killed: the next run of the command
+                        # trains the same parameters again, and only that retry counts.
+                        studies.retry(self.study, self.study._storage.get_trial(trial._trial_id))
                 raise
             returns.append(results)
         return returns
@@ -574,13 +578,15 @@ class _SweepRun:
             batch.append(overrides + identity)
         return trials, batch
 
-    def _tell_fail(self, trial: optuna.Trial, reason: str) -> None:
-        """FAIL ``trial`` unless it is already finished (told before the interruption)."""
+    def _tell_fail(self, trial: optuna.Trial, reason: str) -> bool:
+        """FAIL ``trial`` unless it is already finished (told before the interruption); whether
+        this call failed it."""
         try:
             trial.set_user_attr(studies.REASON, reason)
             self.study.tell(trial, state=TrialState.FAIL)
         except Exception:
-            pass
+            return False
+        return True
 
     def _tell(self, trial: optuna.Trial, result: JobReturn) -> None:
         state, values, metrics, run_id, reason = self._outcome(result)
