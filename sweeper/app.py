@@ -302,7 +302,7 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
     """Create the run (a child of the sweep's parent run for a trial). Fails as ConfigError."""
     from mlflow import MlflowClient
 
-    from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
+    from sweeper.tracking import experiment_name, get_or_create_experiment, hide_password, shown_error, tracking_uri
     from sweeper.tracking.mlflow_run import MlflowRun, environment_tags
 
     uri = tracking_uri(cfg.mlflow.tracking_uri)
@@ -317,7 +317,9 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
         experiment_id = get_or_create_experiment(client, experiment_name(cfg))
         return MlflowRun.start(client, experiment_id, run_name=run_name, parent_run_id=parent, tags=all_tags)
     except Exception as error:
-        raise ConfigError(f"mlflow.tracking_uri: cannot log to {uri!r}: {one_line(error)}") from None
+        raise ConfigError(
+            f"mlflow.tracking_uri: cannot log to {hide_password(uri)!r}: {shown_error(error, uri)}"
+        ) from None
 
 
 def _params(cfg: DictConfig) -> dict[str, str]:

@@ -153,3 +153,17 @@ def test_help_lists_the_config_groups_and_cfg_job_prints_the_config(run_cli):
     assert job.returncode == 0
     printed = OmegaConf.create(job.stdout)
     assert printed.model.activation == "tanh" and printed.data.name == "car_prices"
+
+
+def test_a_store_that_cannot_be_read_is_one_line_without_its_password(monkeypatch):
+    from sweeper.errors import SweeperError
+    from sweeper.tracking import existing_store
+    from tests.servers import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    uri = f"http://user:s3cret@127.0.0.1:{free_port()}"
+    with pytest.raises(SweeperError) as caught:
+        existing_store(uri)
+    message = str(caught.value)
+    assert message.startswith(f"--tracking-uri {uri.replace('s3cret', '***')}: cannot read it")
+    assert "s3cret" not in message and "\n" not in message

@@ -22,6 +22,8 @@ import sqlalchemy.exc
 import sqlalchemy.pool
 from sqlalchemy.engine import make_url
 
+from sweeper.tracking.store import hide_password
+
 # SQLite lets one writer in at a time; waiting this long for the lock (instead of failing at
 # once with "database is locked") lets concurrent workers share one file.
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
@@ -69,14 +71,6 @@ def without_password(url: str) -> str:
         )
     os.environ["PGPASSWORD"] = secret
     return parsed._replace(password=None).render_as_string(hide_password=False)  # set() keeps a None
-
-
-def hide_password(url: str) -> str:
-    """``url`` with its password masked, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
 
 
 def _retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -23,6 +23,8 @@ from sweeper.tracking.store import (
     artifact_root,
     existing_store,
     experiment_name,
+    hide_password,
+    shown_error,
     get_or_create_experiment,
     tracking_uri,
 )
@@ -32,6 +34,8 @@ __all__ = [
     "artifact_root",
     "existing_store",
     "experiment_name",
+    "hide_password",
+    "shown_error",
     "get_or_create_experiment",
     "tracking_uri",
 ]

@@ -86,13 +86,31 @@ def get_or_create_experiment(client: Any, name: str) -> str:
     return experiment.experiment_id
 
 
+def hide_password(url: str) -> str:
+    """``url`` with its password shown as ``***``, for messages (``scheme://user:***@host``);
+    a URL that does not parse is returned as it is."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def shown_error(error: BaseException, uri: str) -> str:
+    """``one_line(error)`` with ``uri`` (which MLflow's messages repeat) password-masked."""
+    from sweeper.errors import one_line
+
+    return one_line(error).replace(uri, hide_password(uri))
+
+
 def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") -> tuple[Any, str]:
     """``(MlflowClient, uri)`` of a store that exists and answers, for the commands that read
     one (rerun, report, predict): never creates a store. SweeperError in one line naming
     ``key`` when the SQLite file is missing or the store cannot be read."""
     from mlflow import MlflowClient
 
-    from sweeper.errors import SweeperError, one_line
+    from sweeper.errors import SweeperError
 
     uri = tracking_uri(cfg_value, create=False)
     if uri.startswith(_SQLITE) and not Path(uri[len(_SQLITE):]).is_file():
@@ -101,5 +119,5 @@ def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") ->
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as error:
-        raise SweeperError(f"{key} {uri}: cannot read it: {one_line(error)}") from None
+        raise SweeperError(f"{key} {hide_password(uri)}: cannot read it: {shown_error(error, uri)}") from None
     return client, uri
