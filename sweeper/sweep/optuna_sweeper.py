@@ -324,7 +324,8 @@ class OptunaSweeperImpl:
             raise ConfigError(f"hydra.sweeper.storage={shown}: {message}") from None
         job_storage_url = without_password(storage_url)
         if job_storage_url != storage_url:
-            self._keep_out_of_files(str(s.storage), without_password(str(s.storage)))
+            # Only a PostgreSQL URL changes, and resolve_storage_url leaves those as typed.
+            self._keep_out_of_files(str(s.storage), job_storage_url)
         client, experiment_id, mlflow_uri = self._connect_mlflow()
         study, created = self._open_study(storage, directions, objectives, sampler_kwargs, grid)
         studies.check_identity(study, identity)
@@ -530,11 +531,13 @@ class _SweepRun:
                 # Ctrl-C or a launcher failure: whatever this batch had not finished is FAIL.
                 interrupted = isinstance(err, KeyboardInterrupt)
                 reason = "interrupted (Ctrl-C)" if interrupted else one_line(err)
-                for trial in trials:
-                    if self._tell_fail(trial, reason) and interrupted:
-                        # Like a trial whose worker was killed: the next run of the command
-                        # trains the same parameters again, and only that retry counts.
-                        studies.retry(self.study, self.study._storage.get_trial(trial._trial_id))
+                failed = [trial.number for trial in trials if self._tell_fail(trial, reason)]
+                if interrupted and failed:
+                    # Like a trial whose worker was killed: the next run of the command trains
+                    # the same parameters again, and only that retry counts.
+                    for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+                        if frozen.number in failed:
+                            studies.retry(self.study, frozen)
                 raise
             returns.append(results)
         return returns

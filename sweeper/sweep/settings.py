@@ -42,9 +42,10 @@ class OptunaSweeperConf:
     #: Dotted path of a function that checks a composed job config and raises
     #: ``sweeper.errors.SweeperError``; run on every value of the space before any trial.
     validator: Optional[str] = None
-    #: Dotted path of a function ``(config, objectives) -> lines`` run once on the config of the
-    #: space's fixed overrides before the study or the parent run exists (the app loads its
-    #: dataset there); raises ``sweeper.errors.SweeperError`` to stop the sweep.
+    #: Dotted path of a function ``(config, objectives) -> {"lines": [...], "identity": {...}}``
+    #: run once on the config of the space's fixed overrides before the study or the parent run
+    #: exists (the app loads its dataset there): the lines are logged, the identity is what the
+    #: study must keep; it raises ``sweeper.errors.SweeperError`` to stop the sweep.
     preflight: Optional[str] = None
     #: Model Registry name: the best trial's model is registered under it (a new version) when
     #: the sweep ends; null = not registered (the model is still logged to the parent run).

@@ -36,6 +36,7 @@ RETRY_OF = "failed_trial"
 # Study system attributes.
 OBJECTIVES = "sweeper:objectives"
 PARENT_RUN_ID = "sweeper:parent_run_id"
+# Study user attribute: what the study's trials are about (see check_identity).
 IDENTITY = "sweeper:identity"
 
 
@@ -101,10 +102,9 @@ def check_identity(study: optuna.Study, identity: dict[str, str]) -> None:
     one line, so trials on another target or another file never share one ranking."""
     if not identity:
         return
-    storage = study._storage
-    recorded = storage.get_study_system_attrs(study._study_id).get(IDENTITY)
+    recorded = study.user_attrs.get(IDENTITY)  # a user attribute: optuna-dashboard shows it too
     if recorded is None:
-        storage.set_study_system_attr(study._study_id, IDENTITY, dict(identity))
+        study.set_user_attr(IDENTITY, dict(identity))
         return
     differing = [key for key in identity if key in recorded and recorded[key] != identity[key]]
     if differing:
@@ -271,8 +271,7 @@ def why_none_completed(study: optuna.Study) -> str:
     reasons = [t.user_attrs.get(REASON) or "no reason recorded" for t in trials if t.state == TrialState.FAIL]
     if reasons:
         # Reasons differ in their numbers (epoch, lr): count them by their words.
-        kinds = Counter(re.sub(r"\d[\d.e+-]*", "#", reason) for reason in reasons)
-        kind, n = kinds.most_common(1)[0]
-        example = next(r for r in reasons if re.sub(r"\d[\d.e+-]*", "#", r) == kind)
-        line += f"; most common fail reason ({n} of {len(reasons)}): {example}"
+        kinds = [re.sub(r"\d[\d.e+-]*", "#", reason) for reason in reasons]
+        kind, n = Counter(kinds).most_common(1)[0]
+        line += f"; most common fail reason ({n} of {len(reasons)}): {reasons[kinds.index(kind)]}"
     return line
