@@ -103,8 +103,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         if result.status == DIVERGED:
             # No final metrics and no gap: numbers of a network that blew up mean nothing.
             state, reason = FAIL, result.reason
-            metrics = {"best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run),
-                       "train_seconds": train_seconds}
+            metrics = _curve_metrics(result, gap=False) | {"train_seconds": train_seconds}
         else:
             state = PRUNED if result.status == STOPPED else COMPLETE
             reason = result.reason if state == PRUNED else None
@@ -386,10 +385,11 @@ def _final_metrics(net: Any, dataset: Any) -> dict[str, float]:
     return metrics
 
 
-def _curve_metrics(result: Any) -> dict[str, float]:
-    """``best_epoch``, ``epochs_run`` and ``generalization_gap`` (val − train loss at the best epoch)."""
+def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:
+    """``best_epoch``, ``epochs_run`` and (with ``gap``) ``generalization_gap`` (val − train loss
+    at the best epoch)."""
     metrics = {"best_epoch": float(result.best_epoch), "epochs_run": float(result.epochs_run)}
-    if result.best_epoch >= 1:
+    if gap and result.best_epoch >= 1:
         i = result.best_epoch - 1
         metrics["generalization_gap"] = result.history["val_loss"][i] - result.history["train_loss"][i]
     return metrics

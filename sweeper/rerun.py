@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -162,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtol", type=float, default=0.0,
                         help="relative tolerance of --check (default 0: identical values)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         return rerun(args.run_id, args.tracking_uri, check=args.check, rtol=args.rtol)
     except RerunRefused as error:

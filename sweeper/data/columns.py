@@ -105,15 +105,17 @@ def bad_cells_message(series: pd.Series, bad: np.ndarray, name: str, is_target: 
     return f"{subject(name, is_target)} has {int(bad.sum())} {what} value(s) (first: {shown!r} in row {first})"
 
 
+#: What to do about text in a numeric column, or in the target.
+TEXT_IN_NUMBERS = "list it in data.categorical to one-hot encode it, or fix the file"
+TEXT_IN_TARGET = "the target must be numeric"
+
+
 def numeric_cells(series: pd.Series, name: str, is_target: bool = False) -> np.ndarray:
     """The column as float64 of shape (n,), NaN where missing; DataError on a cell that is
     present but not a finite number, naming the column, the first bad value and its row."""
     values, bad = numbers_with_bad_cells(series)
     if bad.any():
-        hint = (
-            "the target must be numeric" if is_target
-            else "list it in data.categorical to one-hot encode it, or fix the file"
-        )
+        hint = TEXT_IN_TARGET if is_target else TEXT_IN_NUMBERS
         raise DataError(f"{bad_cells_message(series, bad, name, is_target)}; {hint}")
     return values
 
@@ -349,8 +351,12 @@ class OneHotColumn(Column):
         self.numeric = numeric
         self.max_categories = max_categories
         self.categories: np.ndarray | None = None  # (k,), sorted: the kept training categories
-        self.other = False  # whether the rest share one <other> output
-        self.n_grouped = 0
+        self.n_grouped = 0  # training categories past max_categories, sharing one <other> output
+
+    @property
+    def other(self) -> bool:
+        """Whether an ``<other>`` output exists (some training categories were grouped)."""
+        return self.n_grouped > 0
 
     def _names(self) -> list[str]:
         names = [f"{self.name}={label_text(c)}" for c in self.categories]
@@ -368,7 +374,7 @@ class OneHotColumn(Column):
             order = np.argsort(counts, kind="mergesort")
             kept = np.sort(order[len(categories) - (k - 1):]) if k > 1 else np.array([], dtype=int)
             self.n_grouped = len(categories) - len(kept)
-            categories, self.other = categories[kept], True
+            categories = categories[kept]
         self.categories = categories
 
     def _encode(self, values: np.ndarray) -> np.ndarray:
@@ -382,12 +388,11 @@ class OneHotColumn(Column):
         return out
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"categories": self.categories, "other": np.array(self.other), "grouped": np.array(self.n_grouped)}
+        return {"categories": self.categories, "grouped": np.array(self.n_grouped)}
 
     def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.categories = np.asarray(arrays["categories"])
         self.numeric = self.categories.dtype.kind == "f"
-        self.other = bool(arrays.get("other", False))
         self.n_grouped = int(arrays.get("grouped", 0))
 
     def describe(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from sweeper.data.columns import is_number_dtype
 from sweeper.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def _decimal_commas(frame: pd.DataFrame) -> list[str]:
     converted = []
     for name in frame.columns:
         series = frame[name]
-        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        if is_number_dtype(series):
             continue
         present = series.dropna().astype(str)
         if len(present) and present.str.match(_DECIMAL_COMMA).all() and present.str.contains(",").any():

@@ -196,7 +196,7 @@ def _load_dataset(
 ) -> Dataset:
     """``load_dataset`` for a resolved path; ``size`` and ``mtime_ns`` only key the cache."""
     out_dtype = check_dtype(dtype)
-    check_max_categories(max_categories)
+    check_max_categories(max_categories)  # before the file is read (Preprocessor checks it again)
     resolved = Path(path)
     frame = read_csv(resolved, sep=sep, encoding=encoding, na_values=na_values)
     dialect = dict(frame.attrs) | {"na_values": list(na_values)}

@@ -71,15 +71,20 @@ class Missing:
             if value not in allowed:
                 raise ConfigError(f"data.missing.{key}: unknown value {value!r}; allowed: {', '.join(allowed)}")
 
+    @staticmethod
+    def key(role: str) -> str:
+        """Which setting a column of `role` follows: ``categorical``, or ``numeric`` (numbers and dates)."""
+        return "categorical" if role == "categorical" else "numeric"
+
     def strategy(self, role: str) -> str:
         """The strategy for a column of `role` (``numeric``, ``date`` or ``categorical``)."""
-        return self.categorical if role == "categorical" else self.numeric
+        return getattr(self, self.key(role))
 
     def fill(self, name: str, role: str, values: np.ndarray) -> Any:
         """The fill value for column `name` of `role` from its typed training cells `values` (n,)
         (NaN / None where missing); None when the strategy does not fill (drop_rows, error)."""
         strategy = self.strategy(role)
-        fills = CATEGORICAL_FILLS if role == "categorical" else NUMERIC_FILLS
+        fills = CATEGORICAL_FILLS if self.key(role) == "categorical" else NUMERIC_FILLS
         if strategy not in fills:
             return None
         present = values[pd.notna(values)]

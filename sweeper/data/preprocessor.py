@@ -191,8 +191,8 @@ class Preprocessor:
                       if c.fill is None and cells[c.name].isna().any()]
         if unfillable:
             named = ", ".join(f"'{name}' ({count})" for name, count in unfillable)
-            strategies = sorted({f"data.missing.{'categorical' if self.roles.get(name) == 'categorical' else 'numeric'}="
-                                 f"{self.missing.strategy(self.roles.get(name, 'numeric'))}" for name, _ in unfillable})
+            roles = [self.roles.get(name, "numeric") for name, _ in unfillable]
+            strategies = sorted({f"data.missing.{Missing.key(role)}={self.missing.strategy(role)}" for role in roles})
             raise DataError(
                 f"input: missing cells in {named}, and this model (trained with {', '.join(strategies)}) has no "
                 "value to fill them with; fill or drop those rows"
@@ -234,7 +234,8 @@ class Preprocessor:
         ``data.column{i}.fill`` (the imputed value; empty when missing cells are refused),
         ``data.column{i}.indicator``, and ``data.column{i}.mean`` and ``data.column{i}.scale``
         (numeric, date), ``data.column{i}.levels`` (binary, [−1 value, +1 value]) or
-        ``data.column{i}.categories`` and ``data.column{i}.other`` (onehot); labels are float64
+        ``data.column{i}.categories`` and ``data.column{i}.grouped`` (onehot: how many training
+        categories share the ``<other>`` output, 0 for none); labels are float64
         or unicode arrays.
         """
         self._require_fitted()

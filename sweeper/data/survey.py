@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from sweeper.data.columns import (
+    TEXT_IN_NUMBERS,
+    TEXT_IN_TARGET,
     bad_cells_message,
     is_number_dtype,
     looks_like_dates,
@@ -123,7 +125,7 @@ def survey(
     n_rows = len(frame)
     target_values, bad = numbers_with_bad_cells(frame[target])
     if bad.any():
-        problems.add(f"{bad_cells_message(frame[target], bad, target, is_target=True)}; the target must be numeric")
+        problems.add(f"{bad_cells_message(frame[target], bad, target, is_target=True)}; {TEXT_IN_TARGET}")
     keep = ~np.isnan(target_values) | bad
     dropped = {"target_missing": int(n_rows - keep.sum())}
 
@@ -149,16 +151,14 @@ def survey(
         missing_cells[name] = ~present
 
     for name, absent in missing_cells.items():
-        strategy = missing.strategy(roles[name])
-        kind = "categorical" if roles[name] == "categorical" else "numeric"
         count = int((absent & keep).sum())
-        if count and strategy == ERROR:
-            problems.add_column(f"missing {kind}", name, str(count))
+        if count and missing.strategy(roles[name]) == ERROR:
+            problems.add_column(f"missing {Missing.key(roles[name])}", name, str(count))
     for kind in ("numeric", "categorical"):
         if getattr(missing, kind) == DROP_ROWS:
             absent = np.zeros(n_rows, dtype=bool)
             for name, cells in missing_cells.items():
-                if (roles[name] == "categorical") == (kind == "categorical"):
+                if Missing.key(roles[name]) == kind:
                     absent |= cells
             dropped[f"{kind}_missing"] = int((absent & keep).sum())
             keep &= ~absent
@@ -189,9 +189,8 @@ def _text_in_numbers_hint(series: pd.Series, bad: np.ndarray) -> str:
     tokens = pd.unique(series[bad].astype(str).str.strip())
     if len(tokens) <= 3:
         listed = ",".join(tokens)
-        return (f"; if that marks a missing cell, add data.na_values=[{listed}]; else list it in "
-                "data.categorical to one-hot encode it, or fix the file")
-    return "; list it in data.categorical to one-hot encode it, or fix the file"
+        return f"; if that marks a missing cell, add data.na_values=[{listed}]; else {TEXT_IN_NUMBERS}"
+    return f"; {TEXT_IN_NUMBERS}"
 
 
 def _dropped_text(dropped: dict[str, int]) -> str:
