@@ -303,6 +303,7 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
 
     from sweeper.tracking import experiment_name, get_or_create_experiment, hide_password, shown_error, tracking_uri
     from sweeper.tracking.mlflow_run import MlflowRun, environment_tags
+    from sweeper.tracking.store import is_store_failure, store_error
 
     uri = tracking_uri(cfg.mlflow.tracking_uri)
     all_tags = environment_tags() | dict(tags or {})
@@ -316,9 +317,9 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
         experiment_id = get_or_create_experiment(client, experiment_name(cfg))
         return MlflowRun.start(client, experiment_id, run_name=run_name, parent_run_id=parent, tags=all_tags)
     except Exception as error:
-        raise ConfigError(
-            f"mlflow.tracking_uri: cannot log to {hide_password(uri)!r}: {shown_error(error, uri)}"
-        ) from None
+        if is_store_failure(error):
+            raise store_error("mlflow.tracking_uri", uri, "starting a run", error) from None
+        raise ConfigError(f"mlflow.tracking_uri={hide_password(uri)}: {shown_error(error, uri)}") from None
 
 
 def _params(cfg: DictConfig) -> dict[str, str]:
@@ -419,7 +420,10 @@ def _write_record(folder: Path, cfg: DictConfig, dataset: Any) -> None:
 
 
 def _log_record(mlrun: Any, cfg: DictConfig, dataset: Any) -> None:
-    """Log config.yaml and data.json of a run that raised (best effort: the error comes first)."""
+    """Log config.yaml and data.json of a run that raised (best effort: the error comes first;
+    nothing is tried once the store has failed)."""
+    if mlrun.broken is not None:
+        return
     try:
         with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
             _write_record(Path(folder), cfg, dataset)
@@ -430,6 +434,8 @@ def _log_record(mlrun: Any, cfg: DictConfig, dataset: Any) -> None:
 
 def _end_failed(mlrun: Any, reason: str, status: str) -> None:
     """End a run that raised; never let a logging error hide the original exception."""
+    if mlrun.broken is not None:
+        return
     try:
         mlrun.set_tags({STATE_TAG: FAIL, FAIL_REASON_TAG: reason})
     except Exception:

@@ -13,6 +13,27 @@ class DataError(SweeperError, ValueError):
     """A CSV file, column or value cannot be used."""
 
 
+class StoreError(SweeperError):
+    """The MLflow tracking store or the Optuna storage stopped working: not the trial's fault.
+
+    The message names ``mlflow.tracking_uri`` or ``hydra.sweeper.storage`` (password hidden). A
+    sweep stops at the first one (every later trial would fail the same way) and resumes when
+    the command is run again.
+    """
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception ``error`` was raised from (``__cause__``, else ``__context__``):
+    MLflow and Optuna wrap a database's own words ("unable to open database file") in theirs."""
+    seen = {id(error)}
+    while True:
+        inner = error.__cause__ or error.__context__
+        if inner is None or id(inner) in seen:
+            return error
+        seen.add(id(inner))
+        error = inner
+
+
 def one_line(error: BaseException) -> str:
     """``Type: first line of the message``, for reasons and messages that must stay on one line."""
     text = str(error).strip().splitlines()

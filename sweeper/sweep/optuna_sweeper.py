@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import TrialState
 
 from sweeper import PROJECT_ROOT
-from sweeper.errors import ConfigError, SweeperError, one_line
+from sweeper.errors import ConfigError, StoreError, SweeperError, one_line
 from sweeper.overrides import check_bool_overrides
 from sweeper.sweep import parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.registry import make_pruner, make_sampler
@@ -40,9 +40,11 @@ from sweeper.sweep.storage import (
     hide_password,
     open_storage,
     resolve_storage_url,
+    storage_calls,
     without_password,
 )
 from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
+from sweeper.tracking.store import wait_until_alive
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +343,8 @@ class OptunaSweeperImpl:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
 
-        run = _SweepRun(self, study, space, objectives, storage_url, parent_run_id, pruner_spec, job_storage_url)
+        run = _SweepRun(self, study, space, objectives, storage_url, parent_run_id, pruner_spec, job_storage_url,
+                        mlflow_uri)
         self._recover(run, client, experiment_id)
         log.info(
             "study '%s' (%s, sampler %s, pruner %s): %d of %d trials finished; MLflow parent run %s",
@@ -352,21 +355,43 @@ class OptunaSweeperImpl:
         if grid is not None and n_trials > math.prod(len(v) for v in grid.values()):
             n_trials = math.prod(len(v) for v in grid.values())
             log.info("the grid has %d points: n_trials lowered to match", n_trials)
-        status = "FINISHED"
+        status, stopped = "FINISHED", None
         try:
             returns = run.loop(n_trials, s.timeout, int(s.n_jobs))
         except KeyboardInterrupt:
             status = "KILLED"
             returns = []
+        except StoreError as error:
+            stopped = error
         finally:
-            parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
-            self._finish(run, client, parent_run_id, mlflow_uri, job_storage_url, status)
+            if stopped is None:
+                parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
+                self._finish(run, client, parent_run_id, mlflow_uri, job_storage_url, status)
+        if stopped is not None:
+            self._stopped(run, client, parent_run_id, stopped)
         if status == "KILLED":
             log.info("interrupted: the running trial is FAIL, finished trials are kept; rerun the same command to resume")
             raise SystemExit(130)
         if not run.best_trials():
             raise ConfigError(studies.why_none_completed(study))
         return returns
+
+    def _stopped(self, run: "_SweepRun", client: Any, parent_run_id: str, error: StoreError) -> None:
+        """End a sweep whose tracking store or storage stopped working: no MLflow write is
+        tried on a store that failed (each would wait for it), the parent run is ended FAILED
+        when MLflow still works, and one line says what failed and how to resume. The trial it
+        hit is retried on resume; the parent run and its leftover children are set right then."""
+        if not str(error).startswith("mlflow.tracking_uri="):
+            try:
+                parent_run.finish(client, parent_run_id, "FAILED")
+            except Exception:
+                pass
+        try:
+            finished, _ = studies.count(run.study)
+            done = f"{finished} of {self.settings.n_trials} trials finished"
+        except Exception:
+            done = "finished trials are kept"
+        raise SweeperError(f"{error}; the sweep stopped ({done}): rerun the same command to resume once it works again")
 
     def _keep_out_of_files(self, given: str, safe: str) -> None:
         """Replace ``given`` (the storage URL as the user wrote it) by ``safe`` in the config the
@@ -466,7 +491,11 @@ class OptunaSweeperImpl:
             lines.append("  " + " ".join(f"{k}={v}" for k, v in t.params.items()))
         lines.append(f"MLflow parent run {parent_run_id}")
         lines.extend(model_lines)
-        lines.append(f"mlflow ui --backend-store-uri {_shown_uri(mlflow_uri, 'sqlite:///mlruns/mlflow.db')}")
+        if mlflow_uri.startswith(("http://", "https://")):
+            lines.append(f"MLflow UI: {hide_password(mlflow_uri)}")
+        else:
+            shown = _shown_uri(mlflow_uri, 'sqlite:///mlruns/mlflow.db')
+            lines.append(f"mlflow ui --backend-store-uri {hide_password(shown)}")
         lines.append(f"optuna-dashboard {_shown_uri(storage_url, DEFAULT_STORAGE)}")
         for line in lines:
             log.info(line)
@@ -485,11 +514,13 @@ class _SweepRun:
         parent_run_id: str,
         pruner_spec: dict,
         job_storage_url: str | None = None,
+        mlflow_uri: str = "",
     ) -> None:
         self.owner, self.study, self.space, self.objectives = owner, study, space, objectives
         self.storage_url, self.parent_run_id, self.pruner_spec = storage_url, parent_run_id, pruner_spec
         # What the jobs are told: no password (see storage.without_password).
         self.job_storage_url = job_storage_url or storage_url
+        self.mlflow_uri = mlflow_uri
         self.started = time.monotonic()
         self.job_idx = 0
 
@@ -517,30 +548,49 @@ class _SweepRun:
             if timeout is not None and time.monotonic() - self.started >= timeout:
                 log.info("timeout of %ss reached: no new trial", timeout)
                 break
+            # A server that stopped answering gets MLflow's retry budget to come back; then the
+            # sweep stops before it starts a trial that could only fail.
+            wait_until_alive(self.mlflow_uri)
             trials: list[optuna.Trial] = []
             try:
-                trials, batch = self._ask(min(n_jobs, remaining), n_trials, trials)
+                with storage_calls(self.storage_url, "asking for trials"):
+                    trials, batch = self._ask(min(n_jobs, remaining), n_trials, trials)
                 if not trials:
                     break  # other workers took the last trials
                 with studies.Heartbeat(self.study._storage, [t._trial_id for t in trials], heartbeat):
                     results = self.owner.launcher.launch(batch, initial_job_idx=self.job_idx)
                 self.job_idx += len(batch)
-                for trial, result in zip(trials, results):
-                    self._tell(trial, result)
+                broken = None
+                with storage_calls(self.storage_url, "recording the trials' results"):
+                    for trial, result in zip(trials, results):
+                        broken = broken or self._tell(trial, result)
+                if broken is not None:
+                    raise broken
             except BaseException as err:
-                # Ctrl-C or a launcher failure: whatever this batch had not finished is FAIL.
-                interrupted = isinstance(err, KeyboardInterrupt)
-                reason = "interrupted (Ctrl-C)" if interrupted else one_line(err)
-                failed = [trial.number for trial in trials if self._tell_fail(trial, reason)]
-                if interrupted and failed:
-                    # Like a trial whose worker was killed: the next run of the command trains
-                    # the same parameters again, and only that retry counts.
-                    for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-                        if frozen.number in failed:
-                            studies.retry(self.study, frozen)
+                # Ctrl-C, a store that stopped working or a launcher failure: whatever this
+                # batch had not finished is FAIL.
+                self._fail_unfinished(trials, err)
                 raise
             returns.append(results)
         return returns
+
+    def _fail_unfinished(self, trials: list[optuna.Trial], err: BaseException) -> None:
+        """FAIL the trials of a batch ``err`` interrupted (those not told yet). After Ctrl-C or a
+        store failure, which are not the trials' fault, each is retried with the same parameters
+        when the command runs again (like a trial whose worker was killed), and only the retry
+        counts. Best effort: the storage itself may be what failed (its trials are then failed
+        and retried as orphans on resume)."""
+        interrupted = isinstance(err, KeyboardInterrupt)
+        reason = "interrupted (Ctrl-C)" if interrupted else str(err) if isinstance(err, StoreError) else one_line(err)
+        failed = [trial.number for trial in trials if self._tell_fail(trial, reason)]
+        if not failed or not (interrupted or isinstance(err, StoreError)):
+            return
+        try:
+            for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+                if frozen.number in failed:
+                    studies.retry(self.study, frozen)
+        except Exception:
+            pass
 
     def fail_orphans(self) -> None:
         """FAIL the trials whose sweeper died or stopped beating, with a progress line each."""
@@ -591,7 +641,12 @@ class _SweepRun:
             return False
         return True
 
-    def _tell(self, trial: optuna.Trial, result: JobReturn) -> None:
+    def _tell(self, trial: optuna.Trial, result: JobReturn) -> StoreError | None:
+        """Tell ``trial`` how its job ended, with a progress line; a job that found the tracking
+        store or the storage broken is not told (the sweep stops, ``_fail_unfinished``): its
+        StoreError is returned instead."""
+        if result.status != JobStatus.COMPLETED and isinstance(result._return_value, StoreError):
+            return result._return_value
         state, values, metrics, run_id, reason = self._outcome(result)
         if run_id:
             trial.set_user_attr(studies.RUN_ID, run_id)
@@ -612,6 +667,7 @@ class _SweepRun:
             if "Study.stop" not in str(err):
                 raise
         self._progress(trial, state, values, reason)
+        return None
 
     def _outcome(self, result: JobReturn) -> tuple[TrialState, list[float] | None, dict, str | None, str | None]:
         if result.status != JobStatus.COMPLETED:

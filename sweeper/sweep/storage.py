@@ -22,7 +22,7 @@ import sqlalchemy.exc
 import sqlalchemy.pool
 from sqlalchemy.engine import make_url
 
-from sweeper.tracking.store import hide_password
+from sweeper.tracking.store import hide_password, store_error
 
 # SQLite lets one writer in at a time; waiting this long for the lock (instead of failing at
 # once with "database is locked") lets concurrent workers share one file.
@@ -37,12 +37,14 @@ def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
 
     ``sqlite:///mlruns/optuna.db`` means ``<root>/mlruns/optuna.db`` (like MLflow's default), so
     Hydra changing the working directory of a job, or a job in another process, finds the same
-    file. Other URLs (PostgreSQL, absolute SQLite paths) are returned unchanged.
+    file. The SQLite file's folder is created (SQLite cannot), as for the MLflow store. Other
+    URLs (PostgreSQL) and absolute SQLite paths are returned unchanged.
     """
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return url
-    if parsed.database == ":memory:" or os.path.isabs(parsed.database):
+    if os.path.isabs(parsed.database):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return url
     path = Path(root) / parsed.database
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,3 +210,20 @@ def _insert_intermediate_values(storage: optuna.storages.RDBStorage, trial_id: i
             stored, kind = row.intermediate_value_to_stored_repr(value)
             rows.append(row(trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind))
         session.add_all(rows)
+
+
+def is_storage_failure(error: BaseException) -> bool:
+    """Whether ``error``, raised by a call to an Optuna RDB storage, says the database stopped
+    working (gone, read-only, unreachable) rather than that the call was wrong."""
+    return isinstance(error, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError))
+
+
+@contextlib.contextmanager
+def storage_calls(url: str, doing: str) -> Iterator[None]:
+    """Turn a storage failure inside the block into one StoreError naming ``hydra.sweeper.storage``."""
+    try:
+        yield
+    except Exception as error:
+        if not is_storage_failure(error):
+            raise
+        raise store_error("hydra.sweeper.storage", url, doing, error) from None

@@ -116,8 +116,15 @@ class TrialLink:
         """Report the objective's value after ``epoch``; return True if the trial should stop.
 
         Multi-objective studies never prune (Optuna cannot), and a NaN/inf value is not reported:
-        the job ends such a trial as FAIL itself.
+        the job ends such a trial as FAIL itself. A storage that stopped working raises
+        StoreError naming ``hydra.sweeper.storage``.
         """
+        from sweeper.sweep.storage import storage_calls
+
+        with storage_calls(self.storage_url, "reporting the trial's values"):
+            return self._report(epoch, value)
+
+    def _report(self, epoch: int, value: float) -> bool:
         self._connect()
         if self._multi_objective or not math.isfinite(value):
             return False
@@ -128,7 +135,7 @@ class TrialLink:
             self._reported.intermediate_values[epoch] = value
             self._unsaved[epoch] = value
             if time.monotonic() - self._saved_at >= SAVE_SECONDS:
-                self.flush()
+                self._flush()
         # Skip asking while the pruner's answer is known to be no.
         if self._first_prunable_step is None or epoch < self._first_prunable_step:
             return False
@@ -138,6 +145,12 @@ class TrialLink:
 
     def flush(self) -> None:
         """Write the reported values not yet in the storage (one transaction)."""
+        from sweeper.sweep.storage import storage_calls
+
+        with storage_calls(self.storage_url, "saving the trial's values"):
+            self._flush()
+
+    def _flush(self) -> None:
         if not self._unsaved:
             return
         from sweeper.sweep.storage import save_intermediate_values

@@ -15,8 +15,14 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 for _name, _value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4"), ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2"),
                       ("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")):
     os.environ.setdefault(_name, _value)
+# With a tracking server, MLflow prints "View run <name> at: <url>" for every run it ends: one
+# such pair per trial in a sweep's log. The sweep's summary names its parent run and the UI.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 # Each retry is also a WARNING line of urllib3's; the one line that ends the command says it all.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+# MLflow's SQL store logs every database error with its traceback before raising it; the error
+# reaches the user as one line naming mlflow.tracking_uri (its table-creation notes go too).
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 from sweeper.tracking.store import (
     DEFAULT_TRACKING_URI,

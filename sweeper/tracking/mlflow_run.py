@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import time
+from contextlib import contextmanager
 from importlib import metadata
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from sweeper import CHECKOUT
 from sweeper.tracking.tags import GIT_COMMIT_TAG, PARENT_TAG as PARENT_RUN_TAG
@@ -74,6 +75,10 @@ class MlflowRun:
 
     ``MlflowRun.start(uri, experiment_id, ...)`` creates the run; ``end(status)`` flushes the
     buffer and terminates it (FINISHED, FAILED or KILLED).
+
+    A call the store fails (``store.is_store_failure``) raises StoreError naming
+    ``mlflow.tracking_uri``; from then on the run is ``broken`` and every call raises that error
+    at once, so the way out of a run never waits on a dead server again.
     """
 
     def __init__(self, client: Any, run_id: str) -> None:
@@ -81,6 +86,21 @@ class MlflowRun:
         self.run_id = run_id
         self._buffer: list = []
         self.ended = False
+        self.broken: Exception | None = None
+
+    @contextmanager
+    def _writing(self, doing: str) -> Iterator[None]:
+        from sweeper.tracking.store import is_store_failure, store_error
+
+        if self.broken is not None:
+            raise self.broken
+        try:
+            yield
+        except Exception as error:
+            if not is_store_failure(error):
+                raise
+            self.broken = store_error("mlflow.tracking_uri", self.client.tracking_uri, doing, error)
+            raise self.broken from None
 
     @classmethod
     def start(
@@ -102,15 +122,17 @@ class MlflowRun:
         from mlflow.entities import Param
 
         items = [Param(key, value) for key, value in params.items()]
-        for chunk in _chunks(items, MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(self.run_id, params=chunk, synchronous=True)
+        with self._writing("logging params"):
+            for chunk in _chunks(items, MAX_PARAMS_PER_BATCH):
+                self.client.log_batch(self.run_id, params=chunk, synchronous=True)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
         items = [RunTag(key, str(value)) for key, value in tags.items()]
-        for chunk in _chunks(items, MAX_TAGS_PER_BATCH):
-            self.client.log_batch(self.run_id, tags=chunk, synchronous=True)
+        with self._writing("setting tags"):
+            for chunk in _chunks(items, MAX_TAGS_PER_BATCH):
+                self.client.log_batch(self.run_id, tags=chunk, synchronous=True)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """Buffer ``metrics`` at ``step``; sent by ``flush`` (or ``end``). NaN/inf are kept."""
@@ -124,12 +146,14 @@ class MlflowRun:
 
     def flush(self) -> None:
         buffer, self._buffer = self._buffer, []
-        for chunk in _chunks(buffer, MAX_METRICS_PER_BATCH):
-            self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+        with self._writing("logging metrics"):
+            for chunk in _chunks(buffer, MAX_METRICS_PER_BATCH):
+                self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
 
     def log_artifacts(self, folder: str) -> None:
         """Upload every file of ``folder`` to the run's artifact root."""
-        self.client.log_artifacts(self.run_id, folder)
+        with self._writing("logging artifacts"):
+            self.client.log_artifacts(self.run_id, folder)
 
     def end(self, status: str = "FINISHED") -> None:
         """Flush what is buffered and terminate the run with ``status``; idempotent."""
@@ -138,5 +162,6 @@ class MlflowRun:
         try:
             self.flush()
         finally:
-            self.client.set_terminated(self.run_id, status=status)
+            with self._writing("ending the run"):
+                self.client.set_terminated(self.run_id, status=status)
             self.ended = True

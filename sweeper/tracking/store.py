@@ -121,3 +121,55 @@ def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") ->
     except Exception as error:
         raise SweeperError(f"{key} {hide_password(uri)}: cannot read it: {shown_error(error, uri)}") from None
     return client, uri
+
+
+#: MLflow error codes that mean "this request was wrong", not "the store stopped working".
+_REQUEST_ERRORS = ("INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "INVALID_STATE")
+#: How long a server that stopped answering gets to come back before a sweep stops: MLflow's own
+#: retries (sweeper.tracking: after about 2, 4, 8 and 16 s) ride out as much.
+STORE_PATIENCE_SECONDS = 30.0
+
+
+def is_store_failure(error: BaseException) -> bool:
+    """Whether ``error``, raised by a call to the tracking store, says the store stopped working
+    (unreachable server, read-only or missing database, artifact folder not writable) rather
+    than that the request itself was wrong."""
+    from mlflow.exceptions import MlflowException
+
+    from sweeper.errors import SweeperError
+
+    if isinstance(error, SweeperError):
+        return False
+    if isinstance(error, MlflowException):
+        return error.error_code not in _REQUEST_ERRORS
+    return isinstance(error, Exception)
+
+
+def store_error(key: str, url: str, doing: str, error: BaseException) -> Any:
+    """The StoreError that reports ``error`` (raised while ``doing``) of the store ``key=url``:
+    one line, the database's or server's own words, the password as ``***``."""
+    from sweeper.errors import StoreError, one_line, root_cause
+
+    shown = hide_password(url)
+    cause = one_line(root_cause(error)).replace(url, shown)
+    return StoreError(f"{key}={shown}: {doing} failed: {cause}")
+
+
+def wait_until_alive(uri: str, patience: float = STORE_PATIENCE_SECONDS) -> None:
+    """Return once the MLflow server at ``uri`` answers ``/health``; StoreError naming
+    ``mlflow.tracking_uri`` if it does not within ``patience`` seconds. Other stores: no-op
+    (a database's failure shows at the next write)."""
+    import time
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
+                return
+        except Exception as error:
+            if time.monotonic() >= deadline:
+                raise store_error("mlflow.tracking_uri", uri, "reaching the MLflow server", error) from None
+            time.sleep(1.0)

@@ -1,0 +1,200 @@
+"""A store that stops working mid-sweep stops the sweep with one line; the same command resumes.
+
+Real faults, really caused: the ``mlruns`` folder made read-only under a running sweep (as root,
+whom file modes do not stop, with ``chattr +i``), and a real ``mlflow server`` killed under a
+running sweep, then started again. Each test reads back what Optuna and MLflow stored: the sweep
+started no trial after the one the fault hit, and the rerun completes ``n_trials`` with that
+trial retried and no trial or run left RUNNING.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from tests.servers import MlflowServer
+
+pytestmark = pytest.mark.slow
+
+N_TRIALS = 6
+STUDY = "faults"
+PROGRESS = re.compile(r"\btrial (\d+) (COMPLETE|PRUNED|FAIL)\b")
+
+
+class Sweep:
+    """``python -m sweeper -m`` in the background, its stdout and stderr in files."""
+
+    def __init__(self, folder: Path, mlflow_uri: str, optuna_url: str, *extra: str) -> None:
+        self.out, self.err = folder / "stdout.txt", folder / "stderr.txt"
+        env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI")}
+        env.update(MPLBACKEND="Agg", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        args = ["-m", "search=small", f"hydra.sweeper.n_trials={N_TRIALS}", f"hydra.sweeper.study_name={STUDY}",
+                f"hydra.sweeper.storage={optuna_url}", f"mlflow.tracking_uri={mlflow_uri}",
+                f"hydra.sweep.dir={folder / 'multirun'}", *extra]
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.process = subprocess.Popen([sys.executable, "-m", "sweeper", *args], cwd=folder, env=env,
+                                            stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+
+    def wait_for_trials(self, count: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while len(PROGRESS.findall(self.out.read_text())) < count:
+            assert self.process.poll() is None, self.text()
+            assert time.monotonic() < deadline, self.text()
+            time.sleep(0.05)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"the sweep still ran {timeout:.0f}s after the fault:\n{self.text()}") from None
+
+    def text(self) -> str:
+        return self.out.read_text() + self.err.read_text()
+
+
+def the_one_error_line(sweep: Sweep, *keys: str) -> str:
+    """stderr says the fault once, naming one of ``keys``, with no traceback (Optuna's own INFO
+    lines aside)."""
+    stderr = sweep.err.read_text()
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("[I ")]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(tuple(f"error: {key}=" for key in keys)), lines[0]
+    assert "rerun the same command to resume" in lines[0]
+    return lines[0]
+
+
+def assert_stopped_at_the_fault(optuna_url: str) -> int:
+    """No trial started after the one the fault hit: it is the last trial, and the only one that
+    neither completed nor was pruned. Returns its number."""
+    everything = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+    trials = [t for t in everything if t.state != TrialState.WAITING]  # its retry, queued
+    hit = [t.number for t in trials if t.state not in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert hit == [trials[-1].number], [(t.number, t.state.name) for t in everything]
+    return hit[0]
+
+
+def assert_resumed_to_the_end(optuna_url: str, mlflow_uri: str, hit: int) -> None:
+    """The rerun finished the study: ``N_TRIALS`` trials count (the one the fault hit counts through
+    its retry, with the same parameters), none RUNNING in Optuna or MLflow."""
+    trials = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials)
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == hit]
+    # The same parameters (a trial hit while it was being asked has only some: the rest are new).
+    assert len(retries) == 1 and trials[hit].params.items() <= retries[0].params.items()
+    assert trials[hit].state == TrialState.FAIL
+    assert len(trials) == N_TRIALS + 1
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("car_prices").experiment_id])
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+    [parent] = [r for r in runs if r.data.tags.get("sweeper.study") == STUDY]
+    assert parent.info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert {int(r.data.tags["sweeper.trial"]) for r in children} >= {t.number for t in trials if t.number != hit}
+
+
+class ReadOnly:
+    """``make(folder)``: nothing in ``folder`` can be written any more, by this user or by root
+    (whom file modes do not stop: ``chattr +i`` then); ``undo()`` gives it back."""
+
+    def __init__(self) -> None:
+        self.root = os.geteuid() == 0
+        self.made: list[Path] = []
+
+    def make(self, folder: Path) -> None:
+        self.made.append(folder)
+        if self.root:
+            subprocess.run(["chattr", "-R", "+i", str(folder)], check=True)
+        else:
+            for path in [folder, *folder.rglob("*")]:
+                path.chmod(path.stat().st_mode & ~0o222)
+
+    def undo(self) -> None:
+        for folder in self.made:
+            if self.root:
+                subprocess.run(["chattr", "-R", "-i", str(folder)], check=True)
+            else:
+                for path in [folder, *folder.rglob("*")]:
+                    path.chmod(path.stat().st_mode | 0o200)
+        self.made = []
+
+
+@pytest.fixture
+def read_only():
+    if os.geteuid() == 0 and shutil.which("chattr") is None:
+        pytest.skip("chattr is needed to make a folder read-only for root")
+    folders = ReadOnly()
+    yield folders
+    folders.undo()
+
+
+def test_mlruns_made_read_only_stops_the_sweep_in_one_line_and_the_rerun_resumes(
+        tmp_path, mlflow_uri, optuna_url, read_only):
+    sweep = Sweep(tmp_path, mlflow_uri, optuna_url, "train.epochs=30")
+    sweep.wait_for_trials(2)
+    read_only.make(tmp_path / "mlruns")  # both stores: MLflow's database and artifacts, and Optuna's
+    assert sweep.wait(timeout=60) != 0
+    # Whichever the sweep touched first: a running job's MLflow run, or the next ask of Optuna.
+    line = the_one_error_line(sweep, "mlflow.tracking_uri", "hydra.sweeper.storage")
+    assert "unable to open database file" in line
+    read_only.undo()
+    hit = assert_stopped_at_the_fault(optuna_url)
+
+    again = Sweep(tmp_path, mlflow_uri, optuna_url, "train.epochs=30")
+    assert again.wait(timeout=300) == 0, again.text()
+    assert_resumed_to_the_end(optuna_url, mlflow_uri, hit)
+
+
+@pytest.fixture
+def server(tmp_path, mlflow_uri) -> MlflowServer:
+    """An ``mlflow server`` on SQLite (``mlflow_uri``'s file), stopped at teardown."""
+    started = MlflowServer(mlflow_uri, tmp_path / "server" / "artifacts", workers=1)
+    try:
+        yield started.start()
+    finally:
+        started.stop()
+
+
+def test_the_mlflow_server_killed_stops_the_sweep_within_a_minute_and_the_rerun_resumes(
+        tmp_path, server, mlflow_uri, optuna_url):
+    sweep = Sweep(tmp_path, server.url, optuna_url, "train.epochs=60")
+    sweep.wait_for_trials(2)
+    server.stop()
+    killed = time.monotonic()
+    assert sweep.wait(timeout=90) != 0
+    took = time.monotonic() - killed
+    line = the_one_error_line(sweep, "mlflow.tracking_uri")
+    assert server.url in line
+    assert took < 60, (took, line)  # MLflow's client alone retried for minutes
+    hit = assert_stopped_at_the_fault(optuna_url)
+
+    server.start()
+    again = Sweep(tmp_path, server.url, optuna_url, "train.epochs=60")
+    assert again.wait(timeout=300) == 0, again.text()
+    assert_resumed_to_the_end(optuna_url, mlflow_uri, hit)
+
+
+def test_a_short_outage_of_the_mlflow_server_loses_nothing(tmp_path, server, mlflow_uri, optuna_url):
+    sweep = Sweep(tmp_path, server.url, optuna_url, "train.epochs=60")
+    sweep.wait_for_trials(2)
+    server.stop()
+    time.sleep(8)
+    server.start()
+    assert sweep.wait(timeout=300) == 0, sweep.text()
+    trials = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+    assert [t.state for t in trials if t.state == TrialState.FAIL] == []
+    assert len(trials) == N_TRIALS
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("car_prices").experiment_id])
+    assert len(runs) == N_TRIALS + 1 and {r.info.status for r in runs} == {"FINISHED"}
