@@ -253,16 +253,24 @@ def format_result(result: Mapping[str, Any], cfg: DictConfig) -> str:
 
 
 def _resolved(cfg: DictConfig) -> DictConfig:
-    """A plain, fully resolved copy of ``cfg`` whose ``data.path`` is absolute.
+    """A plain, fully resolved copy of ``cfg`` whose ``data.path`` is absolute and whose
+    ``mlflow.tracking_uri`` holds no password.
 
     A user's relative ``data.path`` is relative to where they ran the command (Hydra's original
-    working directory), so the logged config.yaml reruns from anywhere.
+    working directory), so the logged config.yaml reruns from anywhere. A password in the
+    tracking URI (from a config file; the command line's is gone before Hydra starts) moves to
+    the environment variable its client reads, so no param or artifact holds it.
     """
     from hydra.utils import to_absolute_path
+
+    from sweeper.tracking.store import password_to_environment
 
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)
     container["data"]["path"] = to_absolute_path(str(container["data"]["path"]))
+    if container.get("mlflow", {}).get("tracking_uri"):
+        container["mlflow"]["tracking_uri"] = password_to_environment(
+            str(container["mlflow"]["tracking_uri"]), "mlflow.tracking_uri")
     return OmegaConf.create(container)
 
 

@@ -26,9 +26,31 @@ def run_main(main: Callable[[], object]) -> None:
     _traceback_requested = os.environ.get(FULL_ERROR) == "1"
     os.environ[FULL_ERROR] = "1"  # Hydra re-raises instead of printing its multi-line report
     try:
+        sys.argv[1:] = without_passwords(sys.argv[1:])
         main()
     except (Exception, KeyboardInterrupt) as error:
         exit_for(error)
+
+
+#: Overrides whose value may be a URL with a password, and how the argument looks.
+_URL_OVERRIDE = re.compile(r"^(\+{0,2})(mlflow\.tracking_uri|hydra\.sweeper\.storage)=(['\"]?)(.*)\3$")
+
+
+def without_passwords(args: list[str]) -> list[str]:
+    """``args`` with the password of a ``mlflow.tracking_uri=`` or ``hydra.sweeper.storage=``
+    URL moved to the environment (``sweeper.tracking.store.password_to_environment``) before
+    Hydra sees it: no Hydra output file, "Launching" line, job override or error line can then
+    hold it."""
+    from sweeper.tracking.store import password_to_environment
+
+    kept = []
+    for arg in args:
+        match = _URL_OVERRIDE.match(arg)
+        if match:
+            plus, key, quote, url = match.groups()
+            arg = f"{plus}{key}={quote}{password_to_environment(url, key)}{quote}"
+        kept.append(arg)
+    return kept
 
 
 def exit_for(error: BaseException) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,46 @@ def test_a_store_that_cannot_be_read_is_one_line_without_its_password(monkeypatc
     message = str(caught.value)
     assert message.startswith(f"--tracking-uri {uri.replace('s3cret', '***')}: cannot read it")
     assert "s3cret" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("url, safe, environment", [
+    ("postgresql+psycopg2://u:p%40ss@db:5432/mlflow", "postgresql+psycopg2://u@db:5432/mlflow", {"PGPASSWORD": "p@ss"}),
+    ("http://bob:p%3Ass@mlflow:5000", "http://mlflow:5000",
+     {"MLFLOW_TRACKING_USERNAME": "bob", "MLFLOW_TRACKING_PASSWORD": "p:ss"}),
+    ("https://bob:pw@mlflow.example/path", "https://mlflow.example/path",
+     {"MLFLOW_TRACKING_USERNAME": "bob", "MLFLOW_TRACKING_PASSWORD": "pw"}),
+    ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db", {}),
+    ("http://mlflow:5000", "http://mlflow:5000", {}),
+])
+def test_a_password_moves_from_the_url_to_the_variable_its_client_reads(monkeypatch, url, safe, environment):
+    from sweeper.tracking.store import password_to_environment
+
+    for name in ("PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    assert password_to_environment(url, "mlflow.tracking_uri") == safe
+    for name, value in environment.items():
+        assert os.environ[name] == value
+
+
+def test_a_password_that_disagrees_with_the_environment_is_one_line_naming_the_key(monkeypatch):
+    from sweeper.errors import ConfigError
+    from sweeper.tracking.store import password_to_environment
+
+    monkeypatch.setenv("PGPASSWORD", "other")
+    with pytest.raises(ConfigError) as caught:
+        password_to_environment("postgresql://u:s3cret@db/optuna", "hydra.sweeper.storage")
+    assert str(caught.value).startswith("hydra.sweeper.storage=postgresql://u:***@db/optuna: ")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_the_command_line_loses_its_passwords_before_hydra_reads_it(monkeypatch):
+    from sweeper.cli import without_passwords
+
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    args = ["-m", "mlflow.tracking_uri='http://bob:pw1@h:5000'", "++hydra.sweeper.storage=postgresql://u:pw2@db/o",
+            "model.activation=tanh", "mlflow.experiment=postgresql://u:pw3@db/o"]
+    assert without_passwords(args) == ["-m", "mlflow.tracking_uri='http://h:5000'",
+                                       "++hydra.sweeper.storage=postgresql://u@db/o", "model.activation=tanh",
+                                       "mlflow.experiment=postgresql://u:pw3@db/o"]
+    assert (os.environ["MLFLOW_TRACKING_PASSWORD"], os.environ["PGPASSWORD"]) == ("pw1", "pw2")

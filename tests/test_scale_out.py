@@ -589,3 +589,44 @@ def test_a_password_given_only_through_pgpassword_reaches_every_job(database, tm
     assert all(t.intermediate_values for t in trials if t.state != TrialState.FAIL)  # the jobs reached it too
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".db"]
     assert [str(p) for p in files if PG_PASSWORD.encode() in p.read_bytes()] == []
+
+
+def _run_sweeper(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGS`` as a user would type it: no PGPASSWORD in the environment."""
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV + ("PGPASSWORD",)}
+    env["MPLBACKEND"] = "Agg"
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_password_in_the_tracking_uri_is_in_no_output_file_param_tag_or_artifact(postgres, tmp_path):
+    """``mlflow.tracking_uri=postgresql+psycopg2://user:PW@host/db`` (MLflow's own database) on
+    the command line of a run, a sweep and a rerun: everything runs, and the password is in no
+    output line, no file under the working directory (Hydra's ``.hydra/*.yaml``, ``multirun.yaml``,
+    the artifacts), no MLflow param, tag or artifact."""
+    name = postgres.create_database()
+    uri = postgres.url(name)
+    assert PG_PASSWORD in uri
+    single = _run_sweeper("sweeper", "train.epochs=3", f"mlflow.tracking_uri={uri}", "mlflow.experiment=pw",
+                          cwd=tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+    sweep = _run_sweeper("sweeper", "-m", "search=small", "hydra.sweeper.n_trials=2", "train.epochs=3",
+                         f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}", f"mlflow.tracking_uri={uri}",
+                         "mlflow.experiment=pw", f"hydra.sweep.dir={tmp_path / 'multirun'}", cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("pw").experiment_id])
+    assert len(runs) == 4  # the single run, the sweep's parent and its two trials
+    first = [r for r in runs if "sweeper.study" not in r.data.tags and "mlflow.parentRunId" not in r.data.tags]
+    rerun = _run_sweeper("sweeper.rerun", first[0].info.run_id, "--check", "--tracking-uri", uri, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+
+    outputs = single.stdout + single.stderr + sweep.stdout + sweep.stderr + rerun.stdout + rerun.stderr
+    assert PG_PASSWORD not in outputs
+    for run in client.search_runs([client.get_experiment_by_name("pw").experiment_id]):
+        assert PG_PASSWORD not in repr(run.data.params) + repr(run.data.tags)
+        client.download_artifacts(run.info.run_id, "", str(tmp_path / "artifacts" / run.info.run_id))
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".db"]
+    assert any(p.name == "hydra.yaml" for p in files) and any(p.name == "config.yaml" for p in files)
+    assert [str(p) for p in files if PG_PASSWORD.encode() in p.read_bytes()] == []
+    postgres.drop_database(name)

@@ -41,10 +41,9 @@ from sweeper.sweep.storage import (
     open_storage,
     resolve_storage_url,
     storage_calls,
-    without_password,
 )
 from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
-from sweeper.tracking.store import wait_until_alive
+from sweeper.tracking.store import password_to_environment, wait_until_alive
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +323,7 @@ class OptunaSweeperImpl:
             shown = hide_password(str(s.storage))
             message = one_line(err).replace(str(s.storage), shown).replace(storage_url, shown)
             raise ConfigError(f"hydra.sweeper.storage={shown}: {message}") from None
-        job_storage_url = without_password(storage_url)
+        job_storage_url = password_to_environment(storage_url, "hydra.sweeper.storage")
         if job_storage_url != storage_url:
             # Only a PostgreSQL URL changes, and resolve_storage_url leaves those as typed.
             self._keep_out_of_files(str(s.storage), job_storage_url)
@@ -518,7 +517,7 @@ class _SweepRun:
     ) -> None:
         self.owner, self.study, self.space, self.objectives = owner, study, space, objectives
         self.storage_url, self.parent_run_id, self.pruner_spec = storage_url, parent_run_id, pruner_spec
-        # What the jobs are told: no password (see storage.without_password).
+        # What the jobs are told: no password (see store.password_to_environment).
         self.job_storage_url = job_storage_url or storage_url
         self.mlflow_uri = mlflow_uri
         self.started = time.monotonic()

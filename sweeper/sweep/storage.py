@@ -51,30 +51,6 @@ def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
     return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
 
 
-def without_password(url: str) -> str:
-    """``url`` for the jobs and every file a sweep writes: a PostgreSQL URL's password moves to
-    libpq's ``PGPASSWORD`` in this process's environment (which the jobs it starts inherit; a job
-    on another machine brings its own ``PGPASSWORD`` or ``~/.pgpass``) and leaves the URL. Other
-    URLs are returned as they are. ConfigError if ``PGPASSWORD`` already holds another password.
-    """
-    from sweeper.errors import ConfigError
-
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return url
-    if not parsed.password or parsed.get_backend_name() != "postgresql":
-        return url
-    secret = str(parsed.password)
-    if os.environ.get("PGPASSWORD", secret) != secret:
-        raise ConfigError(
-            f"hydra.sweeper.storage={hide_password(url)}: its password is not the one in $PGPASSWORD; "
-            "give it once (the URL without a password uses $PGPASSWORD or ~/.pgpass)"
-        )
-    os.environ["PGPASSWORD"] = secret
-    return parsed._replace(password=None).render_as_string(hide_password=False)  # set() keeps a None
-
-
 def _retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     from sweeper.sweep.study import retry  # study builds on storage, not the reverse
 

@@ -89,12 +89,59 @@ def get_or_create_experiment(client: Any, name: str) -> str:
 def hide_password(url: str) -> str:
     """``url`` with its password shown as ``***``, for messages (``scheme://user:***@host``);
     a URL that does not parse is returned as it is."""
+    from urllib.parse import urlsplit
+
     from sqlalchemy.engine import make_url
 
+    if url.startswith(("http://", "https://")):
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user, _, host = parts.netloc.rpartition("@")
+        return parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}").geturl()
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url
+
+
+def password_to_environment(url: str, key: str) -> str:
+    """``url`` without its password, which moves to the environment variable its client reads
+    instead: libpq's ``PGPASSWORD`` for PostgreSQL, MLflow's ``MLFLOW_TRACKING_USERNAME`` and
+    ``MLFLOW_TRACKING_PASSWORD`` for an MLflow server (``http(s)://user:pw@host``). Processes
+    this one starts inherit it; one on another machine brings its own (or ``~/.pgpass``).
+
+    Other URLs, and URLs without a password, are returned as they are. ConfigError naming
+    ``key`` when the variable already holds another password.
+    """
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    from sqlalchemy.engine import make_url
+
+    from sweeper.errors import ConfigError
+
+    if url.startswith(("http://", "https://")):
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        secrets = {"MLFLOW_TRACKING_USERNAME": unquote(parts.username or ""),
+                   "MLFLOW_TRACKING_PASSWORD": unquote(parts.password)}
+        safe = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    else:
+        try:
+            parsed = make_url(url)
+        except Exception:
+            return url
+        if not parsed.password or parsed.get_backend_name() != "postgresql":
+            return url
+        secrets = {"PGPASSWORD": str(parsed.password)}
+        safe = parsed._replace(password=None).render_as_string(hide_password=False)  # set() keeps a None
+    for name, secret in secrets.items():
+        if os.environ.get(name, secret) != secret:
+            raise ConfigError(f"{key}={hide_password(url)}: its password is not the one in ${name}; give it "
+                              f"once (the URL without a password uses ${name})")
+    os.environ.update(secrets)
+    return safe
 
 
 def shown_error(error: BaseException, uri: str) -> str:
