@@ -212,7 +212,7 @@ def three_workers(database, mlflow_server, tmp_path_factory):
     client = MlflowClient(tracking_uri=mlflow_server.url)
     parents, children = mlflow_sweep(client, experiment)
     return SimpleNamespace(
-        study_name=study_name, workers=workers, client=client, parents=parents,
+        study_name=study_name, storage=database, workers=workers, client=client, parents=parents,
         children=children, trials=optuna.load_study(study_name=study_name, storage=database).trials)
 
 
@@ -252,12 +252,17 @@ def test_the_storage_password_is_in_no_output_file_attribute_or_mlflow_record(th
     assert "SWEEPER_STORAGE" in three_workers.workers[0].output()  # the jobs were told a URL: without it
     for trial in three_workers.trials:
         assert PG_PASSWORD not in repr(trial.system_attrs) + repr(trial.user_attrs)
+    storage = optuna.storages.RDBStorage(three_workers.storage)
+    study_id = storage.get_study_id_from_name(three_workers.study_name)
+    study_attrs = repr(storage.get_study_system_attrs(study_id)) + repr(storage.get_study_user_attrs(study_id))
+    assert "sweeper:identity" in study_attrs and PG_PASSWORD not in study_attrs
     client = three_workers.client
     for run in [*three_workers.parents, *three_workers.children]:
         assert PG_PASSWORD not in repr(run.data.params) + repr(run.data.tags)
-    child = three_workers.children[0]
-    config = Path(client.download_artifacts(child.info.run_id, "config.yaml", str(tmp_path))).read_text()
-    assert PG_PASSWORD not in config
+        client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id))
+    artifacts = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert {"config.yaml", "best_config.yaml", "trials.csv"} <= {path.name for path in artifacts}
+    assert [str(path) for path in artifacts if PG_PASSWORD.encode() in path.read_bytes()] == []
 
 
 def test_workers_started_together_do_not_repeat_each_others_trials(three_workers):
