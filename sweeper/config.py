@@ -257,6 +257,17 @@ def _short(error: Exception) -> str:
     return str(error).splitlines()[0].strip()
 
 
+def _check_tracking_uri(value: str | None) -> None:
+    """A folder as tracking URI (MLflow's file store) is refused where MLflow refuses it."""
+    import os
+
+    from sweeper.tracking.store import check_file_store, tracking_uri
+
+    key = "mlflow.tracking_uri" if value else "MLFLOW_TRACKING_URI"
+    if value or os.environ.get("MLFLOW_TRACKING_URI"):
+        check_file_store(tracking_uri(value, create=False), key)
+
+
 def validate(cfg: Any) -> None:
     """Check every value of a composed config; raise ConfigError naming the first bad key.
 
@@ -276,6 +287,7 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {_short(error)}") from None
 
     _check_known_keys(cfg, Config)
+    _check_tracking_uri(cfg.mlflow.tracking_uri)
     _ranged("seed", cfg.seed, *_INT_AT_LEAST_0)
     _one_of("objective", cfg.objective, OBJECTIVES)
 

@@ -194,6 +194,34 @@ def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
     assert [(c.info.status, c.data.tags["sweeper.state"]) for c in dead] == [("FAILED", "FAIL")]
 
 
+def test_a_pruned_trials_optuna_values_and_mlflow_curve_agree_epoch_by_epoch(run_cli, optuna_url, mlflow_client):
+    """What the pruner saw is what MLflow shows: for every pruned trial, Optuna's intermediate
+    values (val_rmse in the target's units) are at exactly the epochs of MLflow's val_loss curve
+    (the scaled target's ½·MSE), and val_rmse = σ_y·√(2·val_loss) with one σ_y for all of them."""
+    ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=10", "train.epochs=30")))
+    pruned = optuna.load_study(study_name=STUDY, storage=optuna_url).get_trials(states=(TrialState.PRUNED,))
+    assert pruned, "no trial was pruned"
+    scales = []
+    for trial in pruned:
+        curve = {m.step: m.value for m in mlflow_client.get_metric_history(trial.user_attrs["run_id"], "val_loss")}
+        assert sorted(trial.intermediate_values) == sorted(curve) == list(range(1, len(curve) + 1))
+        scales += [value / (2 * curve[epoch]) ** 0.5 for epoch, value in trial.intermediate_values.items()]
+    assert max(scales) == pytest.approx(min(scales), rel=1e-9)
+
+
+def test_an_emptied_optuna_file_says_it_starts_over_beside_the_earlier_parent_run(run_cli, optuna_url, mlflow_client):
+    args = sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=1", "train.epochs=2")
+    ok(run_cli(*args))
+    earlier, _ = parent_and_children(mlflow_client)
+    Path(optuna_url.removeprefix("sqlite:///")).write_bytes(b"")  # a 0-byte optuna.db
+    again = ok(run_cli(*args))
+    assert (f"study '{STUDY}' is new in this storage, but MLflow has the parent run {earlier.info.run_id} "
+            "of an earlier study of that name: starting over with a new parent run") in again.stdout + again.stderr
+    experiment = mlflow_client.get_experiment_by_name("car_prices")
+    parents = [r for r in mlflow_client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 2  # the earlier sweep's trials are not joined by the new ones
+
+
 def test_multi_objective_nsga2_logs_the_pareto_front_to_the_parent(run_cli, optuna_url, mlflow_client):
     ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.sampler=nsga2", "hydra.sweeper.n_trials=4",
                            "hydra.sweeper.directions=[val_rmse,generalization_gap]", "train.epochs=5")))

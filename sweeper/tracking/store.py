@@ -21,8 +21,8 @@ def tracking_uri(cfg_value: str | None = None, create: bool = True) -> str:
 
     Resolution order: an explicit ``mlflow.tracking_uri`` value (``cfg_value``) wins; else the
     ``MLFLOW_TRACKING_URI`` environment variable (MLflow's own convention); else
-    ``sqlite:///mlruns/mlflow.db``. A relative ``sqlite:///`` path (or a bare relative folder)
-    is anchored at the project root, never at Hydra's output folder or the working directory,
+    ``sqlite:///mlruns/mlflow.db``. A relative ``sqlite:///`` path (or a bare relative folder,
+    MLflow's file store: see `check_file_store`) is anchored at the project root, never at Hydra's output folder or the working directory,
     so every command sees the same store. For SQLite the database's folder is created (unless
     ``create`` is False), because SQLite cannot create missing parent folders.
     """
@@ -38,6 +38,26 @@ def tracking_uri(cfg_value: str | None = None, create: bool = True) -> str:
         path = Path(uri)
         return str(path if path.is_absolute() else PROJECT_ROOT / path)
     return uri
+
+
+def check_file_store(uri: str, key: str) -> None:
+    """ConfigError naming ``key`` if ``uri`` (as `tracking_uri` resolved it) is a folder, MLflow's
+    file store, and the installed MLflow refuses to write one (3.11 and later, unless
+    ``MLFLOW_ALLOW_FILE_STORE=true``): the line gives the SQLite URI for that folder instead."""
+    from sweeper.errors import ConfigError
+
+    if "://" in uri and not uri.startswith("file:"):
+        return
+    try:
+        from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+    except ImportError:  # an MLflow that still writes file stores
+        return
+    if MLFLOW_ALLOW_FILE_STORE.get():
+        return
+    folder = Path(uri.removeprefix("file://").removeprefix("file:"))
+    raise ConfigError(
+        f"{key}{' ' if key.startswith('--') else '='}{uri}: a folder is MLflow's file store, which this MLflow no longer writes to; use a SQLite "
+        f"file in it, {_SQLITE}{folder / 'mlflow.db'} (or set MLFLOW_ALLOW_FILE_STORE=true)")
 
 
 def artifact_root(uri: str) -> str | None:
@@ -160,6 +180,7 @@ def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") ->
     from sweeper.errors import SweeperError
 
     uri = tracking_uri(cfg_value, create=False)
+    check_file_store(uri, key)
     if uri.startswith(_SQLITE) and not Path(uri[len(_SQLITE):]).is_file():
         raise SweeperError(f"{key} {uri}: no MLflow store there (the SQLite file does not exist)")
     try:
