@@ -183,7 +183,8 @@ def test_a_password_moves_from_the_url_to_the_variable_its_client_reads(monkeypa
     from sweeper.tracking.store import password_to_environment
 
     for name in ("PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # so that the test's end restores the variable, set or not
+        monkeypatch.delenv(name)
     assert password_to_environment(url, "mlflow.tracking_uri") == safe
     for name, value in environment.items():
         assert os.environ[name] == value
@@ -203,8 +204,9 @@ def test_a_password_that_disagrees_with_the_environment_is_one_line_naming_the_k
 def test_the_command_line_loses_its_passwords_before_hydra_reads_it(monkeypatch):
     from sweeper.cli import without_passwords
 
-    monkeypatch.delenv("PGPASSWORD", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    for name in ("PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "")  # so that the test's end restores the variable, set or not
+        monkeypatch.delenv(name)
     args = ["-m", "mlflow.tracking_uri='http://bob:pw1@h:5000'", "++hydra.sweeper.storage=postgresql://u:pw2@db/o",
             "model.activation=tanh", "mlflow.experiment=postgresql://u:pw3@db/o"]
     assert without_passwords(args) == ["-m", "mlflow.tracking_uri='http://h:5000'",

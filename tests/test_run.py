@@ -196,10 +196,13 @@ def test_an_unreachable_tracking_server_is_one_line_within_the_bound(run_cli):
 
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
-    proc = run_cli("train.epochs=2", f"mlflow.tracking_uri={uri}")
+    # MLflow's retries cut to 1 + 2 + 4 s (the default budget, ~30 s, is tests/test_store_failures'
+    # test_the_default_budget_is_about_30_seconds): what is timed is that the budget holds.
+    proc = run_cli("train.epochs=2", f"mlflow.tracking_uri={uri}",
+                   env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"})
     took = time.monotonic() - started
     assert proc.returncode == 2
     [line] = [line for line in proc.stderr.splitlines() if line.strip()]
     assert line.startswith(f"error: mlflow.tracking_uri={uri}: starting a run failed: ")
     assert "Connection refused" in line
-    assert took < 60, took  # MLflow's own retries took minutes; bounded to about 30 s
+    assert 7 <= took < 30, took  # MLflow's own retries took minutes

@@ -193,9 +193,13 @@ def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") ->
 
 #: MLflow error codes that mean "this request was wrong", not "the store stopped working".
 _REQUEST_ERRORS = ("INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "INVALID_STATE")
-#: How long a server that stopped answering gets to come back before a sweep stops: MLflow's own
-#: retries (sweeper.tracking: after about 2, 4, 8 and 16 s) ride out as much.
-STORE_PATIENCE_SECONDS = 30.0
+def store_patience() -> float:
+    """How long a server that stopped answering gets to come back before a sweep stops: as long
+    as MLflow's own retries wait, backoff × (2ⁿ − 1) seconds for n retries (30 s with
+    sweeper.tracking's defaults: retries after about 2, 4, 8 and 16 s)."""
+    retries = int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4"))
+    backoff = float(os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2"))
+    return backoff * (2**retries - 1)
 
 
 def is_store_failure(error: BaseException) -> bool:
@@ -223,16 +227,16 @@ def store_error(key: str, url: str, doing: str, error: BaseException) -> Any:
     return StoreError(f"{key}={shown}: {doing} failed: {cause}")
 
 
-def wait_until_alive(uri: str, patience: float = STORE_PATIENCE_SECONDS) -> None:
+def wait_until_alive(uri: str) -> None:
     """Return once the MLflow server at ``uri`` answers ``/health``; StoreError naming
-    ``mlflow.tracking_uri`` if it does not within ``patience`` seconds. Other stores: no-op
+    ``mlflow.tracking_uri`` if it does not within `store_patience` seconds. Other stores: no-op
     (a database's failure shows at the next write)."""
     import time
     import urllib.request
 
     if not uri.startswith(("http://", "https://")):
         return
-    deadline = time.monotonic() + patience
+    deadline = time.monotonic() + store_patience()
     while True:
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
