@@ -60,10 +60,14 @@ def test_differing_metrics_names_every_metric_that_changed_but_ignores_train_sec
     assert differing_metrics(original, dict(original, test_rmse=1.0 + 1e-15), rtol=1e-12) == []
 
 
+@pytest.mark.parametrize("diverging", [
+    ["model.hidden=[32,16]", "optimizer.momentum=0.9", "optimizer.lr=50"],
+    # Finite runaway (1e49 after one epoch): once the val_rmse 1e47 a pruner was told.
+    ["optimizer.lr=0.143", "optimizer.momentum=0.93", "optimizer.nesterov=true", "train.batch_size=16"],
+], ids=["lr 50", "lr 0.143 nesterov 0.93 batch 16"])
 def test_a_diverged_run_fails_with_its_reason_and_check_passes_only_for_the_same_failure(
-        run_cli, run_module, mlflow_client):
-    proc = run_cli("model.activation=tanh", "model.hidden=[32,16]", "optimizer.momentum=0.9", "optimizer.lr=50",
-                   "train.epochs=30")
+        run_cli, run_module, mlflow_client, diverging):
+    proc = run_cli("model.activation=tanh", *diverging, "train.epochs=30")
     assert proc.returncode == 1
     assert "error: the run FAILED: train_loss" in proc.stderr and "exceeded divergence_factor 10000" in proc.stderr
     [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("car_prices").experiment_id])
@@ -78,7 +82,7 @@ def test_a_diverged_run_fails_with_its_reason_and_check_passes_only_for_the_same
     assert check.returncode == 0, check.stdout + check.stderr
     assert "check passed" in check.stdout and "and its end (FAIL: train_loss" in check.stdout
 
-    mlflow_client.set_tag(run.info.run_id, "sweeper.fail_reason", "train_loss became nan at epoch 3 (lr=50)")
+    mlflow_client.set_tag(run.info.run_id, "sweeper.fail_reason", "train_loss became nan at epoch 3 (lr=0.5)")
     changed = run_module("sweeper.rerun", run.info.run_id, "--check")
     assert changed.returncode == 1
     assert "ended differently" in changed.stderr and "fail reason" in changed.stderr
