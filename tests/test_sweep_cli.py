@@ -8,6 +8,7 @@ epochs few so the whole file stays around three minutes on two cores.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,7 +79,17 @@ def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, op
     assert f"best trial #{study.best_trial.number}" in output
     assert study.best_trial.user_attrs["run_id"] in output
     assert "mlflow ui --backend-store-uri sqlite:///" in output
-    assert output.count(" finished\n") >= 8  # one progress line per trial
+    # The console: one line per trial and a short summary, nothing internal, an ETA.
+    lines = [line for line in output.splitlines() if line.strip()]
+    progress = [line for line in lines if re.search(r"\btrial \d+ (COMPLETE|PRUNED|FAIL)  ", line)]
+    assert len(progress) == 8 and all(" done" in line for line in progress)
+    assert "ETA " in progress[0]
+    summary = lines[next(i for i, line in enumerate(lines) if f"sweep '{STUDY}':" in line):]
+    assert len(summary) <= 15, summary
+    assert len(lines) <= 2 + len(progress) + len(summary), lines  # + the data and study lines
+    for internal in ("SWEEPER_", "env_set", "View run", "[I ", "Launching"):
+        assert internal not in output, internal
+    assert f"python -m sweeper.report --sweep {parent.info.run_id}" in output
 
 
 def test_best_config_yaml_of_the_parent_reruns_the_best_trial(run_cli, optuna_url, mlflow_client, tmp_path):
@@ -214,7 +225,8 @@ def test_an_emptied_optuna_file_says_it_starts_over_beside_the_earlier_parent_ru
     ok(run_cli(*args))
     earlier, _ = parent_and_children(mlflow_client)
     Path(optuna_url.removeprefix("sqlite:///")).write_bytes(b"")  # a 0-byte optuna.db
-    again = ok(run_cli(*args))
+    again = ok(run_cli(*args, "hydra.verbose=true"))
+    assert "Launching 1 jobs locally" in again.stdout + again.stderr  # Hydra's own lines, when asked for
     assert (f"study '{STUDY}' is new in this storage, but MLflow has the parent run {earlier.info.run_id} "
             "of an earlier study of that name: starting over with a new parent run") in again.stdout + again.stderr
     experiment = mlflow_client.get_experiment_by_name("car_prices")
@@ -265,3 +277,23 @@ def test_a_bad_search_space_fails_before_any_trial_with_one_line(run_cli, optuna
 
     experiment = MlflowClient(mlflow_uri).get_experiment_by_name("car_prices")
     assert experiment is None or not MlflowClient(mlflow_uri).search_runs([experiment.experiment_id])
+
+
+def test_the_summary_table_lists_the_best_trials_first_with_the_parameters_that_differ():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    from sweeper.sweep.console import duration, eta, top_table
+
+    dists = {"optimizer.lr": FloatDistribution(1e-4, 1.0), "model.activation": CategoricalDistribution(["relu", "tanh"]),
+             "seed": CategoricalDistribution([1])}
+    trials = [create_trial(value=v, params={"optimizer.lr": lr, "model.activation": a, "seed": 1}, distributions=dists)
+              for v, lr, a in [(2.0, 0.01, "relu"), (1.0, 0.03, "relu"), (3.0, 0.5, "tanh")]]
+    for number, trial in enumerate(trials):
+        trial.number = number
+    table = top_table(sorted(trials, key=lambda t: t.value), ["val_rmse"])
+    assert [row.split() for row in table] == [["#", "val_rmse", "activation", "lr"], ["1", "1", "relu", "0.03"],
+                                              ["0", "2", "relu", "0.01"], ["2", "3", "tanh", "0.5"]]
+    assert (duration(7.4), duration(750), duration(3723)) == ("0:07", "12:30", "1:02:03")
+    assert eta([1.0, 3.0, 2.0], remaining=5, n_jobs=2) == "ETA 0:06"  # median 2 s x 3 rounds
+    assert eta([], remaining=5, n_jobs=1) == eta([1.0], remaining=0, n_jobs=1) == ""

@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError, StoreError, SweeperError, one_line
 from sweeper.overrides import check_bool_overrides
-from sweeper.sweep import parent_run, space as search_space, study as studies, trial_link
+from sweeper.sweep import console, parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.registry import make_pruner, make_sampler
 from sweeper.sweep.storage import (
     budget_lock,
@@ -290,10 +290,16 @@ class OptunaSweeperImpl:
             # warns that heartbeats are meant for Study.optimize (the sweeper beats itself).
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            if not self._verbose():
+                optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..."
             try:
                 return self._sweep(arguments)
             except SweeperError as err:
                 raise SweepError(str(err)) from None
+
+    def _verbose(self) -> bool:
+        """``hydra.verbose`` set (true or a list of loggers): Hydra's and Optuna's own lines show."""
+        return bool(OmegaConf.select(self.config, "hydra.verbose", default=False))
 
     def _sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None
@@ -478,24 +484,29 @@ class OptunaSweeperImpl:
 
         states = [t.state for t in study.get_trials(deepcopy=False)]
         counts = ", ".join(f"{states.count(s)} {s.name}" for s in studies.FINISHED)
-        lines = [f"sweep '{study.study_name}': {counts}"]
+        lines = [f"sweep '{study.study_name}': {counts} in {console.duration(time.monotonic() - run.started)}"]
         if not best:
             lines.append("no trial completed")
-        for t in best:
+        for t in best[: console.TOP]:
             values = ", ".join(f"{m}={v:.6g}" for m, v in zip(objectives, t.values))
             lines.append(
                 f"{'best' if len(objectives) == 1 else 'pareto'} trial #{t.number}: {values}  "
                 f"(MLflow run {t.user_attrs.get(studies.RUN_ID)})"
             )
-            lines.append("  " + " ".join(f"{k}={v}" for k, v in t.params.items()))
-        lines.append(f"MLflow parent run {parent_run_id}")
+        if len(objectives) == 1 and best:
+            lines.append("  " + " ".join(f"{k}={v}" for k, v in best[0].params.items()))
+            top = console.top_table(console.ranked(study, objectives), objectives)
+            if len(top) > 2:  # the top trials and the parameters that differ among them
+                lines.extend(top)
         lines.extend(model_lines)
+        lines.append(f"MLflow parent run {parent_run_id}:")
         if mlflow_uri.startswith(("http://", "https://")):
-            lines.append(f"MLflow UI: {hide_password(mlflow_uri)}")
+            lines.append(f"  MLflow UI:  {hide_password(mlflow_uri)}")
         else:
-            shown = _shown_uri(mlflow_uri, 'sqlite:///mlruns/mlflow.db')
-            lines.append(f"mlflow ui --backend-store-uri {hide_password(shown)}")
-        lines.append(f"optuna-dashboard {_shown_uri(storage_url, DEFAULT_STORAGE)}")
+            shown = _shown_uri(mlflow_uri, "sqlite:///mlruns/mlflow.db")
+            lines.append(f"  MLflow UI:  mlflow ui --backend-store-uri {hide_password(shown)}")
+        lines.append(f"  dashboard:  optuna-dashboard {_shown_uri(storage_url, DEFAULT_STORAGE)}")
+        lines.append(f"  report:     python -m sweeper.report --sweep {parent_run_id}")
         for line in lines:
             log.info(line)
 
@@ -522,6 +533,8 @@ class _SweepRun:
         self.mlflow_uri = mlflow_uri
         self.started = time.monotonic()
         self.job_idx = 0
+        self.n_trials, self.n_jobs = 0, 1
+        self.durations: list[float] = []  # seconds of each trial this process told
 
     def best_trials(self) -> list[optuna.trial.FrozenTrial]:
         if not self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -531,6 +544,7 @@ class _SweepRun:
         return sorted(self.study.best_trials, key=lambda t: t.number)
 
     def loop(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
+        self.n_trials, self.n_jobs = n_trials, n_jobs
         returns = []
         heartbeat = studies.heartbeat_interval(self.study)
         while True:
@@ -556,7 +570,8 @@ class _SweepRun:
                     trials, batch = self._ask(min(n_jobs, remaining), n_trials, trials)
                 if not trials:
                     break  # other workers took the last trials
-                with studies.Heartbeat(self.study._storage, [t._trial_id for t in trials], heartbeat):
+                with studies.Heartbeat(self.study._storage, [t._trial_id for t in trials], heartbeat), \
+                        console.quiet_launcher(self.owner.launcher, self.owner._verbose()):
                     results = self.owner.launcher.launch(batch, initial_job_idx=self.job_idx)
                 self.job_idx += len(batch)
                 broken = None
@@ -702,13 +717,12 @@ class _SweepRun:
             shown = reason or ""
         best = self.best_trials()
         if not best:
-            best_text = "best: none yet"
+            best_text = "best none yet"
         elif len(self.objectives) == 1:
             best_text = f"best {best[0].value:.6g} (#{best[0].number})"
         else:
-            best_text = f"Pareto front: {len(best)} trial{'s' if len(best) > 1 else ''}"
+            best_text = f"Pareto front {len(best)} trial{'s' if len(best) > 1 else ''}"
         finished, _ = studies.count(self.study)
-        log.info(
-            "trial %d %s %s | %s | %.1fs, elapsed %.0fs | %d finished",
-            number, state.name, shown, best_text, took, time.monotonic() - self.started, finished,
-        )
+        self.durations.append(took)
+        eta = console.eta(self.durations, self.n_trials - finished, self.n_jobs)
+        log.info("%s", console.progress_line(number, state, shown, best_text, took, finished, self.n_trials, eta))

@@ -1,0 +1,100 @@
+"""What a sweep prints: one line per finished trial, and a short summary at the end.
+
+A trial's line says its number, state, objective (or where it was pruned, or why it failed),
+the best so far, how long it took, how many trials of the budget are done and an ETA (the
+median time of the trials finished here × the trials left ÷ jobs at once)::
+
+    trial 12 COMPLETE  val_rmse=2160.6  best 2160.6 (#12)  0.5s  13/30 done  ETA 0:07
+
+Hydra's launcher lines ("Launching 1 jobs locally", each job's overrides with the trial's
+identity) and Optuna's own log lines are for ``hydra.verbose=true`` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import statistics
+from typing import Any, Iterator, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+#: How many trials the summary's table lists.
+TOP = 5
+
+
+def duration(seconds: float) -> str:
+    """``0:07``, ``12:30``, ``1:02:03``."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def eta(durations: Sequence[float], remaining: int, n_jobs: int) -> str:
+    """``ETA m:ss`` from the median of ``durations`` (seconds), or "" before any."""
+    if not durations or remaining <= 0:
+        return ""
+    return "ETA " + duration(statistics.median(durations) * math.ceil(remaining / max(1, n_jobs)))
+
+
+def progress_line(number: int, state: TrialState, shown: str, best: str, took: float, finished: int,
+                  n_trials: int, eta_text: str) -> str:
+    """One finished trial (see the module docstring); ``shown``: its value, pruned epoch or reason."""
+    parts = [f"trial {number} {state.name}", shown, best, f"{took:.1f}s", f"{finished}/{n_trials} done", eta_text]
+    return "  ".join(part for part in parts if part)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace(" ", "")
+
+
+def top_table(trials: Sequence[FrozenTrial], objectives: Sequence[str], k: int = TOP) -> list[str]:
+    """The ``k`` given trials (best first) as aligned rows: number, objective values, and the
+    parameters whose values differ among them (those all share say nothing)."""
+    trials = list(trials)[:k]
+    if not trials:
+        return []
+    keys = sorted({key for t in trials for key in t.params})
+    differ = [key for key in keys if len({_value(t.params.get(key, "-")) for t in trials}) > 1]
+    header = ["#", *objectives, *_short_names(differ)]
+    rows = [[str(t.number), *(f"{v:.6g}" for v in t.values), *(_value(t.params.get(key, "-")) for key in differ)]
+            for t in trials]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  " + "  ".join(cell.rjust(w) if i < 1 + len(objectives) else cell.ljust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+            for row in [header, *rows]]
+
+
+def _short_names(keys: Sequence[str]) -> list[str]:
+    """Each key by its last part (``optimizer.lr`` -> ``lr``) unless two keys share it."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return [short if last.count(short) == 1 else key for key, short in zip(keys, last)]
+
+
+def ranked(study: optuna.Study, objectives: Sequence[str]) -> list[FrozenTrial]:
+    """COMPLETE trials best first (single objective); the Pareto front by number (several)."""
+    if len(objectives) > 1:
+        return sorted(study.best_trials, key=lambda t: t.number)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
+    return sorted(complete, key=lambda t: (sign * t.value, t.number))
+
+
+@contextlib.contextmanager
+def quiet_launcher(launcher: Any, verbose: bool) -> Iterator[None]:
+    """Hold back the launcher's INFO lines (its package's logger at WARNING) unless ``verbose``."""
+    if verbose:
+        yield
+        return
+    logger = logging.getLogger(type(launcher).__module__.rsplit(".", 1)[0])
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
