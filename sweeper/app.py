@@ -121,6 +121,10 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         if state == FAIL:
             end_tags[FAIL_REASON_TAG] = reason
         mlrun.set_tags(end_tags)
+        if link is not None and state != COMPLETE:
+            # MLflow's runs table shows a pruned run FINISHED like a complete one: its name tells.
+            ended = f"pruned @{result.epochs_run}" if state == PRUNED else "failed"
+            mlrun.rename(f"trial-{link.trial_number} ({ended})")
         mlrun.end("FAILED" if state == FAIL else "FINISHED")
     except KeyboardInterrupt:
         _log_record(mlrun, cfg, dataset)

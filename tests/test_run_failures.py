@@ -51,6 +51,7 @@ def test_a_pruned_trial_is_a_finished_child_run_with_partial_curves(
     run = mlflow_client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.tags["sweeper.state"] == "PRUNED"
+    assert run.info.run_name == "trial-4 (pruned @5)"  # told apart from a complete run by its name
     assert run.data.tags["sweeper.trial"] == "4"
     assert run.data.tags["mlflow.parentRunId"] == parent
     assert run.data.metrics["epochs_run"] == 5

@@ -66,13 +66,25 @@ def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, op
         child = by_number[trial.number]
         assert child.info.run_id == trial.user_attrs["run_id"]
         assert child.data.tags["sweeper.state"] == trial.state.name
+        ended = {"PRUNED": f" (pruned @{child.data.metrics.get('epochs_run', 0):.0f})", "FAIL": " (failed)"}
+        assert child.info.run_name == f"trial-{trial.number}" + ended.get(trial.state.name, "")
         for key, value in trial.params.items():
             logged = child.data.params.get(key, child.data.params.get(f"{key}.name"))
             assert logged is not None and same_value(value, logged), (key, value, logged)
 
     complete = [c for c in children if c.data.tags["sweeper.state"] == "COMPLETE"]
     assert study.best_value == pytest.approx(min(c.data.metrics["val_rmse"] for c in complete))
-    assert parent.data.metrics["val_rmse"] == pytest.approx(study.best_value)
+    # The parent's metrics are the sweep's own: never a trial's metric name.
+    assert parent.data.metrics["best_val_rmse"] == pytest.approx(study.best_value)
+    assert not set(parent.data.metrics) & {name for c in children for name in c.data.metrics}
+    states = [t.state for t in study.trials]
+    assert [parent.data.metrics[f"n_{n}"] for n in ("complete", "pruned", "failed")] == [
+        states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED), states.count(TrialState.FAIL)]
+    # Parent and children share the param keys: the whole config, flattened.
+    assert set(parent.data.params) == set(children[0].data.params)
+    best_child = next(c for c in children if c.info.run_id == study.best_trial.user_attrs["run_id"])
+    assert {k: v for k, v in parent.data.params.items() if k != "data.path"} == {
+        k: v for k, v in best_child.data.params.items() if k != "data.path"}
     artifacts = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id)}
     assert {"best_config.yaml", "trials.csv", "optimization_history.png", "param_importances.png"} <= artifacts
     output = proc.stdout + proc.stderr

@@ -141,7 +141,24 @@ def close_finished_children(
     return closed
 
 
-def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[str]) -> None:
+def _counts(client: Any, run_id: str, study: optuna.Study) -> None:
+    """The sweep's own numbers: ``n_complete``, ``n_pruned``, ``n_failed`` (every trial of the
+    study, a retried one included)."""
+    from mlflow.entities import Metric
+
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(f"n_{name}", float(states.count(state)), now, 0) for name, state in
+                                      (("complete", TrialState.COMPLETE), ("pruned", TrialState.PRUNED),
+                                       ("failed", TrialState.FAIL))])
+
+
+def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[str],
+              best_params: dict[str, str] | None = None) -> None:
+    """The best trial on the parent: its metrics as ``best_<name>`` (never a trial's own metric
+    name, so sorting or charting the runs table by ``val_rmse`` lists trials only), its number,
+    and its config as params under the children's keys (``best_params``, the flattened config;
+    else Optuna's parameter names)."""
     from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
@@ -152,10 +169,10 @@ def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[st
     first = best[0]
     now = int(time.time() * 1000)
     metrics = first.user_attrs.get(study_attrs.METRICS) or {}
-    metric_list = [Metric(k, float(v), now, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
+    metric_list = [Metric(f"best_{k}", float(v), now, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
     metric_list.append(Metric("best_trial", float(first.number), now, 0))
     client.log_batch(run_id, metrics=metric_list)
-    params = [Param(k, str(v)) for k, v in first.params.items()]
+    params = [Param(k, str(v)) for k, v in (best_params or first.params).items()]
     try:
         client.log_batch(run_id, params=params)
     except MlflowException:
@@ -216,12 +233,21 @@ def log_results(
     objectives: list[str],
     best_config_yaml: str | None,
 ) -> None:
-    """Give the parent the best trial, ``best_config.yaml``, plots, ``trials.csv``, Pareto front."""
+    """Give the parent the trial counts, the best trial, ``best_config.yaml``, plots,
+    ``trials.csv``, Pareto front."""
+    from omegaconf import OmegaConf
+
+    from sweeper.tracking.mlflow_run import flatten
+
+    best_params = None
+    if best_config_yaml is not None:
+        best_params = flatten(OmegaConf.to_container(OmegaConf.create(best_config_yaml), resolve=False))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         study.trials_dataframe().to_csv(out / "trials.csv", index=False)
+        _retrying(lambda: _counts(client, run_id, study))
         if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            _retrying(lambda: _log_best(client, run_id, study, objectives))
+            _retrying(lambda: _log_best(client, run_id, study, objectives, best_params))
             _write_plots(study, objectives, out)
             if len(objectives) > 1:
                 _pareto_front(study, objectives).to_csv(out / "pareto_front.csv", index=False)

@@ -150,6 +150,11 @@ class MlflowRun:
             for chunk in _chunks(buffer, MAX_METRICS_PER_BATCH):
                 self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
 
+    def rename(self, name: str) -> None:
+        """Give the run a new name (the runs table's first column)."""
+        with self._writing("renaming the run"):
+            self.client.update_run(self.run_id, name=name)
+
     def log_artifacts(self, folder: str) -> None:
         """Upload every file of ``folder`` to the run's artifact root."""
         with self._writing("logging artifacts"):
