@@ -73,9 +73,10 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     )
     link = _trial_link()
 
-    mlrun = _start_mlflow_run(cfg, link, run_name, tags)
+    mlrun = _start_mlflow_run(cfg, link, run_name, tags, dataset.info())
     try:
         mlrun.log_params(_params(cfg))
+        mlrun.log_dataset(dataset.info())
         callbacks = [_CurveLogger(mlrun)]
         if link is not None:
             callbacks.append(lambda log: link.report(log.epoch, _objective_value(cfg.objective, log, dataset)))
@@ -184,8 +185,9 @@ def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
     ``cfg`` is the config of the search space's fixed overrides. Every objective must be a
     metric a trial returns and not a test metric; the dataset must load and encode (every
     offending column in one DataError). Returns ``{"lines": the dataset's summary lines,
-    "identity": what the study's trials are about}`` (target, file name, SHA-256, columns):
-    a study resumed on another target or file is refused.
+    "identity": what the study's trials are about, "description": the experiment's}``
+    (identity: target, file name, SHA-256, columns; a study resumed on another target or file
+    is refused).
     """
     from sweeper.train import METRICS
 
@@ -203,7 +205,7 @@ def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
     dataset = load_data(_resolved(cfg))
     identity = {"data.target": dataset.target, "data.path": Path(dataset.path).name,
                 "data.sha256": dataset.sha256, "data.features": ",".join(dataset.preprocessor.features)}
-    return {"lines": dataset.summary(), "identity": identity}
+    return {"lines": dataset.summary(), "identity": identity, "description": experiment_description(dataset.info())}
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
@@ -309,16 +311,34 @@ def _trial_link() -> Any:
     return current()
 
 
-def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Mapping[str, str] | None):
-    """Create the run (a child of the sweep's parent run for a trial). Fails as ConfigError."""
+def experiment_description(info: Mapping[str, Any]) -> str:
+    """One line for the MLflow experiment: the file, the target, the rows (``Dataset.info()``)."""
+    return (f"{Path(info['path']).name}: {info['target']} predicted from {len(info['features'])} columns; "
+            f"{sum(info['rows'].values())} of {info['rows_in_file']} rows used "
+            f"({', '.join(f'{n} {split}' for split, n in info['rows'].items())}). Logged by sweeper.")
+
+
+def run_description(cfg: DictConfig) -> str:
+    """One line for an MLflow run: the network and how it is trained."""
+    hidden = "x".join(map(str, cfg.model.hidden)) or "linear"
+    momentum = f", momentum {cfg.optimizer.momentum:g}{' (Nesterov)' if cfg.optimizer.nesterov else ''}" \
+        if cfg.optimizer.momentum else ""
+    return (f"{hidden} {cfg.model.activation} network, lr {cfg.optimizer.lr:g}{momentum}, {cfg.schedule.name} "
+            f"schedule, batch {cfg.train.batch_size or 'full'}, up to {cfg.train.epochs} epochs")
+
+
+def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Mapping[str, str] | None,
+                      info: Mapping[str, Any]):
+    """Create the run (a child of the sweep's parent run for a trial), described, in an
+    experiment described by the dataset's ``info``. Fails as StoreError or ConfigError."""
     from mlflow import MlflowClient
 
     from sweeper.tracking import experiment_name, get_or_create_experiment, hide_password, shown_error, tracking_uri
     from sweeper.tracking.mlflow_run import MlflowRun, environment_tags
-    from sweeper.tracking.store import is_store_failure, store_error
+    from sweeper.tracking.store import NOTE_TAG, is_store_failure, store_error
 
     uri = tracking_uri(cfg.mlflow.tracking_uri)
-    all_tags = environment_tags() | dict(tags or {})
+    all_tags = environment_tags() | {NOTE_TAG: run_description(cfg)} | dict(tags or {})
     parent = None
     if link is not None:
         all_tags[TRIAL_TAG] = str(link.trial_number)
@@ -326,7 +346,7 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
         run_name = run_name or f"trial-{link.trial_number}"
     try:
         client = MlflowClient(tracking_uri=uri)
-        experiment_id = get_or_create_experiment(client, experiment_name(cfg))
+        experiment_id = get_or_create_experiment(client, experiment_name(cfg), experiment_description(info))
         return MlflowRun.start(client, experiment_id, run_name=run_name, parent_run_id=parent, tags=all_tags)
     except Exception as error:
         if is_store_failure(error):

@@ -7,6 +7,7 @@ epochs few so the whole file stays around three minutes on two cores.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -18,6 +19,8 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+
+from tests.paths import DATA
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +83,17 @@ def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, op
     states = [t.state for t in study.trials]
     assert [parent.data.metrics[f"n_{n}"] for n in ("complete", "pruned", "failed")] == [
         states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED), states.count(TrialState.FAIL)]
+    # The experiment opens on its runs (model training) and says what it is about; every trial
+    # has the CSV as its dataset input and a one-line description.
+    experiment = mlflow_client.get_experiment_by_name("car_prices")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["mlflow.note.content"].startswith("car_prices.csv: Price predicted from 17 columns")
+    digest = hashlib.sha256((DATA / "car_prices.csv").read_bytes()).hexdigest()[:16]
+    for child in children:
+        [given] = child.inputs.dataset_inputs
+        assert (given.dataset.name, given.dataset.digest) == ("car_prices.csv", digest)
+        assert [tag.value for tag in given.tags] == ["training"]
+        assert child.data.tags["mlflow.note.content"].endswith("epochs")
     # Parent and children share the param keys: the whole config, flattened.
     assert set(parent.data.params) == set(children[0].data.params)
     best_child = next(c for c in children if c.info.run_id == study.best_trial.user_attrs["run_id"])

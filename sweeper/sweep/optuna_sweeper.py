@@ -109,6 +109,7 @@ class OptunaSweeperImpl:
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
         self._composed: dict[tuple[str, ...], DictConfig] = {}
+        self._description: str | None = None  # the experiment's, from the preflight
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context
@@ -264,6 +265,7 @@ class OptunaSweeperImpl:
         found = preflight(OmegaConf.masked_copy(base, [k for k in base if k != "hydra"]), objectives) or {}
         for line in found.get("lines", []):
             log.info("%s", line)
+        self._description = found.get("description")
         return {str(k): str(v) for k, v in found.get("identity", {}).items()}
 
     def _best_config_yaml(self, trial: optuna.trial.FrozenTrial) -> str | None:
@@ -419,7 +421,8 @@ class OptunaSweeperImpl:
             _check_server(uri)
         client = MlflowClient(tracking_uri=uri)
         try:
-            return client, get_or_create_experiment(client, experiment_name(self.config)), uri
+            experiment = get_or_create_experiment(client, experiment_name(self.config), self._description)
+            return client, experiment, uri
         except Exception as err:
             raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(err)}") from None
 

@@ -150,6 +150,29 @@ class MlflowRun:
             for chunk in _chunks(buffer, MAX_METRICS_PER_BATCH):
                 self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
 
+    def log_dataset(self, info: Mapping[str, Any], context: str = "training") -> None:
+        """The CSV as the run's MLflow dataset input (the runs table's Datasets column): its file
+        name, the first 16 hex digits of its SHA-256 as digest, its path as source, its columns
+        as schema and its row count as profile. ``info`` is ``Dataset.info()``."""
+        import json
+        from pathlib import Path
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        columns = info["columns"]
+        schema = [{"type": "double" if columns[name]["kind"] == "numeric" else "string", "name": name}
+                  for name in info["features"]] + [{"type": "double", "name": info["target"]}]
+        dataset = Dataset(
+            name=Path(info["path"]).name, digest=str(info["sha256"])[:16], source_type="local",
+            source=json.dumps({"uri": Path(info["path"]).as_uri()}),
+            schema=json.dumps({"mlflow_colspec": schema}),
+            profile=json.dumps({"num_rows": sum(info["rows"].values()),
+                                "num_elements": sum(info["rows"].values()) * len(schema)}),
+        )
+        with self._writing("logging the dataset"):
+            self.client.log_inputs(self.run_id, datasets=[
+                DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+
     def rename(self, name: str) -> None:
         """Give the run a new name (the runs table's first column)."""
         with self._writing("renaming the run"):

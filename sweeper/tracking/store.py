@@ -82,19 +82,28 @@ def experiment_name(cfg: Any) -> str:
     return Path(str(cfg.data.path)).stem
 
 
-def get_or_create_experiment(client: Any, name: str) -> str:
+#: MLflow 3's UI opens an experiment with this kind on its runs table (not the GenAI overview).
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+#: The description MLflow's UI shows, of an experiment or a run.
+NOTE_TAG = "mlflow.note.content"
+
+
+def get_or_create_experiment(client: Any, name: str, description: str | None = None) -> str:
     """Id of the experiment called ``name`` in ``client``'s store, created if missing.
 
-    Race-free: when two processes create it at the same moment, the loser catches MLflow's
-    "already exists" error and reads the winner's experiment. A deleted experiment of that name
-    is restored rather than shadowed.
+    It is tagged as model training (`EXPERIMENT_KIND_TAG`) and, with ``description``, described
+    (`NOTE_TAG`); an existing experiment gets the tags it lacks (one read, writes only when
+    missing). Race-free: when two processes create it at the same moment, the loser catches
+    MLflow's "already exists" error and reads the winner's experiment. A deleted experiment of
+    that name is restored rather than shadowed.
     """
     from mlflow.exceptions import MlflowException
 
+    tags = {EXPERIMENT_KIND_TAG: MODEL_TRAINING} | ({NOTE_TAG: description} if description else {})
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_root(client.tracking_uri))
+            return client.create_experiment(name, artifact_location=artifact_root(client.tracking_uri), tags=tags)
         except MlflowException as error:
             if "already exists" not in str(error).lower() and "unique" not in str(error).lower():
                 raise
@@ -103,6 +112,9 @@ def get_or_create_experiment(client: Any, name: str) -> str:
                 raise
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
+    for key, value in tags.items():
+        if key not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
     return experiment.experiment_id
 
 
