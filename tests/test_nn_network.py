@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from sweeper.nn import ACTIVATIONS, OUTPUT_ACTIVATIONS, SGD, Network, gradient_check
+from sweeper.nn import ACTIVATIONS, LOSSES, SGD, Network, gradient_check
 
 X_SEED = np.array([[1.4, -1, 0.4], [0.4, -1, 0.1], [5.4, -1, 4], [1.5, -1, 1], [1.8, 1, 1]])
 Y_SEED = np.array([0.45, 0.8, 0.2, 0.5, 0.55])
@@ -57,6 +57,7 @@ def test_worked_example_gradient_check(seed_net):
     assert gradient_check(seed_net, X_SEED, Y_SEED) == pytest.approx(1.157e-8, abs=1e-10)
 
 
+REGRESSION_OUTPUTS = LOSSES["squared_error"]().output_activations(1)
 REGULARISERS = {
     "none": {},
     "l2": {"l2": 0.3},
@@ -67,7 +68,7 @@ REGULARISERS = {
 
 @pytest.mark.parametrize(
     "activation,output_activation,regulariser",
-    list(itertools.product(ACTIVATIONS, OUTPUT_ACTIVATIONS, REGULARISERS)),
+    list(itertools.product(ACTIVATIONS, REGRESSION_OUTPUTS, REGULARISERS)),
 )
 def test_gradient_check_every_activation_and_regulariser(activation, output_activation, regulariser):
     rng = np.random.default_rng(7)
@@ -183,7 +184,15 @@ def test_max_norm_leaves_no_unit_above_c():
     [
         ({"activation": "swish"}, "unknown activation 'swish'; choose one of: elu, identity"),
         ({"init": "orthogonal"}, "unknown init 'orthogonal'; choose one of: he, lecun, normal, xavier"),
-        ({"output_activation": "relu"}, "output_activation 'relu'; choose one of: identity, tanh, sigmoid"),
+        ({"output_activation": "relu"}, "output_activation 'relu'; choose one of: identity, tanh, sigmoid, softmax"),
+        ({"loss": "hinge"}, "unknown loss 'hinge'; choose one of: cross_entropy, squared_error"),
+        ({"sizes": [3, 4, 3], "output_activation": "softmax"},
+         "loss 'squared_error' with 3 outputs needs output_activation identity, tanh or sigmoid, got 'softmax'"),
+        ({"loss": "cross_entropy"}, "loss 'cross_entropy' with 1 output needs output_activation sigmoid, got 'identity'"),
+        ({"loss": "cross_entropy", "output_activation": "softmax"},
+         "loss 'cross_entropy' with 1 output needs output_activation sigmoid, got 'softmax'"),
+        ({"sizes": [3, 4, 3], "loss": "cross_entropy", "output_activation": "tanh"},
+         "loss 'cross_entropy' with 3 outputs needs output_activation softmax, got 'tanh'"),
         ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
         ({"l2": -0.1}, "l2 must be >= 0, got -0.1"),
         ({"l1": -1}, "l1 must be >= 0, got -1"),

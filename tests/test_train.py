@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 
 from sweeper.nn import SGD, Network, make_schedule
-from sweeper.train import (DIVERGED, EARLY_STOPPED, STOPPED, EarlyStopping, fit, mae, r2,
-                           rmse)
+from sweeper.train import (CLASSIFICATION_METRICS, DIVERGED, EARLY_STOPPED, STOPPED, EarlyStopping,
+                           accuracy, classification_metrics, f1_macro, fit, log_loss, mae, r2,
+                           rmse, roc_auc)
 
 from .paths import DATA
 
@@ -101,6 +102,59 @@ def test_metrics_match_their_definitions():
     assert rmse(y, y_hat) == pytest.approx(np.sqrt((0.25 + 1) / 3))
     assert mae(y, y_hat) == pytest.approx(0.5)
     assert r2(y, y_hat) == pytest.approx(1 - 1.25 / (((y - y.mean()) ** 2).sum()))
+
+
+def random_classification(n_classes: int, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (n,) and probabilities (n, K) made of small integers, so scores tie often."""
+    rng = np.random.default_rng(n_classes)
+    y_true = rng.integers(0, n_classes, size=n)
+    raw = rng.integers(1, 4, size=(n, n_classes)) + 2 * np.eye(n_classes, dtype=int)[y_true]
+    if n_classes == 2:  # ties in the one score the binary AUC reads
+        p = raw[:, 1] / 6.0
+        return y_true, np.column_stack([1 - p, p])
+    return y_true, raw / raw.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_classification_metrics_match_sklearn(n_classes):
+    sk = pytest.importorskip("sklearn.metrics")
+    y_true, proba = random_classification(n_classes)
+    y_pred = proba.argmax(axis=1)
+    assert len(np.unique(proba[:, 1])) < len(proba) // 5  # the AUC sees many ties
+    assert accuracy(y_true, y_pred) == sk.accuracy_score(y_true, y_pred)
+    assert log_loss(y_true, proba) == pytest.approx(sk.log_loss(y_true, proba), rel=1e-12)
+    assert f1_macro(y_true, y_pred) == pytest.approx(
+        sk.f1_score(y_true, y_pred, average="macro", zero_division=0), rel=1e-12)
+    expected_auc = (sk.roc_auc_score(y_true, proba[:, 1]) if n_classes == 2 else
+                    sk.roc_auc_score(y_true, proba, multi_class="ovr", average="macro"))
+    assert roc_auc(y_true, proba) == pytest.approx(expected_auc, rel=1e-12)
+    assert 0.5 < expected_auc < 1.0
+    assert classification_metrics(y_true, proba) == {
+        name: fn(y_true, proba) for name, fn in CLASSIFICATION_METRICS.items()}
+    assert list(classification_metrics(y_true, proba)) == ["accuracy", "log_loss", "f1_macro", "roc_auc"]
+    assert classification_metrics(y_true, proba)["f1_macro"] == f1_macro(y_true, y_pred)
+
+
+def test_f1_macro_averages_over_classes_in_either_labels_or_predictions():
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 3, size=50), rng.integers(1, 4, size=50)  # 0 never predicted, 3 never true
+    assert f1_macro(y_true, y_pred) == pytest.approx(
+        sk.f1_score(y_true, y_pred, average="macro", zero_division=0), rel=1e-12)
+
+
+def test_roc_auc_is_nan_with_one_class_and_log_loss_finite_when_confidently_wrong():
+    proba = np.array([[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])
+    assert np.isnan(roc_auc(np.array([2, 2]), proba))
+    assert np.isnan(roc_auc(np.array([0, 0]), proba[:, :2] / proba[:, :2].sum(axis=1, keepdims=True)))
+    assert log_loss(np.array([0]), np.array([[0.0, 1.0]])) == pytest.approx(-np.log(np.finfo(float).eps))
+
+
+@pytest.mark.parametrize("y_true,proba", [([0, 3], [[0.5, 0.5], [0.5, 0.5]]), ([0.0, 1.0], [[0.5, 0.5]] * 2),
+                                          ([0, 1], [0.5, 0.5]), ([0, 1, 1], [[0.5, 0.5]] * 2)])
+def test_classification_metrics_refuse_what_is_not_codes_and_probabilities(y_true, proba):
+    with pytest.raises(ValueError):
+        log_loss(np.array(y_true), np.array(proba))
 
 
 def test_car_prices_reaches_test_r2_090_and_float32_agrees_with_float64():

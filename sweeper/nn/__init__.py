@@ -2,6 +2,7 @@
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation
 from .gradcheck import gradient_check
 from .initializers import INITIALIZERS, Initializer
+from .losses import LOSSES, Loss
 from .network import DTYPES, Network
 from .optimizers import SGD
 from .schedules import SCHEDULES, Schedule, make_schedule, schedule_keys
@@ -10,11 +11,13 @@ __all__ = [
     "ACTIVATIONS",
     "DTYPES",
     "INITIALIZERS",
+    "LOSSES",
     "OUTPUT_ACTIVATIONS",
     "SCHEDULES",
     "SGD",
     "Activation",
     "Initializer",
+    "Loss",
     "Network",
     "Schedule",
     "gradient_check",

@@ -5,6 +5,11 @@ elementwise derivative ``f'(z)``; ``derivative`` receives both ``z`` and ``a`` b
 sigmoid and tanh are cheapest written in terms of their output. Both take ``out=``, an array
 shaped like ``z`` to write the result into (the training loop reuses one per layer); without
 it they return a new array. ``Identity.forward`` returns ``z`` itself.
+
+``ACTIVATIONS`` lists the hidden activations, ``OUTPUT_ACTIVATIONS`` the output ones. Softmax
+is only an output: it mixes a row's units, so it has a Jacobian (``Softmax.jacobian``) but no
+elementwise derivative, and the network never needs one (with cross-entropy the output error
+is δᴸ = (p − y)/m, see ``losses``).
 """
 from __future__ import annotations
 
@@ -134,6 +139,33 @@ class ELU(Activation):
         return f"ELU(alpha={self.alpha})"
 
 
+class Softmax(Activation):
+    """sᵢ(z) = e^(zᵢ − max z) / Σⱼ e^(zⱼ − max z) along each row of z ``(m, K)``.
+
+    Subtracting the row maximum changes nothing mathematically and keeps every exponent ≤ 0,
+    so no row overflows. The row maximum and row sum are ``(m, 1)`` temporaries.
+    """
+
+    name = "softmax"
+
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        s = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        np.exp(s, out=s)
+        s /= s.sum(axis=1, keepdims=True)
+        return s
+
+    def derivative(self, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        raise NotImplementedError(
+            "softmax has no elementwise derivative; use Softmax.jacobian, or loss cross_entropy, "
+            "whose output error (p − y)/m needs none"
+        )
+
+    @staticmethod
+    def jacobian(a: np.ndarray) -> np.ndarray:
+        """∂sᵢ/∂zⱼ = sᵢ(δᵢⱼ − sⱼ) per row, ``(m, K, K)``, from the output a = s(z) ``(m, K)``."""
+        return a[:, :, None] * (np.eye(a.shape[1], dtype=a.dtype) - a[:, None, :])
+
+
 def _into(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """``result``, copied into ``out`` when one is given."""
     if out is None:
@@ -146,4 +178,6 @@ ACTIVATIONS: dict[str, type[Activation]] = {
     cls.name: cls for cls in (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, ELU)
 }
 
-OUTPUT_ACTIVATIONS = ("identity", "tanh", "sigmoid")
+OUTPUT_ACTIVATIONS: dict[str, type[Activation]] = {
+    cls.name: cls for cls in (Identity, Tanh, Sigmoid, Softmax)
+}

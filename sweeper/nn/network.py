@@ -1,24 +1,39 @@
-"""A fully connected feed-forward network for regression, forward and backward in NumPy.
+"""A fully connected feed-forward network for regression and classification, forward and
+backward in NumPy.
 
-Notation (rows are samples, m = batch size, L = number of layers):
+Notation (rows are samples, m = batch size, L = number of layers, K = number of outputs):
 
     a⁰ = X                                   (m, n_inputs)
     zˡ = aˡ⁻¹ Wˡ + bˡ                         Wˡ: (fan_in, fan_out), bˡ: (fan_out,)
     aˡ = f(zˡ) ⊙ maskˡ / (1 − p)             hidden layers; mask only while training
     ŷ  = g(zᴸ)                               output activation g
 
-    J  = 1/(2m) Σ (ŷ − y)²  +  λ₁ Σ|W|  +  (λ₂/2) Σ W²     (penalties on weights, not biases)
+    J  = J_data(ŷ, y)  +  λ₁ Σ|W|  +  (λ₂/2) Σ W²     (penalties on weights, not biases)
 
-Backward pass:
+The data loss J_data and the output error δᴸ it starts backprop with (details in ``losses``):
 
-    δᴸ = (ŷ − y)/m ⊙ g'(zᴸ)
+    loss="squared_error"  J_data = 1/(2m) Σ (ŷ − y)²                   δᴸ = (ŷ − y)/m ⊙ g'(zᴸ)
+        g = identity, tanh or sigmoid; y: (m, K) or (m,) for one output
+    loss="cross_entropy"  J_data = −(1/m) Σ y log p                    δᴸ = (p − y)/m
+        K ≥ 2: g = softmax, y one-hot rows (m, K)
+        K = 1: g = sigmoid, y ∈ {0, 1} (m,) or (m, 1), and J_data is the binary cross-entropy
+               −(1/m) Σ [y log p + (1 − y) log(1 − p)]
+
+Two classes use one sigmoid output with binary cross-entropy, not a 2-way softmax: it is the
+same model (softmax(z₀, z₁)₁ = σ(z₁ − z₀)) with half the output weights, and it is what
+scikit-learn's MLPClassifier does for binary problems, so its updates can be matched exactly.
+(A 2-way softmax with one-hot targets is accepted too.)
+
+Backward pass, from δᴸ above:
+
     δˡ = (δˡ⁺¹ Wˡ⁺¹ᵀ) ⊙ maskˡ/(1 − p) ⊙ f'(zˡ)
     ∂J/∂Wˡ = aˡ⁻¹ᵀ δˡ + λ₁ sign(Wˡ) + λ₂ Wˡ
     ∂J/∂bˡ = Σ_rows δˡ
 
 Speed: a training loop passes a ``Workspace`` (``net.workspace(batch_size)``) so every batch
-writes into the same preallocated arrays (``out=`` everywhere, no per-batch allocation), and
-the weights and biases are views of one flat array so the optimiser updates them in one go.
+writes into the same preallocated arrays (``out=`` everywhere, no per-batch allocation of
+anything batch-by-width; a softmax output adds a few per-row ``(m,)`` reductions), and the
+weights and biases are views of one flat array so the optimiser updates them in one go.
 """
 from __future__ import annotations
 
@@ -29,19 +44,24 @@ import numpy as np
 from ._registry import lookup
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation
 from .initializers import INITIALIZERS
+from .losses import LOSSES
 
 DTYPES = ("float64", "float32")
 FORWARD_CHUNK = 2048  # rows per chunk when forward() is given no workspace
 
 
 class Network:
-    """Feed-forward regression network.
+    """Feed-forward network for regression (squared error) or classification (cross-entropy).
 
     Parameters
     ----------
     sizes : layer widths ``[n_inputs, hidden..., n_outputs]``; two entries give a linear model.
     activation : hidden activation, one of ``ACTIVATIONS``.
-    output_activation : one of ``identity``, ``tanh``, ``sigmoid``.
+    output_activation : one of ``OUTPUT_ACTIVATIONS`` (``identity``, ``tanh``, ``sigmoid``,
+        ``softmax``) that ``loss`` works with.
+    loss : one of ``LOSSES``: ``squared_error`` with an identity, tanh or sigmoid output;
+        ``cross_entropy`` with a softmax output (K ≥ 2 classes, one-hot targets) or a single
+        sigmoid output (two classes, 0/1 targets).
     init : weight initialiser, one of ``INITIALIZERS``; biases start at zero.
     seed : int or ``numpy.random.Generator``; initial weights and every dropout mask come
         from this one generator, so the same seed gives bit-identical weights and masks.
@@ -57,6 +77,7 @@ class Network:
         sizes: Sequence[int],
         activation: str = "relu",
         output_activation: str = "identity",
+        loss: str = "squared_error",
         init: str = "he",
         seed: int | np.random.Generator = 0,
         dtype: str = "float64",
@@ -77,6 +98,8 @@ class Network:
                 f"unknown output_activation {output_activation!r}; "
                 f"choose one of: {', '.join(OUTPUT_ACTIVATIONS)}"
             )
+        self.loss_function = lookup(LOSSES, loss, "loss")()
+        self.loss_function.check(output_activation, sizes[-1])
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
         for name, value in (("l1", l1), ("l2", l2)):
@@ -89,7 +112,7 @@ class Network:
 
         self.sizes = sizes
         self.activation = _make_activation(activation, leaky_slope, elu_alpha)
-        self.output_activation = lookup(ACTIVATIONS, output_activation, "output_activation")()
+        self.output_activation = OUTPUT_ACTIVATIONS[output_activation]()
         self.dtype = np.dtype(dtype)
         self.l1, self.l2 = float(l1), float(l2)
         self.dropout = float(dropout)
@@ -176,40 +199,54 @@ class Network:
             total += 0.5 * self.l2 * sum(float(np.vdot(W, W)) for W in self.weights)
         return total
 
+    def data_loss(self, y_pred: np.ndarray, y: np.ndarray) -> float:
+        """J_data without penalties, in float64, for predictions ``y_pred`` ``(m, K)`` that
+        ``forward`` computed and targets ``y`` ``(m, K)`` (or ``(m,)`` for one output).
+
+        squared_error: 1/(2m) Σ (ŷ − y)² (summed over outputs, averaged over rows);
+        cross_entropy: −(1/m) Σ y log p (binary: −(1/m) Σ [y log p + (1 − y) log(1 − p)]) with
+        p clipped to [ε, 1 − ε], ε = float64 machine epsilon, as scikit-learn's log_loss.
+        """
+        y = np.asarray(y)
+        if y.ndim == 1:
+            y = y.reshape(-1, self.sizes[-1])
+        if np.shape(y_pred) != y.shape:
+            raise ValueError(f"y_pred has shape {np.shape(y_pred)} but y has shape {y.shape}")
+        return self.loss_function(y_pred, y)
+
     def loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        """J = 1/(2m) Σ(ŷ − y)² + penalties, in evaluation mode (dropout off)."""
-        residual = self.forward(X) - self._as_target(y)
-        return 0.5 * float(np.vdot(residual, residual)) / len(residual) + self.penalty()
+        """J = ``data_loss(forward(X), y)`` + penalties, in evaluation mode (dropout off)."""
+        return self.data_loss(self.forward(X), y) + self.penalty()
 
     def loss_and_grad(
         self, X: np.ndarray, y: np.ndarray, workspace: Workspace | None = None
     ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """Training-mode loss J and its gradients.
 
-        X: ``(m, n_inputs)``, y: ``(m, n_outputs)`` or ``(m,)`` for one output.
-        Returns ``(J, dW, db)`` with ``dW[l]`` shaped like ``weights[l]`` and ``db[l]`` like
-        ``biases[l]``. Dropout masks are drawn from the network's generator. Without a
-        ``workspace`` the gradients are new arrays; with one they are the workspace's arrays,
-        overwritten by the next call.
+        X: ``(m, n_inputs)``, y: ``(m, n_outputs)`` or ``(m,)`` for one output. With
+        cross-entropy J is computed from the output pre-activation (see ``losses``), so a
+        saturated sigmoid or softmax still gives a finite J. Returns ``(J, dW, db)`` with
+        ``dW[l]`` shaped like ``weights[l]`` and ``db[l]`` like ``biases[l]``. Dropout masks
+        are drawn from the network's generator. Without a ``workspace`` the gradients are new
+        arrays; with one they are the workspace's arrays, overwritten by the next call.
         """
         X, y = self._as_input(X), self._as_target(y)
         ws = (workspace or Workspace(self, len(X))).for_rows(len(X))
         inputs, zs, acts, masks = self._forward_train(X, ws)
-        m = len(X)
-        residual = np.subtract(inputs[-1], y, out=ws.delta[-1])
-        loss = 0.5 * float(np.vdot(residual, residual)) / m + self.penalty()
+        last = self.n_layers - 1
+        loss = self.loss_function.output_delta(
+            zs[last], acts[last], y, self.output_activation, out=ws.delta[last]
+        ) + self.penalty()
 
-        delta = residual
-        delta /= m
-        for i in range(self.n_layers - 1, -1, -1):
-            if i < self.n_layers - 1:
+        delta = ws.delta[last]
+        for i in range(last, -1, -1):
+            if i < last:
                 delta = _matmul(delta, self.weights[i + 1].T, out=ws.delta[i])
                 if masks[i] is not None:
                     delta *= masks[i]
-            act = self._layer_activation(i)
-            if act.name != "identity":
-                # f'(zˡ) is written over zˡ: nothing after this line reads zˡ.
-                delta *= act.derivative(zs[i], acts[i], out=zs[i])
+                if self.activation.name != "identity":
+                    # f'(zˡ) is written over zˡ: nothing after this line reads zˡ.
+                    delta *= self.activation.derivative(zs[i], acts[i], out=zs[i])
             np.matmul(inputs[i].T, delta, out=ws.dW[i])
             np.add.reduce(delta, axis=0, out=ws.db[i])
             if self.l1:
@@ -247,7 +284,8 @@ class Network:
     def __repr__(self) -> str:
         return (
             f"Network(sizes={self.sizes}, activation={self.activation!r}, "
-            f"output_activation={self.output_activation.name!r}, dtype={self.dtype.name!r})"
+            f"output_activation={self.output_activation.name!r}, loss={self.loss_function.name!r}, "
+            f"dtype={self.dtype.name!r})"
         )
 
     # ------------------------------------------------------------------ helpers

@@ -1,9 +1,11 @@
 """Training on arrays: the epoch loop, early stopping, metrics."""
 from .early_stopping import EarlyStopping
-from .metrics import METRICS, mae, r2, regression_metrics, rmse
+from .metrics import (CLASSIFICATION_METRICS, METRICS, accuracy, classification_metrics, f1_macro,
+                      log_loss, mae, r2, regression_metrics, rmse, roc_auc)
 from .trainer import COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED, EpochLog, TrainResult, fit
 
 __all__ = [
+    "CLASSIFICATION_METRICS",
     "COMPLETED",
     "DIVERGED",
     "EARLY_STOPPED",
@@ -12,9 +14,14 @@ __all__ = [
     "EarlyStopping",
     "EpochLog",
     "TrainResult",
+    "accuracy",
+    "classification_metrics",
+    "f1_macro",
     "fit",
+    "log_loss",
     "mae",
     "r2",
     "regression_metrics",
     "rmse",
+    "roc_auc",
 ]

@@ -19,8 +19,9 @@ EVAL_CHUNK = 1024  # rows per forward chunk of the epoch-end evaluation
 class EpochLog:
     """What a callback sees after each epoch.
 
-    ``losses`` maps ``train`` and each eval-set name to ½·mean((ŷ − y)²) in evaluation mode;
-    ``predictions`` maps the same names to ŷ, shape ``(n_rows, n_outputs)``.
+    ``losses`` maps ``train`` and each eval-set name to ``net.data_loss`` in evaluation mode
+    (no penalties): ½·mean over rows of Σ(ŷ − y)² for squared error, the mean cross-entropy
+    for cross-entropy; ``predictions`` maps the same names to ŷ, shape ``(n_rows, n_outputs)``.
     """
 
     epoch: int
@@ -61,7 +62,8 @@ def fit(
 ) -> TrainResult:
     """Train ``net`` in place by mini-batch SGD.
 
-    X_train: ``(n, n_inputs)``, y_train: ``(n, n_outputs)`` or ``(n,)``. ``batch_size`` None
+    X_train: ``(n, n_inputs)``, y_train: ``(n, n_outputs)`` or ``(n,)`` (one-hot rows for a
+    softmax network, 0/1 for a single sigmoid output with cross-entropy). ``batch_size`` None
     means full batch. Rows are reshuffled every epoch from ``seed`` when ``shuffle``. The
     schedule sets the optimiser's rate before each epoch (t = epochs completed) and observes
     the validation loss (``eval_sets["val"]``, else the training loss) after it. Early
@@ -104,7 +106,7 @@ def fit(
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         bound = math.inf
         if divergence_factor is not None:
-            bound = divergence_factor * max(_half_mse(net.forward(X, eval_workspace), y), np.finfo(np.float64).tiny)
+            bound = divergence_factor * max(net.data_loss(net.forward(X, eval_workspace), y), np.finfo(np.float64).tiny)
         for epoch in range(1, epochs + 1):
             lr = schedule.learning_rate(epoch - 1)
             optimizer.learning_rate = lr
@@ -119,7 +121,7 @@ def fit(
                 net.apply_max_norm()
 
             predictions = {name: net.forward(Xs, eval_workspace) for name, (Xs, _) in sets.items()}
-            losses = {name: _half_mse(predictions[name], sets[name][1]) for name in sets}
+            losses = {name: net.data_loss(predictions[name], sets[name][1]) for name in sets}
             for name, value in losses.items():
                 result.history[f"{name}_loss"].append(value)
             result.history["lr"].append(lr)
@@ -162,9 +164,3 @@ def fit(
         finite = np.where(np.isfinite(curve), curve, np.inf)
         result.best_epoch = int(np.argmin(finite)) + 1 if np.isfinite(finite).any() else 0
     return result
-
-
-def _half_mse(y_pred: np.ndarray, y_true: np.ndarray) -> float:
-    """½·mean((ŷ − y)²) over rows (summed over outputs), accumulated in float64."""
-    diff = y_pred.astype(np.float64, copy=False) - y_true
-    return 0.5 * float(np.vdot(diff, diff)) / len(diff)
