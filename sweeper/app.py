@@ -401,8 +401,6 @@ def _objective_value(objective: str, log: Any, dataset: Any) -> float:
 
 def _final_metrics(net: Any, dataset: Any) -> dict[str, float]:
     """``{train,val,test}_{rmse,mae,r2}`` in original units, and ``val_loss`` of the final weights."""
-    import numpy as np
-
     from sweeper.train import regression_metrics
 
     inverse = dataset.preprocessor.inverse_target
@@ -413,8 +411,7 @@ def _final_metrics(net: Any, dataset: Any) -> dict[str, float]:
         for name, value in regression_metrics(inverse(y), inverse(predictions)).items():
             metrics[f"{split}_{name}"] = value
         if split == "val":
-            diff = predictions.astype(np.float64) - y
-            metrics["val_loss"] = 0.5 * float(np.vdot(diff, diff)) / len(diff)
+            metrics["val_loss"] = net.data_loss(predictions, y)
     return metrics
 
 

@@ -276,7 +276,7 @@ def validate(cfg: Any) -> None:
     of allowed names, so a new activation or scaling needs no change here.
     """
     from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS, Missing, check_dialect, check_max_categories
-    from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS, OUTPUT_ACTIVATIONS
+    from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS, LOSSES
 
     for key in ("path", "target"):
         if OmegaConf.is_missing(cfg.data, key):
@@ -308,7 +308,8 @@ def validate(cfg: Any) -> None:
     for i, width in enumerate(model.hidden):
         _ranged(f"model.hidden[{i}]", width, *_INT_AT_LEAST_1)
     _one_of("model.activation", model.activation, tuple(ACTIVATIONS))
-    _one_of("model.output_activation", model.output_activation, tuple(OUTPUT_ACTIVATIONS))
+    # A run regresses one target with squared error (softmax is for classification's outputs).
+    _one_of("model.output_activation", model.output_activation, LOSSES["squared_error"]().output_activations(1))
     _one_of("model.init", model.init, tuple(INITIALIZERS))
     _one_of("model.dtype", model.dtype, tuple(d for d in DTYPES if d in DATA_DTYPES))
     _ranged("model.leaky_slope", model.leaky_slope, *_AT_LEAST_0)
