@@ -58,6 +58,12 @@ def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, op
     study = optuna.load_study(study_name=STUDY, storage=optuna_url)
     assert len(study.trials) == 8
     assert all(t.state in FINISHED for t in study.trials)
+    # Trial 0 is the base config where the space allows it (conf/config.yaml: relu, lr 0.01,
+    # momentum 0.9, constant schedule); its [64,32] is not among search=small's widths: sampled.
+    first = study.trials[0].params
+    assert {k: first[k] for k in ("model.activation", "optimizer.lr", "optimizer.momentum", "schedule")} == {
+        "model.activation": "relu", "optimizer.lr": 0.01, "optimizer.momentum": 0.9, "schedule": "constant"}
+    assert first["model.hidden"] in ("[16]", "[32,16]")
 
     parent, children = parent_and_children(mlflow_client)
     assert parent.info.status == "FINISHED"
@@ -94,8 +100,9 @@ def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, op
         assert (given.dataset.name, given.dataset.digest) == ("car_prices.csv", digest)
         assert [tag.value for tag in given.tags] == ["training"]
         assert child.data.tags["mlflow.note.content"].endswith("epochs")
-    # Parent and children share the param keys: the whole config, flattened.
-    assert set(parent.data.params) == set(children[0].data.params)
+    # Parent and children share the param keys: the whole config, flattened (the parent's are
+    # the best trial's config; a key only some schedules have is only in their runs).
+    assert set(parent.data.params) >= set.intersection(*(set(c.data.params) for c in children))
     best_child = next(c for c in children if c.info.run_id == study.best_trial.user_attrs["run_id"])
     assert {k: v for k, v in parent.data.params.items() if k != "data.path"} == {
         k: v for k, v in best_child.data.params.items() if k != "data.path"}
@@ -112,7 +119,7 @@ def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, op
     assert "ETA " in progress[0]
     summary = lines[next(i for i, line in enumerate(lines) if f"sweep '{STUDY}':" in line):]
     assert len(summary) <= 15, summary
-    assert len(lines) <= 2 + len(progress) + len(summary), lines  # + the data and study lines
+    assert len(lines) <= 3 + len(progress) + len(summary), lines  # + the data, base-config and study lines
     for internal in ("SWEEPER_", "env_set", "View run", "[I ", "Launching"):
         assert internal not in output, internal
     assert f"python -m sweeper.report --sweep {parent.info.run_id}" in output

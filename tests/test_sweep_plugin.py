@@ -192,7 +192,7 @@ def test_a_job_that_raises_is_a_fail_trial_and_the_sweep_goes_on(toy: Path) -> N
     assert failed and all(t.params["fail"] is True for t in failed)
     assert all(t.user_attrs["reason"] == "RuntimeError: asked to fail" for t in failed)
     assert all(t.state == TrialState.COMPLETE for t in trials if t.params["fail"] is False)
-    assert "FAIL RuntimeError: asked to fail" in out.stdout + out.stderr
+    assert "FAIL  RuntimeError: asked to fail" in out.stdout + out.stderr
 
 
 @pytest.mark.parametrize(
@@ -263,7 +263,10 @@ def test_pruning_works_from_joblib_worker_processes(toy: Path) -> None:
     assert len(trials) == 6
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, [t.state for t in trials]
-    assert all(max(t.intermediate_values) < 8 for t in pruned)
+    # Pruned in the workers: training stopped there (a trial pruned at its last epoch, 8, is
+    # pruned too, but shows no stop).
+    assert all(max(t.intermediate_values) <= 8 for t in pruned)
+    assert any(max(t.intermediate_values) < 8 for t in pruned), [sorted(t.intermediate_values) for t in pruned]
     _, _, children = mlflow_runs(toy)
     assert len(children) == 6
 

@@ -338,6 +338,8 @@ class OptunaSweeperImpl:
         client, experiment_id, mlflow_uri = self._connect_mlflow()
         study, created = self._open_study(storage, directions, objectives, sampler_kwargs, grid)
         studies.check_identity(study, identity)
+        if created and s.start_from_defaults and grid is None:
+            self._enqueue_defaults(study, space)
         parent_run_id = parent_run.find_or_create(
             client,
             experiment_id,
@@ -425,6 +427,18 @@ class OptunaSweeperImpl:
             return client, experiment, uri
         except Exception as err:
             raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(err)}") from None
+
+    def _enqueue_defaults(self, study: optuna.Study, space: search_space.SearchSpace) -> None:
+        """Make the new study's first trial the base config (``start_from_defaults``)."""
+        loader = self.hydra_context.config_loader
+        groups = {p.key for p in space.params if loader.get_group_options(p.key)}
+        base = self._compose_once(space.fixed)
+        values, outside = search_space.base_values(space, base, groups)
+        if not values:
+            return
+        study.enqueue_trial(values, skip_if_exists=True)
+        sampled = f"; sampled, as the base value is outside the space: {', '.join(outside)}" if outside else ""
+        log.info("trial 0 trains the base config (hydra.sweeper.start_from_defaults)%s", sampled)
 
     def _open_study(
         self, storage: Any, directions: list[str], objectives: list[str], sampler_kwargs: dict, grid: dict | None

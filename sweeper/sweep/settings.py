@@ -50,6 +50,9 @@ class OptunaSweeperConf:
     #: Model Registry name: the best trial's model is registered under it (a new version) when
     #: the sweep ends; null = not registered (the model is still logged to the parent run).
     register_model: Optional[str] = None
+    #: A new study's first trial is the base config (the values the space's keys have without
+    #: the sweep, where the space allows them), so a sweep never ends worse than a plain run.
+    start_from_defaults: bool = True
     #: The search space: config key -> Hydra sweep override (see conf/search/).
     params: Optional[Dict[str, Any]] = None
 

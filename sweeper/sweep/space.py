@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -134,6 +134,39 @@ class SearchSpace:
                     continue
             chosen[p.key] = p.override(p.suggest(trial))
         return self.fixed + list(chosen.values())
+
+
+def base_values(space: SearchSpace, base: DictConfig, groups: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """The values the space's keys have in ``base`` (the config of its fixed overrides), as
+    Optuna parameters for ``Study.enqueue_trial``; and the keys left out because their base
+    value is not in the space (the sampler picks those). ``groups``: the keys that are config
+    groups (their value is the chosen option). A conditional key counts only where ``base``
+    has it.
+    """
+    values: dict[str, Any] = {}
+    outside: list[str] = []
+    for p in space.params:
+        if p.key in groups:
+            value = OmegaConf.select(base, f"hydra.runtime.choices.{p.key}", default=_ABSENT)
+        elif has_key(base, p.key):
+            value = OmegaConf.select(base, p.key)
+            if isinstance(value, (DictConfig, ListConfig)):
+                value = OmegaConf.to_container(value)
+        else:
+            continue  # a conditional key the base's group option lacks
+        d = p.distribution
+        if isinstance(d, CategoricalDistribution):
+            stored = {p.choice_text.get(c, _element_str(c)).replace(" ", ""): c for c in d.choices}
+            match = stored.get(_element_str(value).replace(" ", ""), _ABSENT) if value is not _ABSENT else _ABSENT
+            if match is _ABSENT:
+                outside.append(p.key)
+            else:
+                values[p.key] = match
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and d.low <= value <= d.high:
+            values[p.key] = int(value) if isinstance(d, IntDistribution) else float(value)
+        else:
+            outside.append(p.key)
+    return values, outside
 
 
 def has_key(cfg: DictConfig | None, key: str) -> bool:
