@@ -4,7 +4,7 @@ stopping and the validation set did overall.
 A knob's trials are split in two -- numbers at their median (``lr ≥ 0.01`` vs ``< 0.01``),
 names by category (``tanh`` vs the rest) -- and a sentence compares the groups' medians of the
 objective, the generalisation gap and the best epoch. A split is used only when both groups have
-at least ``MIN_GROUP`` finished trials, and a sentence is written only for an effect of at least
+at least ``MIN_GROUP`` finished trials (fewer say more about the sampler than the knob), and a sentence is written only for an effect of at least
 ``MIN_OBJECTIVE_CHANGE`` on the objective, ``MIN_GAP_CHANGE`` on the gap, or ``MIN_EPOCH_RATIO``
 on the best epoch: no sentence when the data cannot support one. When the gap changes sign (or
 its baseline is not positive) a relative change means nothing, so the move must instead be at
@@ -23,7 +23,9 @@ import pandas as pd
 
 from sweeper.report.trials import FAIL, PRUNED, Trials
 
-MIN_GROUP = 2
+MIN_GROUP = 5
+#: Finished trials the sweep-wide statistics need (early stopping, validation vs test).
+MIN_FINISHED = 2
 MIN_OBJECTIVE_CHANGE = 0.05
 MIN_GAP_CHANGE = 0.20
 MIN_EPOCH_RATIO = 1.25
@@ -71,10 +73,11 @@ def _relative(new: float, old: float) -> float:
     return (new - old) / abs(old) if old and math.isfinite(old) and math.isfinite(new) else math.nan
 
 
-def _effect_sentences(split: Split, trials: Trials, gap_scale: float) -> list[tuple[float, str]]:
-    """(effect size, sentence) pairs for one split; empty when the effect is too small."""
+def _effect_sentences(split: Split, trials: Trials, gap_scale: float, min_group: int) -> list[tuple[float, str]]:
+    """(effect size, sentence) pairs for one split; empty when the effect is too small or a
+    group has fewer than ``min_group`` finished trials."""
     g, r = split.group, split.rest
-    if len(g) < MIN_GROUP or len(r) < MIN_GROUP:
+    if len(g) < min_group or len(r) < min_group:
         return []
     counts = f"({len(g)} vs {len(r)} finished trials)"
     out = []
@@ -109,19 +112,29 @@ def _effect_sentences(split: Split, trials: Trials, gap_scale: float) -> list[tu
     if best_g > 0 and best_r > 0:
         ratio = best_r / best_g
         if max(ratio, 1 / ratio) >= MIN_EPOCH_RATIO:
-            pace = f"{ratio:.3g}× sooner" if ratio > 1 else f"{1 / ratio:.3g}× later"
-            out.append((abs(math.log(ratio)) / 2, f"Trials with {split.label} reached their best epoch {pace} "
-                        f"(median epoch {best_g:g} vs {best_r:g}) {counts}."))
+            late = g if ratio < 1 else r
+            if (late["best_epoch"] >= late["configured_epochs"]).mean() >= 0.5:
+                # Most of the later group peaked at their last allowed epoch: the budget ran out.
+                who = f"with {split.label}" if ratio < 1 else "without it"
+                sentence = (f"Most trials {who} were still improving when the epoch budget "
+                            f"({late['configured_epochs'].median():g}) ran out (median best epoch {best_g:g} vs "
+                            f"{best_r:g}) {counts}.")
+            else:
+                pace = f"{ratio:.3g}× sooner" if ratio > 1 else f"{1 / ratio:.3g}× later"
+                sentence = (f"Trials with {split.label} reached their best epoch {pace} "
+                            f"(median epoch {best_g:g} vs {best_r:g}) {counts}.")
+            out.append((abs(math.log(ratio)) / 2, sentence))
     return out
 
 
-def knob_findings(trials: Trials) -> list[str]:
-    """One sentence per notable effect of a searched knob, the largest ``MAX_KNOB_SENTENCES`` first."""
+def knob_findings(trials: Trials, min_group: int = MIN_GROUP) -> list[str]:
+    """One sentence per notable effect of a searched knob, the largest ``MAX_KNOB_SENTENCES`` first;
+    a split counts only with ``min_group`` finished trials on each side."""
     gap_scale = float(trials.finished["generalization_gap"].abs().median()) if len(trials.finished) else 0.0
     found: list[tuple[float, str]] = []
     for knob in trials.knobs:
         for split in knob_splits(trials, knob):
-            found.extend(_effect_sentences(split, trials, gap_scale if math.isfinite(gap_scale) else 0.0))
+            found.extend(_effect_sentences(split, trials, gap_scale if math.isfinite(gap_scale) else 0.0, min_group))
     ranked = sorted(found, key=lambda pair: -pair[0])
     return [sentence for _, sentence in ranked[:MAX_KNOB_SENTENCES]]
 
@@ -139,7 +152,7 @@ def overall_findings(trials: Trials) -> list[str]:
         name = OBJECTIVE_NAMES.get(trials.objective, trials.objective)
         out.append(f"The best trial ({_trial_name(best)}) reached {name} {best['objective_value']:.4g} at epoch "
                    f"{best['best_epoch']} of {best['epochs_run']}.")
-    if len(finished) < MIN_GROUP:
+    if len(finished) < MIN_FINISHED:
         return out
 
     on = finished[~finished["early_stop_replayed"]]
@@ -165,7 +178,7 @@ def overall_findings(trials: Trials) -> list[str]:
                        f"({share:.0%} of the way through); the epochs after it fitted the training set without "
                        "helping validation.")
     flattery = finished["val_test_gap"].dropna()
-    if len(flattery) >= MIN_GROUP:
+    if len(flattery) >= MIN_FINISHED:
         median = flattery.median()
         direction = "flattered" if median > 0 else "understated"
         out.append(f"Validation {direction} test: the median test RMSE is {abs(median):.0%} "

@@ -113,21 +113,19 @@ def top_curves(trials: Trials, k: int, path: Path) -> Path:
     n = max(len(top), 1)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows + 0.6), squeeze=False)
+    # One y scale for every panel (shared limits, log for all or none), so panels compare.
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows + 0.6), squeeze=False, sharey=True)
     flat = axes.ravel()
     if top.empty:
         _empty(flat[0], "no trial has a loss curve")
+    finite = []
     for ax, (rank, (_, row)) in zip(flat, enumerate(top.iterrows(), start=1)):
         curves = trials.curves.get(row["run_id"], {})
-        finite = []
         for key, label, color in CURVE_STYLE:
             values = np.asarray(curves.get(key, []), dtype=float)
             if values.size:
                 ax.plot(np.arange(1, values.size + 1), values, label=label, color=color, linewidth=1.4)
                 finite.append(values[np.isfinite(values) & (values > 0)])
-        finite_values = np.concatenate(finite) if finite else np.empty(0)
-        if finite_values.size and finite_values.max() > 10 * finite_values.min():
-            ax.set_yscale("log")
         if row["best_epoch"] >= 1:
             ax.axvline(row["best_epoch"], color="grey", linestyle="--", linewidth=1, label="best epoch")
         name = f"trial {row['trial']}" if not pd.isna(row["trial"]) else f"run {row['run_id'][:8]}"
@@ -137,6 +135,10 @@ def top_curves(trials: Trials, k: int, path: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss (scaled target)")
         ax.grid(True, which="both", alpha=0.3)
+    finite_values = np.concatenate(finite) if finite else np.empty(0)
+    if finite_values.size and finite_values.max() > 10 * finite_values.min():
+        for ax in flat:
+            ax.set_yscale("log")
     for ax in flat[len(top):]:
         ax.set_visible(bool(top.empty) and ax is flat[0])
     _legend(fig, flat[:1], "")
