@@ -23,8 +23,11 @@ SCRIPT = textwrap.dedent("""
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(lambda t: (t.suggest_float("lr", 1e-4, 1.0, log=True) - 0.01) ** 2
-                   + 1e-6 * t.suggest_float("noise", 0.0, 1.0), n_trials=24)
+    def objective(t):
+        t.set_user_attr("metrics", {"generalization_gap": t.suggest_float("noise", 0.0, 1.0)})
+        return (t.suggest_float("lr", 1e-4, 1.0, log=True) - 0.01) ** 2 + 1e-6 * t.params["noise"]
+
+    study.optimize(objective, n_trials=24)
     try:
         get_param_importances(study, evaluator=optuna.importance.FanovaImportanceEvaluator())
     except ImportError:
@@ -38,4 +41,10 @@ def test_the_parent_runs_importance_plot_is_drawn_without_scikit_learn(tmp_path:
                           text=True, timeout=120, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fanova unavailable" in proc.stdout  # the block works: fANOVA really cannot run here
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["optimization_history.png", "param_importances.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "optimization_history.png", "param_importances.json", "param_importances.png"]
+    import json
+
+    values = json.loads((tmp_path / "param_importances.json").read_text())
+    assert max(values["objective"], key=values["objective"].get) == "lr"
+    assert max(values["generalization_gap"], key=values["generalization_gap"].get) == "noise"

@@ -21,7 +21,7 @@ from sweeper.report.build import ARTIFACT_PATH, PLOTS
 
 pytestmark = pytest.mark.slow
 
-REPORT_FILES = {"trials.csv", "report.html", *(name for name, _ in PLOTS)}
+REPORT_FILES = {"trials.csv", "report.html", "importances.json", *(name for name, _ in PLOTS)}
 
 
 def _env(mlflow_uri: str) -> dict[str, str]:
@@ -123,6 +123,21 @@ def _log_scripted_run(client, experiment_id: str, parent_id: str, trial: int, *,
     client.set_tag(run_id, "sweeper.train_status", train_status)
     client.set_terminated(run_id, "FAILED" if state == "FAIL" else "FINISHED")
     return run_id
+
+
+def test_the_report_and_the_parent_run_give_one_importance_answer(sweep, tmp_path):
+    import json
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(sweep["uri"])
+    logged = json.loads(Path(client.download_artifacts(sweep["parent"], "param_importances.json", str(tmp_path)))
+                        .read_text())
+    shown = json.loads((sweep["out"] / "importances.json").read_text())
+    assert shown == logged and logged["objective"] and logged["generalization_gap"]
+    assert sum(logged["objective"].values()) == pytest.approx(1.0)
+    # schedule.gamma exists only under the exponential schedule: judged on the trials that have it.
+    assert logged["trials_with"].get("schedule.gamma", 0) < logged["trials"]
 
 
 def test_importances_are_optunas_ped_anova_on_the_rebuilt_study(sweep):

@@ -86,6 +86,33 @@ def stdout_table(trials: Trials, k: int) -> str:
     return "\n".join(lines)
 
 
+def _importances(trials: Trials, folder: Path) -> dict:
+    """The sweep's importances, also written to ``importances.json``: the parent run's own
+    (``param_importances.json``, measured on the Optuna study when the sweep ended), so the
+    report and the parent's plot give one answer; else measured on the MLflow rows."""
+    import json
+
+    values = None
+    sweep_id, uri = trials.info.get("sweep_id"), trials.info.get("tracking_uri")
+    if sweep_id and uri:
+        from mlflow import MlflowClient
+
+        import tempfile
+
+        client = MlflowClient(tracking_uri=uri)
+        try:
+            if any(a.path == "param_importances.json" for a in client.list_artifacts(sweep_id)):
+                with tempfile.TemporaryDirectory(prefix="sweeper-report-") as tmp:
+                    values = json.loads(Path(client.download_artifacts(sweep_id, "param_importances.json", tmp))
+                                        .read_text())
+        except Exception:  # a single run, or a store that cannot list: measure here
+            values = None
+    if values is None:
+        values = importance.importances(trials)
+    (folder / "importances.json").write_text(json.dumps(values, indent=2) + "\n")
+    return values
+
+
 def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
     """trials.csv, the four plots and report.html in ``folder`` (created)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -95,7 +122,7 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
         plots.top_curves(trials, k, folder / PLOTS[0][0]),
         plots.gap_vs_regularization(trials, folder / PLOTS[1][0]),
         plots.best_epoch_vs_lr_and_schedule(trials, folder / PLOTS[2][0]),
-        plots.importances(importance.importances(trials), trials, folder / PLOTS[3][0]),
+        plots.importances(_importances(trials, folder), trials.objective, folder / PLOTS[3][0]),
     ]
     sentences = findings.overall_findings(trials) + findings.knob_findings(trials)
     page = render(
@@ -108,7 +135,8 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
     )
     html_path = folder / "report.html"
     html_path.write_text(page, encoding="utf-8")
-    return Report(trials, folder, [csv, *drawn, html_path], stdout_table(trials, k), sentences)
+    files = [csv, *drawn, folder / "importances.json", html_path]
+    return Report(trials, folder, files, stdout_table(trials, k), sentences)
 
 
 def log_to_mlflow(report: Report) -> None:

@@ -41,58 +41,68 @@ def infer_distribution(values: list[Any]) -> Any:
     return CategoricalDistribution(sorted({str(v) for v in values}))
 
 
+def _study_of(rows: list[tuple[dict, dict, float, float]], maximize: bool) -> Any | None:
+    """An in-memory study of ``rows`` = (params, their distributions, objective value, gap) — the
+    one study every importance here is measured on. None with fewer than ``MIN_TRIALS`` rows or
+    no parameter that varies."""
+    import optuna
+
+    rows = [r for r in rows if math.isfinite(r[2]) and math.isfinite(r[3])]
+    if len(rows) < MIN_TRIALS or not any(not d.single() for _, dists, _, _ in rows for d in dists.values()):
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize" if maximize else "minimize")
+    for params, distributions, value, gap in rows:
+        kept = {k: d for k, d in distributions.items() if not d.single()}
+        study.add_trial(optuna.trial.create_trial(
+            params={k: params[k] for k in kept}, distributions=kept, value=value,
+            user_attrs={"generalization_gap": gap},
+        ))
+    return study
+
+
 def rebuilt_study(trials: Trials) -> Any | None:
-    """An in-memory study holding every finished trial's knobs, objective value and gap.
+    """An in-memory study holding every finished trial's knobs, objective value and gap, from
+    MLflow rows alone (distributions inferred by `infer_distribution`).
 
     A conditional knob a trial did not have (``schedule.gamma`` under a constant schedule) is
-    left out of that trial, as Optuna would have. The gap is kept as the user attr
-    ``generalization_gap`` for ``target=``. None when fewer than ``MIN_TRIALS`` finished trials
-    have an objective value or nothing was searched.
+    left out of that trial, as Optuna would have. None when fewer than ``MIN_TRIALS`` finished
+    trials have an objective value or nothing was searched.
     """
-    import optuna
     from optuna.distributions import CategoricalDistribution
 
     finished = trials.finished.dropna(subset=["objective_value", "generalization_gap"])
     if len(finished) < MIN_TRIALS or not trials.knobs:
         return None
-    rows = [trials.params[run_id] for run_id in finished["run_id"]]
+    params_of = [trials.params[run_id] for run_id in finished["run_id"]]
     distributions = {}
     for knob in trials.knobs:
-        values = [row[knob] for row in rows if knob in row]
+        values = [row[knob] for row in params_of if knob in row]
         if values:
-            distribution = infer_distribution(values)
-            if not distribution.single():
-                distributions[knob] = distribution
-    if not distributions:
-        return None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize" if trials.maximize else "minimize")
-    for (_, row), params in zip(finished.iterrows(), rows):
+            distributions[knob] = infer_distribution(values)
+    rows = []
+    for (_, row), params in zip(finished.iterrows(), params_of):
         present = {k: d for k, d in distributions.items() if k in params}
         values = {k: str(params[k]) if isinstance(d, CategoricalDistribution) else params[k]
                   for k, d in present.items()}
-        study.add_trial(optuna.trial.create_trial(
-            params=values, distributions=present, value=float(row["objective_value"]),
-            user_attrs={"generalization_gap": float(row["generalization_gap"])},
-        ))
-    return study
+        rows.append((values, present, float(row["objective_value"]), float(row["generalization_gap"])))
+    return _study_of(rows, trials.maximize)
 
 
-def importances(trials: Trials) -> dict[str, dict[str, float]]:
-    """``{"objective": {knob: importance}, "generalization_gap": {...}}``, each summing to 1.
-
-    Empty dicts when there are too few finished trials (see ``rebuilt_study``) or the
-    evaluator cannot rank them.
-    """
+def _evaluate(study: Any | None, maximize: bool) -> dict[str, Any]:
+    """PED-ANOVA importances of ``study`` for the objective and the gap, and how many of its
+    trials have each parameter (a conditional one is judged on those: PED-ANOVA's regimes)."""
     import optuna
 
-    study = rebuilt_study(trials)
-    result: dict[str, dict[str, float]] = {"objective": {}, "generalization_gap": {}}
+    result: dict[str, Any] = {"objective": {}, "generalization_gap": {}, "trials_with": {}, "trials": 0}
     if study is None:
         return result
+    trials = study.get_trials(deepcopy=False)
+    result["trials"] = len(trials)
+    result["trials_with"] = {k: sum(k in t.params for t in trials) for k in sorted({k for t in trials for k in t.params})}
     # PED-ANOVA ranks knobs by what separates the best trials in the study's direction; a small
     # gap is the good end, so a maximising study (val_r2) gets the gap negated.
-    sign = -1.0 if trials.maximize else 1.0
+    sign = -1.0 if maximize else 1.0
     targets = {"objective": None, "generalization_gap": lambda t: sign * t.user_attrs["generalization_gap"]}
     for name, target in targets.items():
         try:
@@ -106,3 +116,30 @@ def importances(trials: Trials) -> dict[str, dict[str, float]]:
         if all(math.isfinite(v) for v in values.values()):
             result[name] = dict(values)
     return result
+
+
+def of_study(study: Any, objectives: list[str]) -> dict[str, Any]:
+    """Importances of a sweep's own Optuna study (its COMPLETE trials, their real distributions,
+    the first objective and the logged gap): what the parent run logs as
+    ``param_importances.json`` and draws, and what the report then shows too."""
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        gap = (t.user_attrs.get("metrics") or {}).get("generalization_gap")
+        if gap is not None:
+            rows.append((t.params, t.distributions, float(t.values[0]), float(gap)))
+    maximize = study.directions[0] == StudyDirection.MAXIMIZE
+    return _evaluate(_study_of(rows, maximize), maximize)
+
+
+def importances(trials: Trials) -> dict[str, Any]:
+    """``{"objective": {knob: importance}, "generalization_gap": {...}, "trials_with": {knob: n},
+    "trials": n}``, each importance dict summing to 1; measured on the MLflow rows (a sweep
+    whose parent has ``param_importances.json`` is shown from that instead, see build).
+
+    Empty dicts when there are too few finished trials (see ``rebuilt_study``) or the
+    evaluator cannot rank them.
+    """
+    return _evaluate(rebuilt_study(trials), trials.maximize)

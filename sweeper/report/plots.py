@@ -191,11 +191,19 @@ def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
     return _save(fig, path)
 
 
-def importances(values: dict[str, dict[str, float]], trials: Trials, path: Path) -> Path:
-    """Optuna's parameter importances for the objective and, separately, for the gap."""
+def importances(values: dict[str, Any], objective: str, path: Path) -> Path:
+    """Optuna's parameter importances for the objective and, separately, for the gap
+    (``sweeper.report.importance``); a knob only some trials have is labelled "(n of N)"."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.9 + 0.42 * max(4, len(trials.knobs))))
-    titles = {"objective": f"for {trials.objective}", "generalization_gap": "for the generalisation gap"}
+    knobs = set(values.get("objective", {})) | set(values.get("generalization_gap", {}))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.9 + 0.42 * max(4, len(knobs))))
+    titles = {"objective": f"for {objective}", "generalization_gap": "for the generalisation gap"}
+    total, having = values.get("trials", 0), values.get("trials_with", {})
+
+    def label(knob: str) -> str:
+        n = having.get(knob, total)
+        return knob if n >= total else f"{knob} ({n} of {total})"
+
     for ax, (name, title) in zip(axes, titles.items()):
         ranked = sorted(values.get(name, {}).items(), key=lambda kv: kv[1])
         ax.set_title(f"Importance {title}", fontsize=10)
@@ -203,7 +211,7 @@ def importances(values: dict[str, dict[str, float]], trials: Trials, path: Path)
             _empty(ax, f"not computed: needs {_min_trials()} finished trials\nand a searched knob")
             continue
         color = "tab:blue" if name == "objective" else "tab:purple"
-        ax.barh([k for k, _ in ranked], [v for _, v in ranked], color=color)
+        ax.barh([label(k) for k, _ in ranked], [v for _, v in ranked], color=color)
         for y, (_, v) in enumerate(ranked):
             ax.text(v, y, f" {v:.2f}", va="center", fontsize=8.5)
         ax.set_xlim(0, max(v for _, v in ranked) * 1.2 or 1)

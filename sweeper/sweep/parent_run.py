@@ -269,10 +269,12 @@ def _pareto_front(study: optuna.Study, objectives: list[str]) -> Any:
 
 
 def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
+    import json
     import warnings
 
-    from optuna.importance import PedAnovaImportanceEvaluator
     from optuna.visualization import matplotlib as vis
+
+    from sweeper.report import importance, plots
 
     target = {}
     if len(objectives) > 1:
@@ -280,12 +282,13 @@ def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's matplotlib backend is "experimental"
         _plot(vis.plot_optimization_history, out / "optimization_history.png", study=study, **target)
-        # PED-ANOVA by name: before Optuna 5 the default evaluator was fANOVA, which needs
-        # scikit-learn (not a dependency), and the plot was skipped without it.
-        _plot(vis.plot_param_importances, out / "param_importances.png", study=study,
-              evaluator=PedAnovaImportanceEvaluator(), **target)
         if len(objectives) > 1:
             _plot(vis.plot_pareto_front, out / "pareto_front.png", study=study, target_names=objectives)
+    # One importance answer for the sweep: PED-ANOVA on its COMPLETE trials, for the first
+    # objective and for the gap, kept as JSON that sweeper.report shows as it is.
+    values = importance.of_study(study, objectives)
+    (out / "param_importances.json").write_text(json.dumps(values, indent=2) + "\n")
+    plots.importances(values, objectives[0], out / "param_importances.png")
 
 
 def log_best_model(client: Any, run_id: str, best_run_id: str, tracking_uri: str) -> str | None:
