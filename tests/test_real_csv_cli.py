@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +138,10 @@ def test_a_sweep_whose_every_trial_fails_exits_non_zero_with_the_commonest_reaso
                  "optimizer.lr=choice(5000.0,9000.0)", "optimizer.momentum=0.9")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = one_error_line(proc)
-    assert f"no trial of study '{STUDY}' completed (2 FAIL); most common fail reason (2 of 2): train_loss " in line
+    # Both diverge, at NaN or at the divergence bound (which one depends on the sampled widths):
+    # the line names the reason the most trials share, grouped by its words.
+    assert re.search(rf"no trial of study '{STUDY}' completed \(2 FAIL\); most common fail reason \([12] of 2\): "
+                     r"train_loss (became nan|[0-9.e+]+ at epoch 1 exceeded)", line), line
     study = optuna.load_study(study_name=STUDY, storage=optuna_url)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
     [parent] = [r for r in mlflow_client.search_runs(
