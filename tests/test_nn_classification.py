@@ -155,7 +155,8 @@ def test_regression_data_loss_is_the_trainers_former_half_mse_bit_for_bit(dtype)
     y_pred = net.forward(X)
     diff = y_pred.astype(np.float64) - y  # what trainer._half_mse computed
     assert net.data_loss(y_pred, y) == 0.5 * float(np.vdot(diff, diff)) / len(diff)
-    assert net.data_loss(y_pred, y) == pytest.approx(0.5 * np.mean(np.sum((y_pred - y) ** 2, axis=1)), rel=1e-12)
+    residual = y_pred.astype(np.float64) - y
+    assert net.data_loss(y_pred, y) == pytest.approx(0.5 * np.mean(np.sum(residual**2, axis=1)), rel=1e-12)
     assert net.loss(X, y) == net.data_loss(y_pred, y) + net.penalty()
 
 

@@ -42,22 +42,19 @@ def tracking_uri(cfg_value: str | None = None, create: bool = True) -> str:
 
 def check_file_store(uri: str, key: str) -> None:
     """ConfigError naming ``key`` if ``uri`` (as `tracking_uri` resolved it) is a folder, MLflow's
-    file store, and the installed MLflow refuses to write one (3.11 and later, unless
-    ``MLFLOW_ALLOW_FILE_STORE=true``): the line gives the SQLite URI for that folder instead."""
+    file store: deprecated, and refused by MLflow 3.11 and later. The line gives the SQLite URI
+    for that folder instead. ``MLFLOW_ALLOW_FILE_STORE=true`` (MLflow's own opt-out) lets it
+    through, to an MLflow that still accepts it."""
     from sweeper.errors import ConfigError
 
     if "://" in uri and not uri.startswith("file:"):
         return
-    try:
-        from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
-    except ImportError:  # an MLflow that still writes file stores
-        return
-    if MLFLOW_ALLOW_FILE_STORE.get():
+    if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("1", "true", "yes"):
         return
     folder = Path(uri.removeprefix("file://").removeprefix("file:"))
     raise ConfigError(
-        f"{key}{' ' if key.startswith('--') else '='}{uri}: a folder is MLflow's file store, which this MLflow no longer writes to; use a SQLite "
-        f"file in it, {_SQLITE}{folder / 'mlflow.db'} (or set MLFLOW_ALLOW_FILE_STORE=true)")
+        f"{key}{' ' if key.startswith('--') else '='}{uri}: a folder is MLflow's file store, which MLflow no longer "
+        f"writes to; use a SQLite file in it, {_SQLITE}{folder / 'mlflow.db'} (or set MLFLOW_ALLOW_FILE_STORE=true)")
 
 
 def artifact_root(uri: str) -> str | None:
