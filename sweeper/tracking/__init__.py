@@ -21,8 +21,9 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 # Each retry is also a WARNING line of urllib3's; the one line that ends the command says it all.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 # MLflow's SQL store logs every database error with its traceback before raising it; the error
-# reaches the user as one line naming mlflow.tracking_uri (its table-creation notes go too).
-logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+# reaches the user as one line naming mlflow.tracking_uri (its table-creation notes go too). A
+# filter, not a level: MLflow's logging setup resets its child loggers' levels when it loads.
+logging.getLogger("mlflow.store.db.utils").addFilter(lambda record: record.levelno >= logging.CRITICAL)
 
 from sweeper.tracking.store import (
     DEFAULT_TRACKING_URI,
