@@ -46,7 +46,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_OVERHEAD_FRACTION = 0.10
 TARGET_HELP_SECONDS = 1.0
 HEAVY = ("mlflow", "matplotlib", "optuna", "sqlalchemy", "pandas", "numpy", "scipy")
-MUST_NOT_IMPORT_FOR_HELP = ("mlflow", "matplotlib")
 
 # part -> (description, [(module, attribute path), ...]); each listed callable becomes a span.
 # Order is the table's order. "per_trial" parts happen once per trial, the others once a sweep.

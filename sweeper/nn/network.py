@@ -156,7 +156,6 @@ class Network:
             y_hat[start : start + ws.rows] = a
         return y_hat
 
-    predict = forward
 
     def workspace(self, rows: int, training: bool = True) -> Workspace:
         """Buffers for batches of up to ``rows`` samples, to reuse across calls (see Workspace);
@@ -213,10 +212,6 @@ class Network:
         if np.shape(y_pred) != y.shape:
             raise ValueError(f"y_pred has shape {np.shape(y_pred)} but y has shape {y.shape}")
         return self.loss_function(y_pred, y)
-
-    def loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        """J = ``data_loss(forward(X), y)`` + penalties, in evaluation mode (dropout off)."""
-        return self.data_loss(self.forward(X), y) + self.penalty()
 
     def loss_and_grad(
         self, X: np.ndarray, y: np.ndarray, workspace: Workspace | None = None

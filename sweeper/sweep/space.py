@@ -88,10 +88,6 @@ class SearchSpace:
     params: list[Param]
     fixed: list[str]
 
-    @property
-    def keys(self) -> list[str]:
-        return [p.key for p in self.params]
-
     def without(self, dropped: set[str]) -> SearchSpace:
         """This space without the keys ``dropped`` (which must hold the keys conditional on them)."""
         return SearchSpace([p for p in self.params if p.key not in dropped], self.fixed)

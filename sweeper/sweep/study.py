@@ -34,7 +34,6 @@ METRICS = "metrics"
 # Optuna's own key (RetryFailedTrialCallback): the number of the trial a retry replaces.
 RETRY_OF = "failed_trial"
 # Study system attributes.
-OBJECTIVES = "sweeper:objectives"
 PARENT_RUN_ID = "sweeper:parent_run_id"
 # Study user attribute: what the study's trials are about (see check_identity).
 IDENTITY = "sweeper:identity"
