@@ -320,11 +320,12 @@ def experiment_description(info: Mapping[str, Any]) -> str:
 
 def run_description(cfg: DictConfig) -> str:
     """One line for an MLflow run: the network and how it is trained."""
-    hidden = "x".join(map(str, cfg.model.hidden)) or "linear"
+    hidden = list(cfg.model.hidden)
+    network = f"{cfg.model.activation} network, hidden layers {hidden}" if hidden else "linear model"
     momentum = f", momentum {cfg.optimizer.momentum:g}{' (Nesterov)' if cfg.optimizer.nesterov else ''}" \
         if cfg.optimizer.momentum else ""
-    return (f"{hidden} {cfg.model.activation} network, lr {cfg.optimizer.lr:g}{momentum}, {cfg.schedule.name} "
-            f"schedule, batch {cfg.train.batch_size or 'full'}, up to {cfg.train.epochs} epochs")
+    return (f"{network}, lr {cfg.optimizer.lr:g}{momentum}, {cfg.schedule.name} schedule, "
+            f"batch {cfg.train.batch_size or 'full'}, up to {cfg.train.epochs} epochs")
 
 
 def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Mapping[str, str] | None,

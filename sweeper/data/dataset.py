@@ -95,7 +95,7 @@ class Dataset:
         grouped or converted (the second line only when a column was changed)."""
         name = Path(self.path).name
         used = sum(self.rows.values())
-        line = f"data: {name}, {used} of {self.rows_in_file} rows, {len(self.preprocessor.features)} columns -> {self.n_inputs} inputs"
+        line = f"data: {name}, {used} of {self.rows_in_file} rows, {len(self.preprocessor.features)} feature columns -> {self.n_inputs} inputs"
         if self.dropped_rows:
             line += " (dropped: " + ", ".join(
                 f"{count} {_DROP_REASONS[reason].format(target=self.target)}" for reason, count in self.dropped_rows.items()

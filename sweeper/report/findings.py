@@ -143,7 +143,7 @@ def overall_findings(trials: Trials) -> list[str]:
     """Sentences about the whole sweep: states, the best trial, early stopping, validation vs test."""
     frame, finished = trials.frame, trials.finished
     states = frame["state"].value_counts()
-    out = [f"{len(finished)} of {len(frame)} trials finished"
+    out = [f"{len(finished)} of {len(frame)} trials completed"
            + (f"; {states.get(PRUNED, 0)} pruned and {states.get(FAIL, 0)} failed (listed, left out of the statistics)."
               if len(finished) < len(frame) else ".")]
     top = trials.top(1)
@@ -180,8 +180,8 @@ def overall_findings(trials: Trials) -> list[str]:
     flattery = finished["val_test_gap"].dropna()
     if len(flattery) >= MIN_FINISHED:
         median = flattery.median()
-        direction = "flattered" if median > 0 else "understated"
-        out.append(f"Validation {direction} test: the median test RMSE is {abs(median):.0%} "
+        direction = "flattered the model" if median > 0 else "was pessimistic"
+        out.append(f"Validation {direction}: the median test RMSE is {abs(median):.0%} "
                    f"{'above' if median > 0 else 'below'} the validation RMSE "
                    f"({(flattery > 0).sum()} of {len(flattery)} finished trials did worse on test).")
     return out

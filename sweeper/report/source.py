@@ -96,7 +96,8 @@ def find_sweep(client: Any, experiment: str | None, run_id: str | None) -> tuple
         try:
             run = client.get_run(run_id)
         except MlflowException:
-            raise ReportError(f"no MLflow run with id {run_id!r} in {client.tracking_uri}") from None
+            raise ReportError(f"no MLflow run with id {run_id!r} in {client.tracking_uri} "
+                              "(another store? give --tracking-uri)") from None
         run_experiment = client.get_experiment(run.info.experiment_id).name
         if experiment and experiment != run_experiment:
             raise ReportError(f"run {run_id} belongs to experiment {run_experiment!r}, not {experiment!r}")

@@ -42,7 +42,7 @@ from sweeper.sweep.storage import (
     resolve_storage_url,
     storage_calls,
 )
-from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
+from sweeper.tracking import DEFAULT_TRACKING_URI, experiment_name, get_or_create_experiment, tracking_uri
 from sweeper.tracking.store import password_to_environment, wait_until_alive
 
 log = logging.getLogger(__name__)
@@ -361,6 +361,9 @@ class OptunaSweeperImpl:
             studies.count(study)[0], s.n_trials, parent_run_id,
         )
         n_trials = int(s.n_trials)
+        if studies.count(study)[0] >= n_trials:
+            log.info("the study already has %d finished trials: nothing to run (raise hydra.sweeper.n_trials "
+                     "for more)", studies.count(study)[0])
         if grid is not None and n_trials > math.prod(len(v) for v in grid.values()):
             n_trials = math.prod(len(v) for v in grid.values())
             log.info("the grid has %d points: n_trials lowered to match", n_trials)
@@ -437,8 +440,11 @@ class OptunaSweeperImpl:
         if not values:
             return
         study.enqueue_trial(values, skip_if_exists=True)
-        sampled = f"; sampled, as the base value is outside the space: {', '.join(outside)}" if outside else ""
-        log.info("trial 0 trains the base config (hydra.sweeper.start_from_defaults)%s", sampled)
+        if outside:
+            log.info("trial 0 trains the base config where the space allows it (hydra.sweeper.start_from_defaults); "
+                     "sampled, as their base value is not in the space: %s", ", ".join(outside))
+        else:
+            log.info("trial 0 trains the base config (hydra.sweeper.start_from_defaults)")
 
     def _open_study(
         self, storage: Any, directions: list[str], objectives: list[str], sampler_kwargs: dict, grid: dict | None
@@ -517,13 +523,15 @@ class OptunaSweeperImpl:
                 lines.extend(top)
         lines.extend(model_lines)
         lines.append(f"MLflow parent run {parent_run_id}:")
+        shown = hide_password(_shown_uri(mlflow_uri, DEFAULT_TRACKING_URI))
         if mlflow_uri.startswith(("http://", "https://")):
-            lines.append(f"  MLflow UI:  {hide_password(mlflow_uri)}")
+            lines.append(f"  MLflow UI:  {shown}")
         else:
-            shown = _shown_uri(mlflow_uri, "sqlite:///mlruns/mlflow.db")
-            lines.append(f"  MLflow UI:  mlflow ui --backend-store-uri {hide_password(shown)}")
-        lines.append(f"  dashboard:  optuna-dashboard {_shown_uri(storage_url, DEFAULT_STORAGE)}")
-        lines.append(f"  report:     python -m sweeper.report --sweep {parent_run_id}")
+            lines.append(f"  MLflow UI:  mlflow ui --backend-store-uri {shown}")
+        lines.append(f"  dashboard:  optuna-dashboard {_shown_uri(storage_url, DEFAULT_STORAGE)}"
+                     "   (pip install optuna-dashboard)")
+        store = "" if shown == DEFAULT_TRACKING_URI else f" --tracking-uri {shown}"
+        lines.append(f"  report:     python -m sweeper.report --sweep {parent_run_id}{store}")
         for line in lines:
             log.info(line)
 

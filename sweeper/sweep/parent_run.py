@@ -95,7 +95,10 @@ def find_or_create(
             "hydra.sweeper.storage at its storage)", study.study_name, earlier,
         )
     if run_id is None:
-        run = client.create_run(experiment_id, run_name=study.study_name, tags={STUDY_TAG: study.study_name})
+        run = client.create_run(experiment_id, run_name=study.study_name, tags={
+            STUDY_TAG: study.study_name,
+            "mlflow.note.content": f"Optuna sweep '{study.study_name}': one nested run per trial; the sweep's "
+                                   "own metrics (best_*, n_*), its best trial's config and model, and its plots"})
         run_id = run.info.run_id
     storage.set_study_system_attr(study_id, study_attrs.PARENT_RUN_ID, run_id)
 
