@@ -205,4 +205,4 @@ def test_an_unreachable_tracking_server_is_one_line_within_the_bound(run_cli):
     [line] = [line for line in proc.stderr.splitlines() if line.strip()]
     assert line.startswith(f"error: mlflow.tracking_uri={uri}: starting a run failed: ")
     assert "Connection refused" in line
-    assert 7 <= took < 30, took  # MLflow's own retries took minutes
+    assert 3 <= took < 30, took  # retried (not at once), bounded (MLflow's own retries took minutes)
