@@ -13,13 +13,14 @@ identity) and Optuna's own log lines are for ``hydra.verbose=true`` only.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import statistics
 from typing import Any, Iterator, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from sweeper.tracking import quiet_logger
 
 #: How many trials the summary's table lists.
 TOP = 5
@@ -91,10 +92,5 @@ def quiet_launcher(launcher: Any, verbose: bool) -> Iterator[None]:
     if verbose:
         yield
         return
-    logger = logging.getLogger(type(launcher).__module__.rsplit(".", 1)[0])
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
+    with quiet_logger(type(launcher).__module__.rsplit(".", 1)[0]):
         yield
-    finally:
-        logger.setLevel(level)

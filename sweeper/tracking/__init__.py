@@ -3,8 +3,10 @@
 Importing this package does not import MLflow; the functions that need it import it lazily.
 """
 
+import contextlib
 import logging
 import os
+from typing import Iterator
 
 # Downloading a run's artifacts draws a progress bar per file on stderr: not for our commands.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -25,6 +27,19 @@ logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 # filter, not a level: MLflow's logging setup resets its child loggers' levels when it loads.
 logging.getLogger("mlflow.store.db.utils").addFilter(lambda record: record.levelno >= logging.CRITICAL)
 
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """The logger ``name`` (and the loggers under it) at WARNING for the block: INFO lines that
+    are not the user's business (MLflow validating an input example, a launcher's job lines)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 from sweeper.tracking.store import (
     DEFAULT_TRACKING_URI,
     artifact_root,
@@ -37,6 +52,7 @@ from sweeper.tracking.store import (
 )
 
 __all__ = [
+    "quiet_logger",
     "DEFAULT_TRACKING_URI",
     "artifact_root",
     "existing_store",

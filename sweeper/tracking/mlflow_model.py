@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
+
+from sweeper.tracking import quiet_logger
 
 MODEL_NAME = "model"
 #: What the model imports at load time, relative to the ``sweeper`` package.
@@ -88,7 +89,7 @@ def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment_id=experiment_id)
-    with tempfile.TemporaryDirectory(prefix="sweeper-model-") as folder, _quiet("mlflow"):
+    with tempfile.TemporaryDirectory(prefix="sweeper-model-") as folder, quiet_logger("mlflow"):  # MLflow's INFO lines on the input example
         info = Model.log(
             artifact_path=None,
             name=MODEL_NAME,
@@ -102,18 +103,6 @@ def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str
             pip_requirements=pip_requirements(),
         )
     return info.model_uri
-
-
-@contextlib.contextmanager
-def _quiet(logger: str) -> Iterator[None]:
-    """MLflow's INFO lines while it validates the input example are not the user's business."""
-    log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
 
 
 def register(model_uri: str, name: str) -> str:
