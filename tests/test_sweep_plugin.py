@@ -244,7 +244,11 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(toy: Path) -
     retries = [t for t in resumed if "failed_trial" in t.system_attrs]
     assert [t.system_attrs["failed_trial"] for t in retries] == [t.number for t in failed]
     for retry in retries:
-        assert retry.params == next(t for t in failed if t.number == retry.system_attrs["failed_trial"]).params
+        # The same parameters as far as they were drawn: a Ctrl-C that lands while the trial's
+        # parameters are being suggested leaves some (or all) for the retry to draw.
+        interrupted = next(t for t in failed if t.number == retry.system_attrs["failed_trial"])
+        assert interrupted.params.items() <= retry.params.items()
+        assert {"x", "lr", "shape"} <= set(retry.params)
     assert sum(t.state in FINISHED for t in resumed) == 6 + len(failed)
 
 
