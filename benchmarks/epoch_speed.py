@@ -2,18 +2,26 @@
 
 Every contender trains the same network on the same data in the same run:
 
-- data: ``load_dataset`` with a seeded 80/10/10 split (diamonds: 43,152 training rows,
-  26 inputs; car_prices: 643 rows, 17 inputs), standardised inputs and target;
-- network: inputs → width → width → 1, ReLU, identity output, He init;
+- regression data: ``load_dataset`` with a seeded 80/10/10 split (diamonds: 43,152 training
+  rows, 26 inputs; car_prices: 643 rows, 17 inputs), standardised inputs and target;
+- classification data: digits, 8×8 images of handwritten digits (1,797 rows, 64 pixel inputs,
+  target ``digit`` with 10 classes), split 80/10/10 by a seeded stratified
+  ``train_test_split`` (1,437 training rows), inputs standardised with the training rows'
+  mean and standard deviation (a constant pixel is divided by 1), targets one-hot for ours;
+- network: inputs → width → width → outputs, ReLU, He init; regression: one identity output,
+  loss ½·mean((ŷ − y)²); digits: 10 softmax outputs, loss the mean cross-entropy
+  −mean(log p of the true class);
 - optimiser: SGD, learning rate 1e-3, momentum 0.9 (not Nesterov), no penalty, rows
   reshuffled every epoch, no early stopping;
 - ours: ``sweeper.train.fit``, which also evaluates the train, validation and test sets at
   the end of every epoch (that evaluation is counted in our time, the peers do none);
-- scikit-learn: ``MLPRegressor(solver="sgd", alpha=0, shuffle=True, tol=0,
-  n_iter_no_change=∞)`` fitted for a known number of epochs (it computes in the input's
-  dtype, so float32 rows really run in float32);
+- scikit-learn: ``MLPRegressor`` (regression) or ``MLPClassifier`` on the integer labels
+  (digits), both ``solver="sgd", alpha=0, shuffle=True, tol=0, n_iter_no_change=∞``, fitted
+  for a known number of epochs (they compute in the input's dtype, so float32 rows really run
+  in float32);
 - PyTorch (when importable): a plain loop with ``torch.optim.SGD(momentum=0.9)`` over the same
-  permutations as ours, loss ½·mean((ŷ − y)²) like ours and scikit-learn's.
+  permutations as ours, loss ½·mean((ŷ − y)²) like ours and scikit-learn's, or for digits
+  ``torch.nn.CrossEntropyLoss`` (mean) on the logits and the integer labels.
 
 Repeats are interleaved (ours, scikit-learn, PyTorch, ours, …) and each figure is the median
 ms/epoch. ``limit`` is the GEMM-bound time of an epoch, 6 × rows × weights FLOPs divided by
@@ -25,6 +33,7 @@ After the table: the peak memory that training diamonds allocates (tracemalloc).
 
     python benchmarks/epoch_speed.py                      # the whole grid (several minutes)
     python benchmarks/epoch_speed.py --dataset diamonds --hidden 64 --batch 256
+    python benchmarks/epoch_speed.py --dataset digits --repeats 3
     python benchmarks/epoch_speed.py --quick --json       # seconds; a JSON list of rows
 """
 from __future__ import annotations
@@ -48,7 +57,9 @@ from sweeper.nn import SGD, Network
 from sweeper.train import fit
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-DATASETS = {"car_prices": ("car_prices.csv", "Price"), "diamonds": ("diamonds.csv", "price")}
+DATASETS = {"car_prices": ("car_prices.csv", "Price"), "diamonds": ("diamonds.csv", "price"),
+            "digits": ("digits.csv", "digit")}
+CLASSIFICATION = {"digits"}  # softmax output, cross-entropy; the others are regression
 WIDTHS = (32, 64, 256)
 BATCHES = ("32", "256", "full")
 DTYPES = ("float32", "float64")
@@ -69,11 +80,74 @@ class Case:
     def batch_size(self, n_rows: int) -> int:
         return n_rows if self.batch == "full" else min(int(self.batch), n_rows)
 
+    @property
+    def classification(self) -> bool:
+        return self.dataset in CLASSIFICATION
+
+
+@dataclass(frozen=True)
+class Classes:
+    """A classification dataset split and standardised like ``load_dataset``'s: ``y_*`` one-hot
+    rows ``(n, n_classes)`` in the inputs' dtype for ours, ``labels_train`` the integer class
+    codes for the peers."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    labels_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def n_inputs(self) -> int:
+        return self.X_train.shape[1]
+
+    @property
+    def eval_sets(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {"val": (self.X_val, self.y_val), "test": (self.X_test, self.y_test)}
+
+
+def load_classes(path: Path, target: str, dtype: str) -> Classes:
+    """Seeded stratified 80/10/10 split of the CSV at ``path``, inputs standardised with the
+    training rows' mean and standard deviation (0 replaced by 1)."""
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    frame = pd.read_csv(path)
+    X = frame.drop(columns=[target]).to_numpy(np.float64)
+    _, codes = np.unique(frame[target].to_numpy(), return_inverse=True)
+    rows = np.arange(len(X))
+    train, rest = train_test_split(rows, test_size=0.2, stratify=codes, random_state=SEED)
+    val, test = train_test_split(rest, test_size=0.5, stratify=codes[rest], random_state=SEED)
+    mean, std = X[train].mean(axis=0), X[train].std(axis=0)
+    std[std == 0] = 1.0
+    one_hot = np.eye(codes.max() + 1, dtype=dtype)
+
+    def inputs(split):
+        return np.ascontiguousarray((X[split] - mean) / std, dtype=dtype)
+
+    return Classes(inputs(train), one_hot[codes[train]], codes[train].astype(np.int64),
+                   inputs(val), one_hot[codes[val]], inputs(test), one_hot[codes[test]])
+
+
+def load(dataset: str, dtype: str):
+    filename, target = DATASETS[dataset]
+    if dataset in CLASSIFICATION:
+        return load_classes(DATA / filename, target, dtype)
+    return load_dataset(DATA / filename, target=target, test_size=0.1, val_size=0.1, seed=SEED,
+                        dtype=dtype)
+
+
+def n_outputs(data) -> int:
+    return data.y_train.shape[1]
+
 
 # --------------------------------------------------------------------------- contenders
 def train_ours(data, case: Case, epochs: int) -> None:
-    net = Network([data.n_inputs, case.hidden, case.hidden, 1], activation="relu",
-                  init="he", seed=SEED, dtype=case.dtype)
+    output = {"output_activation": "softmax", "loss": "cross_entropy"} if case.classification else {}
+    net = Network([data.n_inputs, case.hidden, case.hidden, n_outputs(data)], activation="relu",
+                  init="he", seed=SEED, dtype=case.dtype, **output)
     result = fit(net, data.X_train, data.y_train, epochs=epochs,
                  batch_size=case.batch_size(len(data.X_train)),
                  optimizer=SGD(net.params(), LEARNING_RATE, momentum=MOMENTUM),
@@ -83,10 +157,10 @@ def train_ours(data, case: Case, epochs: int) -> None:
 
 
 def train_sklearn(data, case: Case, epochs: int) -> None:
-    from sklearn.neural_network import MLPRegressor
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     n = len(data.X_train)
-    mlp = MLPRegressor(
+    mlp = (MLPClassifier if case.classification else MLPRegressor)(
         hidden_layer_sizes=(case.hidden, case.hidden), activation="relu", solver="sgd",
         alpha=0.0, batch_size=case.batch_size(n), learning_rate_init=LEARNING_RATE,
         momentum=MOMENTUM, nesterovs_momentum=False, shuffle=True, max_iter=epochs,
@@ -94,7 +168,7 @@ def train_sklearn(data, case: Case, epochs: int) -> None:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter reached, as intended
-        mlp.fit(data.X_train, data.y_train.ravel())
+        mlp.fit(data.X_train, data.labels_train if case.classification else data.y_train.ravel())
     if mlp.n_iter_ != epochs or mlp.coefs_[0].dtype != np.dtype(case.dtype):
         raise RuntimeError(f"{case}: scikit-learn ran {mlp.n_iter_} epochs in {mlp.coefs_[0].dtype}")
 
@@ -104,14 +178,23 @@ def train_torch(data, case: Case, epochs: int) -> None:
 
     dtype = getattr(torch, case.dtype)
     torch.manual_seed(SEED)
-    X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
+    X = torch.from_numpy(data.X_train)
+    y = torch.from_numpy(data.labels_train if case.classification else data.y_train)
     n, batch = len(X), case.batch_size(len(X))
     width = case.hidden
     model = torch.nn.Sequential(
         torch.nn.Linear(X.shape[1], width), torch.nn.ReLU(),
         torch.nn.Linear(width, width), torch.nn.ReLU(),
-        torch.nn.Linear(width, 1),
+        torch.nn.Linear(width, n_outputs(data)),
     ).to(dtype)
+    if case.classification:
+        cross_entropy = torch.nn.CrossEntropyLoss()  # mean over rows, on the logits
+
+        def loss_of(xb, yb):
+            return cross_entropy(model(xb), yb)
+    else:
+        def loss_of(xb, yb):
+            return 0.5 * torch.mean((model(xb) - yb) ** 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
     rng = np.random.default_rng(SEED)  # the same permutations as ours
     for _ in range(epochs):
@@ -120,8 +203,7 @@ def train_torch(data, case: Case, epochs: int) -> None:
             idx = order[start : start + batch]
             xb, yb = X.index_select(0, idx), y.index_select(0, idx)
             optimizer.zero_grad(set_to_none=True)
-            loss = 0.5 * torch.mean((model(xb) - yb) ** 2)
-            loss.backward()
+            loss_of(xb, yb).backward()
             optimizer.step()
 
 
@@ -154,8 +236,8 @@ def gemm_gflops(dtype: str, repeats: int = 7) -> float:
     return 2.0 * 2048 * 512 * 512 / best / 1e9
 
 
-def n_weights(n_inputs: int, hidden: int) -> int:
-    return n_inputs * hidden + hidden * hidden + hidden
+def n_weights(n_inputs: int, hidden: int, outputs: int = 1) -> int:
+    return n_inputs * hidden + hidden * hidden + hidden * outputs
 
 
 def measure(data, case: Case, peers: list[str], repeats: int) -> dict[str, float]:
@@ -206,12 +288,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "matrices are too small to gain from more, and a sweep runs trials "
                              "side by side)")
     parser.add_argument("--quick", action="store_true",
-                        help="a few seconds: car_prices, width 32, batch 32, float64, 2 repeats")
+                        help="a few seconds: car_prices and digits, width 32, batch 32, "
+                             "float64, 2 repeats")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     args = parser.parse_args(argv)
     if args.quick:
-        args.dataset, args.hidden, args.batch, args.dtype = ["car_prices"], [32], ["32"], ["float64"]
+        args.dataset, args.hidden, args.batch = ["car_prices", "digits"], [32], ["32"]
+        args.dtype = ["float64"]
         args.repeats, args.no_memory = min(args.repeats, 2), True
     if args.peer is None:
         args.peer = ["sklearn"] + (["torch"] if torch_available() else [])
@@ -234,14 +318,13 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in gflops.items()), file=info)
         for dataset in args.dataset:
             for dtype in args.dtype:
-                filename, target = DATASETS[dataset]
-                data = load_dataset(DATA / filename, target=target, test_size=0.1, val_size=0.1,
-                                    seed=SEED, dtype=dtype)
+                data = load(dataset, dtype)
                 for hidden in args.hidden:
                     for batch in args.batch:
                         case = Case(dataset, hidden, batch, dtype)
                         ms = measure(data, case, args.peer, args.repeats)
-                        flops = 6.0 * len(data.X_train) * n_weights(data.n_inputs, hidden)
+                        flops = 6.0 * len(data.X_train) * n_weights(data.n_inputs, hidden,
+                                                                     n_outputs(data))
                         limit_ms = 1000.0 * flops / (max(gflops[dtype], ms["gflops"]) * 1e9)
                         for peer in args.peer:
                             rows.append({"dataset": dataset, "hidden": hidden, "batch": batch,
