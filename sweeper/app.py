@@ -20,7 +20,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper import CONF_DIR
-from sweeper.config import validate
+from sweeper.config import OBJECTIVES, for_task, validate
 from sweeper.cli import exit_for
 from sweeper.errors import ConfigError, SweeperError, one_line
 from sweeper.overrides import check_bool_overrides
@@ -55,10 +55,12 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     validate(cfg)
     cfg = _resolved(cfg)
     dataset = load_data(cfg)
+    cfg = for_task(cfg, dataset.task, len(dataset.classes), dataset.stratified)
+    targets = network_targets(dataset, cfg.model.output_activation)
     # One seed, independent streams: initialisation + dropout masks, and the epoch shuffling.
     net_seed, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
     try:
-        net = _network(cfg, dataset.n_inputs, net_seed)
+        net = _network(cfg, dataset.n_inputs, targets["train"].shape[1], net_seed)
     except MemoryError as error:
         raise ConfigError(f"model.hidden={list(cfg.model.hidden)}: the weights do not fit in memory "
                           f"({one_line(error)}); use fewer or narrower layers") from None
@@ -77,18 +79,18 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     try:
         mlrun.log_params(_params(cfg))
         mlrun.log_dataset(dataset.info())
-        callbacks = [_CurveLogger(mlrun)]
+        callbacks = [_CurveLogger(mlrun, dataset)]
         if link is not None:
             callbacks.append(lambda log: link.report(log.epoch, _objective_value(cfg.objective, log, dataset)))
         started = time.perf_counter()
         try:
             result = fit(
-                net, dataset.X_train, dataset.y_train,
+                net, dataset.X_train, targets["train"],
                 epochs=cfg.train.epochs,
                 batch_size=cfg.train.batch_size,
                 optimizer=optimizer,
                 schedule=schedule,
-                eval_sets=dataset.eval_sets,
+                eval_sets={split: (getattr(dataset, f"X_{split}"), targets[split]) for split in ("val", "test")},
                 early_stopping=early_stopping,
                 seed=np.random.default_rng(shuffle_seed),
                 shuffle=True,
@@ -108,7 +110,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         else:
             state = PRUNED if result.status == STOPPED else COMPLETE
             reason = result.reason if state == PRUNED else None
-            metrics = _final_metrics(net, dataset) | _curve_metrics(result) | {"train_seconds": train_seconds}
+            metrics = _final_metrics(net, dataset, targets) | _curve_metrics(result) | {"train_seconds": train_seconds}
         mlrun.log_metrics({k: v for k, v in metrics.items() if k != "val_loss"})
         with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
             _write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL)
@@ -146,7 +148,7 @@ def log_run_model(cfg: DictConfig, mlrun: Any, model_npz: Path, info: dict) -> s
 
     experiment_id = mlrun.client.get_run(mlrun.run_id).info.experiment_id
     return log_model(tracking_uri(cfg.mlflow.tracking_uri), experiment_id, mlrun.run_id, model_npz,
-                     info["features"], example_rows(info))
+                     info["features"], example_rows(info), classes=info.get("classes"))
 
 
 def load_data(cfg: DictConfig) -> Any:
@@ -172,7 +174,28 @@ def load_data(cfg: DictConfig) -> Any:
         sep=data.sep,
         encoding=data.encoding,
         na_values=list(data.na_values),
+        task=data.task,
+        stratify=cfg.split.stratify,
     )
+
+
+def network_targets(dataset: Any, output_activation: str) -> dict[str, Any]:
+    """What the network trains on per split: ``dataset.y_<split>``, except for a classifier of 2
+    classes with one sigmoid output, whose target is the second class's column (n, 1) of 0/1."""
+    import numpy as np
+
+    binary = dataset.task == "classification" and output_activation == "sigmoid"
+    return {split: np.ascontiguousarray(getattr(dataset, f"y_{split}")[:, 1:]) if binary
+            else getattr(dataset, f"y_{split}") for split in SPLITS}
+
+
+def probabilities(outputs: Any) -> Any:
+    """Class probabilities (n, K) from a classifier's outputs: softmax rows as they are, one
+    sigmoid output p as the columns [1 − p, p]."""
+    import numpy as np
+
+    outputs = np.asarray(outputs, dtype=np.float64)
+    return np.column_stack([1.0 - outputs[:, 0], outputs[:, 0]]) if outputs.shape[1] == 1 else outputs
 
 
 #: What a run returns and logs as final metrics, besides ``{train,val,test}_{rmse,mae,r2}``.
@@ -189,10 +212,18 @@ def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
     (identity: target, file name, SHA-256, columns; a study resumed on another target or file
     is refused).
     """
-    from sweeper.train import METRICS
+    from sweeper.config import objective_for
+    from sweeper.train import CLASSIFICATION_METRICS, METRICS
 
     validate(cfg)
-    produced = [f"{split}_{name}" for split in SPLITS for name in METRICS] + list(CURVE_METRICS)
+    dataset = load_data(_resolved(cfg))
+    classifies = dataset.task == "classification"
+    for_task(_resolved(cfg), dataset.task, len(dataset.classes), dataset.stratified)  # output_activation
+    names = CLASSIFICATION_METRICS if classifies else METRICS
+    produced = [f"{split}_{name}" for split in SPLITS for name in names] + list(CURVE_METRICS)
+    objectives = [objective_for(str(cfg.objective), dataset.task) if name == "auto" else name for name in objectives]
+    if len(objectives) == 1 and objectives[0] in OBJECTIVES:
+        objective_for(objectives[0], dataset.task)  # a metric of the other task: one line naming it
     for name in objectives:
         if name.startswith("test_") and name in produced:
             raise ConfigError(
@@ -202,10 +233,10 @@ def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
         if name not in produced:
             allowed = ", ".join(m for m in produced if not m.startswith("test_"))
             raise ConfigError(f"hydra.sweeper.directions: no trial produces {name!r}; allowed: {allowed}")
-    dataset = load_data(_resolved(cfg))
     identity = {"data.target": dataset.target, "data.path": Path(dataset.path).name,
                 "data.sha256": dataset.sha256, "data.features": ",".join(dataset.preprocessor.features)}
-    return {"lines": dataset.summary(), "identity": identity, "description": experiment_description(dataset.info())}
+    return {"lines": dataset.summary(), "identity": identity, "description": experiment_description(dataset.info()),
+            "objectives": objectives}
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
@@ -241,6 +272,11 @@ def format_result(result: Mapping[str, Any], cfg: DictConfig) -> str:
     """The final metrics as a few aligned lines for the terminal."""
     metrics = result["metrics"]
     lines = [f"{result['state']}  MLflow run {result['run_id']}"]
+    if "test_accuracy" in metrics:
+        lines.append(f"{'':6}{'accuracy':>10}{'log_loss':>10}{'f1_macro':>10}{'roc_auc':>10}")
+        for split in SPLITS:
+            lines.append(f"{split:6}" + "".join(f"{metrics[f'{split}_{name}']:>10.4f}"
+                                                for name in ("accuracy", "log_loss", "f1_macro", "roc_auc")))
     if "test_rmse" in metrics:
         lines.append(f"{'':6}{'rmse':>14}{'mae':>14}{'r2':>10}")
         for split in SPLITS:
@@ -250,8 +286,9 @@ def format_result(result: Mapping[str, Any], cfg: DictConfig) -> str:
             )
     extra = ("best_epoch", "epochs_run", "generalization_gap", "train_seconds")
     lines.append("  ".join(f"{k}={metrics[k]:.6g}" for k in extra if k in metrics))
-    if str(cfg.objective) in metrics:
-        lines.append(f"objective {cfg.objective} = {metrics[str(cfg.objective)]:.6g}")
+    objective = str(result.get("objective", cfg.objective))  # cfg's may say auto
+    if objective in metrics:
+        lines.append(f"objective {objective} = {metrics[objective]:.6g}")
     return "\n".join(lines)
 
 
@@ -280,16 +317,19 @@ def _resolved(cfg: DictConfig) -> DictConfig:
     return OmegaConf.create(container)
 
 
-def _network(cfg: DictConfig, n_inputs: int, seed: Any) -> Any:
-    """The untrained ``sweeper.nn.Network`` that ``cfg.model`` and ``cfg.regularization`` describe."""
+def _network(cfg: DictConfig, n_inputs: int, n_outputs: int, seed: Any) -> Any:
+    """The untrained ``sweeper.nn.Network`` that ``cfg.model`` and ``cfg.regularization`` describe
+    (``cfg`` after `sweeper.config.for_task`): squared error for regression, cross-entropy for
+    classification."""
     import numpy as np
 
     from sweeper.nn import Network
 
     return Network(
-        [n_inputs, *cfg.model.hidden, 1],
+        [n_inputs, *cfg.model.hidden, n_outputs],
         activation=cfg.model.activation,
         output_activation=cfg.model.output_activation,
+        loss="cross_entropy" if cfg.data.task == "classification" else "squared_error",
         init=cfg.model.init,
         seed=np.random.default_rng(seed),
         dtype=cfg.model.dtype,
@@ -362,18 +402,24 @@ def _params(cfg: DictConfig) -> dict[str, str]:
 
 
 class _CurveLogger:
-    """Trainer callback: buffers ``train_loss``, ``val_loss``, ``test_loss``, ``lr`` per epoch.
+    """Trainer callback: buffers ``train_loss``, ``val_loss``, ``test_loss``, ``lr`` (and for a
+    classifier ``val_accuracy``) per epoch.
 
     The buffer goes out with ``log_batch`` every 250 epochs (1000 values) and at the end, so a run
     costs a few calls. Never asks to stop.
     """
 
-    def __init__(self, mlrun: Any) -> None:
+    def __init__(self, mlrun: Any, dataset: Any) -> None:
         self.mlrun = mlrun
         self.logged_epochs = 0
+        self.val_codes = dataset.codes("val") if dataset.task == "classification" else None
 
     def __call__(self, log: Any) -> bool:
         values = {f"{name}_loss": loss for name, loss in log.losses.items()} | {"lr": log.lr}
+        if self.val_codes is not None:
+            from sweeper.train import accuracy
+
+            values["val_accuracy"] = accuracy(self.val_codes, _predicted_codes(log.predictions["val"]))
         self.mlrun.log_metrics(values, step=log.epoch)
         self.logged_epochs = log.epoch
         return False
@@ -386,33 +432,49 @@ class _CurveLogger:
         self.logged_epochs = n_epochs
 
 
-def _objective_value(objective: str, log: Any, dataset: Any) -> float:
-    """The objective on this epoch's validation predictions, in the target's original units.
+def _predicted_codes(outputs: Any) -> Any:
+    """The most probable class (n,) of a classifier's outputs (p > ½ for one sigmoid output)."""
+    import numpy as np
 
-    ``val_loss`` is the trainer's loss on the scaled target, as in the curves.
+    return (outputs[:, 0] > 0.5).astype(np.int64) if outputs.shape[1] == 1 else np.argmax(outputs, axis=1)
+
+
+def _objective_value(objective: str, log: Any, dataset: Any) -> float:
+    """The objective on this epoch's validation predictions, in the target's original units (or
+    on the classes' probabilities).
+
+    ``val_loss`` is the trainer's loss on the scaled target (or the cross-entropy), as in the curves.
     """
-    from sweeper.train import METRICS
+    from sweeper.train import CLASSIFICATION_METRICS, METRICS
 
     if objective == "val_loss":
         return float(log.losses["val"])
+    if dataset.task == "classification":
+        metric = CLASSIFICATION_METRICS[objective.removeprefix("val_")]
+        return metric(dataset.codes("val"), probabilities(log.predictions["val"]))
     metric = METRICS[objective.removeprefix("val_")]
     inverse = dataset.preprocessor.inverse_target
     return metric(inverse(dataset.y_val), inverse(log.predictions["val"]))
 
 
-def _final_metrics(net: Any, dataset: Any) -> dict[str, float]:
-    """``{train,val,test}_{rmse,mae,r2}`` in original units, and ``val_loss`` of the final weights."""
-    from sweeper.train import regression_metrics
+def _final_metrics(net: Any, dataset: Any, targets: Mapping[str, Any]) -> dict[str, float]:
+    """``{train,val,test}_{rmse,mae,r2}`` in original units (classification:
+    ``{train,val,test}_{accuracy,log_loss,f1_macro,roc_auc}``), and ``val_loss`` of the final
+    weights."""
+    from sweeper.train import classification_metrics, regression_metrics
 
-    inverse = dataset.preprocessor.inverse_target
     metrics: dict[str, float] = {}
     for split in SPLITS:
-        X, y = getattr(dataset, f"X_{split}"), getattr(dataset, f"y_{split}")
+        X = getattr(dataset, f"X_{split}")
         predictions = net.forward(X)
-        for name, value in regression_metrics(inverse(y), inverse(predictions)).items():
-            metrics[f"{split}_{name}"] = value
+        if dataset.task == "classification":
+            found = classification_metrics(dataset.codes(split), probabilities(predictions))
+        else:
+            inverse = dataset.preprocessor.inverse_target
+            found = regression_metrics(inverse(getattr(dataset, f"y_{split}")), inverse(predictions))
+        metrics.update({f"{split}_{name}": value for name, value in found.items()})
         if split == "val":
-            metrics["val_loss"] = net.data_loss(predictions, y)
+            metrics["val_loss"] = net.data_loss(predictions, targets[split])
     return metrics
 
 
@@ -427,7 +489,8 @@ def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:
 
 
 def _write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, result: Any, with_model: bool) -> None:
-    """config.yaml, data.json, loss_curves.png and (unless the run failed) model.npz.
+    """config.yaml, data.json, loss_curves.png and (unless the run failed) model.npz, and for a
+    classifier that did not fail confusion_matrix.csv and .png (test rows).
 
     A plot that cannot be drawn costs the run its picture, never its other artifacts.
     """
@@ -436,11 +499,32 @@ def _write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, resu
 
     _write_record(folder, cfg, dataset)
     try:
-        plot_loss_curves(result.history, result.best_epoch, folder / "loss_curves.png")
+        plot_loss_curves(result.history, result.best_epoch, folder / "loss_curves.png", net.loss_function.name)
     except Exception as error:
         print(f"warning: loss_curves.png not drawn: {one_line(error)}", file=sys.stderr)
     if with_model:
         save_model(folder / "model.npz", net, dataset.preprocessor, cfg.model)
+        if dataset.task == "classification":
+            _write_confusion_matrix(folder, net, dataset)
+
+
+def _write_confusion_matrix(folder: Path, net: Any, dataset: Any) -> None:
+    """confusion_matrix.csv (true class per row, predicted per column, with names) and .png,
+    on the test rows."""
+    import pandas as pd
+
+    from sweeper.tracking.plots import confusion_matrix, plot_confusion_matrix
+
+    names = dataset.classes
+    matrix = confusion_matrix(dataset.codes("test"), _predicted_codes(net.forward(dataset.X_test)), len(names))
+    frame = pd.DataFrame(matrix, index=pd.Index(names, name="true \\ predicted"), columns=names)
+    frame.to_csv(folder / "confusion_matrix.csv")
+    try:
+        accuracy = matrix.trace() / max(matrix.sum(), 1)
+        plot_confusion_matrix(matrix, names, folder / "confusion_matrix.png",
+                              f"Test rows: {matrix.sum()}, accuracy {accuracy:.3f}")
+    except Exception as error:
+        print(f"warning: confusion_matrix.png not drawn: {one_line(error)}", file=sys.stderr)
 
 
 def _write_record(folder: Path, cfg: DictConfig, dataset: Any) -> None:

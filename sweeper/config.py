@@ -27,8 +27,17 @@ from sweeper import DATA_DIR
 from sweeper.errors import ConfigError
 from sweeper.overrides import not_bool
 
-#: What a sweep may optimise; test metrics are logged, never optimised.
-OBJECTIVES = ("val_rmse", "val_mae", "val_r2", "val_loss")
+#: What a sweep may optimise, per task; test metrics are logged, never optimised. ``val_loss``
+#: is the trainer's loss: ½·mean squared error of the scaled target, or the cross-entropy.
+TASK_OBJECTIVES = {
+    "regression": ("val_rmse", "val_mae", "val_r2", "val_loss"),
+    "classification": ("val_log_loss", "val_accuracy", "val_f1_macro", "val_roc_auc", "val_loss"),
+}
+#: ``objective: auto`` (the default) is the task's first: val_rmse or val_log_loss.
+OBJECTIVES = ("auto", *dict.fromkeys(TASK_OBJECTIVES["regression"] + TASK_OBJECTIVES["classification"]))
+#: ``model.output_activation: auto`` is identity for regression; for classification sigmoid (one
+#: output) with 2 classes, as scikit-learn's MLPClassifier, and softmax (K outputs) with more.
+OUTPUT_ACTIVATIONS = ("auto", "identity", "tanh", "sigmoid", "softmax")
 
 
 @dataclass
@@ -47,6 +56,7 @@ class DataConfig:
     name: Optional[str] = None  # experiment name by default; null = the CSV file's stem
     path: str = MISSING  # bundled sets: absolute via ${data_dir:...}; yours: relative to cwd
     target: str = MISSING
+    task: str = "auto"  # auto | regression | classification (sweeper.data.target.resolve_task)
     features: Optional[List[str]] = None  # null = every column but the target and `drop`
     drop: List[str] = field(default_factory=list)  # columns left out
     categorical: List[str] = field(default_factory=list)  # one-hot (string columns detected too)
@@ -64,6 +74,7 @@ class SplitConfig:
     val_size: float = MISSING
     shuffle: bool = MISSING
     seed: int = MISSING
+    stratify: Any = "auto"  # auto (on for classification) | true | false
 
 
 @dataclass
@@ -276,7 +287,8 @@ def validate(cfg: Any) -> None:
     of allowed names, so a new activation or scaling needs no change here.
     """
     from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS, Missing, check_dialect, check_max_categories
-    from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS, LOSSES
+    from sweeper.data import TASKS
+    from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS
 
     for key in ("path", "target"):
         if OmegaConf.is_missing(cfg.data, key):
@@ -290,6 +302,7 @@ def validate(cfg: Any) -> None:
     _check_tracking_uri(cfg.mlflow.tracking_uri)
     _ranged("seed", cfg.seed, *_INT_AT_LEAST_0)
     _one_of("objective", cfg.objective, OBJECTIVES)
+    _one_of("data.task", cfg.data.task, TASKS)
 
     data = cfg.data
     _one_of("data.target_scaling", data.target_scaling, tuple(TARGET_SCALINGS))
@@ -303,13 +316,15 @@ def validate(cfg: Any) -> None:
     if split.test_size + split.val_size >= 1:
         _fail("split.test_size + split.val_size", split.test_size + split.val_size, "a sum below 1")
     _ranged("split.seed", split.seed, *_INT_AT_LEAST_0)
+    if split.stratify not in ("auto", True, False) or isinstance(split.stratify, (int, float)) and not isinstance(split.stratify, bool):
+        raise ConfigError(f"split.stratify: unknown value {split.stratify!r}; allowed: auto, true, false")
 
     model = cfg.model
     for i, width in enumerate(model.hidden):
         _ranged(f"model.hidden[{i}]", width, *_INT_AT_LEAST_1)
     _one_of("model.activation", model.activation, tuple(ACTIVATIONS))
-    # A run regresses one target with squared error (softmax is for classification's outputs).
-    _one_of("model.output_activation", model.output_activation, LOSSES["squared_error"]().output_activations(1))
+    # Which of them fits is known once the data says the task (`for_task`).
+    _one_of("model.output_activation", model.output_activation, OUTPUT_ACTIVATIONS)
     _one_of("model.init", model.init, tuple(INITIALIZERS))
     _one_of("model.dtype", model.dtype, tuple(d for d in DTYPES if d in DATA_DTYPES))
     _ranged("model.leaky_slope", model.leaky_slope, *_AT_LEAST_0)
@@ -342,3 +357,51 @@ def validate(cfg: Any) -> None:
     if stop.patience is not None:
         _ranged("train.early_stopping.patience", stop.patience, _INT_AT_LEAST_1[0], "null (off) or an integer >= 1")
     _ranged("train.early_stopping.min_delta", stop.min_delta, *_AT_LEAST_0)
+
+
+# --- what the data decides ------------------------------------------------------------------
+
+
+def objective_for(objective: str, task: str) -> str:
+    """``objective`` for ``task`` (``auto``: val_rmse or val_log_loss); ConfigError for a metric
+    of the other task."""
+    if objective == "auto":
+        return TASK_OBJECTIVES[task][0]
+    if objective not in TASK_OBJECTIVES[task]:
+        other = "classification" if task == "regression" else "regression"
+        raise ConfigError(
+            f"objective: {objective!r} is a {other} metric and data.task is {task}; allowed: auto, "
+            + ", ".join(TASK_OBJECTIVES[task])
+        )
+    return objective
+
+
+def output_activation_for(name: str, task: str, n_classes: int = 0) -> str:
+    """``model.output_activation`` for ``task`` (``auto`` resolved, see `OUTPUT_ACTIVATIONS`);
+    ConfigError for one that cannot give the task's outputs."""
+    if task == "regression":
+        allowed = ("identity", "tanh", "sigmoid")
+        if name == "auto":
+            return "identity"
+        why = "softmax outputs class probabilities (classification)"
+    else:
+        allowed = ("sigmoid", "softmax") if n_classes == 2 else ("softmax",)
+        if name == "auto":
+            return allowed[0]
+        why = f"a classifier of {n_classes} classes outputs probabilities"
+    if name not in allowed:
+        raise ConfigError(
+            f"model.output_activation: {name!r} does not fit data.task={task} ({why}); allowed: auto, {', '.join(allowed)}"
+        )
+    return name
+
+
+def for_task(cfg: DictConfig, task: str, n_classes: int, stratified: bool) -> DictConfig:
+    """``cfg`` with what the data decided written in: ``data.task``, ``split.stratify``,
+    ``objective`` and ``model.output_activation`` (so the logged config and params say what
+    ran, and a rerun reads no ``auto``). ``cfg`` is a plain (not struct) resolved copy."""
+    cfg.data.task = task
+    cfg.split.stratify = stratified
+    cfg.objective = objective_for(str(cfg.objective), task)
+    cfg.model.output_activation = output_activation_for(str(cfg.model.output_activation), task, n_classes)
+    return cfg

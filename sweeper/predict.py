@@ -3,9 +3,11 @@
 MODEL is a run id (its model ``runs:/ID/model``), a ``runs:/ID/model`` URI, or a registered
 ``models:/NAME/VERSION`` / ``models:/NAME@ALIAS``. INPUT.csv holds rows as in the training CSV
 (any dialect the training read accepts; missing cells are filled as in training, an unseen
-category encodes as in training). The output is the input's rows with a ``prediction`` column,
+category encodes as in training). The output is the input's rows with a ``prediction`` column
+(a classifier's: the most probable class, then a ``probability_<class>`` column per class),
 written to OUT.csv or, without ``--output``, to stdout. When INPUT.csv has the target column,
-RMSE, MAE and R² over its rows with a target are printed (on stderr when the rows go to stdout).
+RMSE, MAE and R² (a classifier's accuracy, log loss, macro F1 and ROC AUC) over its rows with a
+target are printed (on stderr when the rows go to stdout).
 
 Exit status: 0 done; 2 the model or the file cannot be used (one line naming it).
 """
@@ -65,7 +67,8 @@ def _why_not_loaded(client: Any, uri: str, tracking: str, error: str) -> str:
 
 
 def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
-    """(rows with a ``prediction`` column, {rmse, mae, r2} on rows with a target or None)."""
+    """(rows with a ``prediction`` column (and a classifier's probabilities), {rmse, mae, r2} or
+    {accuracy, log_loss, f1_macro, roc_auc} on the rows with a target, or None)."""
     import numpy as np
     import pandas as pd
 
@@ -84,14 +87,38 @@ def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
         )
     predictions = model.predict(rows[features])  # only the model's columns: MLflow warns of others
     out = rows.copy()
-    out[PREDICTION] = predictions
+    if isinstance(predictions, pd.DataFrame):  # a classifier: the label and each class's probability
+        for column in predictions.columns:
+            out[column] = predictions[column].to_numpy()
+    else:
+        out[PREDICTION] = predictions
     if target not in rows.columns:
         return out, None
+    if network.preprocessor.classifies:
+        return out, _classification_metrics(network.preprocessor, rows[target], predictions)
     y = pd.to_numeric(rows[target], errors="coerce").to_numpy(dtype=np.float64)
     known = ~np.isnan(y)
     if not known.any():
         return out, None
     return out, regression_metrics(y[known, None], np.asarray(predictions)[known, None])
+
+
+def _classification_metrics(preprocessor: Any, target: Any, predictions: Any) -> dict[str, float] | None:
+    """Accuracy, log loss, macro F1 and ROC AUC over the rows whose target is one of the model's
+    classes (a missing or unknown label is left out)."""
+    import numpy as np
+    import pandas as pd
+
+    from sweeper.data.target import label_cells_of_target
+    from sweeper.train import classification_metrics
+
+    labels = preprocessor.labels
+    codes = pd.Index(labels.classes).get_indexer(label_cells_of_target(target.reset_index(drop=True)))
+    known = codes >= 0
+    if not known.any():
+        return None
+    proba = predictions[[c for c in predictions.columns if c != PREDICTION]].to_numpy(dtype=np.float64)
+    return classification_metrics(codes[known], proba[known])
 
 
 def main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:

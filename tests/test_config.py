@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sweeper import PROJECT_ROOT
-from sweeper.config import OBJECTIVES, validate
+from sweeper.config import OBJECTIVES, TASK_OBJECTIVES, objective_for, output_activation_for, validate
 from sweeper.errors import ConfigError
 from sweeper.nn import SCHEDULES, schedule_keys
 from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
@@ -22,7 +22,7 @@ def test_default_config_validates_and_points_at_the_bundled_csv(compose):
     cfg = compose()
     validate(cfg)
     assert Path(cfg.data.path) == PROJECT_ROOT / "data" / "car_prices.csv"
-    assert cfg.split.seed == cfg.seed and cfg.objective == "val_rmse"
+    assert cfg.split.seed == cfg.seed and cfg.objective == "auto"  # val_rmse once the data says regression
     assert experiment_name(cfg) == "car_prices"
 
 
@@ -58,7 +58,8 @@ def test_schedule_keys_are_typed_as_their_class_annotates_them(schedule, overrid
 
 def test_schedule_groups_and_data_groups_are_the_documented_options():
     assert sorted(p.stem for p in (CONF / "schedule").glob("*.yaml")) == sorted(SCHEDULES)
-    assert sorted(p.stem for p in (CONF / "data").glob("*.yaml")) == ["car_prices", "csv", "diamonds", "penguins"]
+    assert sorted(p.stem for p in (CONF / "data").glob("*.yaml")) == [
+        "car_prices", "csv", "diamonds", "digits", "penguins", "penguins_species"]
 
 
 @pytest.mark.parametrize(
@@ -100,8 +101,28 @@ def test_out_of_range_values_fail_with_one_line_naming_key_and_allowed_values(co
     assert message.startswith(f"{key}:") and allowed in message and "\n" not in message
 
 
-def test_every_objective_is_a_validation_metric():
-    assert all(name.startswith("val_") for name in OBJECTIVES)
+def test_every_objective_is_a_validation_metric_of_its_task():
+    assert OBJECTIVES[0] == "auto" and all(name.startswith("val_") for name in OBJECTIVES[1:])
+    assert objective_for("auto", "regression") == "val_rmse"
+    assert objective_for("auto", "classification") == "val_log_loss"
+    for task, other in (("regression", "classification"), ("classification", "regression")):
+        for name in set(TASK_OBJECTIVES[other]) - set(TASK_OBJECTIVES[task]):
+            with pytest.raises(ConfigError, match=f"^objective: '{name}' is a {other} metric and data.task is {task}"):
+                objective_for(name, task)
+
+
+@pytest.mark.parametrize("name, task, n_classes, resolved", [
+    ("auto", "regression", 0, "identity"), ("tanh", "regression", 0, "tanh"),
+    ("auto", "classification", 2, "sigmoid"), ("softmax", "classification", 2, "softmax"),
+    ("auto", "classification", 10, "softmax"),
+    ("softmax", "regression", 0, None), ("identity", "classification", 2, None), ("sigmoid", "classification", 3, None),
+])
+def test_output_activation_auto_follows_the_task(name, task, n_classes, resolved):
+    if resolved is None:
+        with pytest.raises(ConfigError, match=f"^model.output_activation: '{name}' does not fit data.task={task}"):
+            output_activation_for(name, task, n_classes)
+    else:
+        assert output_activation_for(name, task, n_classes) == resolved
 
 
 def test_tracking_uri_prefers_explicit_value_then_env_then_project_default(monkeypatch, tmp_path):

@@ -25,7 +25,7 @@ from sweeper.data.dataset import Dataset, load_dataset
 from sweeper.data.missing import CATEGORICAL_STRATEGIES, NUMERIC_STRATEGIES, Missing
 from sweeper.data.preprocessor import DTYPES, Preprocessor, check_max_categories
 from sweeper.data.split import SPLITS, split_indices
-from sweeper.data.target import TARGET_SCALINGS
+from sweeper.data.target import STRATIFY, TARGET_SCALINGS, TASKS, Labels
 
 __all__ = [
     "CATEGORICAL_STRATEGIES",
@@ -35,7 +35,10 @@ __all__ = [
     "OTHER_LABEL",
     "DTYPES",
     "SPLITS",
+    "STRATIFY",
     "TARGET_SCALINGS",
+    "TASKS",
+    "Labels",
     "BinaryColumn",
     "Column",
     "Dataset",

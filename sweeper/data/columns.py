@@ -163,7 +163,7 @@ def fill_cells(values: np.ndarray, missing: np.ndarray, fill: Any) -> np.ndarray
     return values
 
 
-def _label_array(values: np.ndarray) -> np.ndarray:
+def label_array(values: np.ndarray) -> np.ndarray:
     """Sorted distinct labels as float64 or unicode (NaN last): storable without pickle."""
     levels = pd.unique(values)  # hash then sort the few distinct values
     if values.dtype == object:
@@ -321,7 +321,7 @@ class BinaryColumn(Column):
         return label_cells(series, self.numeric)
 
     def _fit(self, values: np.ndarray) -> None:
-        self.levels = _label_array(values)
+        self.levels = label_array(values)
         if len(self.levels) != 2:
             raise DataError(
                 f"column '{self.name}' has {len(self.levels)} distinct values; a binary column needs 2"
@@ -366,7 +366,7 @@ class OneHotColumn(Column):
         return label_cells(series, self.numeric)
 
     def _fit(self, values: np.ndarray) -> None:
-        categories = _label_array(values)
+        categories = label_array(values)
         k = self.max_categories
         if k is not None and len(categories) > k:
             counts = pd.Series(values).value_counts(dropna=False).reindex(categories).to_numpy()

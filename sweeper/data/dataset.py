@@ -20,6 +20,7 @@ from sweeper.data.preprocessor import (
 )
 from sweeper.data.split import SPLITS, split_indices
 from sweeper.data.survey import Survey, survey
+from sweeper.data.target import resolve_stratify, resolve_task
 from sweeper.errors import ConfigError
 
 
@@ -29,6 +30,8 @@ class Dataset:
 
     X_* have shape (n_split, n_inputs) and y_* shape (n_split, 1), C-contiguous, in the dtype
     asked for; y is the scaled target (`preprocessor.inverse_target` gives original units).
+    For classification (``task``) y_* are one-hot rows (n_split, K) of the classes
+    ``preprocessor.labels`` (`codes` gives the class codes).
     `indices[split]` holds the 0-based data-row positions of the file in that split, in the
     order of the arrays' rows (rows dropped for missing cells are in no split).
     """
@@ -50,6 +53,22 @@ class Dataset:
     dropped_columns: tuple[str, ...] = ()
     missing: dict[str, int] = field(default_factory=dict)
     dialect: dict = field(default_factory=dict)
+    stratified: bool = False
+
+    @property
+    def task(self) -> str:
+        """``regression`` or ``classification``."""
+        return self.preprocessor.task
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names in code order (classification), else []."""
+        labels = self.preprocessor.labels
+        return labels.names() if labels is not None else []
+
+    def codes(self, split: str) -> np.ndarray:
+        """Class codes (n_split,) int64 of a split's rows (classification)."""
+        return np.argmax(getattr(self, f"y_{split}"), axis=1)
 
     @property
     def rows(self) -> dict[str, int]:
@@ -80,6 +99,8 @@ class Dataset:
             "path": self.path,
             "sha256": self.sha256,
             "target": self.target,
+            "task": self.task,
+            **({"classes": self.classes, "stratified": self.stratified} if self.classes else {}),
             "features": list(self.preprocessor.features),
             "n_inputs": self.n_inputs,
             "rows": self.rows,
@@ -96,6 +117,8 @@ class Dataset:
         name = Path(self.path).name
         used = sum(self.rows.values())
         line = f"data: {name}, {used} of {self.rows_in_file} rows, {len(self.preprocessor.features)} feature columns -> {self.n_inputs} inputs"
+        if self.classes:
+            line += f", {len(self.classes)} classes of {self.target}{' (stratified split)' if self.stratified else ''}"
         if self.dropped_rows:
             line += " (dropped: " + ", ".join(
                 f"{count} {_DROP_REASONS[reason].format(target=self.target)}" for reason, count in self.dropped_rows.items()
@@ -116,6 +139,8 @@ class Dataset:
                 changes.append(f"{column}: ISO dates -> {facts['converted']}")
         return [line] + (["data: " + "; ".join(changes)] if changes else [])
 
+
+_SPLIT_ROWS = {"train": "training rows", "val": "validation rows", "test": "test rows"}
 
 _DROP_REASONS = {
     "target_missing": "without {target}",
@@ -145,6 +170,8 @@ def load_dataset(
     sep: str | None = None,
     encoding: str | None = None,
     na_values: Iterable[str] = (),
+    task: str = "auto",
+    stratify: str | bool = "auto",
 ) -> Dataset:
     """Read the CSV at `path`, check it whole (`sweeper.data.survey`), split the rows kept
     (`split_indices`), fit a `Preprocessor` on the training rows only and encode every split.
@@ -155,7 +182,9 @@ def load_dataset(
     column or rows unusable) or ConfigError (a setting out of range), each one line naming the
     file, column or key. `missing`, `max_categories`, `sep`, `encoding` and `na_values` are the
     ``data.missing``, ``data.max_categories``, ``data.sep``, ``data.encoding`` and
-    ``data.na_values`` settings.
+    ``data.na_values`` settings; `task` is ``data.task`` (`sweeper.data.target.resolve_task`:
+    classification one-hot encodes the target's classes, fitted on the training rows, and does
+    not scale it) and `stratify` is ``split.stratify`` (``auto``: on for classification).
 
     The last dataset loaded is kept for the process: the trials of a sweep ask for the same one
     again and again (88 ms per trial on diamonds). It is reused only for the same arguments and
@@ -169,7 +198,7 @@ def load_dataset(
         None if features is None else tuple(str(f) for f in features),
         tuple(str(c) for c in categorical), target_scaling, test_size, val_size, shuffle, seed, dtype,
         tuple(str(d) for d in drop), missing, max_categories, sep, encoding,
-        tuple(str(v) for v in na_values),
+        tuple(str(v) for v in na_values), str(task), stratify,
     )
 
 
@@ -193,6 +222,8 @@ def _load_dataset(
     sep: str | None,
     encoding: str | None,
     na_values: tuple[str, ...],
+    task: str,
+    stratify: str | bool,
 ) -> Dataset:
     """``load_dataset`` for a resolved path; ``size`` and ``mtime_ns`` only key the cache."""
     out_dtype = check_dtype(dtype)
@@ -212,19 +243,24 @@ def _load_dataset(
         features = [f for f in features if f not in drop]
     categorical = [c for c in categorical if c not in drop]
     check_columns(frame, categorical, "data.categorical", source)
-    preprocessor = Preprocessor(target, features, categorical, target_scaling, missing, max_categories, na_values)
+    task = resolve_task(task, frame[target])
+    stratified = resolve_stratify(stratify, task)
+    preprocessor = Preprocessor(target, features, categorical, target_scaling, missing, max_categories, na_values,
+                                task=task)
 
-    found: Survey = survey(frame, target, features, categorical, missing, max_categories, source)
+    found: Survey = survey(frame, target, features, categorical, missing, max_categories, source, task=task)
     kept = frame.iloc[found.keep]
-    positions = split_indices(len(kept), test_size, val_size, shuffle, seed)
+    kept_target = found.target_values[found.keep]
+    classes = np.unique(kept_target.astype(str), return_inverse=True)[1] if stratified else None
+    positions = split_indices(len(kept), test_size, val_size, shuffle, seed, stratify=classes)
     preprocessor.fit(kept.iloc[positions["train"]], roles=found.roles)
     # Encoding all rows once and then taking rows is cheaper than three transforms.
     X_all = preprocessor.transform(kept, dtype=out_dtype.name)
-    y_all = preprocessor.transform_target(found.target_values[found.keep], dtype=out_dtype.name)
     arrays = {}
     for split in SPLITS:
         arrays[f"X_{split}"] = np.ascontiguousarray(X_all[positions[split]])
-        arrays[f"y_{split}"] = np.ascontiguousarray(y_all[positions[split]])
+        arrays[f"y_{split}"] = preprocessor.transform_target(
+            kept[target].iloc[positions[split]], dtype=out_dtype.name, what=_SPLIT_ROWS[split])
     indices = {split: found.keep[positions[split]] for split in SPLITS}
     for array in [*arrays.values(), *indices.values()]:
         array.flags.writeable = False
@@ -241,4 +277,5 @@ def _load_dataset(
         dropped_columns=tuple(drop),
         missing=found.missing,
         dialect=dialect,
+        stratified=stratified,
     )

@@ -24,12 +24,12 @@ from sweeper.data.columns import (
 )
 from sweeper.data.missing import Missing
 from sweeper.data.survey import column_role
-from sweeper.data.target import TARGET_SCALINGS, fit_target_scaling
+from sweeper.data.target import TARGET_SCALINGS, Labels, fit_target_scaling, label_cells_of_target
 from sweeper.errors import ConfigError, DataError
 
 PREFIX = "data."
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 DTYPES = ("float64", "float32")
 DEFAULT_MAX_CATEGORIES = 50
 
@@ -75,9 +75,10 @@ class Preprocessor:
     rows (`sweeper.data.missing`) and then its encoder on the filled training cells (see
     `sweeper.data.columns`: numeric and date columns standardised, two-valued columns → ±1, text
     one-hot with at most `max_categories` outputs; columns in `categorical` are always one-hot),
-    and fits the target scaling y' = (y − target_shift) / target_scale (`sweeper.data.target`).
-    `transform` then encodes any rows with that fitted state, so validation, test and new rows
-    never move it.
+    and fits the target scaling y' = (y − target_shift) / target_scale (`sweeper.data.target`),
+    or, for ``task="classification"``, the classes (`sweeper.data.target.Labels`): targets are
+    then one-hot rows (n, K), never scaled. `transform` then encodes any rows with that fitted
+    state, so validation, test and new rows never move it.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class Preprocessor:
         missing: Missing = Missing(),
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         na_values: Iterable[str] = (),
+        task: str = "regression",
     ) -> None:
         if target_scaling not in TARGET_SCALINGS:
             fit_target_scaling(target_scaling, np.zeros(1))  # raises the ConfigError
@@ -103,6 +105,8 @@ class Preprocessor:
         self.roles: dict[str, str] = {}  # feature → numeric | date | categorical
         self.target_shift = 0.0
         self.target_scale = 1.0
+        self.task = str(task)  # regression | classification (data.task resolved)
+        self.labels: Labels | None = None  # the classes, for classification
         self.fitted = False
         if not self.features:
             raise DataError("data.features: no feature columns; list at least one column")
@@ -127,6 +131,11 @@ class Preprocessor:
     def n_inputs(self) -> int:
         return len(self.feature_names)
 
+    @property
+    def classifies(self) -> bool:
+        """Whether the target is a class (``task="classification"``)."""
+        return self.task == "classification"
+
     def fit(self, frame: pd.DataFrame, roles: Mapping[str, str] | None = None) -> "Preprocessor":
         """Fit on the training rows `frame` (raw, holding the features and the target).
 
@@ -142,6 +151,13 @@ class Preprocessor:
             role = roles[name] if roles is not None else column_role(series, name in listed)
             self.roles[name] = role
             self.columns.append(self._column_for(name, role, typed_cells(series, role)))
+        if self.classifies:
+            y = label_cells_of_target(frame[self.target])
+            if pd.isna(y).any():
+                raise DataError(f"target column '{self.target}' has missing values in the training rows")
+            self.labels = Labels.fit(y)
+            self.fitted = True
+            return self
         y = numeric_cells(frame[self.target], self.target, is_target=True)
         if np.isnan(y).any():
             raise DataError(f"target column '{self.target}' has missing values in the training rows")
@@ -206,15 +222,24 @@ class Preprocessor:
         return series.where(~series.astype(str).str.strip().isin(self.na_values))
 
     def transform_target(
-        self, y: pd.Series | np.ndarray | Sequence[float], dtype: str = "float64"
+        self, y: pd.Series | np.ndarray | Sequence[float], dtype: str = "float64", what: str = "rows"
     ) -> np.ndarray:
-        """Scaled targets y' = (y − target_shift) / target_scale, shape (n, 1), in `dtype`."""
+        """Scaled targets y' = (y − target_shift) / target_scale, shape (n, 1), in `dtype`; for
+        classification one-hot rows (n, K) (DataError naming a class the training rows lack and
+        ``what`` rows hold it)."""
         self._require_fitted()
         out_dtype = check_dtype(dtype)
         series = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y).reshape(-1))
+        if self.classifies:
+            return self.labels.one_hot(self.class_codes(series, what), out_dtype.name)
         values = numeric_cells(series, self.target, is_target=True)
         scaled = (values - self.target_shift) / self.target_scale
         return np.ascontiguousarray(scaled[:, None], dtype=out_dtype)
+
+    def class_codes(self, y: pd.Series | np.ndarray | Sequence, what: str = "rows") -> np.ndarray:
+        """Class codes (n,) int64 of raw target cells (classification)."""
+        series = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y).reshape(-1))
+        return self.labels.codes(label_cells_of_target(series), what)
 
     def inverse_target(self, y_scaled: np.ndarray) -> np.ndarray:
         """Targets in original units, y = y'·target_scale + target_shift, float64, same shape."""
@@ -226,7 +251,9 @@ class Preprocessor:
         `.npz` that loads with allow_pickle=False). Every key starts with ``data.``:
 
         ``data.format_version``, ``data.target``, ``data.target_scaling``, ``data.target_shift``,
-        ``data.target_scale``, ``data.features``, ``data.categorical``, ``data.missing_numeric``,
+        ``data.target_scale``, ``data.task`` (regression | classification; absent before version
+        3: regression), ``data.classes`` (classification: the K classes, float64 or unicode, in
+        code order), ``data.features``, ``data.categorical``, ``data.missing_numeric``,
         ``data.missing_categorical``, ``data.missing_indicator``, ``data.max_categories``, ``data.na_values``,
         ``data.kinds`` (one per feature: numeric | date | binary | onehot), ``data.roles`` (one
         per feature: numeric | date | categorical, which decides its missing-value strategy),
@@ -245,6 +272,7 @@ class Preprocessor:
             "target_scaling": np.array(self.target_scaling),
             "target_shift": np.array(self.target_shift),
             "target_scale": np.array(self.target_scale),
+            "task": np.array(self.task),
             "features": np.array(self.features, dtype=str),
             "categorical": np.array(self.categorical, dtype=str),
             "missing_numeric": np.array(self.missing.numeric),
@@ -255,6 +283,8 @@ class Preprocessor:
             "kinds": np.array([column.kind for column in self.columns], dtype=str),
             "roles": np.array([self.roles[name] for name in self.features], dtype=str),
         }
+        if self.labels is not None:
+            arrays["classes"] = self.labels.classes
         for i, column in enumerate(self.columns):
             arrays.update({f"column{i}.{key}": value for key, value in column.arrays().items()})
         return {PREFIX + key: value for key, value in arrays.items()}
@@ -291,7 +321,10 @@ class Preprocessor:
             ),
             max_categories=int(get_or("max_categories", DEFAULT_MAX_CATEGORIES)),
             na_values=[str(v) for v in arrays.get(PREFIX + "na_values", [])],
+            task=str(get_or("task", "regression")),
         )
+        if prep.classifies:
+            prep.labels = Labels(get("classes"))
         prep.target_shift = float(get("target_shift"))
         prep.target_scale = float(get("target_scale"))
         kinds = [str(k) for k in get("kinds")]
@@ -325,4 +358,5 @@ class Preprocessor:
 
     def __repr__(self) -> str:
         kinds = ", ".join(f"{c.name}:{c.kind}" for c in self.columns) if self.fitted else "unfitted"
-        return f"Preprocessor(target={self.target!r}, target_scaling={self.target_scaling!r}, {kinds})"
+        target = f"classes={self.labels.names()}" if self.labels is not None else f"target_scaling={self.target_scaling!r}"
+        return f"Preprocessor(target={self.target!r}, {target}, {kinds})"

@@ -19,7 +19,8 @@ def _check_fraction(key: str, value: float) -> float:
 
 
 def split_indices(
-    n_rows: int, test_size: float = 0.2, val_size: float = 0.1, shuffle: bool = True, seed: int = 0
+    n_rows: int, test_size: float = 0.2, val_size: float = 0.1, shuffle: bool = True, seed: int = 0,
+    stratify: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Row positions of each split: {"train": (n_train,), "val": (n_val,), "test": (n_test,)}.
 
@@ -28,6 +29,13 @@ def split_indices(
     when `shuffle`, else the file order; train takes the first n_train positions of that order,
     then validation, then test (so unshuffled, the test rows are the last rows of the file).
     The splits are disjoint and together cover every row; equal inputs give equal arrays.
+
+    ``stratify`` (class codes, shape (n_rows,)) keeps each class's share in every split: class c
+    with n_c rows gets test_size·n_c test rows and val_size·n_c validation rows, each rounded
+    down and the leftover rows of the split's total handed to the classes with the largest
+    remainders (largest-remainder apportionment), so every class is within one row of its exact
+    share and the totals are n_test and n_val as above. A class keeps at least one training row.
+    Rows are taken from each class in the order above; each split is then in that order too.
     """
     test_size = _check_fraction("split.test_size", test_size)
     val_size = _check_fraction("split.val_size", val_size)
@@ -55,8 +63,44 @@ def split_indices(
             f"out of {n_rows}; lower them"
         )
     order = np.random.default_rng(seed).permutation(n_rows) if shuffle else np.arange(n_rows)
+    if stratify is not None:
+        return _stratified(order, np.asarray(stratify), n_test, n_val)
     return {
         "train": order[:n_train],
         "val": order[n_train : n_train + n_val],
         "test": order[n_train + n_val :],
+    }
+
+
+def _apportion(total: int, quotas: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """Integer counts (K,) summing to ``total`` (when ``room`` allows), each ⌊quota⌋ or ⌈quota⌉
+    and at most ``room``: the floors, then one more for the largest remainders."""
+    counts = np.minimum(np.floor(quotas).astype(np.int64), room)
+    remainders = np.where(counts < room, quotas - counts, -np.inf)
+    for k in np.argsort(-remainders, kind="stable"):
+        if counts.sum() >= total or not np.isfinite(remainders[k]):
+            break
+        counts[k] += 1
+    return counts
+
+
+def _stratified(order: np.ndarray, codes: np.ndarray, n_test: int, n_val: int) -> dict[str, np.ndarray]:
+    """The split of `split_indices` with each class apportioned (``codes`` (n_rows,))."""
+    classes, per_class = np.unique(codes, return_counts=True)
+    n = per_class.sum()
+    # Each class keeps one training row: test and validation share the rest.
+    test = _apportion(n_test, per_class * (n_test / n), per_class - 1)
+    val = _apportion(n_val, per_class * (n_val / n), per_class - 1 - test)
+    ordered_codes = codes[order]
+    position = np.empty(len(order), dtype=np.int64)  # rank of each row within its class
+    for k, c in enumerate(classes):
+        rows = np.flatnonzero(ordered_codes == c)
+        position[rows] = np.arange(len(rows))
+    class_index = np.searchsorted(classes, ordered_codes)
+    is_val = position < val[class_index]
+    is_test = ~is_val & (position < val[class_index] + test[class_index])
+    return {
+        "train": order[~is_val & ~is_test],
+        "val": order[is_val],
+        "test": order[is_test],
     }

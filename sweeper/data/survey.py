@@ -31,6 +31,7 @@ from sweeper.data.columns import (
     numbers_with_bad_cells,
 )
 from sweeper.data.missing import DROP_ROWS, ERROR, Missing
+from sweeper.data.target import MAX_CLASSES, label_cells_of_target
 from sweeper.errors import DataError
 
 ROLES = ("numeric", "date", "categorical")
@@ -42,7 +43,8 @@ IDENTIFIER_SHARE = 0.5
 class Survey:
     """What the check found: ``roles`` (feature → role), ``keep`` (sorted 0-based file rows
     that stay, shape (n_kept,)), ``dropped_rows`` (reason → count), ``missing`` (feature →
-    missing cells among the kept rows) and the target's values (float64, shape (n_rows,))."""
+    missing cells among the kept rows) and the target's values, shape (n_rows,): float64 for
+    regression, class labels (`label_cells_of_target`) for classification."""
 
     roles: dict[str, str]
     keep: np.ndarray
@@ -114,19 +116,25 @@ def survey(
     missing: Missing,
     max_categories: int,
     source: str,
+    task: str = "regression",
 ) -> Survey:
     """Check every used cell of `frame` (the whole file) and decide roles and kept rows.
 
-    Raises one DataError listing every problem: a target that is not numeric, has no value or
-    one value only; feature cells that are not finite numbers; empty columns; missing cells under
+    Raises one DataError listing every problem: a target that is not numeric (regression), has no
+    value or one value (class) only, or (classification) so many classes that it is a number; feature cells that are not finite numbers; empty columns; missing cells under
     an ``error`` strategy; free-text columns; no row left after dropping.
     """
     problems = _Problems()
     n_rows = len(frame)
-    target_values, bad = numbers_with_bad_cells(frame[target])
-    if bad.any():
-        problems.add(f"{bad_cells_message(frame[target], bad, target, is_target=True)}; {TEXT_IN_TARGET}")
-    keep = ~np.isnan(target_values) | bad
+    if task == "classification":
+        target_values = label_cells_of_target(frame[target])
+        keep = ~pd.isna(target_values)
+    else:
+        target_values, bad = numbers_with_bad_cells(frame[target])
+        if bad.any():
+            problems.add(f"{bad_cells_message(frame[target], bad, target, is_target=True)}; {TEXT_IN_TARGET}; "
+                         "for classes, set data.task=classification")
+        keep = ~np.isnan(target_values) | bad
     dropped = {"target_missing": int(n_rows - keep.sum())}
 
     roles: dict[str, str] = {}
@@ -167,7 +175,9 @@ def survey(
     kept_target = target_values[keep]
     if len(kept_target) == 0:
         raise DataError(f"data.path: {source}: no row is left after dropping rows with missing cells ({_dropped_text(dropped)})")
-    if kept_target.min() == kept_target.max():
+    if task == "classification":
+        _check_classes(kept_target, target)
+    elif kept_target.min() == kept_target.max():
         raise DataError(
             f"data.target: column '{target}' has the same value ({kept_target[0]:g}) in every row; "
             "there is nothing to learn"
@@ -179,6 +189,21 @@ def survey(
         missing={name: int((cells & keep).sum()) for name, cells in missing_cells.items()},
         target_values=target_values,
     )
+
+
+def _check_classes(labels: np.ndarray, target: str) -> None:
+    """DataError unless the kept target ``labels`` hold 2 to `MAX_CLASSES` classes (or more, when
+    they are under half the rows: many classes with many rows each)."""
+    classes = pd.unique(labels)
+    if len(classes) < 2:
+        raise DataError(
+            f"data.target: column '{target}' has one class ({classes[0]!r}) in every row; there is nothing to learn"
+        )
+    if len(classes) > MAX_CLASSES and len(classes) >= 0.5 * len(labels):
+        raise DataError(
+            f"data.target: column '{target}' has {len(classes)} distinct values in {len(labels)} rows, too many to be "
+            "classes; for a number to predict, set data.task=regression"
+        )
 
 
 def _text_in_numbers_hint(series: pd.Series, bad: np.ndarray) -> str:

@@ -1,12 +1,15 @@
-"""Target scalings: each is an affine map y' = (y − shift) / scale fitted on training targets."""
+"""The target: for regression an affine scaling y' = (y − shift) / scale fitted on training
+targets; for classification the task, the classes fitted on the training rows and their codes."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
-from sweeper.errors import ConfigError
+from sweeper.data.columns import label_array, is_number_dtype, label_cells, label_text, looks_numeric
+from sweeper.errors import ConfigError, DataError
 
 
 def _standard(y: np.ndarray) -> tuple[float, float]:
@@ -40,3 +43,104 @@ def fit_target_scaling(name: str, y: np.ndarray) -> tuple[float, float]:
             f"data.target_scaling: unknown value {name!r}; allowed: {', '.join(TARGET_SCALINGS)}"
         )
     return TARGET_SCALINGS[name](np.asarray(y, dtype=np.float64))
+
+
+# ---------------------------------------------------------------------- classification
+#: ``data.task``: ``auto`` decides from the target column (`resolve_task`).
+TASKS = ("auto", "regression", "classification")
+#: ``split.stratify``: ``auto`` is on for classification, off for regression.
+STRATIFY = ("auto", True, False)
+#: A classification target with more distinct values than this, that are also at least half
+#: its rows, is a number or an identifier, not a class.
+MAX_CLASSES = 100
+
+
+def is_label_text(series: pd.Series) -> bool:
+    """A bool target, or a text one whose cells are mostly not numbers: labels, not quantities."""
+    return pd.api.types.is_bool_dtype(series) or not looks_numeric(series)
+
+
+def resolve_task(task: str, series: pd.Series) -> str:
+    """``regression`` or ``classification`` for ``data.task`` and the target column.
+
+    ``auto``: classification when the target holds text (most cells not numbers) or booleans,
+    regression when it holds numbers. An integer target with few distinct values (a digit, a
+    star rating) is a number to auto: classify it with ``data.task=classification``.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"data.task: unknown value {task!r}; allowed: {', '.join(TASKS)}")
+    if task != "auto":
+        return task
+    return "classification" if is_label_text(series) else "regression"
+
+
+def resolve_stratify(stratify: object, task: str) -> bool:
+    """``split.stratify`` as a bool: ``auto`` → on for classification; true needs classes."""
+    if stratify not in STRATIFY or isinstance(stratify, (int, float)) and not isinstance(stratify, bool):
+        raise ConfigError(f"split.stratify: unknown value {stratify!r}; allowed: auto, true, false")
+    if stratify == "auto":
+        return task == "classification"
+    if stratify and task != "classification":
+        raise ConfigError("split.stratify=true needs classes to stratify on; data.task is regression")
+    return bool(stratify)
+
+
+def label_cells_of_target(series: pd.Series) -> np.ndarray:
+    """The target's cells as class labels, shape (n,): float64 with NaN for missing when the
+    column holds numbers (so 4 and 4.0 are one class), else str objects with None for missing
+    (booleans become ``False``/``True``)."""
+    numeric = is_number_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    return label_cells(series, numeric=numeric)
+
+
+class Labels:
+    """The classes of a classification target, fitted on the training rows.
+
+    ``classes`` holds the K sorted distinct training labels (float64 or unicode, storable without
+    pickle); class code k ∈ 0..K−1 is ``classes[k]``. Targets for the network are one-hot rows
+    (n, K); a network with one sigmoid output (K = 2) trains on their second column.
+    """
+
+    def __init__(self, classes: np.ndarray) -> None:
+        self.classes = np.asarray(classes)
+
+    @classmethod
+    def fit(cls, cells: np.ndarray) -> "Labels":
+        """Classes of the typed training ``cells`` (no missing cell)."""
+        return cls(label_array(cells))
+
+    @property
+    def numeric(self) -> bool:
+        return self.classes.dtype.kind == "f"
+
+    def names(self) -> list[str]:
+        """The classes as text (``3.0`` → ``3``), in code order."""
+        return [label_text(c) for c in self.classes]
+
+    def codes(self, cells: np.ndarray, what: str = "rows") -> np.ndarray:
+        """Class codes (n,) int64 of typed ``cells``; DataError naming the labels that are not
+        training classes (and how many rows have them) and ``what`` rows they are in."""
+        codes = pd.Index(self.classes).get_indexer(cells)
+        unseen = codes < 0
+        if unseen.any():
+            values, counts = np.unique(np.asarray(cells, dtype=self.classes.dtype)[unseen], return_counts=True)
+            named = ", ".join(f"{label_text(v)!r} ({n} row{'s' if n > 1 else ''})" for v, n in zip(values, counts))
+            raise DataError(
+                f"data.target: class {named} {'is' if len(values) == 1 else 'are'} in the {what} but not in the "
+                f"training rows; the network cannot predict a class it never saw (use split.stratify=true, "
+                "more rows of that class, or drop them)"
+            )
+        return codes.astype(np.int64)
+
+    def one_hot(self, codes: np.ndarray, dtype: str = "float64") -> np.ndarray:
+        """Rows (n, K) with 1 at each code's column, 0 elsewhere."""
+        out = np.zeros((len(codes), len(self.classes)), dtype=dtype)
+        out[np.arange(len(codes)), codes] = 1.0
+        return out
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Labels (n,) of ``codes``: int64 for whole-number classes, float64 for others, str for text."""
+        labels = self.classes[np.asarray(codes, dtype=np.int64)]
+        if self.numeric and np.all(np.mod(self.classes, 1) == 0):
+            return labels.astype(np.int64)
+        return labels.astype(object) if not self.numeric else labels

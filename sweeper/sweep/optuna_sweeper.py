@@ -248,13 +248,15 @@ class OptunaSweeperImpl:
             return str(err)
         return None
 
-    def _preflight(self, space: search_space.SearchSpace, objectives: list[str]) -> dict[str, str]:
+    def _preflight(self, space: search_space.SearchSpace, objectives: list[str]) -> tuple[dict[str, str], list[str]]:
         """Run ``hydra.sweeper.preflight`` once on the config of the space's fixed overrides
         (the app loads its dataset and checks the objectives), before the study or the parent
-        run exists. It returns ``{"lines": [...], "identity": {...}}``: the lines are logged,
-        the identity is what the study must keep (`studies.check_identity`)."""
+        run exists. It returns ``{"lines": [...], "identity": {...}, "objectives": [...]}``: the
+        lines are logged, the identity is what the study must keep (`studies.check_identity`),
+        the objectives are ``objectives`` with ``auto`` resolved for the data's task. Returns
+        (identity, objectives)."""
         if not self.settings.preflight:
-            return {}
+            return {}, objectives
         from hydra.utils import get_method
 
         try:
@@ -266,7 +268,8 @@ class OptunaSweeperImpl:
         for line in found.get("lines", []):
             log.info("%s", line)
         self._description = found.get("description")
-        return {str(k): str(v) for k, v in found.get("identity", {}).items()}
+        identity = {str(k): str(v) for k, v in found.get("identity", {}).items()}
+        return identity, [str(name) for name in found.get("objectives", objectives)]
 
     def _best_config_yaml(self, trial: optuna.trial.FrozenTrial) -> str | None:
         overrides = trial.system_attrs.get(studies.OVERRIDES)
@@ -322,7 +325,11 @@ class OptunaSweeperImpl:
         sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
         make_sampler(str(s.sampler), s.seed, sampler_kwargs, grid)  # a bad sampler fails here
         make_pruner(pruner_spec["name"], pruner_spec["kwargs"])  # and a bad pruner
-        identity = self._preflight(space, objectives)
+        identity, resolved = self._preflight(space, objectives)
+        if resolved != objectives:  # objective=auto, now known to be val_rmse or val_log_loss
+            objectives, directions = studies.objectives_and_directions(
+                resolved[0], s.direction, resolved if s.directions else None
+            )
 
         storage_url = resolve_storage_url(str(s.storage), PROJECT_ROOT)
         try:

@@ -311,7 +311,7 @@ def log_best_model(client: Any, run_id: str, best_run_id: str, tracking_uri: str
             npz = client.download_artifacts(best_run_id, "model.npz", folder)
             info = json.loads(Path(client.download_artifacts(best_run_id, "data.json", folder)).read_text())
             uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info["features"],
-                            example_rows(info))
+                            example_rows(info), classes=info.get("classes"))
     except Exception as err:
         log.warning("the best model was not logged to the parent run: %s", str(err).splitlines()[0])
         return None

@@ -39,9 +39,13 @@ PARENT_RUN_ID = "sweeper:parent_run_id"
 IDENTITY = "sweeper:identity"
 
 
+#: Metrics where higher is better; every other (errors, losses, the gap, time) is minimised.
+MAXIMIZED = ("r2", "accuracy", "f1_macro", "roc_auc")
+
+
 def infer_direction(metric: str) -> str:
-    """``maximize`` for R² metrics, ``minimize`` for errors and losses."""
-    return "maximize" if metric.endswith("r2") else "minimize"
+    """``maximize`` for R², accuracy, F1 and ROC AUC metrics, ``minimize`` for errors and losses."""
+    return "maximize" if metric.endswith(MAXIMIZED) else "minimize"
 
 
 def objectives_and_directions(
@@ -58,7 +62,7 @@ def objectives_and_directions(
         if bad:
             raise ConfigError(
                 "hydra.sweeper.directions lists metric names (e.g. [val_rmse,generalization_gap]);"
-                " each direction is inferred (r2 -> maximize, else minimize)"
+                " each direction is inferred (r2, accuracy, f1_macro, roc_auc -> maximize, else minimize)"
             )
         return metrics, [infer_direction(m) for m in metrics]
     if direction is None:

@@ -6,7 +6,9 @@ its one artifact, so nothing is pickled. It carries the few modules of ``sweeper
 environment MLflow builds from ``requirements.txt``). Its signature names the raw feature
 columns, each optional and of any type: the model converts and checks cells itself (a number
 column may arrive as int, float or with holes), and a column it needs but does not get is one
-line naming it.
+line naming it. A regression model predicts a float64 array (n,); a classifier a DataFrame with
+the ``prediction`` (the most probable class's label) and one ``probability_<class>`` column per
+class.
 """
 
 from __future__ import annotations
@@ -45,13 +47,22 @@ def example_rows(info: dict, n: int = EXAMPLE_ROWS) -> Any:
     return frame[list(info["features"])].head(n)
 
 
-def signature(features: Sequence[str]) -> Any:
-    """Inputs: each feature column by name, optional, of any type; output: float64 (n,)."""
+#: A classifier's output column of class c's probability is PROBABILITY + c.
+PROBABILITY = "probability_"
+
+
+def signature(features: Sequence[str], classes: Sequence[str] | None = None) -> Any:
+    """Inputs: each feature column by name, optional, of any type; output: float64 (n,), or for a
+    classifier of ``classes`` the ``prediction`` column and a ``probability_<class>`` per class."""
     import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
     inputs = Schema([ColSpec(AnyType(), str(name), required=False) for name in features])
+    if classes:
+        outputs = Schema([ColSpec(AnyType(), "prediction")]
+                         + [ColSpec("double", f"{PROBABILITY}{name}") for name in classes])
+        return ModelSignature(inputs=inputs, outputs=outputs)
     return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype("float64"), (-1,))]))
 
 
@@ -77,9 +88,9 @@ def _serving_code(folder: Path) -> Path:
 
 
 def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str | Path,
-              features: Sequence[str], example: Any = None) -> str:
+              features: Sequence[str], example: Any = None, classes: Sequence[str] | None = None) -> str:
     """Log ``model_npz`` (a run's ``model.npz``) as the MLflow Model ``model`` of run
-    ``run_id``; returns its URI (``models:/m-…``; ``runs:/<run_id>/model`` resolves to it).
+    ``run_id`` (a classifier's with its ``classes``' names); returns its URI (``models:/m-…``; ``runs:/<run_id>/model`` resolves to it).
 
     Uses MLflow's logged-model API, which reads the process-wide tracking URI and experiment:
     both are set here to the run's.
@@ -98,7 +109,7 @@ def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={"model": str(model_npz)},
             code_paths=[str(_serving_code(Path(folder)))],
-            signature=signature(features),
+            signature=signature(features, classes),
             input_example=example,
             pip_requirements=pip_requirements(),
         )

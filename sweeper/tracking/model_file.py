@@ -4,7 +4,8 @@ Keys (every value is a plain numeric or unicode array, so ``np.load(..., allow_p
 reads it):
 
 - ``model.sizes`` (int64, ``[n_inputs, hidden..., n_outputs]``), ``model.activation``,
-  ``model.output_activation``, ``model.init``, ``model.dtype`` (unicode scalars),
+  ``model.output_activation``, ``model.init``, ``model.dtype``, ``model.loss`` (unicode
+  scalars; ``squared_error`` when absent, in files written before classification),
   ``model.leaky_slope``, ``model.elu_alpha`` (float64 scalars);
 - ``weights.{i}`` ``(fan_in, fan_out)`` and ``biases.{i}`` ``(fan_out,)`` per layer i;
 - ``data.*``: the fitted scalers and category lists (``Preprocessor.to_arrays``).
@@ -29,6 +30,7 @@ def save_model(path: str | Path, net: Any, preprocessor: Any, model_cfg: Any) ->
         "model.sizes": np.asarray(net.sizes, dtype=np.int64),
         "model.leaky_slope": np.asarray(float(model_cfg.leaky_slope)),
         "model.elu_alpha": np.asarray(float(model_cfg.elu_alpha)),
+        "model.loss": np.asarray(net.loss_function.name),
     }
     for key in MODEL_KEYS:
         arrays[f"model.{key}"] = np.asarray(str(model_cfg[key]))
@@ -56,6 +58,7 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
         sizes,
         activation=str(arrays["model.activation"]),
         output_activation=str(arrays["model.output_activation"]),
+        loss=str(arrays.get("model.loss", "squared_error")),
         init=str(arrays["model.init"]),
         dtype=str(arrays["model.dtype"]),
         leaky_slope=float(arrays["model.leaky_slope"]),
@@ -69,12 +72,31 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
 def predict(net: Any, preprocessor: Any, frame: Any) -> np.ndarray:
     """Predictions in the target's original units, shape (n_rows,), float64, for the raw rows of
     ``frame`` (a pandas DataFrame with the training CSV's feature columns; the target column and
-    any other column are ignored): ŷ = inverse_target(net.forward(preprocessor.transform(frame)))."""
+    any other column are ignored): ŷ = inverse_target(net.forward(preprocessor.transform(frame))).
+    For a classifier, the most probable class's label per row (`predict_proba` gives all)."""
+    if preprocessor.classifies:
+        proba = predict_proba(net, preprocessor, frame)
+        return preprocessor.labels.decode(np.argmax(proba, axis=1))
+    X = _inputs(net, preprocessor, frame)
+    if not len(X):
+        return np.zeros(0)
+    return preprocessor.inverse_target(net.forward(X))[:, 0]
+
+
+def predict_proba(net: Any, preprocessor: Any, frame: Any) -> np.ndarray:
+    """A classifier's class probabilities (n_rows, K), float64, columns in the order of
+    ``preprocessor.labels.classes`` (one sigmoid output p gives the columns [1 − p, p])."""
+    X = _inputs(net, preprocessor, frame)
+    k = len(preprocessor.labels.classes)
+    if not len(X):
+        return np.zeros((0, k))
+    outputs = np.asarray(net.forward(X), dtype=np.float64)
+    return np.column_stack([1.0 - outputs[:, 0], outputs[:, 0]]) if outputs.shape[1] == 1 else outputs
+
+
+def _inputs(net: Any, preprocessor: Any, frame: Any) -> np.ndarray:
     import pandas as pd
 
     if not isinstance(frame, pd.DataFrame):
         frame = pd.DataFrame(frame)
-    X = preprocessor.transform(frame, dtype=str(net.dtype))
-    if not len(X):
-        return np.zeros(0)
-    return preprocessor.inverse_target(net.forward(X))[:, 0]
+    return preprocessor.transform(frame, dtype=str(net.dtype))

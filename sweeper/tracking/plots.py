@@ -1,4 +1,5 @@
-"""``loss_curves.png``: train, validation and test loss per epoch with the best epoch marked."""
+"""``loss_curves.png``: train, validation and test loss per epoch with the best epoch marked;
+``confusion_matrix.png``: a classifier's test-set counts per true and predicted class."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 CURVES = (("train_loss", "train"), ("val_loss", "validation"), ("test_loss", "test"))
+#: The y label per loss (``Network.loss_function.name``).
+LOSS_LABELS = {"squared_error": "loss  ½·mean((ŷ − y)²), scaled target", "cross_entropy": "cross-entropy  −mean(log p(true class))"}
 
 
 class _LossFigure:
@@ -33,11 +36,12 @@ class _LossFigure:
         self.lines = [self.ax.plot([], [])[0] for _ in CURVES]
         self.best = self.ax.axvline(1, color="grey", linestyle="--", linewidth=1)
         self.ax.set_xlabel("epoch")
-        self.ax.set_ylabel("loss  ½·mean((ŷ − y)²), scaled target")
         self.ax.set_title("Loss per epoch")
 
-    def draw(self, history: Mapping[str, Sequence[float]], best_epoch: int, path: str | Path) -> None:
+    def draw(self, history: Mapping[str, Sequence[float]], best_epoch: int, path: str | Path,
+             loss: str = "squared_error") -> None:
         ax = self.ax
+        ax.set_ylabel(LOSS_LABELS[loss])
         shown: list[Any] = []
         finite = []
         curves = [np.asarray(history.get(key, ()), dtype=np.float64) for key, _ in CURVES]
@@ -82,7 +86,8 @@ def _displayable(curves: list[np.ndarray]) -> list[np.ndarray]:
 _figures = threading.local()  # one figure per thread: matplotlib figures are not thread-safe
 
 
-def plot_loss_curves(history: Mapping[str, Sequence[float]], best_epoch: int, path: str | Path) -> None:
+def plot_loss_curves(history: Mapping[str, Sequence[float]], best_epoch: int, path: str | Path,
+                     loss: str = "squared_error") -> None:
     """Write the loss curves of ``history`` (one value per epoch, epochs from 1) to ``path``.
 
     The y axis is logarithmic when the finite, positive losses span more than a factor of ten,
@@ -91,4 +96,36 @@ def plot_loss_curves(history: Mapping[str, Sequence[float]], best_epoch: int, pa
     figure = getattr(_figures, "figure", None)
     if figure is None:
         figure = _figures.figure = _LossFigure()
-    figure.draw(history, best_epoch, path)
+    figure.draw(history, best_epoch, path, loss)
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts (K, K): row = true class code, column = predicted class code (scikit-learn's
+    ``confusion_matrix`` layout)."""
+    return np.bincount(np.asarray(true) * n_classes + np.asarray(predicted), minlength=n_classes * n_classes
+                       ).reshape(n_classes, n_classes)
+
+
+def plot_confusion_matrix(matrix: np.ndarray, names: Sequence[str], path: str | Path, title: str) -> None:
+    """Write ``matrix`` (K, K) as a heat map with its counts, true classes down, predicted across."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    k = len(names)
+    side = min(3.0 + 0.45 * k, 12.0)
+    fig = Figure(figsize=(side + 1.0, side), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(k), labels=names, rotation=45 if max(map(len, names), default=0) > 3 else 0)
+    ax.set_yticks(range(k), labels=names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    if k <= 30:
+        high = matrix.max() if matrix.size else 0
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
+                    color="white" if count > high / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path)

@@ -5,7 +5,8 @@ serve``, ``sweeper.predict``): ``set_model`` names the object that predicts. Its
 ``model``, is the run's ``model.npz`` (weights and fitted preprocessing, read without pickle).
 ``predict`` takes a pandas DataFrame of raw rows, exactly as in the training CSV (missing
 cells, strings; the target column, if present, is ignored) and returns the predictions in the
-target's original units, shape (n_rows,).
+target's original units, shape (n_rows,); a classifier returns a DataFrame: ``prediction`` (the
+most probable class) and ``probability_<class>`` for each class.
 """
 
 import mlflow
@@ -23,10 +24,16 @@ class NetworkModel(PythonModel):
         self.net, self.preprocessor = load_model(context.artifacts["model"])
 
     # The pd.DataFrame hint tells MLflow to pass a DataFrame and to leave type checks to us.
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-        from sweeper.tracking.model_file import predict
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray | pd.DataFrame:
+        from sweeper.tracking.model_file import predict, predict_proba
 
-        return predict(self.net, self.preprocessor, model_input)
+        if not self.preprocessor.classifies:
+            return predict(self.net, self.preprocessor, model_input)
+        proba = predict_proba(self.net, self.preprocessor, model_input)
+        out = pd.DataFrame({"prediction": self.preprocessor.labels.decode(np.argmax(proba, axis=1))})
+        for k, name in enumerate(self.preprocessor.labels.names()):
+            out[f"probability_{name}"] = proba[:, k]
+        return out
 
 
 mlflow.models.set_model(NetworkModel())
