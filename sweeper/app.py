@@ -111,7 +111,11 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
             state = PRUNED if result.status == STOPPED else COMPLETE
             reason = result.reason if state == PRUNED else None
             metrics = _final_metrics(net, dataset, targets) | _curve_metrics(result) | {"train_seconds": train_seconds}
-        mlrun.log_metrics({k: v for k, v in metrics.items() if k != "val_loss"})
+        # A final value whose name is also a curve's (val_loss; a classifier's val_accuracy) is the
+        # final network's (the best epoch's, when restored), logged at the last epoch after the
+        # curve's value there, so MLflow's runs table shows it; the curve keeps every epoch's.
+        mlrun.log_metrics({k: v for k, v in metrics.items() if k not in PER_EPOCH})
+        mlrun.log_metrics({k: v for k, v in metrics.items() if k in PER_EPOCH}, step=result.epochs_run, last=True)
         with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
             _write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL)
             mlrun.log_artifacts(folder)
@@ -197,6 +201,9 @@ def probabilities(outputs: Any) -> Any:
     outputs = np.asarray(outputs, dtype=np.float64)
     return np.column_stack([1.0 - outputs[:, 0], outputs[:, 0]]) if outputs.shape[1] == 1 else outputs
 
+
+#: Metrics logged per epoch (step = epoch) whose final value has the same name.
+PER_EPOCH = ("val_loss", "val_accuracy")
 
 #: What a run returns and logs as final metrics, besides ``{train,val,test}_{rmse,mae,r2}``.
 CURVE_METRICS = ("val_loss", "best_epoch", "epochs_run", "generalization_gap", "train_seconds")

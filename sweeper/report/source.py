@@ -146,14 +146,15 @@ def child_runs(client: Any, parent: Any) -> list[Any]:
 def curves(client: Any, run_id: str) -> dict[str, list[float]]:
     """``{"train_loss": [...], "val_loss": [...], "test_loss": [...]}``, index i = epoch i + 1.
 
-    One ``get_metric_history`` call per metric. Should a step be logged twice (a resumed
-    logger), the last value wins; a missing step is NaN.
+    One ``get_metric_history`` call per metric. Should a step be logged twice, the first value
+    wins: a run logs its final ``val_loss`` (the restored best epoch's) at the last epoch,
+    after that epoch's own; a missing step is NaN.
     """
     out: dict[str, list[float]] = {}
     for key in CURVES:
         by_step: dict[int, float] = {}
         for metric in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp)):
-            by_step[int(metric.step)] = float(metric.value)
+            by_step.setdefault(int(metric.step), float(metric.value))
         last = max(by_step, default=0)
         out[key] = [by_step.get(step, float("nan")) for step in range(1, last + 1)]
     return out
