@@ -8,7 +8,8 @@ prints the top trials. In a notebook::
     trials = load_trials()                      # the latest sweep of the default experiment
     trials = load_trials("3f2a...", tracking_uri="sqlite:///mlruns/mlflow.db")
 
-Modules: ``source`` (reading MLflow), ``trials`` (the table and its derived columns),
+Modules: ``source`` (reading MLflow), ``task`` (regression or classification: which metrics
+and labels), ``trials`` (the table and its derived columns),
 ``importance`` (Optuna importances), ``findings`` (sentences), ``plots``, ``html``, ``build``.
 """
 
@@ -29,7 +30,8 @@ def load_trials(sweep_id: str | None = None, tracking_uri: str | None = None, *,
 
     ``sweep_id`` None = the latest sweep of ``experiment`` (default: the default config's, e.g.
     ``car_prices``); ``tracking_uri`` None resolves as ``python -m sweeper`` does. The columns
-    are those of trials.csv: ``sweeper.report.trials.COLUMNS``, then the params (dotted keys).
+    are those of trials.csv: ``sweeper.report.trials.columns(task)`` (the final metrics are the
+    sweep's task's: ``val_rmse``, ... or ``val_accuracy``, ...), then the params (dotted keys).
     Raises ``ReportError`` for an unknown store, experiment or run.
     """
     from sweeper.report.source import load_sweep

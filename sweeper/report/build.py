@@ -12,16 +12,18 @@ import pandas as pd
 
 from sweeper.report import findings, importance, plots
 from sweeper.report.html import render
+from sweeper.report.task import METRIC_NAMES, Task
 from sweeper.report.trials import Trials
 
 #: Where the files go in the parent run's artifacts.
 ARTIFACT_PATH = "report"
 
+#: (file, caption); ``{loss}`` in a caption is what the task's curves are (``Task.loss``).
 PLOTS = (
-    ("top_curves.png", "Train (blue), validation (orange) and test (green) loss per epoch of the top trials; the "
+    ("top_curves.png", "Train (blue), validation (orange) and test (green) {loss} per epoch of the top trials; the "
                        "dashed line is the best validation epoch. Validation rising while train keeps falling is "
                        "overfitting; the space between the curves is the generalisation gap."),
-    ("gap_vs_regularization.png", "Generalisation gap (validation − train loss at the best epoch) against each "
+    ("gap_vs_regularization.png", "Generalisation gap (validation − train {loss} at the best epoch) against each "
                                   "regularisation knob, coloured by activation. Points lower down generalise better; "
                                   "a knob marked 'not searched' was fixed in this sweep."),
     ("best_epoch.png", "Best validation epoch against the learning rate and the schedule. Points on the dotted line "
@@ -50,14 +52,16 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def display_table(trials: Trials, rows: pd.DataFrame, knobs: bool) -> pd.DataFrame:
-    """``rows`` as strings for reading: the objective, the gaps, the best epoch, the saving."""
+    """``rows`` as strings for reading: the objective, the task's score on validation and test
+    (RMSE or accuracy), the gaps, the best epoch, the saving."""
     out = pd.DataFrame(index=rows.index)
     out["trial"] = [_fmt(t, "d") if not pd.isna(t) else r[:8] for t, r in zip(rows["trial"], rows["run_id"])]
     out["state"] = rows["state"]
     out[trials.objective] = [_fmt(v, ".5g") for v in rows["objective_value"]]
-    if trials.objective != "val_rmse":
-        out["val_rmse"] = [_fmt(v, ".5g") for v in rows["val_rmse"]]
-    out["test_rmse"] = [_fmt(v, ".5g") for v in rows["test_rmse"]]
+    val_score, test_score = f"val_{trials.task.score}", f"test_{trials.task.score}"
+    if trials.objective != val_score:
+        out[val_score] = [_fmt(v, ".5g") for v in rows[val_score]]
+    out[test_score] = [_fmt(v, ".5g") for v in rows[test_score]]
     out["gap"] = [_fmt(v, ".3g") for v in rows["generalization_gap"]]
     out["val→test"] = [_fmt(v, "+.1%") for v in rows["val_test_gap"]]
     out["best/run"] = [f"{b}/{e}" for b, e in zip(rows["best_epoch"], rows["epochs_run"])]
@@ -80,10 +84,18 @@ def stdout_table(trials: Trials, k: int) -> str:
     if top.empty:
         lines.append("no finished trial")
     else:
-        lines.append(f"top {len(top)} by {trials.objective} (gap = val − train loss at the best epoch; "
-                     "saving = share of epochs early stopping saved, * = replayed on a run without it)")
+        lines.append(f"top {len(top)} by {trials.objective} ({_legend(trials.task)})")
         lines.append(display_table(trials, top, knobs=False).to_string(index=False))
     return "\n".join(lines)
+
+
+def _legend(task: Task) -> str:
+    """What the table's gap, val→test and saving columns mean; val→test is named only when it
+    compares a metric other than the one the table shows (log loss beside accuracy)."""
+    shown = task.flattery == task.score
+    val_test = "" if shown else f"val→test = (test − val) / val {METRIC_NAMES[task.flattery]}; "
+    return (f"gap = val − train {task.loss} at the best epoch; {val_test}"
+            "saving = share of epochs early stopping saved, * = replayed on a run without it")
 
 
 def _importances(trials: Trials, folder: Path) -> dict:
@@ -118,6 +130,7 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
     folder.mkdir(parents=True, exist_ok=True)
     csv = folder / "trials.csv"
     trials.frame.to_csv(csv, index=False)
+    captions = [caption.format(loss=trials.task.loss) for _, caption in PLOTS]
     drawn = [
         plots.top_curves(trials, k, folder / PLOTS[0][0]),
         plots.gap_vs_regularization(trials, folder / PLOTS[1][0]),
@@ -130,7 +143,7 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
         display_table(trials, trials.top(k), knobs=True),
         display_table(trials, trials.frame, knobs=True),
         sentences,
-        [(path, caption) for path, (_, caption) in zip(drawn, PLOTS)],
+        list(zip(drawn, captions)),
         k,
     )
     html_path = folder / "report.html"

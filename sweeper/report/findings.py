@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from sweeper.report.task import METRIC_NAMES, maximized, metric_name
 from sweeper.report.trials import FAIL, PRUNED, Trials
 
 MIN_GROUP = 5
@@ -30,9 +31,6 @@ MIN_OBJECTIVE_CHANGE = 0.05
 MIN_GAP_CHANGE = 0.20
 MIN_EPOCH_RATIO = 1.25
 MAX_KNOB_SENTENCES = 10
-
-OBJECTIVE_NAMES = {"val_rmse": "validation RMSE", "val_mae": "validation MAE", "val_r2": "validation R²",
-                   "val_loss": "validation loss"}
 
 
 @dataclass
@@ -82,7 +80,7 @@ def _effect_sentences(split: Split, trials: Trials, gap_scale: float, min_group:
     counts = f"({len(g)} vs {len(r)} finished trials)"
     out = []
 
-    name = OBJECTIVE_NAMES.get(trials.objective, trials.objective)
+    name = metric_name(trials.objective)
     obj_g, obj_r = g["objective_value"].median(), r["objective_value"].median()
     gap_g, gap_r = g["generalization_gap"].median(), r["generalization_gap"].median()
     obj_change = _relative(obj_g, obj_r)
@@ -149,7 +147,7 @@ def overall_findings(trials: Trials) -> list[str]:
     top = trials.top(1)
     if not top.empty:
         best = top.iloc[0]
-        name = OBJECTIVE_NAMES.get(trials.objective, trials.objective)
+        name = metric_name(trials.objective)
         out.append(f"The best trial ({_trial_name(best)}) reached {name} {best['objective_value']:.4g} at epoch "
                    f"{best['best_epoch']} of {best['epochs_run']}.")
     if len(finished) < MIN_FINISHED:
@@ -179,11 +177,26 @@ def overall_findings(trials: Trials) -> list[str]:
                        "helping validation.")
     flattery = finished["val_test_gap"].dropna()
     if len(flattery) >= MIN_FINISHED:
-        median = flattery.median()
-        direction = "flattered the model" if median > 0 else "was pessimistic"
-        out.append(f"Validation {direction}: the median test RMSE is {abs(median):.0%} "
-                   f"{'above' if median > 0 else 'below'} the validation RMSE "
-                   f"({(flattery > 0).sum()} of {len(flattery)} finished trials did worse on test).")
+        out += _validation_vs_test(trials, flattery)
+    return out
+
+
+def _validation_vs_test(trials: Trials, flattery: pd.Series) -> list[str]:
+    """How far validation flattered test on the task's error-like metric (``val_test_gap``: RMSE,
+    log loss), and, when the table shows another score (accuracy), the score's medians on both."""
+    task, finished = trials.task, trials.finished
+    median = flattery.median()
+    direction = "flattered the model" if median > 0 else "was pessimistic"
+    out = [f"Validation {direction}: the median {metric_name('test_' + task.flattery)} is {abs(median):.0%} "
+           f"{'above' if median > 0 else 'below'} the {metric_name('val_' + task.flattery)} "
+           f"({(flattery > 0).sum()} of {len(flattery)} finished trials did worse on test)."]
+    if task.score != task.flattery:
+        scores = finished[[f"val_{task.score}", f"test_{task.score}"]].dropna()
+        val, test = scores.iloc[:, 0], scores.iloc[:, 1]
+        worse = int(((test < val) if maximized(f"val_{task.score}") else (test > val)).sum())
+        if len(scores) >= MIN_FINISHED:
+            out.append(f"On {METRIC_NAMES[task.score]}: a median {val.median():.4g} on validation and "
+                       f"{test.median():.4g} on test ({worse} of {len(scores)} finished trials did worse on test).")
     return out
 
 

@@ -11,18 +11,20 @@ from typing import Sequence
 
 import pandas as pd
 
+from sweeper.report.task import Task
 from sweeper.report.trials import Trials
 
 #: How each derived column is computed, shown at the end of the page (the docstrings in
-#: ``sweeper.report.trials`` hold the same formulas).
+#: ``sweeper.report.trials`` hold the same formulas); ``{loss_unit}``, ``{val_error}`` and
+#: ``{test_error}`` are the task's (``formulas``).
 FORMULAS = {
     "best_epoch": "Epoch (from 1) of the lowest val_loss, as early stopping picks it: an epoch improves when "
                   "val_loss < best so far − min_delta.",
     "epochs_run": "Epochs trained (the length of the logged val_loss curve).",
     "overfit_epochs": "epochs_run − best_epoch: epochs trained after the best validation epoch.",
-    "generalization_gap": "val_loss − train_loss at the best epoch (scaled target, without penalties).",
-    "val_test_gap": "(test_rmse − val_rmse) / val_rmse: how far validation flattered test; positive means the "
-                    "test error is that much worse than validation promised.",
+    "generalization_gap": "val_loss − train_loss at the best epoch ({loss_unit}, without penalties).",
+    "val_test_gap": "({test_error} − {val_error}) / {val_error}: how far validation flattered test; positive means "
+                    "the test error is that much worse than validation promised.",
     "early_stop_saving": "(E − s) / E with E = train.epochs. Early stopping on: s = epochs_run. Early stopping off "
                          "(early_stop_replayed): s = the epoch early stopping with the reference patience would "
                          "have stopped at on this val_loss curve, or E if never. COMPLETE trials only.",
@@ -50,6 +52,13 @@ figure { margin: 18px 0 28px; } figure img { max-width: 100%; border: 1px solid 
 figcaption { color: #445; font-size: 13.5px; margin-top: 4px; max-width: 980px; }
 dl dt { font-weight: 600; margin-top: 8px; } dl dd { margin-left: 18px; color: #334; }
 """
+
+
+def formulas(task: Task) -> dict[str, str]:
+    """The glossary of ``task``'s report: ``FORMULAS`` filled in, then the task's own entries
+    (for classification: the cross-entropy curves, accuracy and log loss)."""
+    fill = {"loss_unit": task.loss_unit, "val_error": f"val_{task.flattery}", "test_error": f"test_{task.flattery}"}
+    return {**{name: text.format(**fill) for name, text in FORMULAS.items()}, **task.glossary}
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -90,9 +99,10 @@ def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Seq
         "</figcaption></figure>"
         for path, caption in plots
     )
-    formulas = "".join(f"<dt>{html.escape(k_)}</dt><dd>{html.escape(v)}</dd>" for k_, v in FORMULAS.items())
+    glossary = "".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(text)}</dd>"
+                       for name, text in formulas(trials.task).items())
     if trials.reference_patience is not None:
-        formulas += (f"<dt>reference patience</dt><dd>{trials.reference_patience} (the median patience of the "
+        glossary += (f"<dt>reference patience</dt><dd>{trials.reference_patience} (the median patience of the "
                      "sweep's trials with early stopping, else the default config's)</dd>")
     items = "".join(f"<li>{html.escape(s)}</li>" for s in findings) or "<li>No finding: too few finished trials.</li>"
     return f"""<!doctype html>
@@ -111,6 +121,6 @@ def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Seq
 <h2>All {len(every)} trials</h2>
 <details><summary>every trial with its state (pruned and failed trials included)</summary>{_table(every)}</details>
 <h2>How the columns are computed</h2>
-<dl>{formulas}</dl>
+<dl>{glossary}</dl>
 </body></html>
 """

@@ -105,7 +105,8 @@ def _legend(fig: Any, axes: Sequence[Any], title: str) -> None:
 
 
 def top_curves(trials: Trials, k: int, path: Path) -> Path:
-    """Train, validation and test loss per epoch of the top-``k`` trials, one panel each."""
+    """Train, validation and test loss per epoch of the top-``k`` trials, one panel each; the y axis
+    names the task's loss (``Task.loss``, e.g. cross-entropy) and its scale."""
     plt = _pyplot()
     top = trials.top(k)
     if top.empty:  # nothing finished (e.g. a single failed run): show what has a curve
@@ -133,7 +134,7 @@ def top_curves(trials: Trials, k: int, path: Path) -> Path:
                      f"gap {row['generalization_gap']:.2g}, best epoch {row['best_epoch']}/{row['epochs_run']}",
                      fontsize=9.5)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("loss (scaled target)")
+        ax.set_ylabel(f"{trials.task.loss} ({trials.task.loss_unit})")
         ax.grid(True, which="both", alpha=0.3)
     finite_values = np.concatenate(finite) if finite else np.empty(0)
     if finite_values.size and finite_values.max() > 10 * finite_values.min():
@@ -142,7 +143,8 @@ def top_curves(trials: Trials, k: int, path: Path) -> Path:
     for ax in flat[len(top):]:
         ax.set_visible(bool(top.empty) and ax is flat[0])
     _legend(fig, flat[:1], "")
-    fig.suptitle(f"Top {len(top)} trials by {trials.objective}: loss per epoch", fontsize=11, x=0.02, ha="left")
+    fig.suptitle(f"Top {len(top)} trials by {trials.objective}: {trials.task.loss} per epoch", fontsize=11,
+                 x=0.02, ha="left")
     return _save(fig, path)
 
 
@@ -160,7 +162,7 @@ def gap_vs_regularization(trials: Trials, path: Path) -> Path:
         x = _place(ax, _knob_values(trials, finished, knob))
         _scatter_by(ax, trials, finished, x, finished["generalization_gap"], colors)
         ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set_ylabel("generalisation gap (val − train loss)")
+        ax.set_ylabel(f"generalisation gap (val − train {trials.task.loss})")
         ax.grid(True, alpha=0.3)
     _legend(fig, axes.ravel(), COLOR_BY)
     fig.suptitle("Generalisation gap at the best epoch against each regularisation knob", fontsize=11,

@@ -1,8 +1,10 @@
 """One row per trial: params, final metrics, state, and the overfitting / early-stopping columns.
 
 The derived columns are computed from the logged curves (``train_loss``, ``val_loss``,
-``test_loss``, one value per epoch, epochs from 1); their formulas are in the docstrings below
-and in the report's HTML.
+``test_loss``, one value per epoch, epochs from 1: ½·squared error of the scaled target for
+regression, cross-entropy for classification); their formulas are in the docstrings below and in
+the report's HTML. Which final metrics a row has depends on the sweep's task
+(``sweeper.report.task``).
 """
 
 from __future__ import annotations
@@ -16,19 +18,25 @@ import numpy as np
 import pandas as pd
 
 from sweeper.report.source import FAIL_REASON_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG, Sweep
+from sweeper.report.task import REGRESSION, Task, maximized, task_of
 
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
-FINAL_METRICS = tuple(f"{split}_{name}" for split in ("train", "val", "test") for name in ("rmse", "mae", "r2"))
 
-#: Columns every trials.csv has, in this order; the run's params (dotted keys) follow.
-COLUMNS = (
-    "trial", "run_id", "state", "objective_value", *FINAL_METRICS,
+#: The columns of trials.csv around the task's final metrics (``columns``).
+LEADING_COLUMNS = ("trial", "run_id", "state", "objective_value")
+DERIVED_COLUMNS = (
     "best_epoch", "epochs_run", "configured_epochs", "overfit_epochs", "generalization_gap",
     "val_test_gap", "patience", "early_stopped", "early_stop_saving", "early_stop_replayed",
     "train_seconds", "train_status", "fail_reason",
 )
 #: Params that say where a run was logged, not how it trained: never a searched knob.
 NOT_KNOBS = re.compile(r"^(mlflow\.|data\.path$)")
+
+
+def columns(task: Task = REGRESSION) -> tuple[str, ...]:
+    """The columns every trials.csv of ``task`` has, in this order; the run's params (dotted keys) follow."""
+    return (*LEADING_COLUMNS, *task.final_metrics, *DERIVED_COLUMNS)
+
 
 _RUN_STATUS_TO_STATE = {"FINISHED": COMPLETE, "FAILED": FAIL, "KILLED": FAIL}
 _INT = re.compile(r"^[+-]?\d+$")
@@ -43,9 +51,10 @@ class Trials:
     params: dict[str, dict[str, Any]]  # run_id -> parsed params; a conditional key is absent, not None
     knobs: list[str]  # params that vary between trials (the searched ones), in logged order
     objective: str  # e.g. "val_rmse"
-    maximize: bool  # True for val_r2
+    maximize: bool  # True for val_r2, val_accuracy, val_f1_macro, val_roc_auc
     reference_patience: int | None  # patience used to replay early stopping on runs without it
     info: dict[str, Any] = field(default_factory=dict)
+    task: Task = REGRESSION
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -119,15 +128,17 @@ def early_stop_saving(configured_epochs: int, epochs_run: int, val_loss: Sequenc
     return (budget - min(stop or budget, budget)) / budget, True
 
 
-def val_test_gap(val_rmse: float, test_rmse: float) -> float:
-    """How far validation flattered test: (test_rmse − val_rmse) / val_rmse.
+def val_test_gap(val_error: float, test_error: float) -> float:
+    """How far validation flattered test: (test_error − val_error) / val_error, on the task's
+    error-like metric (``Task.flattery``): test_rmse and val_rmse for regression, test_log_loss
+    and val_log_loss for classification.
 
     Positive: the test error is that fraction above what validation promised (the sweep chose
     on validation, so a positive value is expected and a large one is selection optimism).
     """
-    if not (np.isfinite(val_rmse) and np.isfinite(test_rmse)) or val_rmse == 0:
+    if not (np.isfinite(val_error) and np.isfinite(test_error)) or val_error == 0:
         return math.nan
-    return float((test_rmse - val_rmse) / val_rmse)
+    return float((test_error - val_error) / val_error)
 
 
 # --- building the table ------------------------------------------------------------------------
@@ -180,6 +191,8 @@ def build_trials(sweep: Sweep, reference_patience: int | None = None) -> Trials:
     None = the median patience of the sweep's runs that had it, else the default config's.
     """
     params = {t.run.info.run_id: {k: parse_param(v) for k, v in t.run.data.params.items()} for t in sweep.trials}
+    task = task_of(params.values(), (t.run.data.metrics for t in sweep.trials))
+    val_error, test_error = f"val_{task.flattery}", f"test_{task.flattery}"
     if reference_patience is None:
         used = [p.get("train.early_stopping.patience") for p in params.values()]
         used = [p for p in used if isinstance(p, int)]
@@ -207,15 +220,15 @@ def build_trials(sweep: Sweep, reference_patience: int | None = None) -> Trials:
             "trial": int(trial_tag) if trial_tag and trial_tag.isdigit() else None,
             "run_id": run_id,
             "state": state,
-            "objective_value": _objective_value(str(p.get("objective", "val_rmse")), metrics, val_loss, best,
+            "objective_value": _objective_value(_objective(p.get("objective"), task), metrics, val_loss, best,
                                                 restores_best),
-            **{name: metrics.get(name, math.nan) for name in FINAL_METRICS},
+            **{name: metrics.get(name, math.nan) for name in task.final_metrics},
             "best_epoch": best,
             "epochs_run": epochs_run,
             "configured_epochs": configured,
             "overfit_epochs": epochs_run - best if best >= 1 else math.nan,
             "generalization_gap": generalization_gap(train_loss, val_loss, best),
-            "val_test_gap": val_test_gap(metrics.get("val_rmse", math.nan), metrics.get("test_rmse", math.nan)),
+            "val_test_gap": val_test_gap(metrics.get(val_error, math.nan), metrics.get(test_error, math.nan)),
             "patience": patience,
             "early_stopped": tags.get(TRAIN_STATUS_TAG) == "early_stopped"
             or (state == COMPLETE and patience is not None and epochs_run < configured),
@@ -232,21 +245,26 @@ def build_trials(sweep: Sweep, reference_patience: int | None = None) -> Trials:
 
     frame = pd.DataFrame(rows)
     if frame.empty:
-        frame = pd.DataFrame(columns=list(COLUMNS))
+        frame = pd.DataFrame(columns=list(columns(task)))
     frame["trial"] = frame["trial"].astype("Int64")
     frame["patience"] = frame["patience"].astype("Int64")
     frame = frame.sort_values(["trial", "run_id"], kind="stable", na_position="last").reset_index(drop=True)
 
-    param_keys = [k for k in frame.columns if k not in COLUMNS]
+    param_keys = [k for k in frame.columns if k not in columns(task)]
     knobs = [k for k in param_keys if not NOT_KNOBS.match(k) and _varies(frame[k])]
     objectives = frame["objective"].dropna().unique() if "objective" in frame else []
-    objective = str(objectives[0]) if len(objectives) else "val_rmse"
+    objective = _objective(objectives[0] if len(objectives) else None, task)
     return Trials(
-        frame=frame, curves=curves, params=params, knobs=knobs, objective=objective, maximize=objective == "val_r2",
-        reference_patience=reference_patience,
+        frame=frame, curves=curves, params=params, knobs=knobs, objective=objective, maximize=maximized(objective),
+        reference_patience=reference_patience, task=task,
         info={"sweep_id": sweep.run_id, "experiment": sweep.experiment_name, "single": sweep.single,
               "tracking_uri": sweep.tracking_uri, **{k: v for k, v in sweep.tags.items() if k.startswith("sweeper.")}},
     )
+
+
+def _objective(logged: Any, task: Task) -> str:
+    """The objective a run was logged with; none logged, or ``auto``, is the task's default."""
+    return task.objective if logged is None or str(logged) == "auto" else str(logged)
 
 
 def _varies(column: pd.Series) -> bool:
