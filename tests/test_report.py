@@ -19,6 +19,8 @@ import pytest
 
 from sweeper.report.build import ARTIFACT_PATH, PLOTS
 
+from .curves import epoch_values
+
 pytestmark = pytest.mark.slow
 
 REPORT_FILES = {"trials.csv", "report.html", "importances.json", *(name for name, _ in PLOTS)}
@@ -56,7 +58,8 @@ def sweep(tmp_path_factory):
 
 
 def _history(client, run_id: str, key: str) -> np.ndarray:
-    return np.array([m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)])
+    curve = epoch_values(client, run_id, key)
+    return np.array([curve[step] for step in sorted(curve)])
 
 
 def _same_param(csv_value, logged: str) -> bool:

@@ -10,6 +10,8 @@ import pytest
 
 from sweeper import PROJECT_ROOT
 
+from .curves import epoch_values
+
 pytestmark = pytest.mark.slow
 
 #: Every config key SPEC.md names, as the dotted MLflow param it must become.
@@ -54,7 +56,11 @@ def test_one_run_logs_params_curves_metrics_and_a_reloadable_model(run_cli, mlfl
     assert run.data.params["train.epochs"] == "30" and run.data.params["model.hidden"] == "[64, 32]"
     for curve in CURVES:
         history = mlflow_client.get_metric_history(run.info.run_id, curve)
-        assert sorted(m.step for m in history) == list(range(1, 31)), curve
+        assert sorted(epoch_values(mlflow_client, run.info.run_id, curve)) == list(range(1, 31)), curve
+        # One value per epoch; val_loss has one more at the last epoch: the final network's.
+        assert len(history) == 30 + (curve == "val_loss"), curve
+    val_loss = epoch_values(mlflow_client, run.info.run_id, "val_loss")
+    assert run.data.metrics["val_loss"] == pytest.approx(val_loss[int(run.data.metrics["best_epoch"])], rel=1e-12)
     assert set(FINAL_METRICS) <= set(run.data.metrics)
     assert run.data.metrics["epochs_run"] == 30
     for tag in ("sweeper.version.numpy", "sweeper.version.optuna", "sweeper.version.mlflow",

@@ -13,6 +13,8 @@ import pytest
 
 from sweeper.app import run
 
+from .curves import epoch_values
+
 EPOCHS = 6
 BASE = [f"train.epochs={EPOCHS}", "train.early_stopping.patience=null"]
 
@@ -73,7 +75,7 @@ def train(compose, store, *overrides):
     result = run(compose(*BASE, f"mlflow.tracking_uri={uri}", *overrides))
     mlflow_run = client.get_run(result["run_id"])
     curves = {
-        key: [m.value for m in sorted(client.get_metric_history(result["run_id"], key), key=lambda m: m.step)]
+        key: [value for _, value in sorted(epoch_values(client, result["run_id"], key).items())]
         for key in ("train_loss", "val_loss", "lr")
     }
     return result, mlflow_run, curves

@@ -20,6 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from tests.curves import epoch_values
 from tests.paths import DATA
 
 pytestmark = pytest.mark.slow
@@ -164,7 +165,7 @@ def test_median_pruning_trains_fewer_epochs_than_no_pruning_on_the_same_suggesti
     for trial in pruned:
         run = next(c for c in children if c.info.run_id == trial.user_attrs["run_id"])
         assert (run.info.status, run.data.tags["sweeper.state"]) == ("FINISHED", "PRUNED")
-        curve = mlflow_client.get_metric_history(run.info.run_id, "val_loss")
+        curve = epoch_values(mlflow_client, run.info.run_id, "val_loss")
         assert len(curve) == len(trial.intermediate_values) < 15
 
 
@@ -247,7 +248,7 @@ def test_a_pruned_trials_optuna_values_and_mlflow_curve_agree_epoch_by_epoch(run
     assert pruned, "no trial was pruned"
     scales = []
     for trial in pruned:
-        curve = {m.step: m.value for m in mlflow_client.get_metric_history(trial.user_attrs["run_id"], "val_loss")}
+        curve = epoch_values(mlflow_client, trial.user_attrs["run_id"], "val_loss")
         assert sorted(trial.intermediate_values) == sorted(curve) == list(range(1, len(curve) + 1))
         scales += [value / (2 * curve[epoch]) ** 0.5 for epoch, value in trial.intermediate_values.items()]
     assert max(scales) == pytest.approx(min(scales), rel=1e-9)

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from sweeper.report.findings import MIN_GROUP
 from sweeper.report.task import Task
 from sweeper.report.trials import Trials
 
@@ -31,7 +32,7 @@ FORMULAS = {
     "importances": "Optuna's get_param_importances (PED-ANOVA) on an in-memory study rebuilt from the finished "
                    "trials' MLflow params; distributions are inferred from the values tried.",
     "findings": "Each searched knob splits the finished trials at its median (numbers) or by category; a split "
-                "is used when both groups have ≥ 2 finished trials, and a sentence is written for an effect of "
+                f"is used when both groups have ≥ {MIN_GROUP} finished trials, and a sentence is written for an effect of "
                 "≥ 5% on the objective, ≥ 20% on the gap, or ≥ 1.25× on the best epoch; the 10 largest are "
                 "listed. Small groups are noisy: read the trial counts in brackets.",
 }

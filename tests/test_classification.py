@@ -1,0 +1,209 @@
+"""Classification from the CSV to MLflow: the task, the classes, the stratified split, the
+metrics against scikit-learn's, the confusion matrix, the model's labels and probabilities, and
+an exact rerun."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweeper import PROJECT_ROOT
+from sweeper.data import load_dataset, split_indices
+from sweeper.errors import DataError
+from tests.curves import epoch_values
+
+DATA = PROJECT_ROOT / "data"
+
+
+# ----------------------------------------------------------------------------------- data
+
+
+@pytest.mark.parametrize("sizes", [(178, 182, 177, 183, 181, 182, 181, 179, 174, 180), (3, 1, 50), (10, 990), (7, 7, 7)])
+@pytest.mark.parametrize("test_size, val_size", [(0.2, 0.1), (0.25, 0.25), (0.1, 0.05)])
+def test_a_stratified_split_keeps_every_class_within_one_row_of_its_share(sizes, test_size, val_size):
+    codes = np.random.default_rng(0).permutation(np.repeat(np.arange(len(sizes)), sizes))
+    n = len(codes)
+    split = split_indices(n, test_size, val_size, seed=3, stratify=codes)
+    plain = split_indices(n, test_size, val_size, seed=3)
+    assert {k: len(v) for k, v in split.items()} == {k: len(v) for k, v in plain.items()}  # same totals
+    assert np.array_equal(np.sort(np.concatenate(list(split.values()))), np.arange(n))
+    for name, fraction in (("test", test_size), ("val", val_size)):
+        counts = np.bincount(codes[split[name]], minlength=len(sizes))
+        assert np.all(np.abs(counts - fraction * np.asarray(sizes)) < 1 + 1e-9), (name, counts)
+    assert np.all(np.bincount(codes[split["train"]], minlength=len(sizes)) >= 1)  # every class is learnt
+
+
+def test_the_task_follows_the_target_unless_set(tmp_path):
+    rows = 60
+    frame = pd.DataFrame({
+        "x": np.arange(rows, dtype=float),
+        "label": np.where(np.arange(rows) % 3 == 0, "yes", "no"),
+        "flag": np.arange(rows) % 2 == 0,
+        "rating": np.arange(rows) % 4,
+    })
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    drop = {"label": ["flag", "rating"], "flag": ["label", "rating"], "rating": ["label", "flag"]}
+    assert load_dataset(path, "label", drop=drop["label"]).task == "classification"  # text
+    assert load_dataset(path, "flag", drop=drop["flag"]).task == "classification"  # true/false
+    assert load_dataset(path, "rating", drop=drop["rating"]).task == "regression"  # a number...
+    rated = load_dataset(path, "rating", drop=drop["rating"], task="classification")  # ...unless said
+    assert rated.classes == ["0", "1", "2", "3"] and rated.y_train.shape[1] == 4
+    assert load_dataset(path, "label", drop=drop["label"]).classes == ["no", "yes"]
+    # Classes are one-hot rows, never scaled; the split is stratified by default.
+    d = load_dataset(path, "label", drop=drop["label"], target_scaling="minmax")
+    assert set(np.unique(d.y_train)) == {0.0, 1.0} and np.all(d.y_train.sum(axis=1) == 1)
+    assert d.stratified and d.info()["classes"] == ["no", "yes"] and d.info()["task"] == "classification"
+
+
+def test_a_class_missing_from_the_training_rows_is_one_line_naming_it(tmp_path):
+    frame = pd.DataFrame({"x": np.arange(40.0), "y": ["a", "b"] * 19 + ["a", "c"]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    # Unshuffled, the last rows are the test rows: 'c' is only there.
+    with pytest.raises(DataError) as error:
+        load_dataset(tmp_path / "t.csv", "y", shuffle=False, stratify=False)
+    message = str(error.value)
+    assert "\n" not in message and "'c' (1 row)" in message and "test rows" in message and "split.stratify" in message
+    # Stratified, 'c' (one row) is kept for training.
+    assert load_dataset(tmp_path / "t.csv", "y", shuffle=False).classes == ["a", "b", "c"]
+
+
+def test_classes_and_the_loss_are_stored_in_the_model_file_without_pickle(tmp_path):
+    from sweeper.data import Preprocessor
+
+    d = load_dataset(DATA / "penguins.csv", "species")
+    arrays = d.preprocessor.to_arrays()
+    np.savez(tmp_path / "m.npz", **arrays)
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as npz:
+        loaded = Preprocessor.from_arrays({k: npz[k] for k in npz.files})
+    assert loaded.task == "classification" and loaded.labels.names() == ["Adelie", "Chinstrap", "Gentoo"]
+    raw = pd.read_csv(DATA / "penguins.csv")
+    assert np.array_equal(loaded.class_codes(raw["species"]), d.preprocessor.class_codes(raw["species"]))
+    # A file written before classification (no data.task) is a regression model.
+    old = {k: v for k, v in load_dataset(DATA / "penguins.csv", "body_mass_g").preprocessor.to_arrays().items()
+           if k != "data.task"}
+    assert Preprocessor.from_arrays(old).task == "regression"
+
+
+# ------------------------------------------------------------------------ end to end (CLI)
+
+
+def _metrics_like_sklearn(y, proba):
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+
+    predicted = np.argmax(proba, axis=1)
+    auc = (roc_auc_score(y, proba[:, 1]) if proba.shape[1] == 2
+           else roc_auc_score(y, proba, multi_class="ovr", average="macro"))
+    return {"accuracy": accuracy_score(y, predicted), "log_loss": log_loss(y, proba, labels=range(proba.shape[1])),
+            "f1_macro": f1_score(y, predicted, average="macro"), "roc_auc": auc}
+
+
+@pytest.mark.slow
+def test_digits_reaches_95_percent_and_logs_what_a_classifier_should(run_cli, mlflow_client, mlflow_uri, tmp_path):
+    pytest.importorskip("sklearn")
+    proc = run_cli("data=digits")
+    assert proc.returncode == 0, proc.stderr
+    assert "10 classes of digit (stratified split)" in proc.stdout
+    [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("digits").experiment_id])
+    m, params = run.data.metrics, run.data.params
+    assert m["test_accuracy"] >= 0.95
+    assert params["data.task"] == "classification" and params["objective"] == "val_log_loss"
+    assert params["model.output_activation"] == "softmax" and params["split.stratify"] == "True"
+    assert not any(k.endswith(("_rmse", "_mae", "_r2")) for k in m)
+    run_id = run.info.run_id
+    accuracy_curve = epoch_values(mlflow_client, run_id, "val_accuracy")
+    assert sorted(accuracy_curve) == list(range(1, int(m["epochs_run"]) + 1))
+    # The runs table's val_accuracy and val_loss are the restored best epoch's, as val_log_loss is.
+    assert m["val_accuracy"] == accuracy_curve[int(m["best_epoch"])]
+    assert m["val_loss"] == pytest.approx(epoch_values(mlflow_client, run_id, "val_loss")[int(m["best_epoch"])], rel=1e-12)
+    assert m["val_loss"] == pytest.approx(m["val_log_loss"], rel=1e-9)  # the cross-entropy is the log loss
+
+    # The logged model predicts the test rows: the same metrics as scikit-learn computes on its
+    # probabilities, and the confusion matrix counts those rows.
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    (tmp_path / "artifacts").mkdir()
+    folder = Path(mlflow_client.download_artifacts(run_id, "", str(tmp_path / "artifacts")))
+    info = json.loads((folder / "data.json").read_text())
+    d = load_dataset(DATA / "digits.csv", "digit", task="classification", seed=0)
+    assert info["classes"] == d.classes == [str(k) for k in range(10)]
+    rows = pd.read_csv(DATA / "digits.csv").iloc[d.indices["test"]]
+    out = model.predict(rows.drop(columns="digit"))
+    proba = out[[f"probability_{k}" for k in range(10)]].to_numpy()
+    expected = _metrics_like_sklearn(rows["digit"].to_numpy(), proba)
+    for name, value in expected.items():
+        assert m[f"test_{name}"] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+    assert np.array_equal(out["prediction"].to_numpy(), np.argmax(proba, axis=1))  # labels are the digits
+    matrix = pd.read_csv(folder / "confusion_matrix.csv", index_col=0)
+    assert matrix.to_numpy().sum() == len(rows) and list(matrix.columns) == d.classes
+    assert np.trace(matrix.to_numpy()) / len(rows) == pytest.approx(m["test_accuracy"])
+    assert (folder / "confusion_matrix.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_binary_string_labels_log_sklearns_roc_auc_and_predict_labels(run_cli, run_module, mlflow_client, mlflow_uri,
+                                                                      workdir):
+    pytest.importorskip("sklearn")
+    frame = pd.read_csv(DATA / "penguins.csv")
+    frame[frame["species"] != "Gentoo"].to_csv(workdir / "two.csv", index=False)  # Adelie vs Chinstrap
+    proc = run_cli("data=csv", "data.path=two.csv", "data.target=species", "train.epochs=40")
+    assert proc.returncode == 0, proc.stderr
+    [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("two").experiment_id])
+    assert run.data.params["model.output_activation"] == "sigmoid"  # one output for 2 classes
+
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    d = load_dataset(workdir / "two.csv", "species", seed=0)
+    rows = pd.read_csv(workdir / "two.csv").iloc[d.indices["test"]]
+    out = model.predict(rows.drop(columns="species"))
+    assert set(out["prediction"]) <= {"Adelie", "Chinstrap"}
+    proba = out[["probability_Adelie", "probability_Chinstrap"]].to_numpy()
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    y = (rows["species"] == "Chinstrap").to_numpy().astype(int)
+    from sklearn.metrics import roc_auc_score
+
+    assert run.data.metrics["test_roc_auc"] == pytest.approx(roc_auc_score(y, proba[:, 1]), rel=1e-12)
+
+    # sweeper.predict writes the labels and probabilities and scores rows that have the target.
+    predicted = run_module("sweeper.predict", run.info.run_id, "two.csv", "--output", "out.csv")
+    assert predicted.returncode == 0, predicted.stderr
+    written = pd.read_csv(workdir / "out.csv")
+    assert list(written.columns[-3:]) == ["prediction", "probability_Adelie", "probability_Chinstrap"]
+    accuracy = float(predicted.stdout.split("accuracy=")[1].split()[0])
+    assert accuracy == pytest.approx((written["prediction"] == written["species"]).mean(), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_classification_run_reruns_bit_for_bit(run_cli, run_module, mlflow_client):
+    proc = run_cli("data=penguins_species", "train.epochs=15", "regularization.dropout=0.1")
+    assert proc.returncode == 0, proc.stderr
+    [original] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("penguins_species").experiment_id])
+    check = run_module("sweeper.rerun", original.info.run_id, "--check")
+    assert check.returncode == 0, check.stderr + check.stdout
+    [again] = [r for r in mlflow_client.search_runs([original.info.experiment_id])
+               if r.info.run_id != original.info.run_id]
+    for name, value in original.data.metrics.items():
+        if name != "train_seconds":
+            assert again.data.metrics[name] == value, name
+
+
+@pytest.mark.slow
+def test_a_sweep_maximises_accuracy_and_minimises_log_loss(run_cli, mlflow_client, optuna_url):
+    import optuna
+
+    for objective, direction in (("val_accuracy", "MAXIMIZE"), ("auto", "MINIMIZE")):
+        proc = run_cli("-m", "data=penguins_species", f"objective={objective}", "train.epochs=5",
+                       "hydra.sweeper.n_trials=2", f"hydra.sweeper.study_name=s-{objective}",
+                       f"hydra.sweeper.storage={optuna_url}")
+        assert proc.returncode == 0, proc.stderr
+        study = optuna.load_study(study_name=f"s-{objective}", storage=optuna_url)
+        assert study.direction.name == direction
+        assert study.metric_names == ["val_accuracy" if objective == "val_accuracy" else "val_log_loss"]
