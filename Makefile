@@ -12,14 +12,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Most tests wait on subprocesses (python -m sweeper, servers): two workers keep two cores busy.
+# --dist loadfile keeps a file's tests, and its module fixtures (PostgreSQL, an MLflow server),
+# on one worker. TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= 2
+XDIST = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 # The suite against the lowest versions pyproject.toml allows (.ci/lowest.txt), in .venv-lowest.
 test-lowest:
 	test -x .venv-lowest/bin/python || $(PYTHON) -m venv .venv-lowest
 	.venv-lowest/bin/python -m pip install --quiet -e '.[test]' -c .ci/lowest.txt
-	.venv-lowest/bin/python -m pytest -q $(PYTEST_ARGS)
+	.venv-lowest/bin/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 sweep: $(STAMP)
 	$(BIN)/python -m sweeper -m

@@ -294,7 +294,7 @@ def test_multi_objective_nsga2_logs_the_pareto_front_to_the_parent(run_cli, optu
         ("optimizer.nesterov=choice(true,0)", "optimizer.nesterov=0: optimizer.nesterov: 0 is not a bool"),
         ("schedule.gama=interval(0.5,0.9)", "no option of schedule has the key 'schedule.gama'"),
         # A fixed value's own error is not blamed on the first swept value.
-        ("objective=test_rmse", "error: objective: unknown value 'test_rmse'; allowed: val_rmse,"),
+        ("objective=test_rmse", "error: objective: unknown value 'test_rmse'; allowed: auto, val_rmse,"),
         ("hydra.sweeper.timeout=-5", "error: hydra.sweeper.timeout=-5.0; must be > 0 seconds or null"),
         ("hydra.sweeper.heartbeat_interval=0", "error: hydra.sweeper.heartbeat_interval=0; must be >= 1 second"),
         ("hydra.sweeper.seed=-3", "error: hydra.sweeper.seed=-3; must be an integer in [0, 2**32 - 1]"),

@@ -160,8 +160,8 @@ def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[st
               best_params: dict[str, str] | None = None) -> None:
     """The best trial on the parent: its metrics as ``best_<name>`` (never a trial's own metric
     name, so sorting or charting the runs table by ``val_rmse`` lists trials only), its number,
-    and its config as params under the children's keys (``best_params``, the flattened config;
-    else Optuna's parameter names)."""
+    and its config as params under the children's keys (its run's own params; else ``best_params``,
+    the flattened config; else Optuna's parameter names)."""
     from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
@@ -175,7 +175,7 @@ def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[st
     metric_list = [Metric(f"best_{k}", float(v), now, 0) for k, v in metrics.items() if isinstance(v, (int, float))]
     metric_list.append(Metric("best_trial", float(first.number), now, 0))
     client.log_batch(run_id, metrics=metric_list)
-    params = [Param(k, str(v)) for k, v in (best_params or first.params).items()]
+    params = [Param(k, str(v)) for k, v in (_run_params(client, first) or best_params or first.params).items()]
     try:
         client.log_batch(run_id, params=params)
     except MlflowException:
@@ -189,6 +189,18 @@ def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[st
         tags["sweeper.pareto_trials"] = ",".join(str(t.number) for t in best)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
+
+
+def _run_params(client: Any, trial: optuna.trial.FrozenTrial) -> dict[str, str]:
+    """The params the trial's own MLflow run logged (what its data decided: ``objective``,
+    ``data.task``, … resolved from ``auto``), or {} when there is no such run."""
+    run_id = trial.user_attrs.get(study_attrs.RUN_ID)
+    if not run_id:
+        return {}
+    try:
+        return dict(client.get_run(str(run_id)).data.params)
+    except Exception:
+        return {}
 
 
 def _retrying(write: Any, attempts: int = 4) -> None:

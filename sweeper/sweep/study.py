@@ -9,6 +9,7 @@ running elsewhere.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import socket
@@ -140,15 +141,25 @@ def _owner_is_dead(trial: FrozenTrial) -> bool:
     return False
 
 
-def fail_orphaned_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Fail RUNNING trials whose sweeper died: dead owner process on this host, or no heartbeat.
+#: A RUNNING trial with no owner recorded this long after it started was asked by a sweeper that
+#: died (or lost its storage) before it could record itself: ask and mark_owner are milliseconds
+#: apart, and without an owner or a heartbeat nothing else would ever end it.
+UNOWNED_GRACE_SECONDS = 60.0
+
+
+def fail_orphaned_trials(study: optuna.Study, unowned_after: float = UNOWNED_GRACE_SECONDS) -> list[FrozenTrial]:
+    """Fail RUNNING trials whose sweeper died: dead owner process on this host, no heartbeat, or
+    no owner recorded ``unowned_after`` seconds after the trial started.
 
     Returns the trials this call failed.
     """
     storage = study._storage
     failed = []
+    now = datetime.datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _owner_is_dead(trial):
+        unowned = (OWNER_HOST not in trial.system_attrs and trial.datetime_start is not None
+                   and (now - trial.datetime_start).total_seconds() >= unowned_after)
+        if unowned or _owner_is_dead(trial):
             try:
                 storage.set_trial_user_attr(trial._trial_id, REASON, "its sweeper process died")
                 if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):

@@ -1,0 +1,30 @@
+"""Trials a dead sweeper left RUNNING are failed and retried on the next start."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeper.sweep import study as studies
+from sweeper.sweep.storage import open_storage
+
+
+def test_a_running_trial_whose_sweeper_never_recorded_itself_is_failed_and_retried(tmp_path):
+    """A sweeper that lost its storage between ``ask`` and ``mark_owner`` (a store made read-only)
+    leaves a RUNNING trial with no owner and no heartbeat: nothing else would ever end it, and a
+    resumed sweep would wait for it for ever."""
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db", 60, 120)
+    study = optuna.create_study(storage=storage, study_name="s")
+    orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    mine = study.ask()
+    studies.mark_owner(study, mine._trial_id)  # this process: alive
+
+    assert studies.fail_orphaned_trials(study, unowned_after=3600) == []  # just asked: its sweeper may be marking it
+    [failed] = studies.fail_orphaned_trials(study, unowned_after=0)
+    assert failed.number == orphan.number
+    trials = study.get_trials(deepcopy=False)
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert trials[orphan.number].user_attrs[studies.REASON] == "its sweeper process died"
+    assert trials[mine.number].state == TrialState.RUNNING
+    [retry] = [t for t in trials if t.state == TrialState.WAITING]
+    assert retry.system_attrs[studies.RETRY_OF] == orphan.number and retry.params == orphan.params
