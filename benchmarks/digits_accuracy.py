@@ -16,6 +16,7 @@ test set has 359 rows, so one row is 0.28 points of accuracy.
 
     python benchmarks/digits_accuracy.py                 # seeds 0 1 2, 20 trials (~3 minutes)
     python benchmarks/digits_accuracy.py --seeds 0 --trials 5
+    python benchmarks/digits_accuracy.py --space 'model.hidden=choice([64],[128],[128,64])'
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def sklearn_accuracy(seed: int) -> float:
     return float(model.score(d.X_test, d.codes("test")))
 
 
-def ours(seed: int, n_trials: int | None) -> float:
+def ours(seed: int, n_trials: int | None, space: list[str] = ()) -> float:
     """Test accuracy of a single run (``n_trials`` None) or of a sweep's best trial."""
     from mlflow import MlflowClient
 
@@ -54,7 +55,8 @@ def ours(seed: int, n_trials: int | None) -> float:
         uri = f"sqlite:///{folder}/mlflow.db"
         args = ["data=digits", f"seed={seed}", f"mlflow.tracking_uri={uri}"]
         if n_trials is not None:
-            args = ["-m", *args, f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweeper.storage=sqlite:///{folder}/optuna.db"]
+            args = ["-m", *args, f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweeper.storage=sqlite:///{folder}/optuna.db",
+                    *space]
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
         done = subprocess.run([sys.executable, "-m", "sweeper", *args], cwd=folder, env=env,
                               capture_output=True, text=True)
@@ -73,11 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--space", nargs="*", default=[], metavar="OVERRIDE",
+                        help="search-space overrides for the sweep, e.g. 'model.hidden=choice([64],[128,64])'")
     args = parser.parse_args(argv)
     rows = []
     print(f"{'seed':>4}  {'sklearn':>8}  {'single':>8}  {'sweep':>8}   (test accuracy, {args.trials}-trial sweep)")
     for seed in args.seeds:
-        row = (sklearn_accuracy(seed), ours(seed, None), ours(seed, args.trials))
+        row = (sklearn_accuracy(seed), ours(seed, None), ours(seed, args.trials, args.space))
         rows.append(row)
         print(f"{seed:>4}  " + "  ".join(f"{v:>8.4f}" for v in row), flush=True)
     medians = [statistics.median(column) for column in zip(*rows)]
