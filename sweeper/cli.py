@@ -91,7 +91,7 @@ def one_line(error: BaseException) -> str:
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
         key = cause.full_key
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
-            allowed = _fields(getattr(cause, "object_type", None))
+            allowed = user_keys(getattr(cause, "object_type", None))
             overridden = re.search(r"Could not override '([^']+)'", str(error))
             if not allowed and overridden and key.startswith(overridden[1] + "."):
                 # e.g. hydra.sweeper.pruner_kwargs={n_warmup_steps:10}: a free-form dict of the
@@ -103,9 +103,10 @@ def one_line(error: BaseException) -> str:
     return _first_line(error)
 
 
-def _fields(object_type: object) -> list[str]:
+def user_keys(object_type: object) -> list[str]:
+    """The keys a user may set in a schema dataclass (fields marked ``internal`` left out)."""
     if isinstance(object_type, type) and dataclasses.is_dataclass(object_type):
-        return [field.name for field in dataclasses.fields(object_type)]
+        return [field.name for field in dataclasses.fields(object_type) if not field.metadata.get("internal")]
     return []
 
 

@@ -29,6 +29,7 @@ BAD_INPUTS = [
     ("sweeper", ["-m", "hydra.sweeper.n_trials=0"], ["hydra.sweeper.n_trials=0", ">= 1"]),
     ("sweeper", ["-m", "hydra.sweeper.directions=[val_rmse,nope]"], ["hydra.sweeper.directions", "'nope'"]),
     ("sweeper", ["-m", "+hydra.sweeper.params.model.nope=choice(1,2)"], ["hydra.sweeper.params", "model.nope"]),
+    ("sweeper", ["-m", "+hydra.sweeper.nope=1"], ["hydra.sweeper.nope: unknown key", "n_trials", "start_from_defaults"]),
     ("sweeper", ["-m", "mlflow.tracking_uri={tmp}/folder"], ["mlflow.tracking_uri={tmp}/folder"]),
     ("sweeper", ["-m", f"hydra.sweeper.storage=postgresql+psycopg2://u:{SECRET}@127.0.0.1:{{port}}/optuna"],
      ["hydra.sweeper.storage=postgresql+psycopg2://u@127.0.0.1:{port}/optuna", "Connection refused"]),

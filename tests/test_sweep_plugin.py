@@ -327,3 +327,10 @@ def test_two_workers_on_one_storage_share_the_budget_the_parent_run_and_no_sugge
     assert len(parents) == 1
     assert len(children) == 6
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+
+
+def test_a_study_resumed_with_another_sampler_says_so(toy: Path) -> None:
+    run_sweep(toy, "hydra.sweeper.n_trials=2")
+    out = run_sweep(toy, "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler=random")
+    assert "study 'toy' resumed with hydra.sweeper.sampler=random (it ran with tpe before)" in out.stdout + out.stderr
+    assert len(load(toy).trials) == 3

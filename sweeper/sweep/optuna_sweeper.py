@@ -11,6 +11,7 @@ process or many workers sharing a PostgreSQL storage behave the same.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import os
@@ -90,7 +91,15 @@ _SETTING_RANGES = (
 
 
 def _check_settings(settings: DictConfig) -> None:
-    """Refuse a ``hydra.sweeper`` number out of range before anything is opened or created."""
+    """Refuse a ``hydra.sweeper`` key the schema lacks (``+hydra.sweeper.nope=1`` adds one) or a
+    number out of range before anything is opened or created."""
+    from sweeper.cli import user_keys
+    from sweeper.sweep.settings import OptunaSweeperConf
+
+    known = {f.name for f in dataclasses.fields(OptunaSweeperConf)}
+    unknown = [key for key in settings if key not in known]
+    if unknown:
+        raise ConfigError(f"hydra.sweeper.{unknown[0]}: unknown key; allowed: {', '.join(user_keys(OptunaSweeperConf))}")
     for key, allowed, ok in _SETTING_RANGES:
         if not ok(settings[key]):
             raise ConfigError(f"hydra.sweeper.{key}={settings[key]}; must be {allowed}")

@@ -103,6 +103,12 @@ def find_or_create(
     storage.set_study_system_attr(study_id, study_attrs.PARENT_RUN_ID, run_id)
 
     client.update_run(run_id, status="RUNNING")
+    before = client.get_run(run_id).data.tags
+    for key, value in tags.items():
+        if before.get(key) not in (None, value):
+            # Said, not silent: the study goes on with other settings; the tag keeps the latest.
+            log.info("study '%s' resumed with %s=%s (it ran with %s before)", study.study_name,
+                     key.replace("sweeper.", "hydra.sweeper."), value, before[key])
     for key, value in {STUDY_TAG: study.study_name, **tags}.items():
         client.set_tag(run_id, key, value)
     return run_id

@@ -12,11 +12,14 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 
 SWEEPER_TARGET = "hydra_plugins.sweeper_optuna.optuna_sweeper.OptunaSweeper"
+#: Set by the app's own config (conf/hydra/sweeper/optuna.yaml), not by a user: left out of the
+#: keys an "unknown key" message lists.
+INTERNAL = {"internal": True}
 
 
 @dataclass
 class OptunaSweeperConf:
-    _target_: str = SWEEPER_TARGET
+    _target_: str = field(default=SWEEPER_TARGET, metadata=INTERNAL)
     #: Finished trials (COMPLETE + PRUNED + FAIL) the study holds when the sweep stops.
     n_trials: int = 30
     #: Seconds after which no new trial is started (null = no limit).
@@ -41,12 +44,12 @@ class OptunaSweeperConf:
     grace_period: Optional[int] = None
     #: Dotted path of a function that checks a composed job config and raises
     #: ``sweeper.errors.SweeperError``; run on every value of the space before any trial.
-    validator: Optional[str] = None
+    validator: Optional[str] = field(default=None, metadata=INTERNAL)
     #: Dotted path of a function ``(config, objectives) -> {"lines": [...], "identity": {...}}``
     #: run once on the config of the space's fixed overrides before the study or the parent run
     #: exists (the app loads its dataset there): the lines are logged, the identity is what the
     #: study must keep; it raises ``sweeper.errors.SweeperError`` to stop the sweep.
-    preflight: Optional[str] = None
+    preflight: Optional[str] = field(default=None, metadata=INTERNAL)
     #: Model Registry name: the best trial's model is registered under it (a new version) when
     #: the sweep ends; null = not registered (the model is still logged to the parent run).
     register_model: Optional[str] = None
