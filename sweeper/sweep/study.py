@@ -17,7 +17,6 @@ import threading
 from collections import Counter
 
 import optuna
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.errors import ConfigError
@@ -179,10 +178,8 @@ def heartbeat_interval(study: optuna.Study) -> int | None:
 
     ``load_study`` wraps an RDBStorage in Optuna's cache, which forwards the heartbeat calls.
     """
-    storage = study._storage
-    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
-        return storage.get_heartbeat_interval()
-    return None
+    interval = getattr(study._storage, "get_heartbeat_interval", None)  # RDB and journal storages
+    return interval() if interval is not None else None
 
 
 def is_retried(failed: FrozenTrial) -> bool:
