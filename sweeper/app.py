@@ -383,7 +383,8 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
 
     from sweeper.tracking import experiment_name, get_or_create_experiment, hide_password, shown_error, tracking_uri
     from sweeper.tracking.mlflow_run import MlflowRun, environment_tags
-    from sweeper.tracking.store import NOTE_TAG, is_store_failure, store_error
+    from sweeper.tracking.store import is_store_failure, store_error
+    from sweeper.tracking.tags import NOTE_TAG
 
     uri = tracking_uri(cfg.mlflow.tracking_uri)
     all_tags = environment_tags() | {NOTE_TAG: run_description(cfg)} | dict(tags or {})

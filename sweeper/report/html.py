@@ -13,6 +13,7 @@ import pandas as pd
 
 from sweeper.report.findings import MIN_GROUP
 from sweeper.report.task import Task
+from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG, STUDY_TAG
 from sweeper.report.trials import Trials
 
 #: How each derived column is computed, shown at the end of the page (the docstrings in
@@ -88,7 +89,7 @@ def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Seq
     kind = "Run" if info.get("single") else "Sweep"
     title = f"{kind} report: {info.get('experiment', '')}"
     meta = [f"{kind.lower()} <code>{html.escape(info.get('sweep_id', ''))}</code>"]
-    for key, label in (("sweeper.study", "study"), ("sweeper.sampler", "sampler"), ("sweeper.pruner", "pruner")):
+    for key, label in ((STUDY_TAG, "study"), (SAMPLER_TAG, "sampler"), (PRUNER_TAG, "pruner")):
         if info.get(key):
             meta.append(f"{label} <code>{html.escape(info[key])}</code>")
     meta.append(f"objective <code>{html.escape(trials.objective)}</code> "

@@ -20,9 +20,13 @@ from sweeper.sweep import study as study_attrs
 log = logging.getLogger(__name__)
 
 from sweeper.tracking.tags import (  # noqa: F401  (SAMPLER_TAG, PRUNER_TAG: used by the sweeper)
+    BEST_RUN_TAG,
+    BEST_TRIAL_TAG,
     FAIL_REASON_TAG,
     MODEL_OF_TAG,
+    NOTE_TAG,
     PARENT_TAG,
+    PARETO_TAG,
     PRUNER_TAG,
     SAMPLER_TAG,
     STATE_TAG,
@@ -97,7 +101,7 @@ def find_or_create(
     if run_id is None:
         run = client.create_run(experiment_id, run_name=study.study_name, tags={
             STUDY_TAG: study.study_name,
-            "mlflow.note.content": f"Optuna sweep '{study.study_name}': one nested run per trial; the sweep's "
+            NOTE_TAG: f"Optuna sweep '{study.study_name}': one nested run per trial; the sweep's "
                                    "own metrics (best_*, n_*), its best trial's config and model, and its plots"})
         run_id = run.info.run_id
     storage.set_study_system_attr(study_id, study_attrs.PARENT_RUN_ID, run_id)
@@ -188,11 +192,11 @@ def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[st
         # A resumed study found a new best: MLflow params cannot change, the tags below do.
         log.info("best params changed since the last run of this study; see the best.* tags")
     tags = {f"best.{k}": str(v) for k, v in first.params.items()}
-    tags["sweeper.best_trial"] = str(first.number)
+    tags[BEST_TRIAL_TAG] = str(first.number)
     if first.user_attrs.get(study_attrs.RUN_ID):
-        tags["sweeper.best_run_id"] = str(first.user_attrs[study_attrs.RUN_ID])
+        tags[BEST_RUN_TAG] = str(first.user_attrs[study_attrs.RUN_ID])
     if len(objectives) > 1:
-        tags["sweeper.pareto_trials"] = ",".join(str(t.number) for t in best)
+        tags[PARETO_TAG] = ",".join(str(t.number) for t in best)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
 

@@ -26,7 +26,7 @@ MODEL_NAME = "model"
 #: What the model imports at load time, relative to the ``sweeper`` package.
 SERVING_CODE = (
     "__init__.py", "errors.py", "data", "nn",
-    "tracking/__init__.py", "tracking/store.py", "tracking/model_file.py",
+    "tracking/__init__.py", "tracking/store.py", "tracking/tags.py", "tracking/model_file.py",
 )
 #: Rows of the training CSV logged as the model's input example.
 EXAMPLE_ROWS = 5

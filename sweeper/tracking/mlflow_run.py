@@ -14,7 +14,7 @@ from importlib import metadata
 from typing import Any, Iterable, Iterator, Mapping
 
 from sweeper import CHECKOUT
-from sweeper.tracking.tags import GIT_COMMIT_TAG, PARENT_TAG as PARENT_RUN_TAG
+from sweeper.tracking.tags import GIT_COMMIT_TAG, GIT_DIRTY_TAG, PARENT_TAG as PARENT_RUN_TAG
 
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
@@ -59,7 +59,7 @@ def environment_tags() -> dict[str, str]:
                     cwd=CHECKOUT, capture_output=True, text=True, timeout=5,
                 )
                 if dirty.returncode == 0:
-                    tags["sweeper.git_dirty"] = str(bool(dirty.stdout.strip())).lower()
+                    tags[GIT_DIRTY_TAG] = str(bool(dirty.stdout.strip())).lower()
         except (OSError, subprocess.SubprocessError):
             pass
     return tags

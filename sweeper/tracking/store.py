@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper import PROJECT_ROOT
+from sweeper.tracking.tags import EXPERIMENT_KIND_TAG, MODEL_TRAINING, NOTE_TAG
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 _SQLITE = "sqlite:///"
@@ -78,11 +79,6 @@ def experiment_name(cfg: Any) -> str:
         return str(cfg.data.name)
     return Path(str(cfg.data.path)).stem
 
-
-#: MLflow 3's UI opens an experiment with this kind on its runs table (not the GenAI overview).
-EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
-#: The description MLflow's UI shows, of an experiment or a run.
-NOTE_TAG = "mlflow.note.content"
 
 
 def get_or_create_experiment(client: Any, name: str, description: str | None = None) -> str:
