@@ -78,6 +78,7 @@ def load_logged_run(client, run_id: str, folder: Path):
     from omegaconf import OmegaConf
 
     from sweeper.config import Config
+    from sweeper.tracking.tags import BEST_RUN_TAG, STUDY_TAG
 
     try:
         run = client.get_run(run_id)
@@ -88,6 +89,10 @@ def load_logged_run(client, run_id: str, folder: Path):
         try:
             paths[name] = Path(client.download_artifacts(run_id, name, str(folder)))
         except (MlflowException, OSError):
+            best = run.data.tags.get(BEST_RUN_TAG)
+            if STUDY_TAG in run.data.tags:  # a sweep's parent run: its trials are the runs
+                then = f"rerun its best trial: python -m sweeper.rerun {best}" if best else "rerun one of its trials' runs"
+                raise RerunRefused(f"run {run_id} is the parent run of sweep '{run.data.tags[STUDY_TAG]}'; {then}") from None
             raise RerunRefused(f"run {run_id} has no {name} artifact; it was not logged by sweeper") from None
     cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(paths["config.yaml"]))
     data_info = json.loads(paths["data.json"].read_text())

@@ -50,7 +50,14 @@ def test_the_task_follows_the_target_unless_set(tmp_path):
     drop = {"label": ["flag", "rating"], "flag": ["label", "rating"], "rating": ["label", "flag"]}
     assert load_dataset(path, "label", drop=drop["label"]).task == "classification"  # text
     assert load_dataset(path, "flag", drop=drop["flag"]).task == "classification"  # true/false
-    assert load_dataset(path, "rating", drop=drop["rating"]).task == "regression"  # a number...
+    with_holes = frame.astype({"flag": object})
+    with_holes.loc[[3, 7], "flag"] = None  # pandas reads True/False with empty cells as objects
+    with_holes.to_csv(tmp_path / "holes.csv", index=False)
+    holed = load_dataset(tmp_path / "holes.csv", "flag", drop=drop["flag"])
+    assert holed.task == "classification" and holed.classes == ["False", "True"] and sum(holed.rows.values()) == rows - 2
+    regressed = load_dataset(path, "rating", drop=drop["rating"])
+    assert regressed.task == "regression"  # a number, and the data line says how to classify it
+    assert "rating holds 4 whole numbers and is regressed (data.task=classification" in regressed.summary()[0]
     rated = load_dataset(path, "rating", drop=drop["rating"], task="classification")  # ...unless said
     assert rated.classes == ["0", "1", "2", "3"] and rated.y_train.shape[1] == 4
     assert load_dataset(path, "label", drop=drop["label"]).classes == ["no", "yes"]

@@ -28,3 +28,22 @@ def test_a_running_trial_whose_sweeper_never_recorded_itself_is_failed_and_retri
     assert trials[mine.number].state == TrialState.RUNNING
     [retry] = [t for t in trials if t.state == TrialState.WAITING]
     assert retry.system_attrs[studies.RETRY_OF] == orphan.number and retry.params == orphan.params
+
+
+def test_a_study_resumed_with_another_objective_is_refused(tmp_path):
+    """Its trials' values, best trial and pruning curves would mix two metrics under one name."""
+    import pytest
+
+    from sweeper.errors import ConfigError
+
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    study, created = studies.create_or_load(storage, "digits", ["maximize"])
+    assert created
+    studies.check_metric_names(study, ["val_accuracy"])  # a new study: anything goes
+    study.set_metric_names(["val_accuracy"])
+    study, created = studies.create_or_load(storage, "digits", ["maximize"])
+    assert not created
+    studies.check_metric_names(study, ["val_accuracy"])  # the same metric resumes
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.study_name='digits' already optimises val_accuracy; "
+                                          r"objective=val_roc_auc would rank its trials on another metric"):
+        studies.check_metric_names(study, ["val_roc_auc"])

@@ -54,6 +54,9 @@ class Dataset:
     missing: dict[str, int] = field(default_factory=dict)
     dialect: dict = field(default_factory=dict)
     stratified: bool = False
+    #: For a regressed target of few whole numbers (a rating, a count, a 0/1 flag): how many
+    #: (the summary says it was regressed and how to classify it); else 0.
+    whole_number_levels: int = 0
 
     @property
     def task(self) -> str:
@@ -119,6 +122,9 @@ class Dataset:
         line = f"data: {name}, {used} of {self.rows_in_file} rows, {len(self.preprocessor.features)} feature columns -> {self.n_inputs} inputs"
         if self.classes:
             line += f", {len(self.classes)} classes of {self.target}{' (stratified split)' if self.stratified else ''}"
+        elif self.whole_number_levels:
+            line += (f"; {self.target} holds {self.whole_number_levels} whole numbers and is regressed "
+                     "(data.task=classification to predict them as classes)")
         if self.dropped_rows:
             line += " (dropped: " + ", ".join(
                 f"{count} {_DROP_REASONS[reason].format(target=self.target)}" for reason, count in self.dropped_rows.items()
@@ -278,4 +284,16 @@ def _load_dataset(
         missing=found.missing,
         dialect=dialect,
         stratified=stratified,
+        whole_number_levels=_whole_number_levels(kept_target) if task == "regression" else 0,
     )
+
+
+#: Up to this many distinct whole-number targets, a regression says how to classify them instead.
+FEW_LEVELS = 20
+
+
+def _whole_number_levels(y: np.ndarray) -> int:
+    """How many distinct values ``y`` (float64, no NaN) holds if they are at most `FEW_LEVELS`
+    whole numbers, else 0."""
+    distinct = np.unique(y)
+    return len(distinct) if len(distinct) <= FEW_LEVELS and np.all(np.mod(distinct, 1) == 0) else 0

@@ -56,8 +56,14 @@ MAX_CLASSES = 100
 
 
 def is_label_text(series: pd.Series) -> bool:
-    """A bool target, or a text one whose cells are mostly not numbers: labels, not quantities."""
-    return pd.api.types.is_bool_dtype(series) or not looks_numeric(series)
+    """A bool target (also one with empty cells, which pandas reads as objects), or a text one
+    whose cells are mostly not numbers: labels, not quantities."""
+    if pd.api.types.is_bool_dtype(series):
+        return True
+    present = series.dropna()
+    if len(present) and present.map(lambda cell: isinstance(cell, (bool, np.bool_))).all():
+        return True
+    return not looks_numeric(series)
 
 
 def resolve_task(task: str, series: pd.Series) -> str:

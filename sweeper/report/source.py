@@ -88,7 +88,8 @@ def find_sweep(client: Any, experiment: str | None, run_id: str | None) -> tuple
     """The run to report on and its experiment's name.
 
     ``run_id`` given: that run (its experiment must be ``experiment`` when both are given).
-    Otherwise the most recently started run tagged ``sweeper.study`` in ``experiment``.
+    Otherwise the most recently started run tagged ``sweeper.study`` in ``experiment`` (None:
+    the default config's experiment, or when the store has none of that name, any experiment).
     """
     from mlflow.exceptions import MlflowException
 
@@ -103,13 +104,20 @@ def find_sweep(client: Any, experiment: str | None, run_id: str | None) -> tuple
             raise ReportError(f"run {run_id} belongs to experiment {run_experiment!r}, not {experiment!r}")
         return run, run_experiment
 
+    given = experiment
     experiment = experiment or default_experiment()
     found = client.get_experiment_by_name(experiment)
     if found is None or found.lifecycle_stage == "deleted":
-        names = sorted(e.name for e in client.search_experiments())
+        experiments = client.search_experiments()
+        if given is None:  # no default experiment here: the latest sweep of any experiment
+            latest = client.search_runs([e.experiment_id for e in experiments], filter_string=f"tags.`{STUDY_TAG}` LIKE '%'",
+                                        order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
+            if latest:
+                return latest[0], client.get_experiment(latest[0].info.experiment_id).name
+        names = sorted(e.name for e in experiments)
         raise ReportError(
             f"no MLflow experiment named {experiment!r} in {client.tracking_uri} "
-            f"(experiments: {', '.join(names) or 'none'})"
+            f"(experiments: {', '.join(names) or 'none'}; pass --experiment NAME)"
         )
     runs = client.search_runs(
         [found.experiment_id],

@@ -474,6 +474,7 @@ class OptunaSweeperImpl:
         s = self.settings
         study_name = str(s.study_name or experiment_name(self.config))
         study, created = studies.create_or_load(storage, study_name, directions)
+        studies.check_metric_names(study, objectives)
         study.set_metric_names(objectives)
         seed = None
         if s.seed is not None:

@@ -98,6 +98,19 @@ def create_or_load(
     return study, created
 
 
+def check_metric_names(study: optuna.Study, objectives: list[str]) -> None:
+    """ConfigError when a resumed study optimised other metrics: its trials' values, the best
+    trial and the pruner's curves would mix two metrics under one name."""
+    before = study.metric_names
+    if before and list(before) != list(objectives):
+        key = "objective" if len(objectives) == 1 else "hydra.sweeper.directions"
+        shown = objectives[0] if len(objectives) == 1 else f"[{','.join(objectives)}]"
+        raise ConfigError(
+            f"hydra.sweeper.study_name={study.study_name!r} already optimises {', '.join(before)}; "
+            f"{key}={shown} would rank its trials on another metric: choose another study_name"
+        )
+
+
 def check_identity(study: optuna.Study, identity: dict[str, str]) -> None:
     """Keep a study to one problem: the first sweep records ``identity`` (what the app's
     preflight says its trials are about: the target, the data file and its SHA-256, the
