@@ -197,7 +197,9 @@ def training(client, trial_number: int) -> bool:
 def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
     optuna_url, mlflow_uri, mlflow_client, workdir
 ):
-    args = sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=5", "train.epochs=40",
+    # 400 epochs (about a second a trial): the kill must land while the trial seen RUNNING still
+    # trains (at 40 epochs it sometimes finished, and was told COMPLETE, between the look and the kill).
+    args = sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=5", "train.epochs=400",
                       "train.early_stopping.patience=null", "hydra.sweeper.pruner=none")
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "sweeper", *args]
