@@ -111,6 +111,8 @@ def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, op
     assert {"best_config.yaml", "trials.csv", "optimization_history.png", "param_importances.png"} <= artifacts
     output = proc.stdout + proc.stderr
     assert f"best trial #{study.best_trial.number}" in output
+    # Beside the objective, the best trial's held-out score, as its run logged it.
+    assert f"val_rmse={study.best_value:.6g}, test_rmse={best_child.data.metrics['test_rmse']:.6g}  (MLflow run" in output
     assert study.best_trial.user_attrs["run_id"] in output
     assert "mlflow ui --backend-store-uri sqlite:///" in output
     # The console: one line per trial and a short summary, nothing internal, an ETA.

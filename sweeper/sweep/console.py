@@ -94,3 +94,17 @@ def quiet_launcher(launcher: Any, verbose: bool) -> Iterator[None]:
         return
     with quiet_logger(type(launcher).__module__.rsplit(".", 1)[0]):
         yield
+
+
+#: The test metric a summary shows beside the objective: what the best trial scores on rows
+#: neither training nor the search saw.
+HELD_OUT = ("test_accuracy", "test_rmse")
+
+
+def held_out(metrics: dict, objectives: Sequence[str]) -> str:
+    """``, test_accuracy=0.961`` (a classifier) or ``, test_rmse=2.1e+03`` from a trial's final
+    ``metrics``; empty when it has neither or an objective is one."""
+    for name in HELD_OUT:
+        if name in metrics and name not in objectives:
+            return f", {name}={metrics[name]:.6g}"
+    return ""

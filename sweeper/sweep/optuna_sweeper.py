@@ -529,6 +529,7 @@ class OptunaSweeperImpl:
             lines.append("no trial completed")
         for t in best[: console.TOP]:
             values = ", ".join(f"{m}={v:.6g}" for m, v in zip(objectives, t.values))
+            values += console.held_out(t.user_attrs.get(studies.METRICS) or {}, objectives)
             lines.append(
                 f"{'best' if len(objectives) == 1 else 'pareto'} trial #{t.number}: {values}  "
                 f"(MLflow run {t.user_attrs.get(studies.RUN_ID)})"
