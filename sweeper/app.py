@@ -193,15 +193,6 @@ def network_targets(dataset: Any, output_activation: str) -> dict[str, Any]:
             else getattr(dataset, f"y_{split}") for split in SPLITS}
 
 
-def probabilities(outputs: Any) -> Any:
-    """Class probabilities (n, K) from a classifier's outputs: softmax rows as they are, one
-    sigmoid output p as the columns [1 − p, p]."""
-    import numpy as np
-
-    outputs = np.asarray(outputs, dtype=np.float64)
-    return np.column_stack([1.0 - outputs[:, 0], outputs[:, 0]]) if outputs.shape[1] == 1 else outputs
-
-
 #: Metrics logged per epoch (step = epoch) whose final value has the same name.
 PER_EPOCH = ("val_loss", "val_accuracy")
 
@@ -223,9 +214,10 @@ def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
     from sweeper.train import CLASSIFICATION_METRICS, METRICS
 
     validate(cfg)
-    dataset = load_data(_resolved(cfg))
+    resolved = _resolved(cfg)
+    dataset = load_data(resolved)
     classifies = dataset.task == "classification"
-    for_task(_resolved(cfg), dataset.task, len(dataset.classes), dataset.stratified)  # output_activation
+    for_task(resolved, dataset.task, len(dataset.classes), dataset.stratified)  # output_activation
     names = CLASSIFICATION_METRICS if classifies else METRICS
     produced = [f"{split}_{name}" for split in SPLITS for name in names] + list(CURVE_METRICS)
     objectives = [objective_for(str(cfg.objective), dataset.task) if name == "auto" else name for name in objectives]
@@ -444,7 +436,9 @@ def _predicted_codes(outputs: Any) -> Any:
     """The most probable class (n,) of a classifier's outputs (p > ½ for one sigmoid output)."""
     import numpy as np
 
-    return (outputs[:, 0] > 0.5).astype(np.int64) if outputs.shape[1] == 1 else np.argmax(outputs, axis=1)
+    from sweeper.nn import class_probabilities
+
+    return np.argmax(class_probabilities(outputs), axis=1)
 
 
 def _objective_value(objective: str, log: Any, dataset: Any) -> float:
@@ -453,13 +447,14 @@ def _objective_value(objective: str, log: Any, dataset: Any) -> float:
 
     ``val_loss`` is the trainer's loss on the scaled target (or the cross-entropy), as in the curves.
     """
+    from sweeper.nn import class_probabilities
     from sweeper.train import CLASSIFICATION_METRICS, METRICS
 
     if objective == "val_loss":
         return float(log.losses["val"])
     if dataset.task == "classification":
         metric = CLASSIFICATION_METRICS[objective.removeprefix("val_")]
-        return metric(dataset.codes("val"), probabilities(log.predictions["val"]))
+        return metric(dataset.codes("val"), class_probabilities(log.predictions["val"]))
     metric = METRICS[objective.removeprefix("val_")]
     inverse = dataset.preprocessor.inverse_target
     return metric(inverse(dataset.y_val), inverse(log.predictions["val"]))
@@ -469,6 +464,7 @@ def _final_metrics(net: Any, dataset: Any, targets: Mapping[str, Any]) -> dict[s
     """``{train,val,test}_{rmse,mae,r2}`` in original units (classification:
     ``{train,val,test}_{accuracy,log_loss,f1_macro,roc_auc}``), and ``val_loss`` of the final
     weights."""
+    from sweeper.nn import class_probabilities
     from sweeper.train import classification_metrics, regression_metrics
 
     metrics: dict[str, float] = {}
@@ -476,7 +472,7 @@ def _final_metrics(net: Any, dataset: Any, targets: Mapping[str, Any]) -> dict[s
         X = getattr(dataset, f"X_{split}")
         predictions = net.forward(X)
         if dataset.task == "classification":
-            found = classification_metrics(dataset.codes(split), probabilities(predictions))
+            found = classification_metrics(dataset.codes(split), class_probabilities(predictions))
         else:
             inverse = dataset.preprocessor.inverse_target
             found = regression_metrics(inverse(getattr(dataset, f"y_{split}")), inverse(predictions))

@@ -287,7 +287,7 @@ def validate(cfg: Any) -> None:
     of allowed names, so a new activation or scaling needs no change here.
     """
     from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS, Missing, check_dialect, check_max_categories
-    from sweeper.data import TASKS
+    from sweeper.data import TASKS, check_stratify
     from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS
 
     for key in ("path", "target"):
@@ -316,8 +316,7 @@ def validate(cfg: Any) -> None:
     if split.test_size + split.val_size >= 1:
         _fail("split.test_size + split.val_size", split.test_size + split.val_size, "a sum below 1")
     _ranged("split.seed", split.seed, *_INT_AT_LEAST_0)
-    if split.stratify not in ("auto", True, False) or isinstance(split.stratify, (int, float)) and not isinstance(split.stratify, bool):
-        raise ConfigError(f"split.stratify: unknown value {split.stratify!r}; allowed: auto, true, false")
+    check_stratify(split.stratify)
 
     model = cfg.model
     for i, width in enumerate(model.hidden):

@@ -266,7 +266,7 @@ def _load_dataset(
     for split in SPLITS:
         arrays[f"X_{split}"] = np.ascontiguousarray(X_all[positions[split]])
         arrays[f"y_{split}"] = preprocessor.transform_target(
-            kept[target].iloc[positions[split]], dtype=out_dtype.name, what=_SPLIT_ROWS[split])
+            kept_target[positions[split]], dtype=out_dtype.name, what=_SPLIT_ROWS[split])
     indices = {split: found.keep[positions[split]] for split in SPLITS}
     for array in [*arrays.values(), *indices.values()]:
         array.flags.writeable = False

@@ -80,10 +80,15 @@ def resolve_task(task: str, series: pd.Series) -> str:
     return "classification" if is_label_text(series) else "regression"
 
 
-def resolve_stratify(stratify: object, task: str) -> bool:
-    """``split.stratify`` as a bool: ``auto`` → on for classification; true needs classes."""
+def check_stratify(stratify: object) -> None:
+    """ConfigError unless ``split.stratify`` is ``auto``, true or false (1 and 0.0 are not)."""
     if stratify not in STRATIFY or isinstance(stratify, (int, float)) and not isinstance(stratify, bool):
         raise ConfigError(f"split.stratify: unknown value {stratify!r}; allowed: auto, true, false")
+
+
+def resolve_stratify(stratify: object, task: str) -> bool:
+    """``split.stratify`` as a bool: ``auto`` → on for classification; true needs classes."""
+    check_stratify(stratify)
     if stratify == "auto":
         return task == "classification"
     if stratify and task != "classification":

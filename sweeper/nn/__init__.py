@@ -2,7 +2,7 @@
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation
 from .gradcheck import gradient_check
 from .initializers import INITIALIZERS, Initializer
-from .losses import LOSSES, Loss
+from .losses import LOSSES, Loss, class_probabilities
 from .network import DTYPES, Network
 from .optimizers import SGD
 from .schedules import SCHEDULES, Schedule, make_schedule, schedule_keys
@@ -20,6 +20,7 @@ __all__ = [
     "Loss",
     "Network",
     "Schedule",
+    "class_probabilities",
     "gradient_check",
     "make_schedule",
     "schedule_keys",

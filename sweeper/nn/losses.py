@@ -131,3 +131,11 @@ def _softmax_from_logits(z: np.ndarray, y: np.ndarray) -> float:
 
 
 LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (SquaredError, CrossEntropy)}
+
+
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, K), float64, of a cross-entropy network's outputs: softmax rows
+    (n, K) as they are, one sigmoid output p (n, 1) as the columns [1 − p, p]. Their argmax is
+    the predicted class (for one sigmoid output: class 1 when p > ½)."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    return np.column_stack([1.0 - outputs[:, 0], outputs[:, 0]]) if outputs.shape[1] == 1 else outputs

@@ -86,12 +86,12 @@ def predict(net: Any, preprocessor: Any, frame: Any) -> np.ndarray:
 def predict_proba(net: Any, preprocessor: Any, frame: Any) -> np.ndarray:
     """A classifier's class probabilities (n_rows, K), float64, columns in the order of
     ``preprocessor.labels.classes`` (one sigmoid output p gives the columns [1 − p, p])."""
+    from sweeper.nn import class_probabilities
+
     X = _inputs(net, preprocessor, frame)
-    k = len(preprocessor.labels.classes)
     if not len(X):
-        return np.zeros((0, k))
-    outputs = np.asarray(net.forward(X), dtype=np.float64)
-    return np.column_stack([1.0 - outputs[:, 0], outputs[:, 0]]) if outputs.shape[1] == 1 else outputs
+        return np.zeros((0, len(preprocessor.labels.classes)))
+    return class_probabilities(net.forward(X))
 
 
 def _inputs(net: Any, preprocessor: Any, frame: Any) -> np.ndarray:

@@ -4,8 +4,8 @@ Regression: ``(y_true, y_pred)``, both ``(n,)`` or ``(n, k)``.
 
 Classification: ``y_true`` are integer class codes 0..K−1, shape ``(n,)``; ``y_pred`` are
 predicted codes ``(n,)``; ``proba`` are class probabilities ``(n, K)``, K ≥ 2 (for a network
-with one sigmoid output p, pass ``np.column_stack([1 − p, p])``). Each function gives the number
-scikit-learn's namesake gives.
+with one sigmoid output p, pass ``sweeper.nn.class_probabilities(p)``: the columns [1 − p, p]).
+Each function gives the number scikit-learn's namesake gives.
 """
 from __future__ import annotations
 
