@@ -99,8 +99,6 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
             )
         finally:
             train_seconds = time.perf_counter() - started
-            if link is not None:
-                link.flush()  # the curve is in Optuna before the sweeper ends the trial
         callbacks[0].log_rest(result.history)
 
         if result.status == DIVERGED:

@@ -23,14 +23,10 @@ class FakeTrial:
         self.parent_run_id = parent_run_id
         self.prune_at = prune_at
         self.reports: list[tuple[int, float]] = []
-        self.flushes: list[int] = []  # how many values had been reported at each flush
 
     def report(self, epoch: int, value: float) -> bool:
         self.reports.append((epoch, value))
         return self.prune_at is not None and epoch >= self.prune_at
-
-    def flush(self) -> None:
-        self.flushes.append(len(self.reports))
 
 
 @pytest.fixture
@@ -59,7 +55,6 @@ def test_a_pruned_trial_is_a_finished_child_run_with_partial_curves(
     assert run.data.metrics["epochs_run"] == 5
     assert sorted(epoch_values(mlflow_client, result["run_id"], "val_loss")) == [1, 2, 3, 4, 5]
     assert [epoch for epoch, _ in trial.reports] == [1, 2, 3, 4, 5]
-    assert trial.flushes == [5]  # the buffered values are stored once, after the last report
     # The reported value is the objective in original units: the final metrics come from the
     # restored best epoch's weights, so the value reported at that epoch is the final one.
     best_epoch = int(run.data.metrics["best_epoch"])
@@ -73,7 +68,6 @@ def test_a_trial_that_is_not_pruned_completes(compose, mlflow_uri, mlflow_client
     result = app.run(compose(*EPOCHS, f"mlflow.tracking_uri={mlflow_uri}"))
     assert result["state"] == "COMPLETE" and result["reason"] is None
     assert len(trial.reports) == 12
-    assert trial.flushes == [12]
     assert set(result["metrics"]) >= {"val_rmse", "test_r2", "generalization_gap", "train_seconds"}
     run = mlflow_client.get_run(result["run_id"])
     assert run.data.tags["sweeper.state"] == "COMPLETE" and run.info.status == "FINISHED"

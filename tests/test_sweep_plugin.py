@@ -20,6 +20,8 @@ from optuna.trial import TrialState
 
 from sweeper.sweep import trial_link
 
+from .stores import load_study, study_names
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,8 +63,6 @@ def main(cfg):
         if link is not None and link.report(epoch, value):
             state = "PRUNED"
             break
-    if link is not None:
-        link.flush()  # reported values are buffered: store them before the trial ends
     client.set_tag(run_id, "sweeper.state", state)
     client.set_terminated(run_id, "FINISHED")
     return {"state": state, "objective": cfg.objective, "run_id": run_id, "reason": None,
@@ -136,7 +136,7 @@ def run_sweep(app: Path, *overrides: str, check: bool = True) -> subprocess.Comp
 
 
 def load(app: Path, name: str = "toy") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{app}/optuna.db")
+    return load_study(name, f"sqlite:///{app}/optuna.db")
 
 
 def mlflow_runs(app: Path) -> tuple[MlflowClient, list, list]:
@@ -208,7 +208,7 @@ def test_a_bad_group_option_or_group_key_fails_before_any_trial(toy: Path, overr
     first = proc.stderr.strip().splitlines()[0]
     assert message in first
     assert "Traceback" not in proc.stderr
-    assert optuna.get_all_study_names(f"sqlite:///{toy}/optuna.db") == []
+    assert study_names(f"sqlite:///{toy}/optuna.db") == []
     assert not (toy / "mlflow.db").exists() or not mlflow_runs(toy)[1]
 
 

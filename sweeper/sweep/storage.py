@@ -1,13 +1,15 @@
-"""Optuna storage URLs: anchoring relative SQLite paths and opening one storage per URL.
+"""Optuna storages: a journal file by default, any SQLAlchemy URL (PostgreSQL) to share.
 
-The sweeper and every job open the storage through :func:`open_storage`, so a job in another
-process (joblib) or on another machine talks to the same study the same way.
+``hydra.sweeper.storage`` is either a file path (no ``scheme://``: Optuna's ``JournalStorage``
+on a journal file, the local default ``mlruns/optuna.log``, which optuna-dashboard opens as it
+is) or an SQLAlchemy URL (``RDBStorage``: SQLite, PostgreSQL). The sweeper and every job open
+it through :func:`open_storage`, so a job in another process (joblib) or on another machine
+talks to the same study the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import os
@@ -17,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+import filelock
 import optuna
 import sqlalchemy.exc
 import sqlalchemy.pool
@@ -28,18 +31,28 @@ from sweeper.tracking.store import hide_password, store_error
 # once with "database is locked") lets concurrent workers share one file.
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 
-_storages: dict[tuple, optuna.storages.RDBStorage] = {}
+_storages: dict[tuple, optuna.storages.BaseStorage] = {}
 _lock = threading.Lock()
 
 
-def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
-    """Return ``url`` with a relative SQLite path made absolute under ``root``.
+def is_journal(url: str) -> bool:
+    """Whether ``url`` names a journal file (a path) rather than a database (``scheme://...``)."""
+    return "://" not in url
 
-    ``sqlite:///mlruns/optuna.db`` means ``<root>/mlruns/optuna.db`` (like MLflow's default), so
-    Hydra changing the working directory of a job, or a job in another process, finds the same
-    file. The SQLite file's folder is created (SQLite cannot), as for the MLflow store. Other
-    URLs (PostgreSQL) and absolute SQLite paths are returned unchanged.
+
+def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
+    """Return ``url`` with a relative file path made absolute under ``root``.
+
+    ``mlruns/optuna.log`` and ``sqlite:///mlruns/optuna.db`` mean files under ``<root>/mlruns/``
+    (like MLflow's default), so Hydra changing the working directory of a job, or a job in
+    another process, finds the same file. The file's folder is created (neither Optuna nor
+    SQLite does), as for the MLflow store. Other URLs (PostgreSQL) are returned unchanged.
     """
+    if is_journal(url):
+        path = Path(url).expanduser()
+        path = (path if path.is_absolute() else Path(root) / path).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return str(path)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return url
@@ -59,8 +72,19 @@ def _retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 
 def open_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
-) -> optuna.storages.RDBStorage:
-    """Open (once per process and URL) an RDB storage, with a busy timeout for SQLite."""
+) -> optuna.storages.BaseStorage:
+    """Open (once per process and URL) the storage ``url`` names (see :func:`resolve_storage_url`).
+
+    A journal file has no heartbeats: a trial whose sweeper died is found by its owner's
+    process id (``study.fail_orphaned_trials``); a journal serves the processes of one machine.
+    An RDB storage gets a busy timeout on SQLite and heartbeats when ``heartbeat_interval`` is set.
+    """
+    if is_journal(url):
+        with _lock:
+            if (url,) not in _storages:
+                backend = optuna.storages.journal.JournalFileBackend(url)
+                _storages[(url,)] = optuna.storages.JournalStorage(backend)
+            return _storages[(url,)]
     key = (url, heartbeat_interval, grace_period)
     with _lock:
         if key not in _storages:
@@ -127,65 +151,31 @@ def budget_lock(url: str, study_name: str) -> Iterator[bool]:
     """Hold a lock shared by every worker of ``study_name`` while one counts and asks a trial.
 
     Workers that counted and then asked at the same moment would otherwise ask one trial past
-    ``n_trials`` (and Optuna cannot delete a trial). SQLite: an exclusive ``flock`` on a file
-    beside the database (SQLite serves one machine anyway). PostgreSQL: a session advisory lock
+    ``n_trials`` (and Optuna cannot delete a trial). A journal or SQLite file: a file lock
+    beside it (such a file serves one machine anyway). PostgreSQL: a session advisory lock
     keyed on the study name. Other databases: no lock; the sweeper then hands a trial asked past
     the budget back as WAITING. Yields whether it holds a lock.
     """
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
-        with open(f"{parsed.database}.sweeper-lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-    elif backend == "postgresql":
-        with _pg_advisory_lock(_lock_engine(url), study_name):
-            yield True
+    if is_journal(url):
+        path = url
     else:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if backend == "postgresql":
+            with _pg_advisory_lock(_lock_engine(url), study_name):
+                yield True
+            return
+        path = parsed.database if backend == "sqlite" and parsed.database != ":memory:" else None
+    if not path:
         yield False
+        return
+    with filelock.FileLock(f"{path}.sweeper-lock"):
+        yield True
 
 
 @functools.cache
 def _lock_engine(url: str) -> sqlalchemy.engine.Engine:
     return sqlalchemy.create_engine(url, pool_pre_ping=True)
-
-
-def save_intermediate_values(storage: optuna.storages.BaseStorage, trial_id: int, values: dict[int, float]) -> None:
-    """Store a trial's intermediate values ``{step: value}``, in one transaction when possible.
-
-    ``set_trial_intermediate_value`` commits once per value: 1.8 ms each on SQLite, at every epoch
-    of every trial. Inserting a job's new values in one transaction takes 0.07 ms each (measured
-    on a local SQLite file, Optuna 4.9). That goes through Optuna's table model, which is not
-    public API; if it has moved, or a step was stored before (the insert would break the
-    table's one-value-per-step rule), the values go through the public call one by one.
-    """
-    backend = getattr(storage, "_backend", storage)  # _CachedStorage wraps the RDBStorage
-    if isinstance(backend, optuna.storages.RDBStorage):
-        try:
-            _insert_intermediate_values(backend, trial_id, values)
-            return
-        except (ImportError, AttributeError, sqlalchemy.exc.IntegrityError):
-            pass
-    for step, value in values.items():
-        storage.set_trial_intermediate_value(trial_id, step, value)
-
-
-def _insert_intermediate_values(storage: optuna.storages.RDBStorage, trial_id: int, values: dict[int, float]) -> None:
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    row = models.TrialIntermediateValueModel
-    with _create_scoped_session(storage.scoped_session) as session:  # IntegrityError propagates
-        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-        storage.check_trial_is_updatable(trial_id, trial.state)  # a finished trial stays as it is
-        rows = []
-        for step, value in values.items():
-            stored, kind = row.intermediate_value_to_stored_repr(value)
-            rows.append(row(trial_id=trial_id, step=step, intermediate_value=stored, intermediate_value_type=kind))
-        session.add_all(rows)
 
 
 def is_storage_failure(error: BaseException) -> bool:
