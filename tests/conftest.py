@@ -49,10 +49,11 @@ def mlflow_uri(tmp_path: Path, _empty_mlflow_db: Path) -> str:
 
 @pytest.fixture
 def optuna_url(tmp_path: Path) -> str:
-    """A fresh Optuna storage URL, ``sqlite:////<tmp>/mlruns/optuna.db`` (folder created)."""
+    """A fresh Optuna storage, the default kind: a journal file ``<tmp>/mlruns/optuna.log``
+    (folder created). Read it back with ``tests.stores.load_study``."""
     folder = tmp_path / "mlruns"
     folder.mkdir(exist_ok=True)
-    return f"sqlite:///{folder / 'optuna.db'}"
+    return str(folder / "optuna.log")
 
 
 @pytest.fixture

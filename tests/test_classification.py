@@ -15,6 +15,7 @@ from sweeper import PROJECT_ROOT
 from sweeper.data import load_dataset, split_indices
 from sweeper.errors import DataError
 from tests.curves import epoch_values
+from .stores import load_study
 
 DATA = PROJECT_ROOT / "data"
 
@@ -204,13 +205,11 @@ def test_a_classification_run_reruns_bit_for_bit(run_cli, run_module, mlflow_cli
 
 @pytest.mark.slow
 def test_a_sweep_maximises_accuracy_and_minimises_log_loss(run_cli, mlflow_client, optuna_url):
-    import optuna
-
     for objective, direction in (("val_accuracy", "MAXIMIZE"), ("auto", "MINIMIZE")):
         proc = run_cli("-m", "data=penguins_species", f"objective={objective}", "train.epochs=5",
                        "hydra.sweeper.n_trials=2", f"hydra.sweeper.study_name=s-{objective}",
                        f"hydra.sweeper.storage={optuna_url}")
         assert proc.returncode == 0, proc.stderr
-        study = optuna.load_study(study_name=f"s-{objective}", storage=optuna_url)
+        study = load_study(f"s-{objective}", optuna_url)
         assert study.direction.name == direction
         assert study.metric_names == ["val_accuracy" if objective == "val_accuracy" else "val_log_loss"]

@@ -242,7 +242,7 @@ def test_the_wheel_runs_a_sweep_and_a_run_from_any_directory_and_completes_in_ba
     assert single.returncode == 0, single.stderr
     assert "data: penguins.csv, 342 of 344 rows" in single.stdout
     # mlruns/ is where the command ran, as MLflow's own default is.
-    assert (elsewhere / "mlruns" / "mlflow.db").is_file() and (elsewhere / "mlruns" / "optuna.db").is_file()
+    assert (elsewhere / "mlruns" / "mlflow.db").is_file() and (elsewhere / "mlruns" / "optuna.log").is_file()
 
     script = run("sweeper", "-sc", "install=bash")
     assert script.returncode == 0 and "hydra_bash_completion" in script.stdout

@@ -13,12 +13,12 @@ import re
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
 from sweeper import PROJECT_ROOT
+from .stores import load_study, study_names
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def one_error_line(proc) -> str:
 
 def assert_nothing_created(optuna_url: str, mlflow_client) -> None:
     path = Path(optuna_url.removeprefix("sqlite:///"))
-    assert not path.exists() or optuna.get_all_study_names(storage=optuna_url) == []
+    assert not path.exists() or study_names(optuna_url) == []
     assert [e.name for e in mlflow_client.search_experiments()] == ["Default"]
     assert mlflow_client.search_runs(["0"]) == []
 
@@ -55,7 +55,7 @@ def test_penguins_sweep_imputes_from_training_rows_and_generalises(run_cli, optu
     proc = sweep(run_cli, optuna_url, "data=penguins", "hydra.sweeper.n_trials=6")
     assert proc.returncode == 0, proc.stderr
     assert "data: penguins.csv, 342 of 344 rows" in proc.stdout + proc.stderr
-    study = optuna.load_study(study_name=STUDY, storage=optuna_url)
+    study = load_study(STUDY, optuna_url)
     assert len(study.trials) == 6
     assert any(t.state == TrialState.COMPLETE for t in study.trials)
     best = mlflow_client.get_run(study.best_trial.user_attrs["run_id"])
@@ -142,7 +142,7 @@ def test_a_sweep_whose_every_trial_fails_exits_non_zero_with_the_commonest_reaso
     # the line names the reason the most trials share, grouped by its words.
     assert re.search(rf"no trial of study '{STUDY}' completed \(2 FAIL\); most common fail reason \([12] of 2\): "
                      r"train_loss (became nan|[0-9.e+]+ at epoch 1 exceeded)", line), line
-    study = optuna.load_study(study_name=STUDY, storage=optuna_url)
+    study = load_study(STUDY, optuna_url)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
     [parent] = [r for r in mlflow_client.search_runs(
         [mlflow_client.get_experiment_by_name("car_prices").experiment_id]) if "sweeper.study" in r.data.tags]
@@ -205,4 +205,4 @@ def test_a_study_resumed_on_another_target_is_refused(run_cli, optuna_url, mlflo
     assert again.returncode == 2
     assert (f"hydra.sweeper.study_name='{STUDY}': that study's trials have data.target='y', this sweep's 'c'; "
             "choose another study_name") in one_error_line(again)
-    assert len(optuna.load_study(study_name=STUDY, storage=optuna_url).trials) == 1
+    assert len(load_study(STUDY, optuna_url).trials) == 1

@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 from tests.curves import epoch_values
 from tests.servers import (PG_PASSWORD, free_port, mlflow_server, postgres,  # noqa: F401
                            postgres_url)
+from tests.stores import load_study
 
 pytestmark = [
     pytest.mark.slow,
@@ -47,7 +48,7 @@ def test_postgres_fixture_serves_a_database_optuna_can_share(postgres_url, postg
     study = optuna.create_study(study_name="fixture", storage=postgres_url, direction="minimize")
     study.optimize(lambda trial: (trial.suggest_float("x", -1, 1)) ** 2, n_trials=3)
     # A second client, as another worker would be, sees the same trials through the server.
-    again = optuna.load_study(study_name="fixture", storage=postgres_url)
+    again = load_study("fixture", postgres_url)
     assert [t.number for t in again.trials] == [0, 1, 2]
     assert again.best_value == study.best_value
 
@@ -214,7 +215,7 @@ def three_workers(database, mlflow_server, tmp_path_factory):
     parents, children = mlflow_sweep(client, experiment)
     return SimpleNamespace(
         study_name=study_name, storage=database, workers=workers, client=client, parents=parents,
-        children=children, trials=optuna.load_study(study_name=study_name, storage=database).trials)
+        children=children, trials=load_study(study_name, database).trials)
 
 
 def test_three_workers_finish_exactly_n_trials_each_run_by_one_worker(three_workers):
@@ -305,7 +306,7 @@ def killed_worker(database, mlflow_server, tmp_path_factory):
     running: list = []
     while time.monotonic() < deadline:
         try:
-            study = optuna.load_study(study_name=study_name, storage=database)
+            study = load_study(study_name, database)
             trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         except KeyError:  # no worker has created the study yet
             trials = []
@@ -326,7 +327,7 @@ def killed_worker(database, mlflow_server, tmp_path_factory):
     parents, children = mlflow_sweep(client, experiment)
     return SimpleNamespace(
         running_at_kill={t.number for t in running}, survivors=survivors, parents=parents,
-        children=children, trials=optuna.load_study(study_name=study_name, storage=database).trials)
+        children=children, trials=load_study(study_name, database).trials)
 
 
 def victims_trial(scenario):
@@ -494,7 +495,7 @@ def joblib_sweep(tmp_path_factory):
     job_logs = "".join(p.read_text(errors="replace") for p in (tmp / "multirun").rglob("*.log"))
     return SimpleNamespace(
         worker=worker, output=worker.output() + job_logs,
-        trials=optuna.load_study(study_name="joblib", storage=storage).trials,
+        trials=load_study("joblib", storage).trials,
         probes=[json.loads(p.read_text()) for p in probes.glob("*.json")])
 
 
@@ -592,7 +593,7 @@ def test_a_password_given_only_through_pgpassword_reaches_every_job(database, tm
                                "hydra.sweeper.n_trials=2", "train.epochs=3"),
                     tmp_path / "worker.log", env={"PGPASSWORD": PG_PASSWORD})
     assert worker.wait(timeout=180) == 0, worker.output()[-3000:]
-    trials = optuna.load_study(study_name=study, storage=database).trials
+    trials = load_study(study, database).trials
     assert len(trials) == 2 and all(t.state in FINISHED for t in trials)
     assert all(t.intermediate_values for t in trials if t.state != TrialState.FAIL)  # the jobs reached it too
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".db"]

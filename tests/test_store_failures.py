@@ -17,12 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from tests.servers import MlflowServer
+from .stores import load_study
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def assert_stopped_at_the_fault(optuna_url: str, between_trials_ok: bool = False
     """No trial started after the one the fault hit: it is the last trial, and the only one that
     neither completed nor was pruned. Returns its number; None when the fault came between two
     trials and stopped the sweep before it asked for the next (``between_trials_ok``)."""
-    everything = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+    everything = load_study(STUDY, optuna_url).trials
     trials = [t for t in everything if t.state != TrialState.WAITING]  # its retry, queued
     hit = [t.number for t in trials if t.state not in (TrialState.COMPLETE, TrialState.PRUNED)]
     if not hit and between_trials_ok:
@@ -91,7 +91,7 @@ def assert_stopped_at_the_fault(optuna_url: str, between_trials_ok: bool = False
 def assert_resumed_to_the_end(optuna_url: str, mlflow_uri: str, hit: int | None) -> None:
     """The rerun finished the study: ``N_TRIALS`` trials count (the one the fault hit counts through
     its retry, with the same parameters), none RUNNING in Optuna or MLflow."""
-    trials = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+    trials = load_study(STUDY, optuna_url).trials
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials)
     if hit is None:  # the fault stopped the sweep between trials: nothing to retry
         assert len(trials) == N_TRIALS

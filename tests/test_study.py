@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from sweeper.sweep import study as studies
 from sweeper.sweep.storage import open_storage
 
 
-def test_a_running_trial_whose_sweeper_never_recorded_itself_is_failed_and_retried(tmp_path):
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_a_running_trial_whose_sweeper_never_recorded_itself_is_failed_and_retried(tmp_path, kind):
     """A sweeper that lost its storage between ``ask`` and ``mark_owner`` (a store made read-only)
     leaves a RUNNING trial with no owner and no heartbeat: nothing else would ever end it, and a
     resumed sweep would wait for it for ever."""
-    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db", 60, 120)
+    url = str(tmp_path / "optuna.log") if kind == "journal" else f"sqlite:///{tmp_path}/optuna.db"
+    storage = open_storage(url, 60, 120)
     study = optuna.create_study(storage=storage, study_name="s")
     orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     mine = study.ask()
-    studies.mark_owner(study, mine._trial_id)  # this process: alive
+    studies.mark_owner(storage, mine._trial_id)  # this process: alive
 
-    assert studies.fail_orphaned_trials(study, unowned_after=3600) == []  # just asked: its sweeper may be marking it
-    [failed] = studies.fail_orphaned_trials(study, unowned_after=0)
+    assert studies.fail_orphaned_trials(study, storage, unowned_after=3600) == []  # its sweeper may be marking it
+    [failed] = studies.fail_orphaned_trials(study, storage, unowned_after=0)
     assert failed.number == orphan.number
     trials = study.get_trials(deepcopy=False)
     assert trials[orphan.number].state == TrialState.FAIL
@@ -32,8 +35,6 @@ def test_a_running_trial_whose_sweeper_never_recorded_itself_is_failed_and_retri
 
 def test_a_study_resumed_with_another_objective_is_refused(tmp_path):
     """Its trials' values, best trial and pruning curves would mix two metrics under one name."""
-    import pytest
-
     from sweeper.errors import ConfigError
 
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
@@ -47,3 +48,23 @@ def test_a_study_resumed_with_another_objective_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"^hydra.sweeper.study_name='digits' already optimises val_accuracy; "
                                           r"objective=val_roc_auc would rank its trials on another metric"):
         studies.check_metric_names(study, ["val_roc_auc"])
+
+
+def test_a_running_trial_whose_sweeper_process_is_gone_is_failed_on_a_journal_file(tmp_path):
+    """A journal file has no heartbeats: the owner's process id tells a dead sweeper."""
+    import subprocess
+    import sys
+
+    url = str(tmp_path / "optuna.log")
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    dead = study.ask()
+    studies.mark_owner(storage, dead._trial_id)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    storage.set_trial_system_attr(dead._trial_id, studies.OWNER_PID, int(gone.stdout))
+    alive = study.ask()
+    studies.mark_owner(storage, alive._trial_id)
+
+    assert [t.number for t in studies.fail_orphaned_trials(study, storage)] == [dead.number]
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[dead.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING

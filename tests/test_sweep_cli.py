@@ -1,7 +1,7 @@
 """`python -m sweeper -m` end to end: the Optuna sweep over the real network on car_prices.
 
 Every test runs the real CLI in a subprocess against throw-away SQLite stores (tests/conftest.py)
-and reads the result back with ``optuna.load_study`` and ``MlflowClient``. Spaces are small and
+and reads the result back with Optuna's ``load_study`` and ``MlflowClient``. Spaces are small and
 epochs few so the whole file stays around three minutes on two cores.
 """
 
@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 
 from tests.curves import epoch_values
 from tests.paths import DATA
+from .stores import load_study, study_names
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def same_value(optuna_value, logged: str) -> bool:
 
 def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, optuna_url, mlflow_client):
     proc = ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=8", "train.epochs=10")))
-    study = optuna.load_study(study_name=STUDY, storage=optuna_url)
+    study = load_study(STUDY, optuna_url)
     assert len(study.trials) == 8
     assert all(t.state in FINISHED for t in study.trials)
     # Trial 0 is the base config where the space allows it (conf/config.yaml: relu, lr 0.01,
@@ -130,7 +130,7 @@ def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, op
 
 def test_best_config_yaml_of_the_parent_reruns_the_best_trial(run_cli, optuna_url, mlflow_client, tmp_path):
     ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=3", "train.epochs=8")))
-    best = optuna.load_study(study_name=STUDY, storage=optuna_url).best_trial
+    best = load_study(STUDY, optuna_url).best_trial
     parent, _ = parent_and_children(mlflow_client)
     path = Path(mlflow_client.download_artifacts(parent.info.run_id, "best_config.yaml", str(tmp_path)))
     ok(run_cli("--config-path", str(path.parent), "--config-name", "best_config"))
@@ -153,7 +153,7 @@ def test_median_pruning_trains_fewer_epochs_than_no_pruning_on_the_same_suggesti
     for pruner, settings in pruners.items():
         name = f"pruner-{pruner}"
         ok(run_cli(*sweep_args(optuna_url, *space, *settings, f"hydra.sweeper.study_name={name}")))
-        studies[pruner] = optuna.load_study(study_name=name, storage=optuna_url)
+        studies[pruner] = load_study(name, optuna_url)
 
     # Same seed and sampler: the same suggestions (reproducible sweeps), so the epochs compare fairly.
     assert [t.params for t in studies["none"].trials] == [t.params for t in studies["median"].trials]
@@ -174,7 +174,7 @@ def test_median_pruning_trains_fewer_epochs_than_no_pruning_on_the_same_suggesti
 def test_a_diverging_lr_gives_fail_trials_and_the_sweep_completes(run_cli, optuna_url, mlflow_client):
     ok(run_cli(*sweep_args(optuna_url, "search=small", "optimizer.lr=choice(0.01,1e6)", "hydra.sweeper.sampler=random",
                            "hydra.sweeper.n_trials=5", "train.epochs=5")))
-    trials = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+    trials = load_study(STUDY, optuna_url).trials
     assert len(trials) == 5
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert failed and all(t.params["optimizer.lr"] == 1e6 for t in failed)
@@ -211,7 +211,7 @@ def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
     while time.monotonic() < deadline and not killed:
         time.sleep(0.2)
         try:
-            trials = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+            trials = load_study(STUDY, optuna_url).trials
         except KeyError:
             continue
         running = [t.number for t in trials if t.state == TrialState.RUNNING]
@@ -223,7 +223,7 @@ def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
 
     rerun = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    trials = optuna.load_study(study_name=STUDY, storage=optuna_url).trials
+    trials = load_study(STUDY, optuna_url).trials
     # Counting rule: COMPLETE + PRUNED + FAIL count towards n_trials, except a trial whose
     # sweeper died: it stays FAIL, and its one retry, with the same parameters, counts instead.
     [lost] = [t for t in trials if t.number in killed]
@@ -248,7 +248,7 @@ def test_a_pruned_trials_optuna_values_and_mlflow_curve_agree_epoch_by_epoch(run
     values (val_rmse in the target's units) are at exactly the epochs of MLflow's val_loss curve
     (the scaled target's ½·MSE), and val_rmse = σ_y·√(2·val_loss) with one σ_y for all of them."""
     ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=10", "train.epochs=30")))
-    pruned = optuna.load_study(study_name=STUDY, storage=optuna_url).get_trials(states=(TrialState.PRUNED,))
+    pruned = load_study(STUDY, optuna_url).get_trials(states=(TrialState.PRUNED,))
     assert pruned, "no trial was pruned"
     scales = []
     for trial in pruned:
@@ -262,7 +262,7 @@ def test_an_emptied_optuna_file_says_it_starts_over_beside_the_earlier_parent_ru
     args = sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=1", "train.epochs=2")
     ok(run_cli(*args))
     earlier, _ = parent_and_children(mlflow_client)
-    Path(optuna_url.removeprefix("sqlite:///")).write_bytes(b"")  # a 0-byte optuna.db
+    Path(optuna_url).write_bytes(b"")  # an emptied (0-byte) journal file
     again = ok(run_cli(*args, "hydra.verbose=true"))
     assert "Launching 1 jobs locally" in again.stdout + again.stderr  # Hydra's own lines, when asked for
     assert (f"study '{STUDY}' is new in this storage, but MLflow has the parent run {earlier.info.run_id} "
@@ -275,7 +275,7 @@ def test_an_emptied_optuna_file_says_it_starts_over_beside_the_earlier_parent_ru
 def test_multi_objective_nsga2_logs_the_pareto_front_to_the_parent(run_cli, optuna_url, mlflow_client):
     ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.sampler=nsga2", "hydra.sweeper.n_trials=4",
                            "hydra.sweeper.directions=[val_rmse,generalization_gap]", "train.epochs=5")))
-    study = optuna.load_study(study_name=STUDY, storage=optuna_url)
+    study = load_study(STUDY, optuna_url)
     assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
     front = sorted(t.number for t in study.best_trials)
     assert front
@@ -310,7 +310,7 @@ def test_a_bad_search_space_fails_before_any_trial_with_one_line(run_cli, optuna
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
-    assert optuna.get_all_study_names(optuna_url) == []
+    assert study_names(optuna_url) == []
     from mlflow import MlflowClient
 
     experiment = MlflowClient(mlflow_uri).get_experiment_by_name("car_prices")

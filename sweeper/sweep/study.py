@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import threading
+import zlib
 from collections import Counter
 
 import optuna
@@ -98,6 +99,17 @@ def create_or_load(
     return study, created
 
 
+def worker_seed(seed: int | None, study: optuna.Study, created: bool) -> int | None:
+    """The sampler's seed for this process: ``seed`` in a new study, so a fresh sweep is
+    reproducible; a worker joining an existing study (a resume, or one of many workers) offsets
+    it by the trials already asked and by its host and process id, so it replays neither the
+    first run nor a worker started with it."""
+    if seed is None or created:
+        return seed
+    worker = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())
+    return (int(seed) + len(study.get_trials(deepcopy=False)) + worker) % 2**32
+
+
 def check_metric_names(study: optuna.Study, objectives: list[str]) -> None:
     """ConfigError when a resumed study optimised other metrics: its trials' values, the best
     trial and the pruner's curves would mix two metrics under one name."""
@@ -131,9 +143,8 @@ def check_identity(study: optuna.Study, identity: dict[str, str]) -> None:
         )
 
 
-def mark_owner(study: optuna.Study, trial_id: int) -> None:
+def mark_owner(storage: optuna.storages.BaseStorage, trial_id: int) -> None:
     """Record which process runs a trial, so a restart can tell a dead owner from a live one."""
-    storage = study._storage
     storage.set_trial_system_attr(trial_id, OWNER_HOST, socket.gethostname())
     storage.set_trial_system_attr(trial_id, OWNER_PID, os.getpid())
 
@@ -159,13 +170,14 @@ def _owner_is_dead(trial: FrozenTrial) -> bool:
 UNOWNED_GRACE_SECONDS = 60.0
 
 
-def fail_orphaned_trials(study: optuna.Study, unowned_after: float = UNOWNED_GRACE_SECONDS) -> list[FrozenTrial]:
-    """Fail RUNNING trials whose sweeper died: dead owner process on this host, no heartbeat, or
-    no owner recorded ``unowned_after`` seconds after the trial started.
+def fail_orphaned_trials(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, unowned_after: float = UNOWNED_GRACE_SECONDS
+) -> list[FrozenTrial]:
+    """Fail RUNNING trials whose sweeper died: dead owner process on this host, no heartbeat (a
+    database storage), or no owner recorded ``unowned_after`` seconds after the trial started.
 
     Returns the trials this call failed.
     """
-    storage = study._storage
     failed = []
     now = datetime.datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -186,12 +198,9 @@ def fail_orphaned_trials(study: optuna.Study, unowned_after: float = UNOWNED_GRA
     return failed
 
 
-def heartbeat_interval(study: optuna.Study) -> int | None:
-    """Seconds between heartbeats of the study's storage, or None when it has none.
-
-    ``load_study`` wraps an RDBStorage in Optuna's cache, which forwards the heartbeat calls.
-    """
-    interval = getattr(study._storage, "get_heartbeat_interval", None)  # RDB and journal storages
+def heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
+    """Seconds between heartbeats of ``storage``, or None when it has none (a journal file)."""
+    interval = getattr(storage, "get_heartbeat_interval", None)  # a database storage's
     return interval() if interval is not None else None
 
 
@@ -203,29 +212,16 @@ def is_retried(failed: FrozenTrial) -> bool:
 def retry(study: optuna.Study, failed: FrozenTrial) -> None:
     """Queue one retry of ``failed``, a trial whose worker died, with the same parameters.
 
-    The retry carries Optuna's ``failed_trial`` and ``retry_history`` system attributes (as
-    ``RetryFailedTrialCallback`` writes them), so Optuna's helpers find it. A retry whose worker
-    dies too is not retried again. A WAITING trial without parameters (one handed back past
-    the budget) becomes the retry, so the retry is never queued behind it.
+    The retry carries Optuna's ``failed_trial`` and ``retry_history`` system attributes, as
+    ``RetryFailedTrialCallback(max_retry=1)`` writes them, so Optuna's helpers find it; that
+    callback itself is not used because it also copies the dead trial's user attributes (its
+    MLflow run id and fail reason) onto the retry. A retry whose worker dies too is not retried.
     """
-    if not is_retried(failed):
-        return
-    attrs = {RETRY_OF: failed.number, "retry_history": [failed.number]}
-    storage = study._storage
-    for waiting in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        if not waiting.params and not {RETRY_OF, "fixed_params"} & set(waiting.system_attrs):
-            for name, value in failed.params.items():
-                distribution = failed.distributions[name]
-                storage.set_trial_param(
-                    waiting._trial_id, name, distribution.to_internal_repr(value), distribution
-                )
-            for key, value in attrs.items():
-                storage.set_trial_system_attr(waiting._trial_id, key, value)
-            return
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.WAITING, params=failed.params, distributions=failed.distributions,
-        system_attrs=attrs,
-    ))
+    if is_retried(failed):
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params=failed.params, distributions=failed.distributions,
+            system_attrs={RETRY_OF: failed.number, "retry_history": [failed.number]},
+        ))
 
 
 def _counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
