@@ -1,5 +1,6 @@
 """The package's layers: nn imports nothing but NumPy; lower layers never import higher ones."""
 import ast
+import re
 import sys
 
 import pytest
@@ -34,3 +35,14 @@ def test_lower_layers_never_import_higher_ones(package, allowed):
         assert top in allowed, module
         if top == "sweeper":
             assert module in ("sweeper.nn", "sweeper.errors"), module
+
+
+#: A dependency's private modules or attributes: they change without notice between releases.
+PRIVATE = re.compile(r"optuna\.[a-z_.]*\._|hydra\._internal|_n_warmup_steps")
+
+
+def test_the_package_uses_optuna_and_hydra_through_their_public_apis_only():
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for folder in ("sweeper", "hydra_plugins") for path in sorted((ROOT / folder).rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if PRIVATE.search(line)]
+    assert found == []

@@ -108,3 +108,36 @@ def held_out(metrics: dict, objectives: Sequence[str]) -> str:
         if name in metrics and name not in objectives:
             return f", {name}={metrics[name]:.6g}"
     return ""
+
+
+def summary(
+    study: optuna.Study, objectives: Sequence[str], best: Sequence[FrozenTrial], seconds: float,
+    model_lines: Sequence[str], parent_run_id: str, ui: str, dashboard: str, store: str,
+) -> list[str]:
+    """The lines a sweep ends with: counts, the best trial(s) with their held-out score, the
+    top trials and what differs among them, where the model is, and the commands that show more
+    (``ui``: the MLflow UI's address or command, ``dashboard``: optuna-dashboard's storage
+    argument, ``store``: the report's ``--tracking-uri`` option or empty)."""
+    from sweeper.sweep.study import FINISHED, METRICS, RUN_ID
+
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    counts = ", ".join(f"{states.count(s)} {s.name}" for s in FINISHED)
+    lines = [f"sweep '{study.study_name}': {counts} in {duration(seconds)}"]
+    if not best:
+        lines.append("no trial completed")
+    for t in best[:TOP]:
+        values = ", ".join(f"{m}={v:.6g}" for m, v in zip(objectives, t.values))
+        values += held_out(t.user_attrs.get(METRICS) or {}, objectives)
+        lines.append(f"{'best' if len(objectives) == 1 else 'pareto'} trial #{t.number}: {values}  "
+                     f"(MLflow run {t.user_attrs.get(RUN_ID)})")
+    if len(objectives) == 1 and best:
+        lines.append("  " + " ".join(f"{k}={v}" for k, v in best[0].params.items()))
+        top = top_table(ranked(study, objectives), objectives)
+        if len(top) > 2:  # the top trials and the parameters that differ among them
+            lines.extend(top)
+    lines.extend(model_lines)
+    lines.append(f"MLflow parent run {parent_run_id}:")
+    lines.append(f"  MLflow UI:  {ui}")
+    lines.append(f"  dashboard:  optuna-dashboard {dashboard}   (pip install optuna-dashboard)")
+    lines.append(f"  report:     python -m sweeper.report --sweep {parent_run_id}{store}")
+    return lines

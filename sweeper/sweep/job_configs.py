@@ -1,0 +1,211 @@
+"""The sweep's job configs: composed through Hydra's config loader, and checked before any trial.
+
+A search space is checked value by value (every choice, both ends of an interval) in every
+context it can occur in, so an unknown key, an unknown group option or a value the config
+schema or the app's validator rejects names itself before the first trial. A config group's
+option is composed (once each, ~0.1 s a compose; the trials reuse them for their conditional
+keys); a plain key's value is set on a copy of its context's composed config with OmegaConf's
+``update``, which is what a compose does last with such an override.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.types import HydraContext
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from sweeper.errors import ConfigError, SweeperError, one_line
+from sweeper.overrides import check_bool_overrides
+from sweeper.sweep import space as search_space
+
+log = logging.getLogger(__name__)
+
+
+def composition_message(err: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line composition errors, down to the facts on one line."""
+    noise = ("To append", "full_key", "reference_type", "object_type", "Set the environment")
+    text = str(err)
+    if err.__cause__ is not None:  # "Error merging override k=v" hides why; the cause says it
+        text += ": " + str(err.__cause__)
+    text = text.split("Config search path:")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(line for line in lines if not line.startswith(noise)) or type(err).__name__
+
+
+def set_value(cfg: DictConfig, override: Override) -> None:
+    """Set a plain key's value (``key=v``, ``+key=v``, ``++key=v``) in ``cfg`` as a compose does,
+    failing with the same words: a struct config refuses an unknown key without ``+``, and ``+``
+    refuses a key that exists."""
+    key, value = override.key_or_group, override.value()
+    try:
+        if override.is_add() and OmegaConf.select(cfg, key, throw_on_missing=False) is not None \
+                and not isinstance(value, (dict, list)):
+            line = override.input_line
+            raise ValueError(f"Could not append to config. An item is already at '{key}'.\n"
+                             f"Either remove + prefix: '{line[1:]}'\nOr add a second + to add or override '{key}': '+{line}'")
+        try:
+            OmegaConf.update(cfg, key, value, merge=True, force_add=override.is_add() or override.is_force_add())
+        except (ConfigAttributeError, ConfigKeyError):
+            raise ValueError(f"Could not override '{key}'.") from None
+    except OmegaConfBaseException as err:
+        raise ValueError(f"Error merging override {override.input_line}") from err
+
+
+def _without_hydra(cfg: DictConfig) -> DictConfig:
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+
+
+class JobConfigs:
+    """Composes the sweep's job configs (the sweep's own config plus a job's overrides)."""
+
+    def __init__(self, hydra_context: HydraContext, config: DictConfig, validator: str | None) -> None:
+        self._loader = hydra_context.config_loader
+        self._config = config
+        self._parser = OverridesParser.create(config_loader=self._loader)
+        self._validator = validator
+        self._composed: dict[tuple[str, ...], DictConfig] = {}
+
+    def compose(self, overrides: list[str]) -> DictConfig:
+        """The config a job with ``overrides`` gets (a full Hydra compose, ~0.1 s)."""
+        return self._loader.load_sweep_config(self._config, list(overrides))
+
+    def compose_once(self, overrides: list[str]) -> DictConfig:
+        """``compose``, remembered for the sweep (callers only read it): only the fixed overrides
+        plus options of swept config groups come here, a handful of lists."""
+        key = tuple(overrides)
+        if key not in self._composed:
+            self._composed[key] = self.compose(overrides)
+        return self._composed[key]
+
+    def is_group(self, key: str) -> bool:
+        return bool(self._loader.get_group_options(key))
+
+    def yaml(self, overrides: list[str]) -> str | None:
+        """The job config of ``overrides`` as YAML (resolved when it can be), without ``hydra``;
+        None, with a warning, when it no longer composes (the space or the configs changed)."""
+        try:
+            cfg = self.compose(list(overrides))
+        except Exception as err:
+            log.warning("best_config.yaml not written: %s", one_line(err))
+            return None
+        with open_dict(cfg):
+            del cfg["hydra"]
+        try:
+            return OmegaConf.to_yaml(cfg, resolve=True)
+        except Exception:  # e.g. an interpolation only a running job can resolve
+            return OmegaConf.to_yaml(cfg)
+
+    def base(self, space: search_space.SearchSpace) -> DictConfig:
+        """The config of the space's fixed overrides alone, without ``hydra`` (what the preflight reads)."""
+        return _without_hydra(self._try_compose(space.fixed, "hydra.sweeper.params"))
+
+    def base_values(self, space: search_space.SearchSpace) -> tuple[dict[str, Any], list[str]]:
+        """The space's keys' values in the base config, where the space allows them, and the
+        keys left to sample (see ``space.base_values``)."""
+        groups = {p.key for p in space.params if self.is_group(p.key)}
+        return search_space.base_values(space, self.compose_once(space.fixed), groups)
+
+    # -- checking a space ------------------------------------------------------------------
+
+    def check(self, space: search_space.SearchSpace) -> search_space.SearchSpace:
+        """Fail before any trial if a value of the space cannot make a valid job config.
+
+        Returns the space to search: without the keys a fixed group option lacks.
+        """
+        self._composed = {}
+        base = self._try_compose(space.fixed, "hydra.sweeper.params")
+        by_key = {p.key: p for p in space.params}
+        dropped: set[str] = set()
+        for p in space.params:
+            if p.parent in dropped:
+                dropped.add(p.key)
+                continue
+            group = self.is_group(p.key)
+            if p.parent is None:
+                if not group and not p.override_key.startswith("+") and not search_space.has_key(base, p.key):
+                    if p.fixed_parent and self._group_options_having(p.fixed_parent, p.key, space.fixed):
+                        chosen = OmegaConf.select(base, f"hydra.runtime.choices.{p.fixed_parent}")
+                        log.info("%s is not searched: %s=%s has no such key", p.key, p.fixed_parent, chosen)
+                        dropped.add(p.key)
+                        continue
+                    raise ConfigError(f"hydra.sweeper.params: unknown key '{p.key}'")
+                contexts: list[list[str]] = [[]]
+            else:
+                parent = by_key[p.parent]
+                contexts = self._choices_having(p.key, space.fixed, [parent.override(o) for o in parent.endpoints()])
+                if not contexts:
+                    raise ConfigError(f"hydra.sweeper.params.{p.key}: no option of {p.parent} has the key '{p.key}'")
+            for ctx in contexts:
+                for value in p.endpoints():
+                    override = p.override(value)
+                    where = f"hydra.sweeper.params: {override}"
+                    if group:
+                        cfg = self._try_compose(space.fixed + ctx + [override], where)
+                    else:
+                        cfg = self._with_value(self._try_compose(space.fixed + ctx, where), override, where)
+                    self._check_job_config(cfg, where, base)
+        return space.without(dropped)
+
+    def _try_compose(self, overrides: list[str], where: str) -> DictConfig:
+        try:
+            return self.compose_once(overrides)
+        except Exception as err:
+            raise ConfigError(f"{where}: {composition_message(err)}") from None
+
+    def _with_value(self, cfg: DictConfig, override: str, where: str) -> DictConfig:
+        """A copy of ``cfg`` with one plain key's value override set (see :func:`set_value`)."""
+        copied = copy.deepcopy(cfg)
+        try:
+            set_value(copied, self._parser.parse_override(override))
+            check_bool_overrides(copied, [override])
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        except Exception as err:
+            raise ConfigError(f"{where}: {composition_message(err)}") from None
+        return copied
+
+    def _group_options_having(self, group: str, key: str, fixed: list[str]) -> list[list[str]]:
+        """Each option of config group ``group`` (fixed in ``fixed``) whose config has ``key``."""
+        others = [o for o in fixed if o.split("=", 1)[0].lstrip("+~") != group]
+        options = self._loader.get_group_options(group)
+        return self._choices_having(key, others, [f"{group}={option}" for option in options])
+
+    def _choices_having(self, key: str, fixed: list[str], choices: list[str]) -> list[list[str]]:
+        """``[choice]`` for each override in ``choices`` whose config (with ``fixed``) has ``key``."""
+        return [[choice] for choice in choices
+                if search_space.has_key(self._try_compose(fixed + [choice], f"hydra.sweeper.params: {choice}"), key)]
+
+    def _check_job_config(self, cfg: DictConfig, where: str, base: DictConfig) -> None:
+        """Run the app's own check (``hydra.sweeper.validator``, a function's dotted path).
+
+        An error the space's fixed overrides alone cause (``objective=test_rmse``), i.e. one
+        ``base`` (their composed config) has too, is reported as it is, not as if the swept
+        value in ``where`` had caused it.
+        """
+        error = self._job_config_error(cfg)
+        if error is None:
+            return
+        if error == self._job_config_error(base):
+            raise ConfigError(error)
+        raise ConfigError(f"{where}: {error}")
+
+    def _job_config_error(self, cfg: DictConfig) -> str | None:
+        """What ``hydra.sweeper.validator`` says of ``cfg``: None when it passes (or none is set)."""
+        if not self._validator:
+            return None
+        try:
+            validator = get_method(self._validator)
+        except Exception as err:
+            raise ConfigError(f"hydra.sweeper.validator={self._validator}: {one_line(err)}") from None
+        try:
+            validator(_without_hydra(cfg))
+        except SweeperError as err:
+            return str(err)
+        return None

@@ -1,0 +1,246 @@
+"""The sweep's loop: ask trials, launch them as Hydra jobs, tell Optuna how they ended."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import optuna
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import DictConfig
+from optuna.trial import TrialState
+
+from sweeper.errors import StoreError, one_line
+from sweeper.sweep import console, space as search_space, study as studies, trial_link
+from sweeper.sweep.storage import budget_lock, storage_calls
+from sweeper.tracking.store import wait_until_alive
+
+log = logging.getLogger(__name__)
+
+
+class TrialLoop:
+    """One sweeper process's pass over a study: ask, launch, tell, report progress.
+
+    Each pass asks up to ``n_jobs`` trials, turns each into Hydra overrides (its suggested
+    values plus its identity, see :mod:`sweeper.sweep.trial_link`), launches them as one batch
+    through the launcher and tells each result to the study, until the study holds
+    ``n_trials`` counted trials (see :mod:`sweeper.sweep.study` for what counts).
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        storage: optuna.storages.BaseStorage,
+        space: search_space.SearchSpace,
+        objectives: list[str],
+        storage_url: str,
+        job_storage_url: str,
+        parent_run_id: str,
+        pruner_spec: dict,
+        mlflow_uri: str,
+        launcher: Any,
+        compose_once: Callable[[list[str]], DictConfig],
+        verbose: bool,
+    ) -> None:
+        self.study, self.storage, self.space, self.objectives = study, storage, space, objectives
+        # The jobs are told job_storage_url: no password (see store.password_to_environment).
+        self.storage_url, self.job_storage_url = storage_url, job_storage_url
+        self.parent_run_id, self.pruner_spec, self.mlflow_uri = parent_run_id, pruner_spec, mlflow_uri
+        self.launcher, self.compose_once, self.verbose = launcher, compose_once, verbose
+        self.started = time.monotonic()
+        self.job_idx = 0
+        self.n_trials, self.n_jobs = 0, 1
+        self.durations: list[float] = []  # seconds of each trial this process told
+
+    def best_trials(self) -> list[optuna.trial.FrozenTrial]:
+        if not self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            return []
+        if len(self.objectives) == 1:
+            return [self.study.best_trial]
+        return sorted(self.study.best_trials, key=lambda t: t.number)
+
+    def loop(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
+        self.n_trials, self.n_jobs = n_trials, n_jobs
+        returns = []
+        heartbeat = studies.heartbeat_interval(self.storage)
+        while True:
+            self.fail_orphans()
+            finished, running = studies.count(self.study)
+            remaining = n_trials - finished - running
+            if remaining <= 0 and running and heartbeat:
+                # Other workers' trials are still running: wait until they end, or until their
+                # heartbeat stops and they are failed, so the study never ends with a trial RUNNING.
+                time.sleep(min(heartbeat, 5))
+                continue
+            if remaining <= 0:
+                break
+            if timeout is not None and time.monotonic() - self.started >= timeout:
+                log.info("timeout of %ss reached: no new trial", timeout)
+                break
+            # A server that stopped answering gets MLflow's retry budget to come back; then the
+            # sweep stops before it starts a trial that could only fail.
+            wait_until_alive(self.mlflow_uri)
+            trials: list[optuna.Trial] = []
+            try:
+                with storage_calls(self.storage_url, "asking for trials"):
+                    trials, batch = self._ask(min(n_jobs, remaining), n_trials, trials)
+                if not trials:
+                    break  # other workers took the last trials
+                with studies.Heartbeat(self.storage, [t._trial_id for t in trials], heartbeat), \
+                        console.quiet_launcher(self.launcher, self.verbose):
+                    results = self.launcher.launch(batch, initial_job_idx=self.job_idx)
+                self.job_idx += len(batch)
+                broken = None
+                with storage_calls(self.storage_url, "recording the trials' results"):
+                    for trial, result in zip(trials, results):
+                        broken = broken or self._tell(trial, result)
+                if broken is not None:
+                    raise broken
+            except BaseException as err:
+                # Ctrl-C, a store that stopped working or a launcher failure: whatever this
+                # batch had not finished is FAIL.
+                self._fail_unfinished(trials, err)
+                raise
+            returns.append(results)
+        return returns
+
+    def _fail_unfinished(self, trials: list[optuna.Trial], err: BaseException) -> None:
+        """FAIL the trials of a batch ``err`` interrupted (those not told yet). After Ctrl-C or a
+        store failure, which are not the trials' fault, each is retried with the same parameters
+        when the command runs again (like a trial whose worker was killed), and only the retry
+        counts. Best effort: the storage itself may be what failed (its trials are then failed
+        and retried as orphans on resume)."""
+        interrupted = isinstance(err, KeyboardInterrupt)
+        reason = "interrupted (Ctrl-C)" if interrupted else str(err) if isinstance(err, StoreError) else one_line(err)
+        failed = [trial.number for trial in trials if self._tell_fail(trial, reason)]
+        if not failed or not (interrupted or isinstance(err, StoreError)):
+            return
+        try:
+            for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+                if frozen.number in failed:
+                    studies.retry(self.study, frozen)
+        except Exception:
+            pass
+
+    def fail_orphans(self) -> None:
+        """FAIL the trials whose sweeper died or stopped beating, with a progress line each."""
+        for trial in studies.fail_orphaned_trials(self.study, self.storage):
+            reason = self.storage.get_trial(trial._trial_id).user_attrs.get(studies.REASON)
+            then = ("retried once with the same parameters" if studies.is_retried(trial)
+                    else "not retried again: it was itself a retry")
+            log.info("trial %d FAIL %s | %s", trial.number,
+                     reason or "its sweeper stopped sending heartbeats", then)
+
+    def _ask(
+        self, n: int, n_trials: int, trials: list[optuna.Trial]
+    ) -> tuple[list[optuna.Trial], list[list[str]]]:
+        """Ask up to ``n`` trials into ``trials`` (the caller fails them if anything goes wrong)."""
+        storage = self.storage
+        batch = []
+        for _ in range(n):
+            with budget_lock(self.storage_url, self.study.study_name) as locked:
+                finished, running = studies.count(self.study)
+                if finished + running >= n_trials:
+                    break  # other workers took the last trials
+                trial = self.study.ask()
+            if not locked and not studies.within_budget(self.study, trial, n_trials):
+                # No lock on this database, and workers sharing it counted, then asked, at the
+                # same moment: this one is past the budget. Hand it back (WAITING, no params
+                # yet); the next ask anywhere reuses it, or a retry of a trial whose worker died
+                # takes it over.
+                storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+                break
+            trials.append(trial)
+            studies.mark_owner(storage, trial._trial_id)
+            storage.set_trial_system_attr(trial._trial_id, trial_link.PRUNER_ATTR, self.pruner_spec)
+            overrides = self.space.suggest(trial, self.compose_once)
+            storage.set_trial_system_attr(trial._trial_id, studies.OVERRIDES, overrides)
+            identity = trial_link.overrides_for(
+                self.job_storage_url, self.study.study_name, trial._trial_id, trial.number, self.parent_run_id
+            )
+            batch.append(overrides + identity)
+        return trials, batch
+
+    def _tell_fail(self, trial: optuna.Trial, reason: str) -> bool:
+        """FAIL ``trial`` unless it is already finished (told before the interruption); whether
+        this call failed it."""
+        try:
+            trial.set_user_attr(studies.REASON, reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+        except Exception:
+            return False
+        return True
+
+    def _tell(self, trial: optuna.Trial, result: JobReturn) -> StoreError | None:
+        """Tell ``trial`` how its job ended, with a progress line; a job that found the tracking
+        store or the storage broken is not told (the sweep stops, ``_fail_unfinished``): its
+        StoreError is returned instead."""
+        if result.status != JobStatus.COMPLETED and isinstance(result._return_value, StoreError):
+            return result._return_value
+        state, values, metrics, run_id, reason = self._outcome(result)
+        if run_id:
+            trial.set_user_attr(studies.RUN_ID, run_id)
+        if metrics:
+            trial.set_user_attr(studies.METRICS, metrics)
+        if reason:
+            trial.set_user_attr(studies.REASON, reason)
+        try:
+            if state == TrialState.COMPLETE:
+                self.study.tell(trial, values)
+            else:
+                self.study.tell(trial, state=state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            log.warning("trial %d was already finished by another process", trial.number)
+        except RuntimeError as err:
+            # GridSampler calls Study.stop() once the grid is covered, which only works inside
+            # Study.optimize; the trial is already told, and the loop stops at the grid's size.
+            if "Study.stop" not in str(err):
+                raise
+        self._progress(trial, state, values, reason)
+        return None
+
+    def _outcome(self, result: JobReturn) -> tuple[TrialState, list[float] | None, dict, str | None, str | None]:
+        if result.status != JobStatus.COMPLETED:
+            return TrialState.FAIL, None, {}, None, one_line(result._return_value)
+        ret = result._return_value
+        if not isinstance(ret, dict) or ret.get("state") not in ("COMPLETE", "PRUNED", "FAIL"):
+            return TrialState.FAIL, None, {}, None, f"the task function returned {type(ret).__name__}, not a trial result"
+        metrics = {k: float(v) for k, v in (ret.get("metrics") or {}).items() if isinstance(v, (int, float))}
+        run_id, reason = ret.get("run_id"), ret.get("reason")
+        if ret["state"] == "PRUNED":
+            return TrialState.PRUNED, None, metrics, run_id, reason
+        if ret["state"] == "FAIL":
+            return TrialState.FAIL, None, metrics, run_id, reason or "failed"
+        values = []
+        for name in self.objectives:
+            value = metrics.get(name)
+            if value is None or not math.isfinite(value):
+                why = f"objective {name} is {'missing' if value is None else value}"
+                return TrialState.FAIL, None, metrics, run_id, why
+            values.append(value)
+        return TrialState.COMPLETE, values, metrics, run_id, None
+
+    def _progress(self, live: optuna.Trial, state: TrialState, values: list[float] | None, reason: str | None) -> None:
+        trial = self.storage.get_trial(live._trial_id)
+        number = trial.number
+        took = trial.duration.total_seconds() if trial.duration else 0.0
+        if values is not None:
+            shown = " ".join(f"{m}={v:.6g}" for m, v in zip(self.objectives, values))
+        elif state == TrialState.PRUNED and trial.intermediate_values:
+            step = max(trial.intermediate_values)
+            shown = f"{self.objectives[0]}={trial.intermediate_values[step]:.6g} at epoch {step}"
+        else:
+            shown = reason or ""
+        best = self.best_trials()
+        if not best:
+            best_text = "best none yet"
+        elif len(self.objectives) == 1:
+            best_text = f"best {best[0].value:.6g} (#{best[0].number})"
+        else:
+            best_text = f"Pareto front {len(best)} trial{'s' if len(best) > 1 else ''}"
+        finished, _ = studies.count(self.study)
+        self.durations.append(took)
+        eta = console.eta(self.durations, self.n_trials - finished, self.n_jobs)
+        log.info("%s", console.progress_line(number, state, shown, best_text, took, finished, self.n_trials, eta))

@@ -1,0 +1,141 @@
+"""Job configs checked before the first trial, and how a job reaches its trial.
+
+- Checking a space sets a plain key's value on a copy of an already composed config instead of
+  composing again (``JobConfigs._with_value``): the config, or the error, must be what Hydra's
+  compose gives for the same overrides of the project's own ``conf/``.
+- A job reports through an ``optuna.Trial`` on the shared storage (``TrialLink``): its values
+  land in the study, and its pruner stops a trial that is worse than its peers.
+"""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from sweeper.errors import ConfigError
+from sweeper.sweep import trial_link
+from sweeper.sweep.job_configs import composition_message
+from sweeper.sweep.storage import open_storage
+
+from .stores import load_study
+
+
+@pytest.fixture(scope="module")
+def jobs():
+    """The sweep's job configs set up as Hydra sets them up, on the project's conf/."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import HydraContext
+
+    from sweeper.app import CONFIG_DIR  # registers the config schemas, as `python -m sweeper` does
+    from sweeper.sweep.job_configs import JobConfigs
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        context = HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=None)
+        yield JobConfigs(context, compose("config", return_hydra_config=True), validator=None)
+
+
+def _task(cfg) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=False) | {"hydra": None}
+
+
+@pytest.mark.parametrize(
+    "context, override",
+    [
+        ([], "optimizer.lr=0.05"),
+        ([], "model.hidden=[32,16]"),
+        ([], "train.batch_size=null"),
+        ([], "regularization.max_norm=3"),
+        ([], "++train.new_key=3"),
+        (["schedule=step"], "schedule.gamma=0.9"),
+        (["schedule=plateau"], "schedule.factor=0.2"),
+        (["data=diamonds"], "model.activation=tanh"),
+    ],
+)
+def test_a_value_set_on_the_composed_context_equals_composing_with_it(jobs, context, override):
+    fixed = ["train.epochs=7"]
+    applied = jobs._with_value(jobs.compose_once(fixed + context), override, "here")
+    composed = jobs.compose(fixed + context + [override])
+    assert _task(applied) == _task(composed)
+
+
+@pytest.mark.parametrize(
+    "override, says",
+    [
+        ("train.batch_size=abc", "Value 'abc' of type 'str' could not be converted to Integer"),
+        ("model.hidden=abc", "model.hidden=abc"),
+        ("optimizer.nesterov=maybe", "optimizer.nesterov=maybe"),
+        ("train.nope=1", "nope"),
+        ("+train.epochs=3", "train.epochs"),
+    ],
+)
+def test_a_value_the_schema_rejects_fails_as_composing_it_fails(jobs, override, says):
+    with pytest.raises(ConfigError) as applied:
+        jobs._with_value(jobs.compose_once([]), override, "where")
+    with pytest.raises(Exception) as composed:
+        jobs.compose([override])
+    assert str(applied.value) == f"where: {composition_message(composed.value)}"
+    assert says in str(applied.value)
+    assert "\n" not in str(applied.value)
+
+
+def test_a_composition_error_is_one_line_of_facts(jobs):
+    with pytest.raises(Exception) as caught:
+        jobs.compose(["train.batch_size=abc"])
+    message = composition_message(caught.value)
+    assert "\n" not in message and "full_key" not in message and "could not be converted" in message
+
+
+# --- the job's trial --------------------------------------------------------------------------
+
+
+def _curve(level: float, epochs: int) -> list[float]:
+    return [level + 1.0 / (epoch + 1) for epoch in range(epochs)]
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_a_job_reports_through_its_trial_and_the_median_pruner_stops_a_worse_one(tmp_path, kind):
+    url = str(tmp_path / "optuna.log") if kind == "journal" else f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    for i in range(6):  # six finished peers with levels 1.0 ... 1.5
+        trial = study.ask()
+        for epoch, value in enumerate(_curve(1.0 + 0.1 * i, 30)):
+            trial.report(value, epoch)
+        study.tell(trial, 1.0 + 0.1 * i)
+
+    def run(level: float, pruner: dict) -> list[bool]:
+        trial = study.ask()
+        storage.set_trial_system_attr(trial._trial_id, trial_link.PRUNER_ATTR, pruner)
+        link = trial_link.TrialLink(url, "s", trial._trial_id, trial.number, None)
+        answers = [link.report(epoch, value) for epoch, value in enumerate(_curve(level, 30))]
+        study.tell(trial, level)
+        return answers
+
+    median = {"name": "median", "kwargs": {"n_warmup_steps": 5}}
+    worse = run(2.0, median)
+    assert worse == [False] * 5 + [True] * 25  # pruned from the first step after the warm-up
+    assert not any(run(0.9, median))  # better than every peer: never
+    assert not any(run(2.0, {"name": "none", "kwargs": {}}))
+    stored = load_study("s", url).trials[6]
+    assert stored.intermediate_values == dict(enumerate(_curve(2.0, 30)))  # every epoch, as reported
+
+
+def test_budget_lock_holds_a_file_lock_beside_a_file_storage_and_none_for_other_databases(tmp_path):
+    from sweeper.sweep import study as studies
+    from sweeper.sweep.storage import budget_lock
+
+    for url in (str(tmp_path / "optuna.log"), f"sqlite:///{tmp_path / 'optuna.db'}"):
+        with budget_lock(url, "s") as locked:
+            assert locked
+    with budget_lock("mysql://u@h/db", "s") as locked:
+        assert not locked
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="s")
+    for _ in range(3):
+        study.tell(study.ask(), 1.0)
+    first, second = study.ask(), study.ask()  # two workers asked at the same moment, without a lock
+    assert studies.within_budget(study, first, n_trials=4)
+    assert not studies.within_budget(study, second, n_trials=4)
+    assert studies.within_budget(study, second, n_trials=5)
