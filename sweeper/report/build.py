@@ -64,10 +64,9 @@ def display_table(trials: Trials, rows: pd.DataFrame, knobs: bool) -> pd.DataFra
     out[test_score] = [_fmt(v, ".5g") for v in rows[test_score]]
     out["gap"] = [_fmt(v, ".3g") for v in rows["generalization_gap"]]
     out["val→test"] = [_fmt(v, "+.1%") for v in rows["val_test_gap"]]
-    out["best/run"] = [f"{b}/{e}" for b, e in zip(rows["best_epoch"], rows["epochs_run"])]
+    out["best/run"] = [f"{_fmt(b, 'd')}/{_fmt(e, 'd')}" for b, e in zip(rows["best_epoch"], rows["epochs_run"])]
     out["overfit"] = [_fmt(v, ".0f") for v in rows["overfit_epochs"]]
-    out["saving"] = [_fmt(v, ".0%") + ("*" if replayed and not pd.isna(v) else "")
-                     for v, replayed in zip(rows["early_stop_saving"], rows["early_stop_replayed"])]
+    out["saving"] = [_fmt(v, ".0%") for v in rows["early_stop_saving"]]
     if knobs:
         for knob in trials.knobs:
             out[knob] = [_fmt(trials.params[r].get(knob), ".4g") if isinstance(trials.params[r].get(knob), float)
@@ -95,7 +94,7 @@ def _legend(task: Task) -> str:
     shown = task.flattery == task.score
     val_test = "" if shown else f"val→test = (test − val) / val {METRIC_NAMES[task.flattery]}; "
     return (f"gap = val − train {task.loss} at the best epoch; {val_test}"
-            "saving = share of epochs early stopping saved, * = replayed on a run without it")
+            "saving = share of the epoch budget early stopping saved, – where it was off")
 
 
 def _importances(trials: Trials, folder: Path) -> dict:

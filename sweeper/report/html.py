@@ -16,20 +16,20 @@ from sweeper.report.task import Task
 from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG, STUDY_TAG
 from sweeper.report.trials import Trials
 
-#: How each derived column is computed, shown at the end of the page (the docstrings in
+#: How each column is computed, shown at the end of the page (the docstrings in
 #: ``sweeper.report.trials`` hold the same formulas); ``{loss_unit}``, ``{val_error}`` and
 #: ``{test_error}`` are the task's (``formulas``).
 FORMULAS = {
-    "best_epoch": "Epoch (from 1) of the lowest val_loss, as early stopping picks it: an epoch improves when "
-                  "val_loss < best so far − min_delta.",
-    "epochs_run": "Epochs trained (the length of the logged val_loss curve).",
+    "best_epoch": "Logged by the run: the epoch (from 1) of the lowest val_loss, as early stopping picks it "
+                  "(an epoch improves when val_loss < best so far − min_delta).",
+    "epochs_run": "Logged by the run: the epochs it trained.",
     "overfit_epochs": "epochs_run − best_epoch: epochs trained after the best validation epoch.",
-    "generalization_gap": "val_loss − train_loss at the best epoch ({loss_unit}, without penalties).",
+    "generalization_gap": "Logged by the run: val_loss − train_loss at the best epoch ({loss_unit}, without "
+                          "penalties).",
     "val_test_gap": "({test_error} − {val_error}) / {val_error}: how far validation flattered test; positive means "
                     "the test error is that much worse than validation promised.",
-    "early_stop_saving": "(E − s) / E with E = train.epochs. Early stopping on: s = epochs_run. Early stopping off "
-                         "(early_stop_replayed): s = the epoch early stopping with the reference patience would "
-                         "have stopped at on this val_loss curve, or E if never. COMPLETE trials only.",
+    "early_stop_saving": "(E − epochs_run) / E with E = train.epochs, for COMPLETE trials trained with early "
+                         "stopping; empty where it was off.",
     "importances": "Optuna's get_param_importances (PED-ANOVA) on an in-memory study rebuilt from the finished "
                    "trials' MLflow params; distributions are inferred from the values tried.",
     "findings": "Each searched knob splits the finished trials at its median (numbers) or by category; a split "
@@ -103,9 +103,6 @@ def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Seq
     )
     glossary = "".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(text)}</dd>"
                        for name, text in formulas(trials.task).items())
-    if trials.reference_patience is not None:
-        glossary += (f"<dt>reference patience</dt><dd>{trials.reference_patience} (the median patience of the "
-                     "sweep's trials with early stopping, else the default config's)</dd>")
     items = "".join(f"<li>{html.escape(s)}</li>" for s in findings) or "<li>No finding: too few finished trials.</li>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

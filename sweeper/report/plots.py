@@ -127,7 +127,7 @@ def top_curves(trials: Trials, k: int, path: Path) -> Path:
             if values.size:
                 ax.plot(np.arange(1, values.size + 1), values, label=label, color=color, linewidth=1.4)
                 finite.append(values[np.isfinite(values) & (values > 0)])
-        if row["best_epoch"] >= 1:
+        if pd.notna(row["best_epoch"]) and row["best_epoch"] >= 1:
             ax.axvline(row["best_epoch"], color="grey", linestyle="--", linewidth=1, label="best epoch")
         name = f"trial {row['trial']}" if not pd.isna(row["trial"]) else f"run {row['run_id'][:8]}"
         ax.set_title(f"#{rank}  {name}: {trials.objective} {row['objective_value']:.4g}\n"
@@ -173,7 +173,7 @@ def gap_vs_regularization(trials: Trials, path: Path) -> Path:
 def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
     """Best validation epoch against ``optimizer.lr`` and against the schedule, coloured by activation."""
     plt = _pyplot()
-    finished = trials.finished[trials.finished["best_epoch"] >= 1]
+    finished = trials.finished[trials.finished["best_epoch"].fillna(0) >= 1]
     colors = _colors(trials)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for ax, knob in zip(axes, ("optimizer.lr", "schedule.name")):
