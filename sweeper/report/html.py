@@ -1,20 +1,20 @@
 """``report.html``: one self-contained page (images embedded as base64) with the findings, the
-top trials, the plots, every trial, and how each column is computed."""
+top trials, the plots, every trial, and how each column is computed, rendered from the Jinja2
+template ``templates/report.html.j2`` (autoescaped: every value is text)."""
 
 from __future__ import annotations
 
 import base64
-import html
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
 from sweeper.report.findings import MIN_GROUP
 from sweeper.report.task import Task
-from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG, STUDY_TAG
 from sweeper.report.trials import Trials
+from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG, STUDY_TAG
 
 #: How each column is computed, shown at the end of the page (the docstrings in
 #: ``sweeper.report.trials`` hold the same formulas); ``{loss_unit}``, ``{val_error}`` and
@@ -38,22 +38,7 @@ FORMULAS = {
                 "listed. Small groups are noisy: read the trial counts in brackets.",
 }
 
-STYLE = """
-body { font: 15px/1.5 system-ui, -apple-system, 'Segoe UI', sans-serif; color: #1d2433; margin: 0 auto;
-       max-width: 1180px; padding: 24px 32px 64px; background: #fbfbfd; }
-h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 34px 0 10px; border-bottom: 1px solid #dde;
-     padding-bottom: 4px; }
-.meta { color: #556; font-size: 13.5px; margin: 0 0 8px; } code { font-size: 13px; background: #eef0f5;
-        padding: 1px 4px; border-radius: 3px; }
-ul.findings li { margin: 5px 0; }
-table { border-collapse: collapse; font-size: 13px; margin: 6px 0; background: white; }
-th, td { padding: 4px 9px; border-bottom: 1px solid #e4e6ee; text-align: right; white-space: nowrap; }
-th { background: #eef0f5; position: sticky; top: 0; } td.text, th.text { text-align: left; }
-.scroll { overflow-x: auto; max-width: 100%; }
-figure { margin: 18px 0 28px; } figure img { max-width: 100%; border: 1px solid #e4e6ee; background: white; }
-figcaption { color: #445; font-size: 13.5px; margin-top: 4px; max-width: 980px; }
-dl dt { font-weight: 600; margin-top: 8px; } dl dd { margin-left: 18px; color: #334; }
-"""
+_STUDY_TAGS = ((STUDY_TAG, "study"), (SAMPLER_TAG, "sampler"), (PRUNER_TAG, "pruner"))
 
 
 def formulas(task: Task) -> dict[str, str]:
@@ -63,14 +48,11 @@ def formulas(task: Task) -> dict[str, str]:
     return {**{name: text.format(**fill) for name, text in FORMULAS.items()}, **task.glossary}
 
 
-def _table(frame: pd.DataFrame) -> str:
-    """A string DataFrame as an HTML table; columns of non-numbers are left-aligned."""
-    head = "".join(f'<th class="{_align(frame[c])}">{html.escape(str(c))}</th>' for c in frame.columns)
-    body = []
-    for _, row in frame.iterrows():
-        cells = "".join(f'<td class="{_align(frame[c])}">{html.escape(str(v))}</td>' for c, v in row.items())
-        body.append(f"<tr>{cells}</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+def _rows(frame: pd.DataFrame) -> dict[str, Any]:
+    """A display table (strings) for the template: its columns, each column's alignment
+    (``num`` or ``text``: a column mostly of numbers is right-aligned) and its rows of cells."""
+    return {"columns": list(frame.columns), "align": {c: _align(frame[c]) for c in frame.columns},
+            "cells": [list(row.items()) for _, row in frame.iterrows()]}
 
 
 def _align(column: pd.Series) -> str:
@@ -85,41 +67,23 @@ def _image(path: Path) -> str:
 def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Sequence[str],
            plots: Sequence[tuple[Path, str]], k: int) -> str:
     """The page as a string; ``top`` and ``every`` are display tables (strings), ``plots`` (png, caption)."""
+    from jinja2 import Environment, PackageLoader
+
     info = trials.info
     kind = "Run" if info.get("single") else "Sweep"
-    title = f"{kind} report: {info.get('experiment', '')}"
-    meta = [f"{kind.lower()} <code>{html.escape(info.get('sweep_id', ''))}</code>"]
-    for key, label in ((STUDY_TAG, "study"), (SAMPLER_TAG, "sampler"), (PRUNER_TAG, "pruner")):
-        if info.get(key):
-            meta.append(f"{label} <code>{html.escape(info[key])}</code>")
-    meta.append(f"objective <code>{html.escape(trials.objective)}</code> "
-                f"({'maximised' if trials.maximize else 'minimised'})")
-    meta.append(f"store <code>{html.escape(info.get('tracking_uri', ''))}</code>")
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    figures = "".join(
-        f'<figure><img src="{_image(path)}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}'
-        "</figcaption></figure>"
-        for path, caption in plots
+    environment = Environment(loader=PackageLoader("sweeper.report", "templates"), autoescape=True,
+                              keep_trailing_newline=True)
+    return environment.get_template("report.html.j2").render(
+        title=f"{kind} report: {info.get('experiment', '')}",
+        kind=kind,
+        info=info,
+        study=[(label, info[key]) for key, label in _STUDY_TAGS if info.get(key)],
+        objective=trials.objective,
+        direction="maximised" if trials.maximize else "minimised",
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        findings=findings,
+        top=_rows(top.head(k)),
+        figures=[{"src": _image(path), "caption": caption} for path, caption in plots],
+        every=_rows(every),
+        glossary=formulas(trials.task),
     )
-    glossary = "".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(text)}</dd>"
-                       for name, text in formulas(trials.task).items())
-    items = "".join(f"<li>{html.escape(s)}</li>" for s in findings) or "<li>No finding: too few finished trials.</li>"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p class="meta">{' · '.join(meta)}</p>
-<p class="meta">generated {generated} by <code>python -m sweeper.report</code> from MLflow alone</p>
-<h2>Findings</h2>
-<ul class="findings">{items}</ul>
-<h2>Top {min(k, len(top))} trials by {html.escape(trials.objective)}</h2>
-{_table(top) if len(top) else '<p>No finished trial.</p>'}
-<h2>Plots</h2>
-{figures}
-<h2>All {len(every)} trials</h2>
-<details><summary>every trial with its state (pruned and failed trials included)</summary>{_table(every)}</details>
-<h2>How the columns are computed</h2>
-<dl>{glossary}</dl>
-</body></html>
-"""
