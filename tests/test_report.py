@@ -3,6 +3,7 @@ scripted curves logged through ``MlflowClient`` the way the app logs them."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import math
 import os
@@ -54,7 +55,8 @@ def sweep(tmp_path_factory):
     out = root / "report"
     report = _run("sweeper.report", "--sweep", parent_id, "--out", str(out), mlflow_uri=mlflow_uri, cwd=root)
     assert report.returncode == 0, report.stderr[-3000:]
-    return {"root": root, "uri": mlflow_uri, "parent": parent_id, "out": out, "stdout": report.stdout}
+    return {"root": root, "uri": mlflow_uri, "optuna": optuna_url, "parent": parent_id, "out": out,
+            "stdout": report.stdout}
 
 
 def _history(client, run_id: str, key: str) -> np.ndarray:
@@ -136,7 +138,7 @@ def _log_scripted_run(client, experiment_id: str, parent_id: str, trial: int, *,
     return run_id
 
 
-def test_the_report_and_the_parent_run_give_one_importance_answer(sweep, tmp_path):
+def test_the_report_shows_the_parent_runs_importances_as_they_were_logged(sweep, tmp_path):
     import json
 
     from mlflow import MlflowClient
@@ -149,28 +151,38 @@ def test_the_report_and_the_parent_run_give_one_importance_answer(sweep, tmp_pat
     assert sum(logged["objective"].values()) == pytest.approx(1.0)
     # schedule.gamma exists only under the exponential schedule: judged on the trials that have it.
     assert logged["trials_with"].get("schedule.gamma", 0) < logged["trials"]
+    # Drawn once, by the parent: the report's picture is the parent's, byte for byte.
+    drawn = Path(client.download_artifacts(sweep["parent"], "param_importances.png", str(tmp_path))).read_bytes()
+    assert (sweep["out"] / "importances.png").read_bytes() == drawn
+    page = (sweep["out"] / "report.html").read_text(encoding="utf-8")
+    assert base64.b64encode(drawn).decode("ascii") in page and "No parameter importances" not in page
 
 
-def test_importances_are_optunas_ped_anova_on_the_rebuilt_study(sweep):
-    """The report ranks knobs with PED-ANOVA by name (fANOVA, Optuna 4's default, needs scikit-learn)."""
+def test_the_parent_runs_importances_are_ped_anova_on_the_sweeps_own_study(sweep):
+    """What the parent logged is Optuna's PED-ANOVA, by name (fANOVA, Optuna 4's default, needs
+    scikit-learn), on the study in the sweep's Optuna storage: its trials and real distributions."""
+    import json
+    import tempfile
+
     import optuna
+    from mlflow import MlflowClient
 
-    from sweeper.report.importance import importances, rebuilt_study
-    from sweeper.report.source import load_sweep
-    from sweeper.report.trials import build_trials
-
-    trials = build_trials(load_sweep(sweep["uri"], sweep_id=sweep["parent"]))
-    study = rebuilt_study(trials)
-    assert study is not None
+    client = MlflowClient(sweep["uri"])
+    name = client.get_run(sweep["parent"]).data.tags["sweeper.study"]
+    study = optuna.load_study(study_name=name, storage=sweep["optuna"])
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) >= 4 and all("generalization_gap" in t.user_attrs["metrics"] for t in complete)
     expected = optuna.importance.get_param_importances(
         study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
-    ours = importances(trials)["objective"]
-    assert ours == pytest.approx(dict(expected)) and sum(ours.values()) == pytest.approx(1.0)
-    assert set(ours) <= set(trials.knobs)  # Optuna 4 leaves out conditional knobs, Optuna 5 not
+    with tempfile.TemporaryDirectory() as tmp:
+        logged = json.loads(Path(client.download_artifacts(sweep["parent"], "param_importances.json", tmp))
+                            .read_text())
+    assert logged["objective"] == pytest.approx(dict(expected)) and logged["trials"] == len(complete)
 
 
-def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlflow_client):
+def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlflow_client, tmp_path):
     from sweeper.report import load_trials
+    from sweeper.report.build import write_report
     from sweeper.report.findings import knob_findings, overall_findings
     from sweeper.report.source import load_sweep
     from sweeper.report.trials import build_trials
@@ -232,9 +244,19 @@ def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlf
            "validation epoch." in overall
     assert not any("did not log" in s for s in overall)
 
-    # A plain run id is a one-row report.
+    # The parent has no param_importances.json (the sweep never ended): the page says so, no figure.
+    report = write_report(trials, tmp_path / "sweep", k=3)
+    page = (tmp_path / "sweep" / "report.html").read_text(encoding="utf-8")
+    assert "No parameter importances: the sweep&#39;s parent run has no param_importances.json" in page
+    assert page.count("<img ") == len(PLOTS) - 1 and not (tmp_path / "sweep" / "importances.json").exists()
+    assert {p.name for p in report.files} == REPORT_FILES - {"importances.json", "importances.png"}
+
+    # A plain run id is a one-row report, and not a sweep: no importances.
     single = load_trials(stopped, tracking_uri=mlflow_uri)
     assert list(single["run_id"]) == [stopped] and single.loc[0, "overfit_epochs"] == 3
+    write_report(build_trials(load_sweep(mlflow_uri, sweep_id=stopped)), tmp_path / "single")
+    assert (f"No parameter importances: run {stopped} is a single run, not a sweep"
+            in (tmp_path / "single" / "report.html").read_text(encoding="utf-8"))
 
 
 def test_runs_that_did_not_log_best_epoch_or_gap_get_empty_cells_and_a_note(mlflow_uri, mlflow_client, tmp_path):

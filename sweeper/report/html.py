@@ -30,8 +30,9 @@ FORMULAS = {
                     "the test error is that much worse than validation promised.",
     "early_stop_saving": "(E − epochs_run) / E with E = train.epochs, for COMPLETE trials trained with early "
                          "stopping; empty where it was off.",
-    "importances": "Optuna's get_param_importances (PED-ANOVA) on an in-memory study rebuilt from the finished "
-                   "trials' MLflow params; distributions are inferred from the values tried.",
+    "importances": "As the sweep's parent run logged them (param_importances.json and .png): Optuna's "
+                   "get_param_importances (PED-ANOVA) on the sweep's own study, its COMPLETE trials and their "
+                   "search distributions, when the sweep ended.",
     "findings": "Each searched knob splits the finished trials at its median (numbers) or by category; a split "
                 f"is used when both groups have ≥ {MIN_GROUP} finished trials, and a sentence is written for an effect of "
                 "≥ 5% on the objective, ≥ 20% on the gap, or ≥ 1.25× on the best epoch; the 10 largest are "
@@ -65,8 +66,9 @@ def _image(path: Path) -> str:
 
 
 def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Sequence[str],
-           plots: Sequence[tuple[Path, str]], k: int) -> str:
-    """The page as a string; ``top`` and ``every`` are display tables (strings), ``plots`` (png, caption)."""
+           plots: Sequence[tuple[Path, str]], k: int, no_importances: str | None = None) -> str:
+    """The page as a string; ``top`` and ``every`` are display tables (strings), ``plots`` (png,
+    caption); ``no_importances`` says why the sweep has no importances to show, if so."""
     from jinja2 import Environment, PackageLoader
 
     info = trials.info
@@ -84,6 +86,7 @@ def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Seq
         findings=findings,
         top=_rows(top.head(k)),
         figures=[{"src": _image(path), "caption": caption} for path, caption in plots],
+        no_importances=no_importances,
         every=_rows(every),
         glossary=formulas(trials.task),
     )

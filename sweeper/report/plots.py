@@ -195,7 +195,8 @@ def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
 
 def importances(values: dict[str, Any], objective: str, path: Path) -> Path:
     """Optuna's parameter importances for the objective and, separately, for the gap
-    (``sweeper.report.importance``); a knob only some trials have is labelled "(n of N)"."""
+    (``sweeper.report.importance.of_study``); a knob only some trials have is labelled "(n of N)".
+    Drawn once per sweep, by its parent run (``param_importances.png``), which the report shows."""
     plt = _pyplot()
     knobs = set(values.get("objective", {})) | set(values.get("generalization_gap", {}))
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.9 + 0.42 * max(4, len(knobs))))
