@@ -3,6 +3,7 @@ scripted curves logged through ``MlflowClient`` the way the app logs them."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import math
 import os
@@ -54,7 +55,8 @@ def sweep(tmp_path_factory):
     out = root / "report"
     report = _run("sweeper.report", "--sweep", parent_id, "--out", str(out), mlflow_uri=mlflow_uri, cwd=root)
     assert report.returncode == 0, report.stderr[-3000:]
-    return {"root": root, "uri": mlflow_uri, "parent": parent_id, "out": out, "stdout": report.stdout}
+    return {"root": root, "uri": mlflow_uri, "optuna": optuna_url, "parent": parent_id, "out": out,
+            "stdout": report.stdout}
 
 
 def _history(client, run_id: str, key: str) -> np.ndarray:
@@ -102,8 +104,11 @@ def test_trials_csv_matches_the_logged_curves_and_params(sweep):
 
 
 def _log_scripted_run(client, experiment_id: str, parent_id: str, trial: int, *, val: list[float],
-                      epochs: int, patience: int | None, state: str, train_status: str) -> str:
-    """A child run logged as ``sweeper.app`` logs one: tags, dotted params, curves per epoch, final metrics."""
+                      epochs: int, patience: int | None, state: str, train_status: str,
+                      old_sweeper: bool = False) -> str:
+    """A child run logged as ``sweeper.app`` logs one: tags, dotted params, curves per epoch, final
+    metrics with ``best_epoch``, ``epochs_run`` and (unless it failed) ``generalization_gap``;
+    ``old_sweeper``: without those three, as no run of this sweeper is."""
     from mlflow.entities import Metric, Param
 
     run = client.create_run(experiment_id, run_name=f"trial-{trial}",
@@ -121,6 +126,11 @@ def _log_scripted_run(client, experiment_id: str, parent_id: str, trial: int, *,
     if state != "FAIL":  # tanh trials score ~100, relu ones ~150; test is always 10% worse
         val_rmse = (100.0 if params["model.activation"] == "tanh" else 150.0) + trial
         metrics += [Metric("val_rmse", val_rmse, now, 0), Metric("test_rmse", 1.1 * val_rmse, now, 0)]
+    if not old_sweeper:
+        best = int(np.argmin(val)) + 1
+        metrics += [Metric("best_epoch", best, now, 0), Metric("epochs_run", len(val), now, 0)]
+        if state != "FAIL":
+            metrics.append(Metric("generalization_gap", val[best - 1] - 0.8 * val[best - 1], now, 0))
     client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()], metrics=metrics)
     client.set_tag(run_id, "sweeper.state", state)
     client.set_tag(run_id, "sweeper.train_status", train_status)
@@ -128,7 +138,7 @@ def _log_scripted_run(client, experiment_id: str, parent_id: str, trial: int, *,
     return run_id
 
 
-def test_the_report_and_the_parent_run_give_one_importance_answer(sweep, tmp_path):
+def test_the_report_shows_the_parent_runs_importances_as_they_were_logged(sweep, tmp_path):
     import json
 
     from mlflow import MlflowClient
@@ -141,29 +151,39 @@ def test_the_report_and_the_parent_run_give_one_importance_answer(sweep, tmp_pat
     assert sum(logged["objective"].values()) == pytest.approx(1.0)
     # schedule.gamma exists only under the exponential schedule: judged on the trials that have it.
     assert logged["trials_with"].get("schedule.gamma", 0) < logged["trials"]
+    # Drawn once, by the parent: the report's picture is the parent's, byte for byte.
+    drawn = Path(client.download_artifacts(sweep["parent"], "param_importances.png", str(tmp_path))).read_bytes()
+    assert (sweep["out"] / "importances.png").read_bytes() == drawn
+    page = (sweep["out"] / "report.html").read_text(encoding="utf-8")
+    assert base64.b64encode(drawn).decode("ascii") in page and "No parameter importances" not in page
 
 
-def test_importances_are_optunas_ped_anova_on_the_rebuilt_study(sweep):
-    """The report ranks knobs with PED-ANOVA by name (fANOVA, Optuna 4's default, needs scikit-learn)."""
+def test_the_parent_runs_importances_are_ped_anova_on_the_sweeps_own_study(sweep):
+    """What the parent logged is Optuna's PED-ANOVA, by name (fANOVA, Optuna 4's default, needs
+    scikit-learn), on the study in the sweep's Optuna storage: its trials and real distributions."""
+    import json
+    import tempfile
+
     import optuna
+    from mlflow import MlflowClient
 
-    from sweeper.report.importance import importances, rebuilt_study
-    from sweeper.report.source import load_sweep
-    from sweeper.report.trials import build_trials
-
-    trials = build_trials(load_sweep(sweep["uri"], sweep_id=sweep["parent"]))
-    study = rebuilt_study(trials)
-    assert study is not None
+    client = MlflowClient(sweep["uri"])
+    name = client.get_run(sweep["parent"]).data.tags["sweeper.study"]
+    study = optuna.load_study(study_name=name, storage=sweep["optuna"])
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) >= 4 and all("generalization_gap" in t.user_attrs["metrics"] for t in complete)
     expected = optuna.importance.get_param_importances(
         study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
-    ours = importances(trials)["objective"]
-    assert ours == pytest.approx(dict(expected)) and sum(ours.values()) == pytest.approx(1.0)
-    assert set(ours) <= set(trials.knobs)  # Optuna 4 leaves out conditional knobs, Optuna 5 not
+    with tempfile.TemporaryDirectory() as tmp:
+        logged = json.loads(Path(client.download_artifacts(sweep["parent"], "param_importances.json", tmp))
+                            .read_text())
+    assert logged["objective"] == pytest.approx(dict(expected)) and logged["trials"] == len(complete)
 
 
-def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlflow_client):
+def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlflow_client, tmp_path):
     from sweeper.report import load_trials
-    from sweeper.report.findings import knob_findings
+    from sweeper.report.build import write_report
+    from sweeper.report.findings import knob_findings, overall_findings
     from sweeper.report.source import load_sweep
     from sweeper.report.trials import build_trials
 
@@ -175,10 +195,10 @@ def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlf
     stopped = _log_scripted_run(mlflow_client, experiment_id, parent_id, 0, epochs=20, patience=3,
                                 state="COMPLETE", train_status="early_stopped",
                                 val=[1.0, 0.8, 0.6, 0.5, 0.45, 0.4, 0.42, 0.43, 0.44])
-    # Off (budget 10): a dip at 3, recovery to the best at 6; patience 3 replayed stops at 9 -> 1/10.
-    replayed = _log_scripted_run(mlflow_client, experiment_id, parent_id, 1, epochs=10, patience=None,
-                                 state="COMPLETE", train_status="completed",
-                                 val=[1.0, 0.8, 0.6, 0.65, 0.7, 0.5, 0.55, 0.6, 0.62, 0.7])
+    # Off (budget 10): best at 6, four epochs past it; early stopping saved nothing it can be credited with.
+    off = _log_scripted_run(mlflow_client, experiment_id, parent_id, 1, epochs=10, patience=None,
+                            state="COMPLETE", train_status="completed",
+                            val=[1.0, 0.8, 0.6, 0.65, 0.7, 0.5, 0.55, 0.6, 0.62, 0.7])
     # On but never triggered (budget 6): saved nothing.
     completed = _log_scripted_run(mlflow_client, experiment_id, parent_id, 2, epochs=6, patience=3,
                                   state="COMPLETE", train_status="completed", val=[0.9, 0.7, 0.6, 0.62, 0.5, 0.49])
@@ -192,19 +212,19 @@ def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlf
 
     table = load_trials(parent_id, tracking_uri=mlflow_uri).set_index("run_id")
     assert list(table["state"]) == ["COMPLETE", "COMPLETE", "COMPLETE", "PRUNED", "FAIL", "COMPLETE"]
-    expected = {  # run: (best_epoch, epochs_run, overfit_epochs, early_stop_saving, replayed)
-        stopped: (6, 9, 3, 11 / 20, False),
-        replayed: (6, 10, 4, 1 / 10, True),
-        completed: (6, 6, 0, 0.0, False),
-        pruned: (2, 3, 1, math.nan, False),
-        failed: (1, 2, 1, math.nan, False),
+    expected = {  # run: (best_epoch, epochs_run, overfit_epochs, early_stop_saving)
+        stopped: (6, 9, 3, 11 / 20),
+        off: (6, 10, 4, math.nan),
+        completed: (6, 6, 0, 0.0),
+        pruned: (2, 3, 1, math.nan),
+        failed: (1, 2, 1, math.nan),
     }
-    for run_id, (best, run, overfit, saving, was_replayed) in expected.items():
+    for run_id, (best, run, overfit, saving) in expected.items():
         row = table.loc[run_id]
         assert (row["best_epoch"], row["epochs_run"], row["overfit_epochs"]) == (best, run, overfit), run_id
         assert row["early_stop_saving"] == pytest.approx(saving, nan_ok=True), run_id
-        assert row["early_stop_replayed"] == was_replayed
     assert table.loc[stopped, "generalization_gap"] == pytest.approx(0.4 - 0.32)
+    assert math.isnan(table.loc[failed, "generalization_gap"])  # a diverged run logs none
     assert table.loc[stopped, "val_test_gap"] == pytest.approx(0.1)
     assert bool(table.loc[stopped, "early_stopped"]) and not bool(table.loc[completed, "early_stopped"])
 
@@ -217,10 +237,54 @@ def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlf
     assert knob_findings(trials) == []
     three = dataclasses.replace(trials, frame=trials.frame[trials.frame["trial"] <= 3])
     assert knob_findings(three, min_group=2) == []
+    overall = overall_findings(trials)
+    assert ("Early stopping ended 1 of 3 finished trials early, saving a median 0% of the epoch budget "
+            "(55% among those it stopped).") in overall
+    assert "1 finished trials ran without early stopping; they trained a median 4 epochs past their best " \
+           "validation epoch." in overall
+    assert not any("did not log" in s for s in overall)
 
-    # A plain run id is a one-row report.
+    # The parent has no param_importances.json (the sweep never ended): the page says so, no figure.
+    report = write_report(trials, tmp_path / "sweep", k=3)
+    page = (tmp_path / "sweep" / "report.html").read_text(encoding="utf-8")
+    assert "No parameter importances: the sweep&#39;s parent run has no param_importances.json" in page
+    assert page.count("<img ") == len(PLOTS) - 1 and not (tmp_path / "sweep" / "importances.json").exists()
+    assert {p.name for p in report.files} == REPORT_FILES - {"importances.json", "importances.png"}
+
+    # A plain run id is a one-row report, and not a sweep: no importances.
     single = load_trials(stopped, tracking_uri=mlflow_uri)
     assert list(single["run_id"]) == [stopped] and single.loc[0, "overfit_epochs"] == 3
+    write_report(build_trials(load_sweep(mlflow_uri, sweep_id=stopped)), tmp_path / "single")
+    assert (f"No parameter importances: run {stopped} is a single run, not a sweep"
+            in (tmp_path / "single" / "report.html").read_text(encoding="utf-8"))
+
+
+def test_runs_that_did_not_log_best_epoch_or_gap_get_empty_cells_and_a_note(mlflow_uri, mlflow_client, tmp_path):
+    """Runs of an older sweeper, without best_epoch, epochs_run and generalization_gap: the report
+    leaves those cells empty (it does not re-derive them from the curves) and says so."""
+    from sweeper.report.build import write_report
+    from sweeper.report.findings import overall_findings
+    from sweeper.report.source import load_sweep
+    from sweeper.report.trials import build_trials
+
+    experiment_id = mlflow_client.create_experiment("old_runs")
+    parent_id = mlflow_client.create_run(experiment_id, run_name="old", tags={"sweeper.study": "old"}).info.run_id
+    for trial in range(3):
+        _log_scripted_run(mlflow_client, experiment_id, parent_id, trial, epochs=5, patience=3, state="COMPLETE",
+                          train_status="completed", val=[1.0, 0.8, 0.7, 0.65, 0.6 + trial / 10],
+                          old_sweeper=trial > 0)
+    mlflow_client.set_terminated(parent_id)
+
+    trials = build_trials(load_sweep(mlflow_uri, sweep_id=parent_id))
+    frame = trials.frame.set_index("trial")
+    assert list(frame["best_epoch"].isna()) == [False, True, True]
+    assert frame.loc[0, "best_epoch"] == 5 and frame.loc[0, "generalization_gap"] == pytest.approx(0.12)
+    assert frame.loc[[1, 2], ["epochs_run", "overfit_epochs", "generalization_gap", "early_stop_saving"]].isna().all().all()
+    note = ("Some finished runs did not log best_epoch (2 of 3), epochs_run (2 of 3), generalization_gap (2 of 3): "
+            "their cells are empty and the statistics leave them out (runs logged by an older sweeper).")
+    assert note in overall_findings(trials)
+    report = write_report(trials, tmp_path / "report", k=3)
+    assert note in report.findings and "–/–" in report.table
 
 
 def _chromium() -> str | None:

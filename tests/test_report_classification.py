@@ -132,7 +132,8 @@ def _assert_renders_in_chromium(page: Path, tmp_path: Path) -> None:
 
 def _log_classifier_run(client, experiment_id: str, parent_id: str, trial: int, *, f1: float,
                         log_loss: tuple[float, float], data_task: bool) -> str:
-    """A finished classification trial as ``sweeper.app`` logs one (``data.task`` optional)."""
+    """A finished classification trial as ``sweeper.app`` logs one (``data.task`` optional): its
+    curves, final metrics, ``best_epoch``, ``epochs_run`` and ``generalization_gap``."""
     from mlflow.entities import Metric, Param
 
     run_id = client.create_run(experiment_id, run_name=f"trial-{trial}",
@@ -146,7 +147,8 @@ def _log_classifier_run(client, experiment_id: str, parent_id: str, trial: int, 
     metrics = [Metric(key, value * scale, now, epoch) for epoch, value in enumerate(curve, start=1)
                for key, scale in (("train_loss", 0.9), ("val_loss", 1.0), ("test_loss", 1.1))]
     final = {"val_f1_macro": f1, "test_f1_macro": f1 - 0.02, "val_accuracy": f1 + 0.01, "test_accuracy": f1 - 0.01,
-             "val_log_loss": log_loss[0], "test_log_loss": log_loss[1]}
+             "val_log_loss": log_loss[0], "test_log_loss": log_loss[1],
+             "best_epoch": 3, "epochs_run": 3, "generalization_gap": 0.5 - 0.9 * 0.5}
     metrics += [Metric(key, value, now, 0) for key, value in final.items()]
     client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()], metrics=metrics)
     client.set_tag(run_id, "sweeper.state", "COMPLETE")
@@ -195,3 +197,4 @@ def test_classification_is_read_from_the_runs_and_higher_f1_ranks_first(mlflow_u
     assert "val→test = (test − val) / val log loss" in report.table
     html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert "objective <code>val_f1_macro</code> (maximised)" in html
+    assert frame.loc[runs[1], "generalization_gap"] == pytest.approx(0.05)  # as logged

@@ -9,8 +9,9 @@ prints the top trials. In a notebook::
     trials = load_trials("3f2a...", tracking_uri="sqlite:///mlruns/mlflow.db")
 
 Modules: ``source`` (reading MLflow), ``task`` (regression or classification: which metrics
-and labels), ``trials`` (the table and its derived columns),
-``importance`` (Optuna importances), ``findings`` (sentences), ``plots``, ``html``, ``build``.
+and labels), ``trials`` (the table: what each run logged, and a few ratios of it),
+``importance`` (the sweep's Optuna importances: measured by its parent run, read back here),
+``findings`` (sentences), ``plots``, ``html`` (with ``templates/report.html.j2``), ``build``.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ PLOTS = (
                        "were still improving when the epoch budget ran out; low points peaked early and then "
                        "overfitted or stalled."),
     ("importances.png", "Optuna's parameter importances, for the objective (left) and for the generalisation gap "
-                        "(right), on a study rebuilt from the MLflow runs."),
+                        "(right): the sweep parent run's param_importances.png, measured on the sweep's study when "
+                        "it ended."),
 )
 
 
@@ -64,10 +65,9 @@ def display_table(trials: Trials, rows: pd.DataFrame, knobs: bool) -> pd.DataFra
     out[test_score] = [_fmt(v, ".5g") for v in rows[test_score]]
     out["gap"] = [_fmt(v, ".3g") for v in rows["generalization_gap"]]
     out["val→test"] = [_fmt(v, "+.1%") for v in rows["val_test_gap"]]
-    out["best/run"] = [f"{b}/{e}" for b, e in zip(rows["best_epoch"], rows["epochs_run"])]
+    out["best/run"] = [f"{_fmt(b, 'd')}/{_fmt(e, 'd')}" for b, e in zip(rows["best_epoch"], rows["epochs_run"])]
     out["overfit"] = [_fmt(v, ".0f") for v in rows["overfit_epochs"]]
-    out["saving"] = [_fmt(v, ".0%") + ("*" if replayed and not pd.isna(v) else "")
-                     for v, replayed in zip(rows["early_stop_saving"], rows["early_stop_replayed"])]
+    out["saving"] = [_fmt(v, ".0%") for v in rows["early_stop_saving"]]
     if knobs:
         for knob in trials.knobs:
             out[knob] = [_fmt(trials.params[r].get(knob), ".4g") if isinstance(trials.params[r].get(knob), float)
@@ -95,38 +95,12 @@ def _legend(task: Task) -> str:
     shown = task.flattery == task.score
     val_test = "" if shown else f"val→test = (test − val) / val {METRIC_NAMES[task.flattery]}; "
     return (f"gap = val − train {task.loss} at the best epoch; {val_test}"
-            "saving = share of epochs early stopping saved, * = replayed on a run without it")
-
-
-def _importances(trials: Trials, folder: Path) -> dict:
-    """The sweep's importances, also written to ``importances.json``: the parent run's own
-    (``param_importances.json``, measured on the Optuna study when the sweep ended), so the
-    report and the parent's plot give one answer; else measured on the MLflow rows."""
-    import json
-
-    values = None
-    sweep_id, uri = trials.info.get("sweep_id"), trials.info.get("tracking_uri")
-    if sweep_id and uri:
-        from mlflow import MlflowClient
-
-        import tempfile
-
-        client = MlflowClient(tracking_uri=uri)
-        try:
-            if any(a.path == "param_importances.json" for a in client.list_artifacts(sweep_id)):
-                with tempfile.TemporaryDirectory(prefix="sweeper-report-") as tmp:
-                    values = json.loads(Path(client.download_artifacts(sweep_id, "param_importances.json", tmp))
-                                        .read_text())
-        except Exception:  # a single run, or a store that cannot list: measure here
-            values = None
-    if values is None:
-        values = importance.importances(trials)
-    (folder / "importances.json").write_text(json.dumps(values, indent=2) + "\n")
-    return values
+            "saving = share of the epoch budget early stopping saved, – where it was off")
 
 
 def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
-    """trials.csv, the four plots and report.html in ``folder`` (created)."""
+    """trials.csv, the plots, the sweep's importances (its parent's, see ``importance.download``)
+    and report.html in ``folder`` (created)."""
     folder.mkdir(parents=True, exist_ok=True)
     csv = folder / "trials.csv"
     trials.frame.to_csv(csv, index=False)
@@ -135,8 +109,11 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
         plots.top_curves(trials, k, folder / PLOTS[0][0]),
         plots.gap_vs_regularization(trials, folder / PLOTS[1][0]),
         plots.best_epoch_vs_lr_and_schedule(trials, folder / PLOTS[2][0]),
-        plots.importances(_importances(trials, folder), trials.objective, folder / PLOTS[3][0]),
     ]
+    importances_json, importances_png = folder / "importances.json", folder / PLOTS[3][0]
+    no_importances = importance.download(trials.info, importances_json, importances_png)
+    if no_importances is None:
+        drawn.append(importances_png)
     sentences = findings.overall_findings(trials) + findings.knob_findings(trials)
     page = render(
         trials,
@@ -145,10 +122,11 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
         sentences,
         list(zip(drawn, captions)),
         k,
+        no_importances,
     )
     html_path = folder / "report.html"
     html_path.write_text(page, encoding="utf-8")
-    files = [csv, *drawn, folder / "importances.json", html_path]
+    files = [csv, *drawn, *([importances_json] if no_importances is None else []), html_path]
     return Report(trials, folder, files, stdout_table(trials, k), sentences)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.report.task import METRIC_NAMES, maximized, metric_name
-from sweeper.report.trials import FAIL, PRUNED, Trials
+from sweeper.report.trials import FAIL, LOGGED, PRUNED, Trials
 
 MIN_GROUP = 5
 #: Finished trials the sweep-wide statistics need (early stopping, validation vs test).
@@ -107,7 +107,7 @@ def _effect_sentences(split: Split, trials: Trials, gap_scale: float, min_group:
         out.append((size, sentence))
 
     best_g, best_r = g["best_epoch"].median(), r["best_epoch"].median()
-    if best_g > 0 and best_r > 0:
+    if pd.notna(best_g) and pd.notna(best_r) and best_g > 0 and best_r > 0:
         ratio = best_r / best_g
         if max(ratio, 1 / ratio) >= MIN_EPOCH_RATIO:
             late = g if ratio < 1 else r
@@ -148,22 +148,22 @@ def overall_findings(trials: Trials) -> list[str]:
     if not top.empty:
         best = top.iloc[0]
         name = metric_name(trials.objective)
-        out.append(f"The best trial ({_trial_name(best)}) reached {name} {best['objective_value']:.4g} at epoch "
-                   f"{best['best_epoch']} of {best['epochs_run']}.")
+        at = f" at epoch {best['best_epoch']} of {best['epochs_run']}" if pd.notna(best["best_epoch"]) else ""
+        out.append(f"The best trial ({_trial_name(best)}) reached {name} {best['objective_value']:.4g}{at}.")
+    out += _not_logged(finished)
     if len(finished) < MIN_FINISHED:
         return out
 
-    on = finished[~finished["early_stop_replayed"]]
-    off = finished[finished["early_stop_replayed"]].dropna(subset=["early_stop_saving"])
+    on = finished[finished["patience"].notna()].dropna(subset=["early_stop_saving"])
     if len(on):
         stopped = on[on["early_stopped"]]
         among = f" ({stopped['early_stop_saving'].median():.0%} among those it stopped)" if len(stopped) else ""
         out.append(f"Early stopping ended {len(stopped)} of {len(on)} finished trials early, saving a median "
                    f"{on['early_stop_saving'].median():.0%} of the epoch budget{among}.")
+    off = finished[finished["patience"].isna()].dropna(subset=["overfit_epochs"])
     if len(off):
-        out.append(f"{len(off)} finished trials ran without early stopping; with patience "
-                   f"{trials.reference_patience} it would have saved a median {off['early_stop_saving'].median():.0%} "
-                   "of their epochs.")
+        out.append(f"{len(off)} finished trials ran without early stopping; they trained a median "
+                   f"{off['overfit_epochs'].median():g} epochs past their best validation epoch.")
     overfit = finished["overfit_epochs"].dropna()
     if len(overfit):
         share = (finished["best_epoch"] / finished["epochs_run"]).median()
@@ -179,6 +179,18 @@ def overall_findings(trials: Trials) -> list[str]:
     if len(flattery) >= MIN_FINISHED:
         out += _validation_vs_test(trials, flattery)
     return out
+
+
+def _not_logged(finished: pd.DataFrame) -> list[str]:
+    """A note naming the per-run numbers some finished runs did not log (runs of an older sweeper):
+    their cells stay empty and the statistics leave them out."""
+    missing = {name: int(finished[name].isna().sum()) for name in LOGGED}
+    missing = {name: n for name, n in missing.items() if n}
+    if not missing:
+        return []
+    listed = ", ".join(f"{name} ({n} of {len(finished)})" for name, n in missing.items())
+    return [f"Some finished runs did not log {listed}: their cells are empty and the statistics leave them out "
+            "(runs logged by an older sweeper)."]
 
 
 def _validation_vs_test(trials: Trials, flattery: pd.Series) -> list[str]:

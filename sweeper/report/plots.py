@@ -127,7 +127,7 @@ def top_curves(trials: Trials, k: int, path: Path) -> Path:
             if values.size:
                 ax.plot(np.arange(1, values.size + 1), values, label=label, color=color, linewidth=1.4)
                 finite.append(values[np.isfinite(values) & (values > 0)])
-        if row["best_epoch"] >= 1:
+        if pd.notna(row["best_epoch"]) and row["best_epoch"] >= 1:
             ax.axvline(row["best_epoch"], color="grey", linestyle="--", linewidth=1, label="best epoch")
         name = f"trial {row['trial']}" if not pd.isna(row["trial"]) else f"run {row['run_id'][:8]}"
         ax.set_title(f"#{rank}  {name}: {trials.objective} {row['objective_value']:.4g}\n"
@@ -173,7 +173,7 @@ def gap_vs_regularization(trials: Trials, path: Path) -> Path:
 def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
     """Best validation epoch against ``optimizer.lr`` and against the schedule, coloured by activation."""
     plt = _pyplot()
-    finished = trials.finished[trials.finished["best_epoch"] >= 1]
+    finished = trials.finished[trials.finished["best_epoch"].fillna(0) >= 1]
     colors = _colors(trials)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for ax, knob in zip(axes, ("optimizer.lr", "schedule.name")):
@@ -195,7 +195,8 @@ def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
 
 def importances(values: dict[str, Any], objective: str, path: Path) -> Path:
     """Optuna's parameter importances for the objective and, separately, for the gap
-    (``sweeper.report.importance``); a knob only some trials have is labelled "(n of N)"."""
+    (``sweeper.report.importance.of_study``); a knob only some trials have is labelled "(n of N)".
+    Drawn once per sweep, by its parent run (``param_importances.png``), which the report shows."""
     plt = _pyplot()
     knobs = set(values.get("objective", {})) | set(values.get("generalization_gap", {}))
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.9 + 0.42 * max(4, len(knobs))))

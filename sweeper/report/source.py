@@ -10,23 +10,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from sweeper import CONF_DIR
 from sweeper.errors import SweeperError, one_line
-
-#: Tags written by the sweeper (parent run) and by each job (child run); see SPEC.md.
-from sweeper.tracking.tags import (  # noqa: F401  (re-exported for the report's modules)
-    FAIL_REASON_TAG,
-    PARENT_TAG,
-    PRUNER_TAG,
-    SAMPLER_TAG,
-    STATE_TAG,
-    STUDY_TAG,
-    TRAIN_STATUS_TAG,
-    TRIAL_TAG,
-)
+from sweeper.tracking.tags import PARENT_TAG, STUDY_TAG
 
 #: The per-epoch curves the report needs (step = epoch); ``lr`` is not read.
 CURVES = ("train_loss", "val_loss", "test_loss")
