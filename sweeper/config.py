@@ -98,7 +98,7 @@ class RegularizationConfig:
 
 @dataclass
 class OptimizerConfig:
-    lr: float = MISSING
+    lr: float = MISSING  # η₀: the learning-rate schedule's initial rate (the schedule owns the rate)
     momentum: float = MISSING
     nesterov: bool = MISSING
 
