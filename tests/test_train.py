@@ -73,6 +73,21 @@ def test_callback_sees_each_epoch_and_can_stop_training():
     assert seen[0][2:] == (["train", "val"], (10, 1))
 
 
+def test_every_step_of_an_epoch_uses_the_schedules_rate_for_that_epoch():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(24, 3)), rng.normal(size=(24, 1))
+    trained, by_hand = Network([3, 5, 1], seed=0), Network([3, 5, 1], seed=0)
+    fit(trained, X, y, epochs=3, batch_size=8, shuffle=False, optimizer=SGD(trained.params(), momentum=0.9),
+        schedule=make_schedule("step", 0.1, step_size=1, gamma=0.5))
+    optimizer = SGD(by_hand.params(), momentum=0.9)
+    for lr in (0.1, 0.05, 0.025):
+        for start in range(0, 24, 8):
+            _, dW, db = by_hand.loss_and_grad(X[start : start + 8], y[start : start + 8])
+            optimizer.update_params([*dW, *db], lr)
+    for ours, expected in zip(trained.params(), by_hand.params()):
+        np.testing.assert_array_equal(ours, expected)
+
+
 def test_a_callback_stop_still_lets_early_stopping_record_the_last_epoch():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(30, 2)), rng.normal(size=(30, 1))
