@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ._checks import check_range
+
 
 class SGD:
     """SGD in velocity form, the update scikit-learn's ``MLPRegressor`` uses.
@@ -32,8 +34,7 @@ class SGD:
         momentum: float = 0.0,
         nesterov: bool = False,
     ) -> None:
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        check_range("momentum", momentum, lambda v: 0 <= v < 1, "in [0, 1)")
         self.params = list(params)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)

@@ -7,7 +7,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from sweeper.nn import SGD, Network, Schedule, make_schedule
+from sweeper.nn import SGD, Network, Schedule, check_range, make_schedule
 
 from .early_stopping import EarlyStopping
 
@@ -44,6 +44,16 @@ class TrainResult:
     reason: str | None = None
 
 
+def check_fit_arguments(
+    epochs: int, batch_size: int | None = None, divergence_factor: float | None = None
+) -> None:
+    """RangeError naming the first of ``fit``'s numbers out of its range: ``fit`` calls it first,
+    and settings can be checked with it before there is data to fit (``sweeper.config.validate``)."""
+    check_range("epochs", epochs, lambda v: v >= 1, ">= 1")
+    check_range("batch_size", batch_size, lambda v: v >= 1, ">= 1", none_ok=True)
+    check_range("divergence_factor", divergence_factor, lambda v: v > 1, "> 1", none_ok=True)
+
+
 def fit(
     net: Network,
     X_train: np.ndarray,
@@ -70,18 +80,15 @@ def fit(
     the validation loss (``eval_sets["val"]``, else the training loss) after it. Early
     stopping monitors the validation loss. A callback returning True stops training
     (status ``stopped``). Training stops with status ``diverged`` when a loss is not finite, or
-    when ``divergence_factor`` is set and the training loss exceeds divergence_factor × L₀,
+    when ``divergence_factor`` (> 1) is set and the training loss exceeds divergence_factor × L₀,
     L₀ the training loss of the untrained network (epoch 0, evaluation mode): losses that grow
     without bound but stay finite for a while (8e170 by epoch 10) end there, before any
     callback (an Optuna pruner) sees them.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    check_fit_arguments(epochs, batch_size, divergence_factor)
     X = np.ascontiguousarray(X_train, dtype=net.dtype)
     y = np.ascontiguousarray(np.reshape(y_train, (len(y_train), -1)), dtype=net.dtype)
     n = len(X)
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
     batch = n if batch_size is None else min(int(batch_size), n)
     optimizer = optimizer or SGD(net.params())
     schedule = schedule or make_schedule("constant", 0.01)
