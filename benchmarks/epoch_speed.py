@@ -53,7 +53,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from sweeper.data import load_dataset
-from sweeper.nn import SGD, Network
+from sweeper.nn import SGD, Network, make_schedule
 from sweeper.train import fit
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -150,7 +150,8 @@ def train_ours(data, case: Case, epochs: int) -> None:
                   init="he", seed=SEED, dtype=case.dtype, **output)
     result = fit(net, data.X_train, data.y_train, epochs=epochs,
                  batch_size=case.batch_size(len(data.X_train)),
-                 optimizer=SGD(net.params(), LEARNING_RATE, momentum=MOMENTUM),
+                 optimizer=SGD(net.params(), momentum=MOMENTUM),
+                 schedule=make_schedule("constant", LEARNING_RATE),
                  eval_sets=data.eval_sets, seed=SEED)
     if result.epochs_run != epochs:
         raise RuntimeError(f"{case}: sweeper stopped after {result.epochs_run} epochs: {result.reason}")
@@ -264,7 +265,8 @@ def peak_training_memory(data, case: Case) -> dict[str, float]:
     tracemalloc.start()
     tracemalloc.reset_peak()
     fit(net, data.X_train, data.y_train, epochs=1, batch_size=case.batch_size(len(data.X_train)),
-        optimizer=SGD(net.params(), LEARNING_RATE, momentum=MOMENTUM), eval_sets=data.eval_sets)
+        optimizer=SGD(net.params(), momentum=MOMENTUM), schedule=make_schedule("constant", LEARNING_RATE),
+        eval_sets=data.eval_sets)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"peak_mb": peak / 1e6, "design_mb": design / 1e6, "weights_mb": weights / 1e6,

@@ -66,8 +66,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
                           f"({one_line(error)}); use fewer or narrower layers") from None
     schedule_keys = {k: v for k, v in cfg.schedule.items() if k != "name"}
     schedule = make_schedule(cfg.schedule.name, cfg.optimizer.lr, **schedule_keys)
-    optimizer = SGD(net.params(), learning_rate=cfg.optimizer.lr, momentum=cfg.optimizer.momentum,
-                    nesterov=cfg.optimizer.nesterov)
+    optimizer = SGD(net.params(), momentum=cfg.optimizer.momentum, nesterov=cfg.optimizer.nesterov)
     stop = cfg.train.early_stopping
     early_stopping = (
         None if stop.patience is None

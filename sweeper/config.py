@@ -1,23 +1,25 @@
-"""The configuration's schema: every key, its type, and its allowed values, in one place.
+"""The configuration's schema: every key and its type, and ``validate``, the one check of a config.
 
 The values themselves live in ``conf/`` (``config.yaml`` and the ``data/`` and ``schedule/``
 groups); the dataclasses here only type them. Hydra merges ``conf/`` into ``Config`` (stored in
 Hydra's ConfigStore as ``base_config``), so a misspelt key or a value of the wrong type fails at
-composition. ``validate`` then checks ranges and names and raises ``ConfigError`` with one line
-naming the key and what is allowed. Nothing else in the package re-checks a config value.
+composition. ``validate`` then checks names and ranges, before any data is read, and raises
+``ConfigError`` with one line naming the key and what is allowed. Each range is written once, in
+the code the value configures: ``validate`` asks those constructors and checks
+(``sweeper.nn``, ``sweeper.train``, ``sweeper.data``) and names the key of what they refuse.
 
 Importing this module is cheap (no NumPy, pandas or MLflow): ``python -m sweeper --help`` loads it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-import math
-import numbers
+import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -98,7 +100,7 @@ class RegularizationConfig:
 
 @dataclass
 class OptimizerConfig:
-    lr: float = MISSING
+    lr: float = MISSING  # η₀: the learning-rate schedule's initial rate (the schedule owns the rate)
     momentum: float = MISSING
     nesterov: bool = MISSING
 
@@ -174,6 +176,9 @@ _register()
 
 
 # --- ranges ---------------------------------------------------------------------------------
+# A range is written once, by the code the value configures: the classes and functions of
+# sweeper.nn and sweeper.train raise a RangeError naming their argument, which `_named_by_keys`
+# turns into the line naming the config key; sweeper.data's checks name the key themselves.
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
@@ -185,41 +190,38 @@ def _one_of(key: str, value: Any, names) -> None:
         raise ConfigError(f"{key}: unknown value {value!r}; allowed: {', '.join(names)}")
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _ranged(key: str, value: Any, ok: Callable[[Any], bool], allowed: str) -> None:
-    if not ok(value):
-        _fail(key, value, allowed)
-
-
-_AT_LEAST_0 = (lambda v: _number(v) and v >= 0, "a number >= 0")
-_ABOVE_0 = (lambda v: _number(v) and v > 0, "a number > 0")
-_INT_AT_LEAST_1 = (lambda v: _integer(v) and v >= 1, "an integer >= 1")
-_INT_AT_LEAST_0 = (lambda v: _integer(v) and v >= 0, "an integer >= 0")
-_FRACTION = (lambda v: _number(v) and 0 < v < 1, "a fraction in (0, 1)")
-_UNIT_OPEN_LEFT = (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]")
-_UNIT_OPEN_RIGHT = (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
-
-#: Allowed values of every schedule key, by key name (a key means the same in every schedule).
-SCHEDULE_KEY_RANGES = {
-    "step_size": _INT_AT_LEAST_1,
-    "gamma": _UNIT_OPEN_LEFT,
-    "decay": _AT_LEAST_0,
-    "period": _INT_AT_LEAST_1,
-    "period_mult": (lambda v: _number(v) and v >= 1, "a number >= 1"),
-    "warmup": _INT_AT_LEAST_0,
-    "factor": _FRACTION,
-    "patience": _INT_AT_LEAST_1,
-    "min_delta": _AT_LEAST_0,
-    "min_lr": _AT_LEAST_0,
-    "warm_restarts": (lambda v: isinstance(v, bool), "true or false"),
+#: What null means for the range-checked keys that may be null, as their error line says it.
+_NULL_MEANS = {
+    "regularization.max_norm": "null",
+    "train.batch_size": "null (full batch)",
+    "train.early_stopping.patience": "null (off)",
 }
+
+
+@contextlib.contextmanager
+def _named_by_keys(cfg: Any, keys: Dict[str, str]) -> Iterator[None]:
+    """Turn a ``sweeper.nn`` RangeError raised inside into a ConfigError naming the config key
+    ``keys[argument]``: ``optimizer.lr: 0.0 is out of range; allowed: a number > 0``.
+
+    The allowed values are the error's range after "a number" or "an integer" (the value's
+    type), behind what null means for a key that may be null; an argument the range mentions
+    is written as its key and value (``in [0, lr]`` → ``in [0, optimizer.lr=0.01]``).
+    """
+    from sweeper.nn import RangeError
+
+    def as_key(word: re.Match) -> str:
+        name = word[0]
+        return f"{keys[name]}={OmegaConf.select(cfg, keys[name]):g}" if name in keys else name
+
+    try:
+        yield
+    except RangeError as error:
+        key = keys[error.argument]
+        kind = "an integer" if isinstance(error.value, int) else "a number"
+        allowed = f"{kind} {re.sub(r'[a-z_]+', as_key, error.allowed)}"
+        if key in _NULL_MEANS:
+            allowed = f"{_NULL_MEANS[key]} or {allowed}"
+        raise ConfigError(f"{key}: {error.value!r} is out of range; allowed: {allowed}") from None
 
 
 def schedule_config(cfg_schedule: Any) -> DictConfig:
@@ -284,11 +286,15 @@ def validate(cfg: Any) -> None:
 
     Types were already checked by Hydra against ``Config``; this checks ranges, names and the
     keys of the chosen schedule. Registries of ``sweeper.nn`` and ``sweeper.data`` are the lists
-    of allowed names, so a new activation or scaling needs no change here.
+    of allowed names, so a new activation or scaling needs no change here; the objects a run
+    builds from the config (schedule, optimiser, early stopping) are built here too, and what
+    needs the data (the network, ``fit``) is checked by their own ``check_*`` functions, so a
+    range is the one its owner checks.
     """
     from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS, Missing, check_dialect, check_max_categories
-    from sweeper.data import TASKS, check_stratify
-    from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS
+    from sweeper.data import TASKS, check_split, check_stratify
+    from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS, SGD, Network, make_schedule
+    from sweeper.train import EarlyStopping, check_fit_arguments
 
     for key in ("path", "target"):
         if OmegaConf.is_missing(cfg.data, key):
@@ -300,7 +306,8 @@ def validate(cfg: Any) -> None:
 
     _check_known_keys(cfg, Config)
     _check_tracking_uri(cfg.mlflow.tracking_uri)
-    _ranged("seed", cfg.seed, *_INT_AT_LEAST_0)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        _fail("seed", cfg.seed, "an integer >= 0")
     _one_of("objective", cfg.objective, OBJECTIVES)
     _one_of("data.task", cfg.data.task, TASKS)
 
@@ -310,52 +317,40 @@ def validate(cfg: Any) -> None:
     check_max_categories(data.max_categories)
     check_dialect(data.sep, data.encoding)
 
-    split = cfg.split
-    _ranged("split.test_size", split.test_size, *_FRACTION)
-    _ranged("split.val_size", split.val_size, *_FRACTION)
-    if split.test_size + split.val_size >= 1:
-        _fail("split.test_size + split.val_size", split.test_size + split.val_size, "a sum below 1")
-    _ranged("split.seed", split.seed, *_INT_AT_LEAST_0)
-    check_stratify(split.stratify)
+    check_split(cfg.split.test_size, cfg.split.val_size, cfg.split.seed)
+    check_stratify(cfg.split.stratify)
 
-    model = cfg.model
-    for i, width in enumerate(model.hidden):
-        _ranged(f"model.hidden[{i}]", width, *_INT_AT_LEAST_1)
+    model, reg = cfg.model, cfg.regularization
     _one_of("model.activation", model.activation, tuple(ACTIVATIONS))
     # Which of them fits is known once the data says the task (`for_task`).
     _one_of("model.output_activation", model.output_activation, OUTPUT_ACTIVATIONS)
     _one_of("model.init", model.init, tuple(INITIALIZERS))
     _one_of("model.dtype", model.dtype, tuple(d for d in DTYPES if d in DATA_DTYPES))
-    _ranged("model.leaky_slope", model.leaky_slope, *_AT_LEAST_0)
-    _ranged("model.elu_alpha", model.elu_alpha, *_ABOVE_0)
+    hidden = {f"sizes[{i + 1}]": f"model.hidden[{i}]" for i in range(len(model.hidden))}
+    with _named_by_keys(cfg, {**hidden, "l1": "regularization.l1", "l2": "regularization.l2",
+                              "dropout": "regularization.dropout", "max_norm": "regularization.max_norm",
+                              "slope": "model.leaky_slope", "alpha": "model.elu_alpha"}):
+        Network.check_arguments([1, *model.hidden, 1], l1=reg.l1, l2=reg.l2, dropout=reg.dropout,
+                                max_norm=reg.max_norm)
+        # Both, whatever model.activation is: a sweep may choose the other.
+        ACTIVATIONS["leaky_relu"](model.leaky_slope)
+        ACTIVATIONS["elu"](model.elu_alpha)
 
-    reg = cfg.regularization
-    _ranged("regularization.l1", reg.l1, *_AT_LEAST_0)
-    _ranged("regularization.l2", reg.l2, *_AT_LEAST_0)
-    _ranged("regularization.dropout", reg.dropout, *_UNIT_OPEN_RIGHT)
-    if reg.max_norm is not None:
-        _ranged("regularization.max_norm", reg.max_norm, _ABOVE_0[0], "null or a number > 0")
+    opt, schedule = cfg.optimizer, schedule_config(cfg.schedule)
+    schedule_keys = {key: schedule[key] for key in schedule if key != "name"}
+    with _named_by_keys(cfg, {"lr": "optimizer.lr", "momentum": "optimizer.momentum",
+                              **{key: f"schedule.{key}" for key in schedule_keys}}):
+        SGD((), momentum=opt.momentum, nesterov=opt.nesterov)  # of no parameters: its settings checked
+        make_schedule(schedule.name, opt.lr, **schedule_keys)  # optimizer.lr is the schedule's η₀
 
-    opt = cfg.optimizer
-    _ranged("optimizer.lr", opt.lr, *_ABOVE_0)
-    _ranged("optimizer.momentum", opt.momentum, *_UNIT_OPEN_RIGHT)
-
-    schedule = schedule_config(cfg.schedule)
-    for key in schedule:
-        if key != "name":
-            _ranged(f"schedule.{key}", schedule[key], *SCHEDULE_KEY_RANGES[key])
-    if "min_lr" in schedule and schedule.min_lr > opt.lr:
-        _fail("schedule.min_lr", schedule.min_lr, f"a number in [0, optimizer.lr={opt.lr:g}]")
-
-    train = cfg.train
-    _ranged("train.epochs", train.epochs, *_INT_AT_LEAST_1)
-    if train.batch_size is not None:
-        _ranged("train.batch_size", train.batch_size, _INT_AT_LEAST_1[0], "null (full batch) or an integer >= 1")
-    _ranged("train.divergence_factor", train.divergence_factor, lambda v: _number(v) and v > 1, "a number > 1")
-    stop = train.early_stopping
-    if stop.patience is not None:
-        _ranged("train.early_stopping.patience", stop.patience, _INT_AT_LEAST_1[0], "null (off) or an integer >= 1")
-    _ranged("train.early_stopping.min_delta", stop.min_delta, *_AT_LEAST_0)
+    train, stop = cfg.train, cfg.train.early_stopping
+    with _named_by_keys(cfg, {"epochs": "train.epochs", "batch_size": "train.batch_size",
+                              "divergence_factor": "train.divergence_factor",
+                              "patience": "train.early_stopping.patience",
+                              "min_delta": "train.early_stopping.min_delta"}):
+        check_fit_arguments(train.epochs, train.batch_size, train.divergence_factor)
+        # min_delta too when early stopping is off (patience null): a sweep may turn it on.
+        EarlyStopping(patience=1 if stop.patience is None else stop.patience, min_delta=stop.min_delta)
 
 
 # --- what the data decides ------------------------------------------------------------------

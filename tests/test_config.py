@@ -89,6 +89,13 @@ def test_schedule_groups_and_data_groups_are_the_documented_options():
         (["schedule=step", "schedule.step_size=0"], "schedule.step_size", ">= 1"),
         (["schedule=plateau", "schedule.factor=1"], "schedule.factor", "(0, 1)"),
         (["schedule=cosine", "schedule.min_lr=1"], "schedule.min_lr", "optimizer.lr"),
+        # The ranges of LeakyReLU and of fit, which validate once let through (1.5) or wrote itself.
+        (["model.leaky_slope=1.5"], "model.leaky_slope", "[0, 1)"),
+        (["train.divergence_factor=1"], "train.divergence_factor", "> 1"),
+        (["split.seed=-1"], "split.seed", ">= 0"),
+        # Checked with early stopping off too: a sweep may turn it on.
+        (["train.early_stopping.patience=null", "train.early_stopping.min_delta=-1"],
+         "train.early_stopping.min_delta", ">= 0"),
         (["schedule=cosine", "schedule.period=abc"], "schedule.period", "period"),
         (["data=csv"], "data.path", "data.path=FILE"),
     ],

@@ -302,7 +302,9 @@ def test_bad_input_raises_one_line_data_error_naming_the_culprit(tmp_path: Path,
         ({"dtype": "float16"}, r"dtype: unknown value 'float16'; allowed: float64, float32"),
         ({"test_size": 1.5}, r"split\.test_size: 1\.5 is out of range; allowed: a fraction in \(0, 1\)"),
         ({"val_size": 0}, r"split\.val_size: 0 is out of range"),
-        ({"test_size": 0.6, "val_size": 0.4}, r"split\.test_size \+ split\.val_size = 1; allowed: a sum below 1"),
+        ({"test_size": 0.6, "val_size": 0.4},
+         r"split\.test_size \+ split\.val_size: 1\.0 is out of range; allowed: a sum below 1"),
+        ({"seed": -1}, r"split\.seed: -1 is out of range; allowed: an integer >= 0"),
     ],
 )
 def test_settings_out_of_range_raise_one_line_config_error(tmp_path: Path, keywords: dict, message: str) -> None:

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from sweeper.nn import ACTIVATIONS, SGD, Network, gradient_check
+from sweeper.nn import ACTIVATIONS, SGD, Network, gradient_check, make_schedule
 from sweeper.nn.activations import Softmax
 from sweeper.train import classification_metrics, fit
 
@@ -106,7 +106,7 @@ def test_plain_and_nesterov_momentum_match_sklearn_classifier_updates(n_classes,
         mlp.fit(X, codes)  # warm start: same weights, fresh velocities, 5 epochs
     assert mlp.out_activation_ == net.output_activation.name.replace("sigmoid", "logistic")
     fit(net, X, y, epochs=5, batch_size=32, shuffle=False,
-        optimizer=SGD(net.params(), learning_rate=0.05, momentum=0.9, nesterov=nesterov))
+        optimizer=SGD(net.params(), momentum=0.9, nesterov=nesterov), schedule=make_schedule("constant", 0.05))
     for ours, theirs in zip(net.weights + net.biases, mlp.coefs_ + mlp.intercepts_):
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
     # The comparison means something only if training moved the weights from the shared start.
@@ -182,7 +182,7 @@ def test_fit_separates_three_gaussian_blobs_and_reports_cross_entropies():
     net = classifier([2, 8, 3], activation="relu", seed=0)
     untrained = net.data_loss(net.forward(X[train]), Y[train])
     result = fit(net, X[train], Y[train], epochs=30, batch_size=16, eval_sets={"val": (X[val], Y[val])},
-                 optimizer=SGD(net.params(), 0.05, momentum=0.9))
+                 optimizer=SGD(net.params(), momentum=0.9), schedule=make_schedule("constant", 0.05))
     proba = net.forward(X[val])
     metrics = classification_metrics(codes[val], proba)
     assert metrics["accuracy"] >= 0.95

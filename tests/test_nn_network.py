@@ -42,7 +42,7 @@ def test_worked_example_loss_and_gradients_are_the_summed_ones_over_m(seed_net):
 
 def test_worked_example_one_gradient_step(seed_net):
     _, dW, db = seed_net.loss_and_grad(X_SEED, Y_SEED)
-    SGD(seed_net.params(), learning_rate=0.1).update_params([*dW, *db])
+    SGD(seed_net.params()).update_params([*dW, *db], learning_rate=0.1)
     np.testing.assert_allclose(
         seed_net.weights[0][0], [0.013438402223, 0.053181082531, 0.071787691617], atol=1e-11
     )
@@ -130,7 +130,7 @@ def test_float32_stays_float32_end_to_end():
     assert net.forward(X).dtype == np.float32
     _, dW, db = net.loss_and_grad(X, np.ones(5))
     assert all(g.dtype == np.float32 for g in dW + db)
-    SGD(net.params(), 0.1, momentum=0.9, nesterov=True).update_params([*dW, *db])
+    SGD(net.params(), momentum=0.9, nesterov=True).update_params([*dW, *db], learning_rate=0.1)
     assert all(p.dtype == np.float32 for p in net.params())
 
 
@@ -169,10 +169,10 @@ def test_max_norm_leaves_no_unit_above_c():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(64, 5)), rng.normal(size=(64, 1)) * 10
     net = Network([5, 16, 8, 1], max_norm=0.5, seed=0)
-    opt = SGD(net.params(), learning_rate=0.5, momentum=0.9)
+    opt = SGD(net.params(), momentum=0.9)
     for _ in range(20):
         _, dW, db = net.loss_and_grad(X, y)
-        opt.update_params([*dW, *db])
+        opt.update_params([*dW, *db], learning_rate=0.5)
         net.apply_max_norm()
         for W in net.weights:
             assert np.linalg.norm(W, axis=0).max() <= 0.5 * (1 + 1e-12)

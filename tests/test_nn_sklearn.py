@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from sweeper.nn import SGD, Network
+from sweeper.nn import SGD, Network, make_schedule
 from sweeper.train import fit
 
 sklearn = pytest.importorskip("sklearn.neural_network")
@@ -31,7 +31,7 @@ def test_nesterov_and_plain_momentum_match_sklearn_updates(activation, nesterov)
         mlp.set_params(max_iter=5)
         mlp.fit(X, y)  # warm start: same weights, fresh velocities, 5 epochs
     fit(net, X, y, epochs=5, batch_size=32, shuffle=False,
-        optimizer=SGD(net.params(), learning_rate=0.01, momentum=0.9, nesterov=nesterov))
+        optimizer=SGD(net.params(), momentum=0.9, nesterov=nesterov), schedule=make_schedule("constant", 0.01))
     for ours, theirs in zip(net.weights + net.biases, mlp.coefs_ + mlp.intercepts_):
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
     # The comparison means something only if training moved the weights from the shared start.

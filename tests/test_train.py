@@ -34,7 +34,8 @@ def test_fit_with_early_stopping_returns_the_best_validation_weights():
     net = Network([3, 64, 64, 1], seed=0)
     stopper = EarlyStopping(patience=5)
     result = fit(net, X, y, epochs=500, batch_size=8, eval_sets={"val": (X_val, y_val)},
-                 optimizer=SGD(net.params(), 0.05, momentum=0.9), early_stopping=stopper)
+                 optimizer=SGD(net.params(), momentum=0.9), schedule=make_schedule("constant", 0.05),
+                 early_stopping=stopper)
     assert result.status == EARLY_STOPPED
     assert result.epochs_run == result.best_epoch + 5
     val = result.history["val_loss"]
@@ -47,7 +48,8 @@ def test_divergence_stops_with_a_clear_status_and_no_warning_storm():
     X, y = rng.normal(size=(50, 2)) * 10, rng.normal(size=(50, 1)) * 100
     net = Network([2, 8, 1], seed=0)
     with np.errstate(all="raise"):  # any leaked floating-point warning would raise here
-        result = fit(net, X, y, epochs=100, optimizer=SGD(net.params(), 5.0, momentum=0.9))
+        result = fit(net, X, y, epochs=100, optimizer=SGD(net.params(), momentum=0.9),
+                     schedule=make_schedule("constant", 5.0))
     assert result.status == DIVERGED
     assert result.epochs_run < 100
     assert "train_loss became" in result.reason and f"epoch {result.epochs_run}" in result.reason
@@ -64,11 +66,26 @@ def test_callback_sees_each_epoch_and_can_stop_training():
 
     net = Network([2, 4, 1], seed=0)
     result = fit(net, X, y, epochs=50, eval_sets={"val": (X[:10], y[:10])}, callbacks=[callback],
-                 optimizer=SGD(net.params(), 0.1), schedule=make_schedule("exponential", 0.1, gamma=0.5))
+                 schedule=make_schedule("exponential", 0.1, gamma=0.5))
     assert result.status == STOPPED and result.epochs_run == 4
     assert [s[0] for s in seen] == [1, 2, 3, 4]
     assert [s[1] for s in seen] == [0.1, 0.05, 0.025, 0.0125] == result.history["lr"]
     assert seen[0][2:] == (["train", "val"], (10, 1))
+
+
+def test_every_step_of_an_epoch_uses_the_schedules_rate_for_that_epoch():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(24, 3)), rng.normal(size=(24, 1))
+    trained, by_hand = Network([3, 5, 1], seed=0), Network([3, 5, 1], seed=0)
+    fit(trained, X, y, epochs=3, batch_size=8, shuffle=False, optimizer=SGD(trained.params(), momentum=0.9),
+        schedule=make_schedule("step", 0.1, step_size=1, gamma=0.5))
+    optimizer = SGD(by_hand.params(), momentum=0.9)
+    for lr in (0.1, 0.05, 0.025):
+        for start in range(0, 24, 8):
+            _, dW, db = by_hand.loss_and_grad(X[start : start + 8], y[start : start + 8])
+            optimizer.update_params([*dW, *db], lr)
+    for ours, expected in zip(trained.params(), by_hand.params()):
+        np.testing.assert_array_equal(ours, expected)
 
 
 def test_a_callback_stop_still_lets_early_stopping_record_the_last_epoch():
@@ -77,7 +94,7 @@ def test_a_callback_stop_still_lets_early_stopping_record_the_last_epoch():
     net = Network([2, 4, 1], seed=0)
     stopper = EarlyStopping(patience=50)
     result = fit(net, X, y, epochs=50, eval_sets={"val": (X, y)}, early_stopping=stopper,
-                 optimizer=SGD(net.params(), 0.05), callbacks=[lambda log: log.epoch == 3])
+                 schedule=make_schedule("constant", 0.05), callbacks=[lambda log: log.epoch == 3])
     val = result.history["val_loss"]
     assert result.status == STOPPED and len(val) == 3
     assert val[2] < val[1] < val[0]  # still improving when stopped
@@ -91,7 +108,7 @@ def test_reshuffling_is_seeded():
     runs = []
     for seed in (1, 1, 2):
         net = Network([3, 8, 1], seed=0)
-        fit(net, X, y, epochs=3, batch_size=8, seed=seed, optimizer=SGD(net.params(), 0.05))
+        fit(net, X, y, epochs=3, batch_size=8, seed=seed, schedule=make_schedule("constant", 0.05))
         runs.append(net.weights[0].copy())
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
@@ -169,7 +186,7 @@ def test_car_prices_reaches_test_r2_090_and_float32_agrees_with_float64():
     for dtype in ("float64", "float32"):
         net = Network([X.shape[1], 32, 32, 1], activation="relu", seed=0, dtype=dtype)
         fit(net, X[train], (y[train] - y_mean) / y_std, epochs=300, batch_size=32, seed=0,
-            optimizer=SGD(net.params(), 0.01, momentum=0.9))
+            optimizer=SGD(net.params(), momentum=0.9), schedule=make_schedule("constant", 0.01))
         scores[dtype] = r2(y[test], net.forward(X[test]) * y_std + y_mean)
     assert scores["float64"] >= 0.90
     assert scores["float32"] == pytest.approx(scores["float64"], abs=1e-3)
@@ -181,12 +198,14 @@ def test_divergence_factor_stops_finite_runaway_losses_before_any_callback_sees_
     untrained = Network([2, 8, 1], seed=0)
     initial = 0.5 * np.mean((untrained.forward(X) - y) ** 2)  # L₀, the bound's reference
     unbounded = Network([2, 8, 1], seed=0)
-    free = fit(unbounded, X, y, epochs=100, optimizer=SGD(unbounded.params(), 5.0, momentum=0.9))
+    free = fit(unbounded, X, y, epochs=100, optimizer=SGD(unbounded.params(), momentum=0.9),
+               schedule=make_schedule("constant", 5.0))
     assert free.history["train_loss"][0] > 1e4 * initial  # finite, and far past the bound
 
     seen = []
     net = Network([2, 8, 1], seed=0)
-    result = fit(net, X, y, epochs=100, optimizer=SGD(net.params(), 5.0, momentum=0.9),
+    result = fit(net, X, y, epochs=100, optimizer=SGD(net.params(), momentum=0.9),
+                 schedule=make_schedule("constant", 5.0),
                  callbacks=[lambda log: seen.append(log.losses["train"])], divergence_factor=1e4)
     assert result.status == DIVERGED and result.epochs_run == 1 and seen == []
     assert result.reason == (f"train_loss {result.history['train_loss'][0]:.3g} at epoch 1 exceeded divergence_factor "
@@ -199,7 +218,8 @@ def test_divergence_factor_leaves_a_healthy_run_bit_for_bit_alone():
     runs = []
     for factor in (None, 1e4):
         net = Network([3, 16, 1], seed=2)
-        result = fit(net, X, y, epochs=30, batch_size=8, optimizer=SGD(net.params(), 0.05, momentum=0.9),
+        result = fit(net, X, y, epochs=30, batch_size=8, optimizer=SGD(net.params(), momentum=0.9),
+                     schedule=make_schedule("constant", 0.05),
                      divergence_factor=factor)
         runs.append((result.history["train_loss"], [w.copy() for w in net.weights]))
     assert runs[0][0] == runs[1][0]

@@ -24,7 +24,7 @@ from sweeper.data.csv import check_dialect, read_csv, sha256_file
 from sweeper.data.dataset import Dataset, load_dataset
 from sweeper.data.missing import CATEGORICAL_STRATEGIES, NUMERIC_STRATEGIES, Missing
 from sweeper.data.preprocessor import DTYPES, Preprocessor, check_max_categories
-from sweeper.data.split import SPLITS, split_indices
+from sweeper.data.split import SPLITS, check_split, split_indices
 from sweeper.data.target import STRATIFY, TARGET_SCALINGS, TASKS, Labels, check_stratify
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "Preprocessor",
     "check_dialect",
     "check_max_categories",
+    "check_split",
     "check_stratify",
     "load_dataset",
     "read_csv",

@@ -12,10 +12,21 @@ from sweeper.errors import ConfigError, DataError
 SPLITS = ("train", "val", "test")
 
 
-def _check_fraction(key: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value < 1.0:
-        raise ConfigError(f"{key}: {value!r} is out of range; allowed: a fraction in (0, 1)")
-    return float(value)
+def check_split(test_size: object, val_size: object, seed: object) -> None:
+    """ConfigError naming ``split.test_size``, ``split.val_size`` or ``split.seed`` unless both
+    sizes are fractions in (0, 1) with a sum below 1 and the seed is an integer >= 0.
+
+    `split_indices` calls it, and ``sweeper.config.validate`` before any data is read.
+    """
+    for key, value in (("split.test_size", test_size), ("split.val_size", val_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value < 1.0:
+            raise ConfigError(f"{key}: {value!r} is out of range; allowed: a fraction in (0, 1)")
+    if test_size + val_size >= 1.0:
+        raise ConfigError(
+            f"split.test_size + split.val_size: {test_size + val_size!r} is out of range; allowed: a sum below 1"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(f"split.seed: {seed!r} is out of range; allowed: an integer >= 0")
 
 
 def split_indices(
@@ -37,14 +48,8 @@ def split_indices(
     share and the totals are n_test and n_val as above. A class keeps at least one training row.
     Rows are taken from each class in the order above; each split is then in that order too.
     """
-    test_size = _check_fraction("split.test_size", test_size)
-    val_size = _check_fraction("split.val_size", val_size)
-    if test_size + val_size >= 1.0:
-        raise ConfigError(
-            f"split.test_size + split.val_size = {test_size + val_size:g}; allowed: a sum below 1"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ConfigError(f"split.seed: {seed!r} is not an integer")
+    check_split(test_size, val_size, seed)
+    test_size, val_size = float(test_size), float(val_size)
     n_test = math.floor(test_size * n_rows + 0.5)
     n_val = math.floor(val_size * n_rows + 0.5)
     n_train = n_rows - n_test - n_val

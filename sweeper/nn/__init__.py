@@ -1,4 +1,5 @@
 """The feed-forward network in pure NumPy: no import here but NumPy."""
+from ._checks import RangeError, check_range
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation
 from .gradcheck import gradient_check
 from .initializers import INITIALIZERS, Initializer
@@ -19,7 +20,9 @@ __all__ = [
     "Initializer",
     "Loss",
     "Network",
+    "RangeError",
     "Schedule",
+    "check_range",
     "class_probabilities",
     "gradient_check",
     "make_schedule",

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import check_range
+
 
 class Activation:
     """Base class: ``forward(z) -> a`` and ``derivative(z, a) -> f'(z)``."""
@@ -102,8 +104,7 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, slope: float = 0.01) -> None:
-        if not 0.0 <= slope < 1.0:
-            raise ValueError(f"leaky_relu slope must be in [0, 1), got {slope}")
+        check_range("slope", slope, lambda v: 0 <= v < 1, "in [0, 1)")
         self.slope = float(slope)
 
     def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -124,8 +125,7 @@ class ELU(Activation):
     name = "elu"
 
     def __init__(self, alpha: float = 1.0) -> None:
-        if alpha <= 0:
-            raise ValueError(f"elu alpha must be > 0, got {alpha}")
+        check_range("alpha", alpha, lambda v: v > 0, "> 0")
         self.alpha = float(alpha)
 
     def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

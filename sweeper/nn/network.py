@@ -41,6 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ._checks import RangeError, check_range
 from ._registry import lookup
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation
 from .initializers import INITIALIZERS
@@ -89,10 +90,7 @@ class Network:
         elu_alpha: float = 1.0,
     ) -> None:
         sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or any(s < 1 for s in sizes):
-            raise ValueError(
-                f"sizes must list at least an input and an output width, all >= 1; got {sizes}"
-            )
+        self.check_arguments(sizes, l1=l1, l2=l2, dropout=dropout, max_norm=max_norm)
         if output_activation not in OUTPUT_ACTIVATIONS:
             raise ValueError(
                 f"unknown output_activation {output_activation!r}; "
@@ -102,13 +100,6 @@ class Network:
         self.loss_function.check(output_activation, sizes[-1])
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
-        for name, value in (("l1", l1), ("l2", l2)):
-            if not value >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if max_norm is not None and not max_norm > 0:
-            raise ValueError(f"max_norm must be null or > 0, got {max_norm}")
 
         self.sizes = sizes
         self.activation = _make_activation(activation, leaky_slope, elu_alpha)
@@ -126,6 +117,25 @@ class Network:
             W[...] = initializer(fan_in, fan_out, self.rng)
         for b in self.biases:
             b[...] = 0.0
+
+    @staticmethod
+    def check_arguments(
+        sizes: Sequence[int], l1: float = 0.0, l2: float = 0.0, dropout: float = 0.0,
+        max_norm: float | None = None,
+    ) -> None:
+        """RangeError naming the first of these arguments out of its range (``sizes[i]`` for a
+        width below 1). ``__init__`` calls it before allocating anything; settings can be
+        checked with it without building a network (``sweeper.config.validate`` does)."""
+        message = f"sizes must list at least an input and an output width, all >= 1; got {list(sizes)}"
+        if len(sizes) < 2:
+            raise RangeError("sizes", sizes, "at least 2 widths", message=message)
+        for i, width in enumerate(sizes):
+            if not width >= 1:
+                raise RangeError(f"sizes[{i}]", width, ">= 1", message=message)
+        check_range("l1", l1, lambda v: v >= 0, ">= 0")
+        check_range("l2", l2, lambda v: v >= 0, ">= 0")
+        check_range("dropout", dropout, lambda v: 0 <= v < 1, "in [0, 1)")
+        check_range("max_norm", max_norm, lambda v: v > 0, "> 0", none_ok=True)
 
     # ------------------------------------------------------------------ forward
     @property

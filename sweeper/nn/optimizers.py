@@ -1,13 +1,15 @@
 """Stochastic gradient descent with momentum, plain or Nesterov.
 
 The optimiser owns the velocities; the network owns the parameters and the schedule owns the
-learning rate (the trainer sets ``learning_rate`` once per epoch).
+learning rate: each step is given the rate to use (``fit`` asks the schedule once per epoch).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
+
+from ._checks import check_range
 
 
 class SGD:
@@ -17,7 +19,9 @@ class SGD:
         W ← W + v               (plain momentum)
         W ← W + μ·v − η·∇       (Nesterov, with the new v)
 
-    ``params`` are live arrays (e.g. ``Network.params()``) updated in place. When they are
+    η is the ``learning_rate`` given to each ``update_params`` call (the schedule's; nothing
+    here stores one). ``params`` are live arrays (e.g. ``Network.params()``) updated in place.
+    When they are
     consecutive views of one flat array (as ``Network.params()`` and a workspace's gradients
     are), each step updates that flat array with a handful of whole-array operations instead of
     a handful per parameter; the arithmetic is the same, element by element.
@@ -26,16 +30,12 @@ class SGD:
     def __init__(
         self,
         params: Sequence[np.ndarray],
-        learning_rate: float = 0.01,
+        *,
         momentum: float = 0.0,
         nesterov: bool = False,
     ) -> None:
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        check_range("momentum", momentum, lambda v: 0 <= v < 1, "in [0, 1)")
         self.params = list(params)
-        self.learning_rate = float(learning_rate)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
         self._flat_param = _flat_base(self.params)
@@ -47,20 +47,20 @@ class SGD:
         self._scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(param) -> 2 buffers
         self._last_grads: tuple[list[np.ndarray], np.ndarray | None] = ([], None)
 
-    def update_params(self, grads: Sequence[np.ndarray]) -> None:
-        """Apply one step given gradients aligned with ``params``."""
+    def update_params(self, grads: Sequence[np.ndarray], learning_rate: float) -> None:
+        """Apply one step of rate η = ``learning_rate`` given gradients aligned with ``params``."""
         flat_grad = self._flat_grad(grads) if self._flat_param is not None else None
         if flat_grad is not None:
-            self._step(self._flat_param, self._flat_velocity, flat_grad)
+            self._step(self._flat_param, self._flat_velocity, flat_grad, learning_rate)
             return
         for param, velocity, grad in zip(self.params, self.velocities, grads):
-            self._step(param, velocity, grad)
+            self._step(param, velocity, grad, learning_rate)
 
-    def _step(self, param: np.ndarray, velocity: np.ndarray, grad: np.ndarray) -> None:
+    def _step(self, param: np.ndarray, velocity: np.ndarray, grad: np.ndarray, learning_rate: float) -> None:
         """The update of the class docstring on one array, in place, into reused buffers."""
         mu = self.momentum
         step, nesterov_step = self._buffers(param)
-        np.multiply(grad, self.learning_rate, out=step)  # η·∇
+        np.multiply(grad, learning_rate, out=step)  # η·∇
         if mu == 0.0:
             param -= step
             return

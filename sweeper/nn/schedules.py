@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 
+from ._checks import check_range
 from ._registry import lookup
 
 
@@ -18,8 +19,7 @@ class Schedule:
     name = "base"
 
     def __init__(self, lr: float) -> None:
-        if not lr > 0:
-            raise ValueError(f"learning rate must be > 0, got {lr}")
+        check_range("lr", lr, lambda v: v > 0, "> 0")
         self.lr = float(lr)
 
     def learning_rate(self, t: int) -> float:
@@ -45,8 +45,8 @@ class Step(Schedule):
 
     def __init__(self, lr: float, step_size: int = 30, gamma: float = 0.5) -> None:
         super().__init__(lr)
-        _check(step_size >= 1, f"step_size must be >= 1, got {step_size}")
-        _check(0 < gamma <= 1, f"gamma must be in (0, 1], got {gamma}")
+        check_range("step_size", step_size, lambda v: v >= 1, ">= 1")
+        check_range("gamma", gamma, lambda v: 0 < v <= 1, "in (0, 1]")
         self.step_size, self.gamma = int(step_size), float(gamma)
 
     def learning_rate(self, t: int) -> float:
@@ -60,7 +60,7 @@ class Exponential(Schedule):
 
     def __init__(self, lr: float, gamma: float = 0.98) -> None:
         super().__init__(lr)
-        _check(0 < gamma <= 1, f"gamma must be in (0, 1], got {gamma}")
+        check_range("gamma", gamma, lambda v: 0 < v <= 1, "in (0, 1]")
         self.gamma = float(gamma)
 
     def learning_rate(self, t: int) -> float:
@@ -74,7 +74,7 @@ class InverseTime(Schedule):
 
     def __init__(self, lr: float, decay: float = 0.01) -> None:
         super().__init__(lr)
-        _check(decay >= 0, f"decay must be >= 0, got {decay}")
+        check_range("decay", decay, lambda v: v >= 0, ">= 0")
         self.decay = float(decay)
 
     def learning_rate(self, t: int) -> float:
@@ -99,9 +99,9 @@ class Cosine(Schedule):
         period_mult: float = 1.0,
     ) -> None:
         super().__init__(lr)
-        _check(period >= 1, f"period must be >= 1, got {period}")
-        _check(0 <= min_lr <= lr, f"min_lr must be in [0, lr], got {min_lr}")
-        _check(period_mult >= 1, f"period_mult must be >= 1, got {period_mult}")
+        check_range("period", period, lambda v: v >= 1, ">= 1")
+        check_range("min_lr", min_lr, lambda v: 0 <= v <= lr, "in [0, lr]")
+        check_range("period_mult", period_mult, lambda v: v >= 1, ">= 1")
         self.period, self.min_lr = int(period), float(min_lr)
         self.warm_restarts, self.period_mult = bool(warm_restarts), float(period_mult)
 
@@ -125,7 +125,7 @@ class WarmupCosine(Cosine):
         self, lr: float, warmup: int = 5, period: int = 100, min_lr: float = 0.0
     ) -> None:
         super().__init__(lr, period=period, min_lr=min_lr)
-        _check(warmup >= 0, f"warmup must be >= 0, got {warmup}")
+        check_range("warmup", warmup, lambda v: v >= 0, ">= 0")
         self.warmup = int(warmup)
 
     def learning_rate(self, t: int) -> float:
@@ -152,10 +152,10 @@ class Plateau(Schedule):
         min_lr: float = 0.0,
     ) -> None:
         super().__init__(lr)
-        _check(0 < factor < 1, f"factor must be in (0, 1), got {factor}")
-        _check(patience >= 1, f"patience must be >= 1, got {patience}")
-        _check(min_delta >= 0, f"min_delta must be >= 0, got {min_delta}")
-        _check(0 <= min_lr <= lr, f"min_lr must be in [0, lr], got {min_lr}")
+        check_range("factor", factor, lambda v: 0 < v < 1, "in (0, 1)")
+        check_range("patience", patience, lambda v: v >= 1, ">= 1")
+        check_range("min_delta", min_delta, lambda v: v >= 0, ">= 0")
+        check_range("min_lr", min_lr, lambda v: 0 <= v <= lr, "in [0, lr]")
         self.factor, self.patience = float(factor), int(patience)
         self.min_delta, self.min_lr = float(min_delta), float(min_lr)
         self.current = self.lr
@@ -190,7 +190,8 @@ def schedule_keys(name: str) -> list[str]:
 def make_schedule(name: str, lr: float, **keys: float) -> Schedule:
     """Build schedule ``name`` with initial rate ``lr`` and its own keys.
 
-    An unknown name or key raises ValueError listing the allowed ones.
+    An unknown name or key raises ValueError listing the allowed ones; a value out of its range,
+    a RangeError naming its argument (``lr`` too).
     """
     cls = lookup(SCHEDULES, name, "schedule")
     unknown = sorted(set(keys) - set(schedule_keys(name)))
@@ -200,8 +201,3 @@ def make_schedule(name: str, lr: float, **keys: float) -> Schedule:
             f"its keys are: {', '.join(schedule_keys(name)) or '(none)'}"
         )
     return cls(lr, **keys)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)

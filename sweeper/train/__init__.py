@@ -2,7 +2,7 @@
 from .early_stopping import EarlyStopping
 from .metrics import (CLASSIFICATION_METRICS, METRICS, accuracy, classification_metrics, f1_macro,
                       log_loss, mae, r2, regression_metrics, rmse, roc_auc)
-from .trainer import COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED, EpochLog, TrainResult, fit
+from .trainer import COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED, EpochLog, TrainResult, check_fit_arguments, fit
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -15,6 +15,7 @@ __all__ = [
     "EpochLog",
     "TrainResult",
     "accuracy",
+    "check_fit_arguments",
     "classification_metrics",
     "f1_macro",
     "fit",

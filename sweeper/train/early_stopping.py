@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from sweeper.nn import Network
+from sweeper.nn import Network, check_range
 
 
 class EarlyStopping:
@@ -17,10 +17,8 @@ class EarlyStopping:
     """
 
     def __init__(self, patience: int = 10, min_delta: float = 0.0, restore_best: bool = True) -> None:
-        if patience < 1:
-            raise ValueError(f"patience must be >= 1, got {patience}")
-        if min_delta < 0:
-            raise ValueError(f"min_delta must be >= 0, got {min_delta}")
+        check_range("patience", patience, lambda v: v >= 1, ">= 1")
+        check_range("min_delta", min_delta, lambda v: v >= 0, ">= 0")
         self.patience, self.min_delta, self.restore_best = int(patience), float(min_delta), restore_best
         self.best_loss = math.inf
         self.best_epoch = 0

@@ -7,7 +7,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from sweeper.nn import SGD, Network, Schedule, make_schedule
+from sweeper.nn import SGD, Network, Schedule, check_range, make_schedule
 
 from .early_stopping import EarlyStopping
 
@@ -44,6 +44,16 @@ class TrainResult:
     reason: str | None = None
 
 
+def check_fit_arguments(
+    epochs: int, batch_size: int | None = None, divergence_factor: float | None = None
+) -> None:
+    """RangeError naming the first of ``fit``'s numbers out of its range: ``fit`` calls it first,
+    and settings can be checked with it before there is data to fit (``sweeper.config.validate``)."""
+    check_range("epochs", epochs, lambda v: v >= 1, ">= 1")
+    check_range("batch_size", batch_size, lambda v: v >= 1, ">= 1", none_ok=True)
+    check_range("divergence_factor", divergence_factor, lambda v: v > 1, "> 1", none_ok=True)
+
+
 def fit(
     net: Network,
     X_train: np.ndarray,
@@ -64,26 +74,24 @@ def fit(
 
     X_train: ``(n, n_inputs)``, y_train: ``(n, n_outputs)`` or ``(n,)`` (one-hot rows for a
     softmax network, 0/1 for a single sigmoid output with cross-entropy). ``batch_size`` None
-    means full batch. Rows are reshuffled every epoch from ``seed`` when ``shuffle``. The
-    schedule sets the optimiser's rate before each epoch (t = epochs completed) and observes
+    means full batch. Rows are reshuffled every epoch from ``seed`` when ``shuffle``.
+    ``optimizer`` None is plain SGD. The schedule (None: a constant 0.01) gives the learning
+    rate of every step of an epoch, asked once before it (t = epochs completed), and observes
     the validation loss (``eval_sets["val"]``, else the training loss) after it. Early
     stopping monitors the validation loss. A callback returning True stops training
     (status ``stopped``). Training stops with status ``diverged`` when a loss is not finite, or
-    when ``divergence_factor`` is set and the training loss exceeds divergence_factor × L₀,
+    when ``divergence_factor`` (> 1) is set and the training loss exceeds divergence_factor × L₀,
     L₀ the training loss of the untrained network (epoch 0, evaluation mode): losses that grow
     without bound but stay finite for a while (8e170 by epoch 10) end there, before any
     callback (an Optuna pruner) sees them.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    check_fit_arguments(epochs, batch_size, divergence_factor)
     X = np.ascontiguousarray(X_train, dtype=net.dtype)
     y = np.ascontiguousarray(np.reshape(y_train, (len(y_train), -1)), dtype=net.dtype)
     n = len(X)
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
     batch = n if batch_size is None else min(int(batch_size), n)
     optimizer = optimizer or SGD(net.params())
-    schedule = schedule or make_schedule("constant", optimizer.learning_rate)
+    schedule = schedule or make_schedule("constant", 0.01)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     sets = {"train": (X, y)}
     for name, (Xs, ys) in (eval_sets or {}).items():
@@ -109,7 +117,6 @@ def fit(
             bound = divergence_factor * max(net.data_loss(net.forward(X, eval_workspace), y), np.finfo(np.float64).tiny)
         for epoch in range(1, epochs + 1):
             lr = schedule.learning_rate(epoch - 1)
-            optimizer.learning_rate = lr
             order = rng.permutation(n) if shuffle else None
             for start in range(0, n, batch):
                 if order is None:
@@ -117,7 +124,7 @@ def fit(
                 else:
                     Xb, yb = workspace.gather(X, y, order[start : start + batch])
                 net.loss_and_grad(Xb, yb, workspace=workspace)
-                optimizer.update_params(grads)
+                optimizer.update_params(grads, lr)
                 net.apply_max_norm()
 
             predictions = {name: net.forward(Xs, eval_workspace) for name, (Xs, _) in sets.items()}
