@@ -11,7 +11,6 @@ storage behave the same.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -33,58 +32,13 @@ from sweeper.sweep import console, parent_run, space as search_space, study as s
 from sweeper.sweep.job_configs import JobConfigs
 from sweeper.sweep.loop import TrialLoop
 from sweeper.sweep.registry import make_pruner, make_sampler
+from sweeper.sweep.settings import check_settings
 from sweeper.sweep.storage import hide_password, is_journal, open_storage, resolve_storage_url
-from sweeper.tracking import DEFAULT_TRACKING_URI, experiment_name, get_or_create_experiment, tracking_uri
+from sweeper.tracking import DEFAULT_TRACKING_URI, experiment_name
 from sweeper.tracking.store import password_to_environment
+from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG
 
 log = logging.getLogger(__name__)
-
-#: ``hydra.sweeper.*`` numbers: (key, allowed, ok). Their types are checked by Hydra already.
-_SETTING_RANGES = (
-    ("n_trials", ">= 1", lambda v: v is not None and v >= 1),
-    ("n_jobs", ">= 1", lambda v: v >= 1),
-    ("timeout", "> 0 seconds or null", lambda v: v is None or v > 0),
-    ("seed", "an integer in [0, 2**32 - 1] or null", lambda v: v is None or 0 <= v < 2**32),
-    ("heartbeat_interval", ">= 1 second", lambda v: v >= 1),
-    ("grace_period", ">= 1 second or null", lambda v: v is None or v >= 1),
-)
-
-
-def _check_settings(settings: DictConfig) -> None:
-    """Refuse a ``hydra.sweeper`` key the schema lacks (``+hydra.sweeper.nope=1`` adds one) or a
-    number out of range before anything is opened or created."""
-    from sweeper.cli import user_keys
-    from sweeper.sweep.settings import OptunaSweeperConf
-
-    known = {f.name for f in dataclasses.fields(OptunaSweeperConf)}
-    unknown = [key for key in settings if key not in known]
-    if unknown:
-        raise ConfigError(f"hydra.sweeper.{unknown[0]}: unknown key; allowed: {', '.join(user_keys(OptunaSweeperConf))}")
-    for key, allowed, ok in _SETTING_RANGES:
-        if not ok(settings[key]):
-            raise ConfigError(f"hydra.sweeper.{key}={settings[key]}; must be {allowed}")
-
-
-def _connect_mlflow(config: DictConfig, description: str | None) -> tuple[Any, str, str]:
-    """(client, experiment id, tracking URI) of the sweep; one line, at once, if unreachable
-    (MLflow's client would retry a server that does not answer for minutes)."""
-    import urllib.request
-
-    from mlflow import MlflowClient
-
-    uri = tracking_uri(OmegaConf.select(config, "mlflow.tracking_uri", default=None))
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
-                pass
-        except Exception as err:
-            raise ConfigError(f"mlflow.tracking_uri={uri}: the MLflow server does not answer ({one_line(err)})") from None
-    client = MlflowClient(tracking_uri=uri)
-    try:
-        return client, get_or_create_experiment(client, experiment_name(config), description), uri
-    except Exception as err:
-        raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(err)}") from None
-
 
 class SweepError(CompactHydraException):
     """A bad setting or search space: Hydra prints just this one line and exits non-zero."""
@@ -125,7 +79,7 @@ class OptunaSweeperImpl:
 
     def _sweep(self, arguments: list[str]) -> Any:
         s, cfg = self.settings, self.config
-        _check_settings(s)
+        check_settings(s)
         objective = str(OmegaConf.select(cfg, "objective", default="val_rmse"))
         objectives, directions = studies.objectives_and_directions(
             objective, s.direction, list(s.directions) if s.directions else None)
@@ -148,7 +102,7 @@ class OptunaSweeperImpl:
         job_storage_url = password_to_environment(storage_url, "hydra.sweeper.storage")
         if job_storage_url != storage_url:  # only a PostgreSQL URL changes: typed as it was
             self._keep_out_of_files(str(s.storage), job_storage_url)
-        client, experiment_id, mlflow_uri = _connect_mlflow(cfg, description)
+        client, experiment_id, mlflow_uri = parent_run.connect(cfg, description)
         study_name = str(s.study_name or experiment_name(cfg))
         study, created = studies.create_or_load(storage, study_name, directions)
         studies.check_metric_names(study, objectives)
@@ -157,7 +111,7 @@ class OptunaSweeperImpl:
         studies.check_identity(study, identity)
         if created and s.start_from_defaults and grid is None:
             self._enqueue_defaults(study, jobs, space)
-        tags = {parent_run.SAMPLER_TAG: str(s.sampler), parent_run.PRUNER_TAG: str(s.pruner)}
+        tags = {SAMPLER_TAG: str(s.sampler), PRUNER_TAG: str(s.pruner)}
         parent_run_id = parent_run.find_or_create(client, experiment_id, study, created, tags)
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -272,8 +226,6 @@ class OptunaSweeperImpl:
 
     def _finish(self, run: TrialLoop, jobs: JobConfigs, client: Any, mlflow_uri: str, status: str) -> None:
         """Log the sweep's results to its parent run, end it, and print the summary."""
-        from sweeper.tracking.mlflow_model import register
-
         study, objectives, parent_run_id = run.study, run.objectives, run.parent_run_id
         best = run.best_trials()
         overrides = best[0].system_attrs.get(studies.OVERRIDES) if best else None
@@ -284,14 +236,8 @@ class OptunaSweeperImpl:
         try:
             parent_run.log_results(client, parent_run_id, study, objectives, best_yaml)
             if len(objectives) == 1 and best and best[0].user_attrs.get(studies.RUN_ID):
-                best_run_id = str(best[0].user_attrs[studies.RUN_ID])
-                uri = parent_run.log_best_model(client, parent_run_id, best_run_id, mlflow_uri)
-                model_lines = [f"best model: runs:/{parent_run_id}/model (trial #{best[0].number})"]
-                if name := self.settings.register_model:  # a new version each time a sweep ends
-                    try:
-                        model_lines.append(f"registered as {register(uri or f'runs:/{parent_run_id}/model', str(name))}")
-                    except Exception as err:
-                        log.warning("hydra.sweeper.register_model=%s: not registered: %s", name, one_line(err))
+                model_lines = parent_run.log_best_model(client, parent_run_id, best[0], mlflow_uri,
+                                                        self.settings.register_model)
         finally:
             parent_run.finish(client, parent_run_id, status)
 

@@ -19,7 +19,7 @@ from sweeper.sweep import study as study_attrs
 
 log = logging.getLogger(__name__)
 
-from sweeper.tracking.tags import (  # noqa: F401  (SAMPLER_TAG, PRUNER_TAG: used by the sweeper)
+from sweeper.tracking.tags import (
     BEST_RUN_TAG,
     BEST_TRIAL_TAG,
     FAIL_REASON_TAG,
@@ -27,8 +27,6 @@ from sweeper.tracking.tags import (  # noqa: F401  (SAMPLER_TAG, PRUNER_TAG: use
     NOTE_TAG,
     PARENT_TAG,
     PARETO_TAG,
-    PRUNER_TAG,
-    SAMPLER_TAG,
     STATE_TAG,
     STUDY_TAG,
     TRIAL_TAG,
@@ -36,6 +34,31 @@ from sweeper.tracking.tags import (  # noqa: F401  (SAMPLER_TAG, PRUNER_TAG: use
 
 # How long a worker that did not create the study waits for its creator to name the parent run.
 _WAIT_FOR_PARENT_SECONDS = 30.0
+
+
+def connect(config: Any, description: str | None) -> tuple[Any, str, str]:
+    """(client, experiment id, tracking URI) of the sweep; one line, at once, if unreachable
+    (MLflow's client would retry a server that does not answer for minutes)."""
+    import urllib.request
+
+    from mlflow import MlflowClient
+    from omegaconf import OmegaConf
+
+    from sweeper.errors import ConfigError, one_line
+    from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
+
+    uri = tracking_uri(OmegaConf.select(config, "mlflow.tracking_uri", default=None))
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
+                pass
+        except Exception as err:
+            raise ConfigError(f"mlflow.tracking_uri={uri}: the MLflow server does not answer ({one_line(err)})") from None
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        return client, get_or_create_experiment(client, experiment_name(config), description), uri
+    except Exception as err:
+        raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(err)}") from None
 
 
 def _live_run(client: Any, run_id: str | None) -> bool:
@@ -316,8 +339,26 @@ def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
     plots.importances(values, objectives[0], out / "param_importances.png")
 
 
-def log_best_model(client: Any, run_id: str, best_run_id: str, tracking_uri: str) -> str | None:
-    """Log the best trial's network (its run's ``model.npz``) as the parent run's MLflow Model
+def log_best_model(client: Any, run_id: str, best: optuna.trial.FrozenTrial, tracking_uri: str,
+                   register_as: str | None) -> list[str]:
+    """Log the best trial's network as the parent run's MLflow Model ``model`` and register it
+    as ``register_as`` (a new version each time a sweep ends) when set; the summary's lines
+    that say where it is."""
+    from sweeper.errors import one_line
+    from sweeper.tracking.mlflow_model import register
+
+    uri = _log_model_of(client, run_id, str(best.user_attrs[study_attrs.RUN_ID]), tracking_uri)
+    lines = [f"best model: runs:/{run_id}/model (trial #{best.number})"]
+    if register_as:
+        try:
+            lines.append(f"registered as {register(uri or f'runs:/{run_id}/model', str(register_as))}")
+        except Exception as err:
+            log.warning("hydra.sweeper.register_model=%s: not registered: %s", register_as, one_line(err))
+    return lines
+
+
+def _log_model_of(client: Any, run_id: str, best_run_id: str, tracking_uri: str) -> str | None:
+    """Log run ``best_run_id``'s network (its ``model.npz``) as the parent run's MLflow Model
     ``model``; returns the model's URI, or None when that trial's model is already the parent's
     (a resumed sweep whose best did not change, another worker that got there first) or cannot
     be logged (a warning line says why)."""

@@ -8,11 +8,14 @@ once.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
+
+from sweeper.errors import ConfigError
 
 SWEEPER_TARGET = "hydra_plugins.sweeper_optuna.optuna_sweeper.OptunaSweeper"
 #: Set by the app's own config (conf/hydra/sweeper/optuna.yaml), not by a user: left out of the
@@ -47,6 +50,31 @@ class OptunaSweeperConf:
     register_model: Optional[str] = MISSING
     start_from_defaults: bool = MISSING
     params: Optional[Dict[str, Any]] = MISSING
+
+
+#: ``hydra.sweeper.*`` numbers: (key, allowed, ok). Their types are checked by Hydra already.
+_SETTING_RANGES = (
+    ("n_trials", ">= 1", lambda v: v is not None and v >= 1),
+    ("n_jobs", ">= 1", lambda v: v >= 1),
+    ("timeout", "> 0 seconds or null", lambda v: v is None or v > 0),
+    ("seed", "an integer in [0, 2**32 - 1] or null", lambda v: v is None or 0 <= v < 2**32),
+    ("heartbeat_interval", ">= 1 second", lambda v: v >= 1),
+    ("grace_period", ">= 1 second or null", lambda v: v is None or v >= 1),
+)
+
+
+def check_settings(settings: DictConfig) -> None:
+    """Refuse a ``hydra.sweeper`` key the schema lacks (``+hydra.sweeper.nope=1`` adds one) or a
+    number out of range before anything is opened or created."""
+    from sweeper.cli import user_keys
+
+    known = {f.name for f in dataclasses.fields(OptunaSweeperConf)}
+    unknown = [key for key in settings if key not in known]
+    if unknown:
+        raise ConfigError(f"hydra.sweeper.{unknown[0]}: unknown key; allowed: {', '.join(user_keys(OptunaSweeperConf))}")
+    for key, allowed, ok in _SETTING_RANGES:
+        if not ok(settings[key]):
+            raise ConfigError(f"hydra.sweeper.{key}={settings[key]}; must be {allowed}")
 
 
 ConfigStore.instance().store(
