@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import TrialState
 
 from sweeper import PROJECT_ROOT
-from sweeper.errors import ConfigError, StoreError, SweeperError, one_line
+from sweeper.errors import ConfigError, JobLost, StoreError, SweeperError, one_line
 from sweeper.overrides import check_bool_overrides
 from sweeper.sweep import console, parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.registry import make_pruner, make_sampler
@@ -653,10 +653,8 @@ class _SweepRun:
         """FAIL the trials whose sweeper died or stopped beating, with a progress line each."""
         for trial in studies.fail_orphaned_trials(self.study):
             reason = self.study._storage.get_trial(trial._trial_id).user_attrs.get(studies.REASON)
-            then = ("retried once with the same parameters" if studies.is_retried(trial)
-                    else "not retried again: it was itself a retry")
             log.info("trial %d FAIL %s | %s", trial.number,
-                     reason or "its sweeper stopped sending heartbeats", then)
+                     reason or "its sweeper stopped sending heartbeats", _retry_note(trial))
 
     def _ask(
         self, n: int, n_trials: int, trials: list[optuna.Trial]
@@ -705,6 +703,7 @@ class _SweepRun:
         if result.status != JobStatus.COMPLETED and isinstance(result._return_value, StoreError):
             return result._return_value
         state, values, metrics, run_id, reason = self._outcome(result)
+        lost = result.status != JobStatus.COMPLETED and isinstance(result._return_value, JobLost)
         if run_id:
             trial.set_user_attr(studies.RUN_ID, run_id)
         if metrics:
@@ -718,17 +717,24 @@ class _SweepRun:
                 self.study.tell(trial, state=state)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.warning("trial %d was already finished by another process", trial.number)
+            lost = False  # and retried by it, if it had to be
         except RuntimeError as err:
             # GridSampler calls Study.stop() once the grid is covered, which only works inside
             # Study.optimize; the trial is already told, and the loop stops at the grid's size.
             if "Study.stop" not in str(err):
                 raise
+        if lost:
+            # Its job was killed, like a worker that died: one retry with the same parameters.
+            frozen = self.study._storage.get_trial(trial._trial_id)
+            studies.retry(self.study, frozen)
+            reason = f"{reason} | {_retry_note(frozen)}"
         self._progress(trial, state, values, reason)
         return None
 
     def _outcome(self, result: JobReturn) -> tuple[TrialState, list[float] | None, dict, str | None, str | None]:
         if result.status != JobStatus.COMPLETED:
-            return TrialState.FAIL, None, {}, None, one_line(result._return_value)
+            error = result._return_value
+            return TrialState.FAIL, None, {}, None, str(error) if isinstance(error, JobLost) else one_line(error)
         ret = result._return_value
         if not isinstance(ret, dict) or ret.get("state") not in ("COMPLETE", "PRUNED", "FAIL"):
             return TrialState.FAIL, None, {}, None, f"the task function returned {type(ret).__name__}, not a trial result"
@@ -769,3 +775,10 @@ class _SweepRun:
         self.durations.append(took)
         eta = console.eta(self.durations, self.n_trials - finished, self.n_jobs)
         log.info("%s", console.progress_line(number, state, shown, best_text, took, finished, self.n_trials, eta))
+
+
+def _retry_note(failed: optuna.trial.FrozenTrial) -> str:
+    """What happens next to a trial whose worker or job died (``studies.retry``)."""
+    if studies.is_retried(failed):
+        return "retried once with the same parameters"
+    return "not retried again: it was itself a retry"
