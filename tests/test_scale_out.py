@@ -545,3 +545,49 @@ def test_a_password_in_the_tracking_uri_is_in_no_output_file_param_tag_or_artifa
     assert any(p.name == "hydra.yaml" for p in files) and any(p.name == "config.yaml" for p in files)
     assert [str(p) for p in files if PG_PASSWORD.encode() in p.read_bytes()] == []
     postgres.drop_database(name)
+
+
+RUNS_AT_ONCE = 6
+
+
+def _log_dataset_at_barrier(uri: str, experiment_id: str, info: dict, barrier, results) -> None:
+    from mlflow import MlflowClient
+
+    from sweeper.tracking.mlflow_run import MlflowRun
+
+    try:
+        run = MlflowRun.start(MlflowClient(tracking_uri=uri), experiment_id)
+        barrier.wait(timeout=60)
+        run.log_dataset(info)
+        run.end()
+        results.put("ok")
+    except Exception as err:  # noqa: BLE001  (the test reports whatever a run hit)
+        results.put(f"{type(err).__name__}: {str(err).splitlines()[0]}")
+
+
+def test_runs_starting_at_once_all_log_the_same_new_dataset(mlflow_server):
+    """The tasks of a SLURM job array start their trials at the same moment, and each logs the
+    sweep's CSV as its dataset input: the first one creates the dataset's row on the server, the
+    others must link to it (they once failed on its unique key and stopped the sweep)."""
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    experiment_id = client.create_experiment(unique_name("datasets-at-once"))
+    info = {"path": "/data/cars.csv", "sha256": uuid.uuid4().hex * 2, "target": "price", "features": ["km"],
+            "columns": {"km": {"kind": "numeric"}}, "rows": {"train": 8, "val": 1, "test": 1}}
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(RUNS_AT_ONCE), ctx.Queue()
+    procs = [ctx.Process(target=_log_dataset_at_barrier,
+                         args=(mlflow_server.url, experiment_id, info, barrier, results))
+             for _ in range(RUNS_AT_ONCE)]
+    for proc in procs:
+        proc.start()
+    try:
+        outcomes = [results.get(timeout=120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+    assert outcomes == ["ok"] * RUNS_AT_ONCE, outcomes
+    runs = client.search_runs([experiment_id])
+    assert len(runs) == RUNS_AT_ONCE
+    assert {tuple(d.dataset.digest for d in run.inputs.dataset_inputs) for run in runs} == {(info["sha256"][:16],)}
