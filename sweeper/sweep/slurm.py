@@ -34,7 +34,7 @@ class JobCancelled(KeyboardInterrupt):
 
 
 def _cancelled(signum: int, frame: Any) -> None:
-    raise JobCancelled(f"its SLURM job got {signal.Signals(signum).name} (scancel, preemption or a lost node)")
+    raise JobCancelled(f"its SLURM job got {signal.Signals(signum).name} (scancel, preemption or its time limit)")
 
 
 def stop_on_sigterm() -> None:
