@@ -1,0 +1,249 @@
+"""Trials as SLURM jobs: ``hydra/launcher=slurm`` against a real one-node SLURM (issue 18).
+
+``tests/slurm_cluster.py`` starts ``munged``, ``slurmdbd`` (on MariaDB), ``slurmctld`` and
+``slurmd``; ``tests/servers.py`` a real PostgreSQL for the study and a real MLflow server. Every
+sweep is the real CLI, ``python -m sweeper -m hydra/launcher=slurm …``, whose batches submitit
+submits with ``sbatch`` as job arrays; the tests read back what ``sacct``, the Optuna study and
+MLflow each say happened.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from tests.servers import PG_PASSWORD, database, mlflow_server, postgres  # noqa: F401
+from tests.slurm_cluster import SlurmCluster, slurm  # noqa: F401
+from tests.workers import FINISHED, Worker, mlflow_sweep, sweep_args, unique_name, wait_all
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+]
+
+SWEEP_TIMEOUT = 240
+
+
+def slurm_sweep_args(storage: str, study: str, tracking_uri: str, sweep_dir: Path, *extra: str) -> list[str]:
+    """A sweep whose trials are SLURM jobs named after the study (so squeue shows whose they are)."""
+    return sweep_args(storage, study, tracking_uri, study, sweep_dir, "hydra/launcher=slurm",
+                      f"hydra.launcher.name={study}", *extra)
+
+
+def slurm_jobs_of(sweep_dir: Path) -> dict[int, str]:
+    """``{trial number: SLURM job id}`` from each job's own Hydra record (``.hydra/hydra.yaml``:
+    Hydra's ``job.id`` is the SLURM job id under submitit; the trial is in its ``env_set``)."""
+    jobs = {}
+    for path in sweep_dir.glob("*/.hydra/hydra.yaml"):
+        try:
+            job = yaml.safe_load(path.read_text())["hydra"]["job"]
+            jobs[int(job["env_set"]["SWEEPER_TRIAL_NUMBER"])] = str(job["id"])
+        except (yaml.YAMLError, KeyError, TypeError):  # a job that is writing it right now
+            continue
+    return jobs
+
+
+def submitted_arrays(sweep_dir: Path) -> set[str]:
+    """The jobs submitit submitted for the sweep (its folders ``.submitit/<array>_<task>``, and
+    ``.submitit/<job>`` for a batch of one): the ids sacct takes."""
+    return {path.name.split("_")[0] for path in (sweep_dir / ".submitit").iterdir()
+            if re.fullmatch(r"\d+(_\d+)?", path.name)}
+
+
+def sweep_state(cluster: SlurmCluster, storage: str, study: str, tracking_uri: str, sweep_dir: Path,
+                worker: Worker) -> SimpleNamespace:
+    client = MlflowClient(tracking_uri=tracking_uri)
+    parents, children = mlflow_sweep(client, study)
+    return SimpleNamespace(
+        worker=worker, sweep_dir=sweep_dir, client=client, parents=parents, children=children,
+        trials=optuna.load_study(study_name=study, storage=storage).trials,
+        sacct=cluster.sacct(*submitted_arrays(sweep_dir)), jobs=slurm_jobs_of(sweep_dir))
+
+
+def assert_one_parent_one_child_per_trial(scenario) -> dict[int, object]:
+    """One MLflow parent, one child run per trial under it; ``{trial number: child run}``."""
+    assert len(scenario.parents) == 1, [p.data.tags for p in scenario.parents]
+    parent = scenario.parents[0]
+    assert parent.info.status == "FINISHED"
+    assert {c.data.tags["mlflow.parentRunId"] for c in scenario.children} == {parent.info.run_id}
+    runs = {int(c.data.tags["sweeper.trial"]): c for c in scenario.children}
+    assert len(runs) == len(scenario.children) == len(scenario.trials)
+    assert sorted(runs) == sorted(t.number for t in scenario.trials)
+    return runs
+
+
+# -- 1 and 2. six trials, three at a time, the median pruner ------------------------------------
+
+N_TRIALS, N_JOBS = 6, 3
+
+
+@pytest.fixture(scope="module")
+def six_trials(slurm, database, mlflow_server, tmp_path_factory):
+    """``n_trials=6 n_jobs=3``: two job arrays of three. The median pruner (after 2 complete
+    trials, from epoch 2) and learning rates down to 1e-6: the second batch, which sees the
+    first's three complete trials, has trials to prune."""
+    study, base = unique_name("slurm"), tmp_path_factory.mktemp("six-trials")
+    args = slurm_sweep_args(database, study, mlflow_server.url, base / "multirun",
+                            f"hydra.sweeper.n_trials={N_TRIALS}", f"hydra.sweeper.n_jobs={N_JOBS}",
+                            "hydra.sweeper.sampler=random", "hydra.sweeper.pruner=median",
+                            "+hydra.sweeper.pruner_kwargs.n_startup_trials=2",
+                            "+hydra.sweeper.pruner_kwargs.n_warmup_steps=1",
+                            "optimizer.lr=tag(log,interval(1e-6,0.1))", "train.epochs=10")
+    worker = Worker(args, base / "sweep.log", env={"SLURM_CONF": str(slurm.conf)})
+    wait_all([worker], timeout=SWEEP_TIMEOUT)
+    return sweep_state(slurm, database, study, mlflow_server.url, base / "multirun", worker)
+
+
+def test_six_trials_run_as_six_completed_slurm_jobs_in_two_arrays(six_trials):
+    assert len(submitted_arrays(six_trials.sweep_dir)) == N_TRIALS // N_JOBS
+    assert sorted(six_trials.sacct.values()) == ["COMPLETED"] * N_TRIALS, six_trials.sacct
+    # Each trial ran in a job of its own, and those are the jobs sacct accounts for.
+    assert sorted(six_trials.jobs) == list(range(N_TRIALS))
+    assert sorted(six_trials.jobs.values()) == sorted(six_trials.sacct), (six_trials.jobs, six_trials.sacct)
+
+
+def test_the_study_and_mlflow_agree_on_the_six_trials(six_trials):
+    trials = six_trials.trials
+    assert len(trials) == N_TRIALS and all(t.state in FINISHED for t in trials), \
+        [(t.number, t.state.name) for t in trials]
+    runs = assert_one_parent_one_child_per_trial(six_trials)
+    for trial in trials:
+        run = runs[trial.number]
+        assert run.data.tags["sweeper.state"] == trial.state.name
+        assert run.info.status == ("FAILED" if trial.state == TrialState.FAIL else "FINISHED")
+        assert trial.user_attrs["run_id"] == run.info.run_id
+
+
+def test_the_median_pruner_stops_trials_inside_their_slurm_jobs(six_trials):
+    trials = six_trials.trials
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.number, t.state.name, t.params.get("optimizer.lr")) for t in trials]
+    runs = {int(c.data.tags["sweeper.trial"]): c for c in six_trials.children}
+    for trial in pruned:
+        # The job reported each epoch to the storage and stopped when the pruner said so there:
+        # its curve ends early, its SLURM job ended normally, its run says where it stopped.
+        assert max(trial.intermediate_values) < 10
+        assert six_trials.sacct[six_trials.jobs[trial.number]] == "COMPLETED"
+        epochs_run = int(runs[trial.number].data.metrics["epochs_run"])
+        assert epochs_run == max(trial.intermediate_values)
+        assert runs[trial.number].info.run_name == f"trial-{trial.number} (pruned @{epochs_run})"
+
+
+# -- 3. scancel of a running trial's job ---------------------------------------------------------
+
+CANCEL_TRIALS, CANCEL_EPOCHS = 2, 600
+
+
+@pytest.fixture(scope="module")
+def cancelled_job(slurm, database, mlflow_server, tmp_path_factory):
+    """Two trials of 600 epochs at once (~3 s of training each); once one is seen training (its
+    first epochs' values are in the storage), its SLURM job is cancelled with ``scancel``."""
+    study, base = unique_name("scancel"), tmp_path_factory.mktemp("scancel")
+    sweep_dir = base / "multirun"
+    args = slurm_sweep_args(database, study, mlflow_server.url, sweep_dir,
+                            f"hydra.sweeper.n_trials={CANCEL_TRIALS}", f"hydra.sweeper.n_jobs={CANCEL_TRIALS}",
+                            "hydra.sweeper.pruner=none", f"train.epochs={CANCEL_EPOCHS}",
+                            "train.early_stopping.patience=null")
+    worker = Worker(args, base / "sweep.log", env={"SLURM_CONF": str(slurm.conf)})
+    victim, job_id = None, None
+    deadline = time.monotonic() + SWEEP_TIMEOUT
+    try:
+        while victim is None and time.monotonic() < deadline and worker.process.poll() is None:
+            time.sleep(0.2)
+            try:
+                running = optuna.load_study(study_name=study, storage=database).get_trials(
+                    deepcopy=False, states=(TrialState.RUNNING,))
+            except KeyError:  # the study is not created yet
+                continue
+            training = [t for t in running if t.intermediate_values]
+            job_id = slurm_jobs_of(sweep_dir).get(training[0].number) if training else None
+            if job_id is not None:
+                victim = training[0]
+                slurm.run("scancel", job_id)
+        assert victim is not None, f"no trial was seen training:\n{worker.output()[-3000:]}"
+        wait_all([worker], timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if worker.process.poll() is None:
+            worker.kill()
+    scenario = sweep_state(slurm, database, study, mlflow_server.url, sweep_dir, worker)
+    scenario.victim, scenario.cancelled_job = victim.number, job_id
+    return scenario
+
+
+def test_scancel_shows_in_sacct_and_the_other_jobs_complete(cancelled_job):
+    sacct = cancelled_job.sacct
+    assert sacct.pop(cancelled_job.cancelled_job) == "CANCELLED"
+    # The batch's other trial, and the retry in a job of its own.
+    assert sorted(sacct.values()) == ["COMPLETED"] * CANCEL_TRIALS, cancelled_job.sacct
+
+
+def test_the_cancelled_trial_is_fail_and_retried_once_with_the_same_parameters(cancelled_job):
+    trials = {t.number: t for t in cancelled_job.trials}
+    lost = trials[cancelled_job.victim]
+    assert lost.state == TrialState.FAIL
+    assert lost.user_attrs["reason"] == f"its SLURM job {cancelled_job.cancelled_job} ended CANCELLED without a result"
+    retries = [t for t in trials.values() if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) == lost.number]
+    assert len(retries) == 1 and retries[0].params == lost.params
+    assert retries[0].state == TrialState.COMPLETE
+    assert cancelled_job.jobs[retries[0].number] != cancelled_job.cancelled_job
+    # Exactly n_trials counted (the retry replaces the lost trial), nothing left RUNNING.
+    assert all(t.state in FINISHED for t in trials.values()), [(t.number, t.state.name) for t in trials.values()]
+    assert sum(t.number != lost.number for t in trials.values()) == CANCEL_TRIALS
+    line = (f"trial {lost.number} FAIL  its SLURM job {cancelled_job.cancelled_job} ended CANCELLED without a "
+            "result | retried once with the same parameters")
+    assert line in cancelled_job.worker.output()
+
+
+def test_the_cancelled_trials_mlflow_run_ends_killed_by_the_jobs_sigterm(cancelled_job):
+    runs = assert_one_parent_one_child_per_trial(cancelled_job)
+    assert all(run.info.status != "RUNNING" for run in runs.values())
+    run = runs[cancelled_job.victim]
+    # The job stopped at scancel's SIGTERM (submitit alone would ignore it and train on).
+    assert (run.info.status, run.data.tags["sweeper.state"]) == ("KILLED", "FAIL")
+    assert "SIGTERM" in run.data.tags["sweeper.fail_reason"]
+    assert len(cancelled_job.client.get_metric_history(run.info.run_id, "train_loss")) < CANCEL_EPOCHS
+
+
+# -- 4. no password in what SLURM and submitit keep ------------------------------------------------
+
+def test_the_storage_password_is_in_no_job_script_pickle_or_log(six_trials, cancelled_job, slurm):
+    swept = [path for scenario in (six_trials, cancelled_job)
+             for path in scenario.worker.log.parent.rglob("*") if path.is_file()]
+    kinds = {"_submission.sh", "_submitted.pkl", "_result.pkl", "_log.out", "_log.err", "sweeper.log", "hydra.yaml"}
+    assert {kind for kind in kinds for path in swept if path.name.endswith(kind)} == kinds
+    assert [str(path) for path in swept if PG_PASSWORD.encode() in path.read_bytes()] == []
+    # SLURM's own files: its daemons' logs and the batch scripts slurmctld keeps. The password
+    # reaches the jobs in the environment sbatch exports (PGPASSWORD), which slurmctld keeps
+    # (mode 0600) beside each script until the job record is purged: there, and nowhere else.
+    kept = [path for path in slurm.base.rglob("*") if path.is_file()]  # the accounting database too
+    assert any(path.name == "script" for path in kept) and any(path.suffix == ".log" for path in kept)
+    leaks = [path for path in kept if PG_PASSWORD.encode() in path.read_bytes()]
+    assert all(path.name == "environment" and path.stat().st_mode & 0o077 == 0 for path in leaks), leaks
+
+
+# -- without the extra ----------------------------------------------------------------------------
+
+def test_the_slurm_launcher_without_its_extra_is_one_line(tmp_path):
+    """``hydra/launcher=slurm`` where hydra-submitit-launcher is not installed (its modules made
+    unimportable here): one line naming the extra, exit status 2, before anything runs."""
+    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in (
+        "hydra_plugins.hydra_submitit_launcher", "hydra_plugins.hydra_submitit_launcher.config",
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher"))
+    code = f"import sys; {blocked}; from sweeper.cli import sweeper_main; sweeper_main()"
+    proc = subprocess.run([sys.executable, "-c", code, "-m", "hydra/launcher=slurm", "search=small",
+                           f"hydra.sweep.dir={tmp_path / 'multirun'}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == ["error: hydra/launcher=slurm needs the [slurm] extra: "
+                                                "pip install -e '.[slurm]'"]
+    assert not (tmp_path / "multirun").exists()
