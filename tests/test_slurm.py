@@ -247,3 +247,24 @@ def test_the_slurm_launcher_without_its_extra_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == ["error: hydra/launcher=slurm needs the [slurm] extra: "
                                                 "pip install -e '.[slurm]'"]
     assert not (tmp_path / "multirun").exists()
+
+
+def _import_what_is_not_there() -> None:
+    import sweeper_is_not_installed_on_this_node  # noqa: F401
+
+
+def test_a_job_whose_python_fails_outside_the_trial_returns_a_failure_naming_the_error(tmp_path):
+    """A job whose Python raises before the trial runs (the project missing on a node, say):
+    submitit pickles the traceback as the job's result, and the launcher returns it as that
+    trial's failure, naming the error, instead of raising it out of the whole batch. A real
+    submitit job, run by submitit's local executor (the same Job API, no SLURM needed)."""
+    import submitit
+    from hydra.core.utils import JobStatus
+
+    from sweeper.sweep.slurm import job_return
+
+    job = submitit.LocalExecutor(folder=tmp_path).submit(_import_what_is_not_there)
+    returned = job_return(job, ["x=1"])
+    assert returned.status == JobStatus.FAILED and returned.overrides == ["x=1"]
+    assert str(returned._return_value) == (f"its SLURM job {job.job_id} failed: ModuleNotFoundError: "
+                                           "No module named 'sweeper_is_not_installed_on_this_node'")

@@ -87,15 +87,15 @@ def job_return(job: Any, overrides: Sequence[str]) -> JobReturn:
         return _failed(overrides, _lost(job))  # job.results() would wait 15 s for a result file
     try:
         return job.results()[0]
-    except UncompletedJobError:  # COMPLETED, yet no result file came
-        return _failed(overrides, _lost(job))
-    except FailedJobError as err:
+    except FailedJobError as err:  # a subclass of UncompletedJobError: first
         # submitit's message: the traceback between two rules of dashes, then where the logs are.
         lines = [line.strip() for line in str(err).splitlines()]
         rules = [i for i, line in enumerate(lines) if line == RULE]
         trace = [line for line in lines[rules[0] + 1:rules[1]] if line] if len(rules) >= 2 else []
         last = trace[-1] if trace else "see its log"
         return _failed(overrides, RuntimeError(f"its SLURM job {job.job_id} failed: {last}"))
+    except UncompletedJobError:  # COMPLETED, yet no result file came
+        return _failed(overrides, _lost(job))
 
 
 def _end_state(job: Any) -> str:
