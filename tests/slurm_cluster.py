@@ -88,8 +88,14 @@ class SlurmCluster:
         out = self.run("sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)).stdout
         return {line.split("|")[0]: line.split("|")[1].split()[0] for line in out.splitlines() if line}
 
-    def squeue(self, *args: str) -> list[str]:
-        return self.run("squeue", "-h", *args).stdout.split()
+    def kill_task(self, job_id: str) -> int:
+        """SIGKILL the process a running job's first step started (the job's Python), as the
+        out-of-memory killer would: no signal the job can catch. Returns its pid."""
+        raw_id = self.run("squeue", "-h", "-j", job_id, "-o", "%A").stdout.strip()  # 1234_2 -> 1236
+        rows = [line.split() for line in self.run("scontrol", "listpids", raw_id).stdout.splitlines()[1:]]
+        [pid] = [int(row[0]) for row in rows if row[2:4] == ["0", "0"]]  # step 0, its task 0
+        os.kill(pid, signal.SIGKILL)
+        return pid
 
     # -- start -----------------------------------------------------------------------------
 

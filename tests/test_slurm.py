@@ -139,15 +139,18 @@ def test_the_median_pruner_stops_trials_inside_their_slurm_jobs(six_trials):
         assert runs[trial.number].info.run_name == f"trial-{trial.number} (pruned @{epochs_run})"
 
 
-# -- 3. scancel of a running trial's job ---------------------------------------------------------
+# -- 3. scancel of a running trial's job, and a job killed outright --------------------------------
 
-CANCEL_TRIALS, CANCEL_EPOCHS = 2, 600
+CANCEL_TRIALS, CANCEL_EPOCHS = 2, 1000
 
 
 @pytest.fixture(scope="module")
 def cancelled_job(slurm, database, mlflow_server, tmp_path_factory):
-    """Two trials of 600 epochs at once (~3 s of training each); once one is seen training (its
-    first epochs' values are in the storage), its SLURM job is cancelled with ``scancel``."""
+    """Two trials of 1000 epochs at once (~5 s of training each). Once both are seen training
+    (their first epochs' values are in the storage), one job is cancelled with ``scancel`` and
+    the other's Python is killed with SIGKILL, as the out-of-memory killer does (a job whose
+    node dies gets no chance to react either). ``scancel --signal=KILL`` would not do: SLURM
+    takes it as a plain cancel, SIGTERM first."""
     study, base = unique_name("scancel"), tmp_path_factory.mktemp("scancel")
     sweep_dir = base / "multirun"
     args = slurm_sweep_args(database, study, mlflow_server.url, sweep_dir,
@@ -155,63 +158,77 @@ def cancelled_job(slurm, database, mlflow_server, tmp_path_factory):
                             "hydra.sweeper.pruner=none", f"train.epochs={CANCEL_EPOCHS}",
                             "train.early_stopping.patience=null")
     worker = Worker(args, base / "sweep.log", env={"SLURM_CONF": str(slurm.conf)})
-    victim, job_id = None, None
+    victims: dict[str, tuple[int, str]] = {}  # how it was stopped -> (trial number, SLURM job id)
     deadline = time.monotonic() + SWEEP_TIMEOUT
     try:
-        while victim is None and time.monotonic() < deadline and worker.process.poll() is None:
+        while not victims and time.monotonic() < deadline and worker.process.poll() is None:
             time.sleep(0.2)
             try:
                 running = optuna.load_study(study_name=study, storage=database).get_trials(
                     deepcopy=False, states=(TrialState.RUNNING,))
             except KeyError:  # the study is not created yet
                 continue
-            training = [t for t in running if t.intermediate_values]
-            job_id = slurm_jobs_of(sweep_dir).get(training[0].number) if training else None
-            if job_id is not None:
-                victim = training[0]
-                slurm.run("scancel", job_id)
-        assert victim is not None, f"no trial was seen training:\n{worker.output()[-3000:]}"
+            jobs = slurm_jobs_of(sweep_dir)
+            training = [(t.number, jobs[t.number]) for t in running if t.intermediate_values and t.number in jobs]
+            if len(training) == CANCEL_TRIALS:
+                victims = {"scancel": training[0], "SIGKILL": training[1]}
+                slurm.run("scancel", victims["scancel"][1])
+                slurm.kill_task(victims["SIGKILL"][1])
+        assert victims, f"the two trials were never seen training together:\n{worker.output()[-3000:]}"
         wait_all([worker], timeout=max(1.0, deadline - time.monotonic()))
     finally:
         if worker.process.poll() is None:
             worker.kill()
     scenario = sweep_state(slurm, database, study, mlflow_server.url, sweep_dir, worker)
-    scenario.victim, scenario.cancelled_job = victim.number, job_id
+    scenario.victims = victims
     return scenario
 
 
-def test_scancel_shows_in_sacct_and_the_other_jobs_complete(cancelled_job):
-    sacct = cancelled_job.sacct
-    assert sacct.pop(cancelled_job.cancelled_job) == "CANCELLED"
-    # The batch's other trial, and the retry in a job of its own.
-    assert sorted(sacct.values()) == ["COMPLETED"] * CANCEL_TRIALS, cancelled_job.sacct
+@pytest.mark.parametrize("how, sacct_state", [("scancel", "CANCELLED"), ("SIGKILL", "FAILED")])
+def test_a_stopped_job_shows_in_sacct_and_its_retry_completes(cancelled_job, how, sacct_state):
+    number, job_id = cancelled_job.victims[how]
+    assert cancelled_job.sacct[job_id] == sacct_state, cancelled_job.sacct
+    # Two jobs stopped, then the two retries, each in a job of its own.
+    assert len(cancelled_job.sacct) == 2 * CANCEL_TRIALS, cancelled_job.sacct
+    retries = [t for t in cancelled_job.trials if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) == number]
+    assert len(retries) == 1
+    assert cancelled_job.sacct[cancelled_job.jobs[retries[0].number]] == "COMPLETED"
 
 
-def test_the_cancelled_trial_is_fail_and_retried_once_with_the_same_parameters(cancelled_job):
+@pytest.mark.parametrize("how, sacct_state", [("scancel", "CANCELLED"), ("SIGKILL", "FAILED")])
+def test_a_stopped_jobs_trial_is_fail_and_retried_once_with_the_same_parameters(cancelled_job, how, sacct_state):
     trials = {t.number: t for t in cancelled_job.trials}
-    lost = trials[cancelled_job.victim]
-    assert lost.state == TrialState.FAIL
-    assert lost.user_attrs["reason"] == f"its SLURM job {cancelled_job.cancelled_job} ended CANCELLED without a result"
-    retries = [t for t in trials.values() if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) == lost.number]
-    assert len(retries) == 1 and retries[0].params == lost.params
-    assert retries[0].state == TrialState.COMPLETE
-    assert cancelled_job.jobs[retries[0].number] != cancelled_job.cancelled_job
-    # Exactly n_trials counted (the retry replaces the lost trial), nothing left RUNNING.
-    assert all(t.state in FINISHED for t in trials.values()), [(t.number, t.state.name) for t in trials.values()]
-    assert sum(t.number != lost.number for t in trials.values()) == CANCEL_TRIALS
-    line = (f"trial {lost.number} FAIL  its SLURM job {cancelled_job.cancelled_job} ended CANCELLED without a "
-            "result | retried once with the same parameters")
-    assert line in cancelled_job.worker.output()
+    number, job_id = cancelled_job.victims[how]
+    lost = trials[number]
+    reason = f"its SLURM job {job_id} ended {sacct_state} without a result"
+    assert lost.state == TrialState.FAIL and lost.user_attrs["reason"] == reason
+    [retry] = [t for t in trials.values() if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) == number]
+    assert retry.params == lost.params and retry.state == TrialState.COMPLETE
+    assert f"trial {number} FAIL  {reason} | retried once with the same parameters" in cancelled_job.worker.output()
 
 
-def test_the_cancelled_trials_mlflow_run_ends_killed_by_the_jobs_sigterm(cancelled_job):
+def test_the_study_ends_with_exactly_n_trials_counted_and_none_running(cancelled_job):
+    trials = cancelled_job.trials
+    assert all(t.state in FINISHED for t in trials), [(t.number, t.state.name) for t in trials]
+    lost = {number for number, _ in cancelled_job.victims.values()}
+    assert len(trials) == 2 * CANCEL_TRIALS
+    assert sum(t.number not in lost for t in trials) == CANCEL_TRIALS  # the retries count instead
+
+
+def test_the_stopped_trials_mlflow_runs_end_killed_or_failed_never_running(cancelled_job):
     runs = assert_one_parent_one_child_per_trial(cancelled_job)
     assert all(run.info.status != "RUNNING" for run in runs.values())
-    run = runs[cancelled_job.victim]
-    # The job stopped at scancel's SIGTERM (submitit alone would ignore it and train on).
+    # scancel: the job stopped at its SIGTERM (submitit alone would ignore it and train on) and
+    # ended its own run.
+    run = runs[cancelled_job.victims["scancel"][0]]
     assert (run.info.status, run.data.tags["sweeper.state"]) == ("KILLED", "FAIL")
     assert "SIGTERM" in run.data.tags["sweeper.fail_reason"]
     assert len(cancelled_job.client.get_metric_history(run.info.run_id, "train_loss")) < CANCEL_EPOCHS
+    # SIGKILL: nothing in the job could end its run; the sweeper did, with the trial's reason.
+    number, job_id = cancelled_job.victims["SIGKILL"]
+    run = runs[number]
+    assert (run.info.status, run.data.tags["sweeper.state"]) == ("FAILED", "FAIL")
+    assert run.data.tags["sweeper.fail_reason"] == f"its SLURM job {job_id} ended FAILED without a result"
 
 
 # -- 4. no password in what SLURM and submitit keep ------------------------------------------------
