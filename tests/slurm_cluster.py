@@ -88,6 +88,10 @@ class SlurmCluster:
         out = self.run("sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)).stdout
         return {line.split("|")[0]: line.split("|")[1].split()[0] for line in out.splitlines() if line}
 
+    def squeue(self, *args: str) -> list[str]:
+        """Ids of the jobs ``squeue`` lists (pending, running or completing)."""
+        return self.run("squeue", "-h", "-o", "%i", *args).stdout.split()
+
     def kill_task(self, job_id: str) -> int:
         """SIGKILL the process a running job's first step started (the job's Python), as the
         out-of-memory killer would: no signal the job can catch. Returns its pid."""

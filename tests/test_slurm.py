@@ -9,7 +9,9 @@ MLflow each say happened.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -244,8 +246,55 @@ def test_the_storage_password_is_in_no_job_script_pickle_or_log(six_trials, canc
     # (mode 0600) beside each script until the job record is purged: there, and nowhere else.
     kept = [path for path in slurm.base.rglob("*") if path.is_file()]  # the accounting database too
     assert any(path.name == "script" for path in kept) and any(path.suffix == ".log" for path in kept)
-    leaks = [path for path in kept if PG_PASSWORD.encode() in path.read_bytes()]
+    leaks = [path for path in kept if PG_PASSWORD.encode() in _contents(path)]
     assert all(path.name == "environment" and path.stat().st_mode & 0o077 == 0 for path in leaks), leaks
+
+
+def _contents(path: Path) -> bytes:
+    """A file's bytes; none for one a running daemon removed since it was listed."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+# -- 5. Ctrl-C of the sweeper --------------------------------------------------------------------
+
+def test_ctrl_c_of_the_sweeper_cancels_the_jobs_of_its_batch(slurm, database, mlflow_server, tmp_path):
+    """SLURM jobs do not die with the process that submitted them: a sweep interrupted while its
+    batch trains cancels the batch, and its trials are FAIL, to be retried when it runs again."""
+    study, sweep_dir = unique_name("ctrl-c"), tmp_path / "multirun"
+    worker = Worker(slurm_sweep_args(database, study, mlflow_server.url, sweep_dir, "hydra.sweeper.n_trials=2",
+                                     "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner=none",
+                                     f"train.epochs={CANCEL_EPOCHS}", "train.early_stopping.patience=null"),
+                    tmp_path / "sweep.log", env={"SLURM_CONF": str(slurm.conf)})
+    deadline = time.monotonic() + SWEEP_TIMEOUT
+    try:
+        while time.monotonic() < deadline and worker.process.poll() is None:
+            time.sleep(0.2)
+            try:
+                trials = optuna.load_study(study_name=study, storage=database).trials
+            except KeyError:  # the study is not created yet
+                continue
+            if sum(bool(t.intermediate_values) for t in trials) == 2:
+                break
+        os.killpg(worker.process.pid, signal.SIGINT)  # what Ctrl-C in its terminal sends
+        assert worker.wait(timeout=60) == 130, worker.output()[-3000:]
+    finally:
+        if worker.process.poll() is None:
+            worker.kill()
+    left = time.monotonic() + 30  # cancelled jobs stay listed while SLURM ends them
+    while slurm.squeue("--name", study) and time.monotonic() < left:
+        time.sleep(0.5)
+    assert slurm.squeue("--name", study) == []
+    assert sorted(slurm.sacct(*submitted_arrays(sweep_dir)).values()) == ["CANCELLED", "CANCELLED"]
+    trials = optuna.load_study(study_name=study, storage=database).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert [t.user_attrs.get("reason") for t in failed] == ["interrupted (Ctrl-C)"] * 2
+    # Their retries wait, with the same parameters, for the command to run again.
+    retries = {optuna.storages.RetryFailedTrialCallback.retried_trial_number(t): t for t in trials
+               if t.state == TrialState.WAITING}
+    assert {number: t.params for number, t in retries.items()} == {t.number: t.params for t in failed}
 
 
 # -- without the extra ----------------------------------------------------------------------------

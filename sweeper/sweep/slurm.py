@@ -12,6 +12,8 @@ with two differences a sweep needs:
 - Inside the job, SIGTERM (what ``scancel`` sends first) stops the trial like Ctrl-C: its
   MLflow run ends KILLED and the job exits. submitit ignores SIGTERM to survive preemption,
   which would let a cancelled trial train on, and even finish, until SLURM's ``KillWait``.
+- A sweep interrupted while its batch runs (Ctrl-C) cancels the batch's jobs, which would
+  otherwise train on, outliving the sweeper, for trials it has already failed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -70,7 +73,14 @@ def submit(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
         job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
     jobs = executor.map_array(launcher, *zip(*job_params))
-    return [job_return(job, overrides) for job, overrides in zip(jobs, job_overrides)]
+    try:
+        return [job_return(job, overrides) for job, overrides in zip(jobs, job_overrides)]
+    except BaseException:
+        # Ctrl-C, or anything else that ends the sweep while its jobs run: the sweeper fails
+        # their trials, and the jobs, which do not die with it, would train on for nothing.
+        subprocess.run(["scancel", *sorted({job.job_id.split("_")[0] for job in jobs})],
+                       capture_output=True, check=False)
+        raise
 
 
 def job_return(job: Any, overrides: Sequence[str]) -> JobReturn:
