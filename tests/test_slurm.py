@@ -91,9 +91,9 @@ N_TRIALS, N_JOBS = 6, 3
 
 @pytest.fixture(scope="module")
 def six_trials(slurm, database, mlflow_server, tmp_path_factory):
-    """``n_trials=6 n_jobs=3``: two job arrays of three. The median pruner (after 2 complete
-    trials, from epoch 2) and learning rates down to 1e-6: the second batch, which sees the
-    first's three complete trials, has trials to prune."""
+    """``n_trials=6 n_jobs=3``: two job arrays of three. The median pruner (once 2 trials are
+    complete, n_warmup_steps=1) and learning rates down to 1e-6: the second batch, which sees
+    the first's three complete trials, has trials to prune."""
     study, base = unique_name("slurm"), tmp_path_factory.mktemp("six-trials")
     args = slurm_sweep_args(database, study, mlflow_server.url, base / "multirun",
                             f"hydra.sweeper.n_trials={N_TRIALS}", f"hydra.sweeper.n_jobs={N_JOBS}",
