@@ -130,9 +130,9 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
             ended = f"pruned @{result.epochs_run}" if state == PRUNED else "failed"
             mlrun.rename(f"trial-{link.trial_number} ({ended})")
         mlrun.end("FAILED" if state == FAIL else "FINISHED")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:  # Ctrl-C, or a SLURM job's SIGTERM (sweeper.sweep.slurm)
         _log_record(mlrun, cfg, dataset)
-        _end_failed(mlrun, "interrupted (KeyboardInterrupt)", "KILLED")
+        _end_failed(mlrun, f"interrupted ({str(error) or 'KeyboardInterrupt'})", "KILLED")
         raise
     except BaseException as error:
         _log_record(mlrun, cfg, dataset)

@@ -82,6 +82,9 @@ def one_line(error: BaseException) -> str:
         group, _, option = error.missing_cfg_file.rpartition("/")
         if error.options:
             return f"{group}: unknown option '{option}'; allowed: {', '.join(error.options)}"
+        if error.missing_cfg_file in _PLUGIN_CONFIGS:  # a config of ours built on an optional plugin's
+            choice, extra = _PLUGIN_CONFIGS[error.missing_cfg_file]
+            return f"{choice} needs the [{extra}] extra: pip install -e '.[{extra}]'"
         return f"config '{error.missing_cfg_file}' not found"
     if isinstance(error, OverrideParseException):
         detail = [line for line in str(error).splitlines()
@@ -101,6 +104,10 @@ def one_line(error: BaseException) -> str:
             return f"{key}: unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
         return f"{key}: {_first_line(cause)}"
     return _first_line(error)
+
+
+#: Configs of Hydra plugins that ship as extras, and the choice of ours that builds on each.
+_PLUGIN_CONFIGS = {"hydra/launcher/submitit_slurm": ("hydra/launcher=slurm", "slurm")}
 
 
 def user_keys(object_type: object) -> list[str]:

@@ -22,6 +22,13 @@ class StoreError(SweeperError):
     """
 
 
+class JobLost(SweeperError):
+    """A trial's job ended without a result: its process was killed (``scancel``, a lost node,
+    the out-of-memory killer) before it could say how the trial went. Not the trial's fault: a
+    launcher returns it as the job's failure, and the sweeper fails the trial and retries it
+    once with the same parameters, as it does for a trial whose sweeper died."""
+
+
 def root_cause(error: BaseException) -> BaseException:
     """The innermost exception ``error`` was raised from (``__cause__``, else ``__context__``):
     MLflow and Optuna wrap a database's own words ("unable to open database file") in theirs."""

@@ -274,6 +274,14 @@ def postgres_url(postgres: PostgresServer) -> Iterator[str]:
     postgres.drop_database(name)
 
 
+@pytest.fixture(scope="module")
+def database(postgres: PostgresServer) -> Iterator[str]:
+    """A PostgreSQL database for one module's scenarios, as a ``postgresql+psycopg2://`` URL."""
+    name = postgres.create_database()
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(postgres: PostgresServer, tmp_path_factory) -> Iterator[MlflowServer]:
     """One ``mlflow server`` for the session, backed by its own PostgreSQL database.

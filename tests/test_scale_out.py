@@ -10,9 +10,7 @@ import json
 import multiprocessing
 import os
 import queue
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,9 +25,11 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from tests.curves import epoch_values
-from tests.servers import (PG_PASSWORD, free_port, mlflow_server, postgres,  # noqa: F401
+from tests.servers import (PG_PASSWORD, database, free_port, mlflow_server, postgres,  # noqa: F401
                            postgres_url)
 from tests.stores import load_study
+from tests.workers import (FINISHED, PROGRESS, SCRUBBED_ENV, Worker, mlflow_sweep, sweep_args,
+                           unique_name, wait_all)
 
 pytestmark = [
     pytest.mark.slow,
@@ -76,92 +76,11 @@ def test_mlflow_server_fixture_keeps_runs_metrics_and_artifacts(mlflow_server, t
 # -- workers: the real CLI, as separate processes -----------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 CURVES = ("train_loss", "val_loss", "test_loss", "lr")
-# Variables that would make a worker behave unlike a user's shell (see tests/conftest.py);
-# BLAS thread variables too, which the BLAS test sets itself.
-SCRUBBED_ENV = ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
-                "MLFLOW_RUN_ID", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-PROGRESS = re.compile(r"\btrial (\d+) (COMPLETE|PRUNED|FAIL)\b")
 
 
 def can_fake_hostname() -> bool:
     return os.geteuid() == 0 and shutil.which("unshare") is not None
-
-
-class Worker:
-    """One ``python -m sweeper -m …`` process, its output in a log file.
-
-    ``hostname``: run the worker under a host name of its own (a UTS namespace, root only), so
-    the other workers see it as a worker on another machine whose processes they cannot check.
-    """
-
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None,
-                 hostname: str | None = None) -> None:
-        self.log = log
-        full_env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-        full_env.update({"MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", **(env or {})})
-        cmd = [sys.executable, "-m", "sweeper", "-m", *args]
-        if hostname is not None:
-            # unshare and sh exec in place: the worker keeps this process's pid.
-            cmd = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *cmd]
-        with open(log, "wb") as out:
-            # Its own session: a kill reaches the worker and anything it started.
-            self.process = subprocess.Popen(
-                cmd, cwd=log.parent, env=full_env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(
-                f"worker still running after {timeout:.0f}s:\n{self.output()[-3000:]}") from None
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=30)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def trials_told(self) -> list[int]:
-        """Trial numbers this worker reported as finished (its progress lines)."""
-        return [int(n) for n, _ in PROGRESS.findall(self.output())]
-
-
-def wait_all(workers: list[Worker], timeout: float) -> None:
-    """Every worker exits 0 within ``timeout``; on any failure none is left running."""
-    deadline = time.monotonic() + timeout
-    try:
-        for worker in workers:
-            code = worker.wait(max(1.0, deadline - time.monotonic()))
-            assert code == 0, f"worker exited with {code}:\n{worker.output()[-3000:]}"
-    finally:
-        for worker in workers:
-            if worker.process.poll() is None:
-                worker.kill()
-
-
-def sweep_args(storage: str, study: str, tracking_uri: str, experiment: str, sweep_dir: Path,
-               *extra: str) -> list[str]:
-    return ["search=small", f"hydra.sweeper.storage={storage}",
-            f"hydra.sweeper.study_name={study}", f"mlflow.tracking_uri={tracking_uri}",
-            f"mlflow.experiment={experiment}", f"hydra.sweep.dir={sweep_dir}", *extra]
-
-
-def mlflow_sweep(client: MlflowClient, experiment: str) -> tuple[list, list]:
-    """(parent runs, child runs) of the sweeps in ``experiment``."""
-    found = client.get_experiment_by_name(experiment)
-    assert found is not None, f"no MLflow experiment {experiment!r}"
-    runs = client.search_runs([found.experiment_id], max_results=1000)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return parents, children
 
 
 def assert_full_curves(client: MlflowClient, run) -> None:
@@ -171,18 +90,6 @@ def assert_full_curves(client: MlflowClient, run) -> None:
     for key in CURVES:
         steps = sorted(epoch_values(client, run.info.run_id, key))
         assert steps == list(range(1, epochs_run + 1)), (run.info.run_id, key, steps)
-
-
-def unique_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def database(postgres):
-    """A PostgreSQL database for one module-scoped scenario, as a SQLAlchemy URL."""
-    name = postgres.create_database()
-    yield postgres.url(name)
-    postgres.drop_database(name)
 
 
 def start_workers(count: int, base: Path, args_for, hostnames=()) -> list[Worker]:
@@ -639,3 +546,49 @@ def test_a_password_in_the_tracking_uri_is_in_no_output_file_param_tag_or_artifa
     assert any(p.name == "hydra.yaml" for p in files) and any(p.name == "config.yaml" for p in files)
     assert [str(p) for p in files if PG_PASSWORD.encode() in p.read_bytes()] == []
     postgres.drop_database(name)
+
+
+RUNS_AT_ONCE = 6
+
+
+def _log_dataset_at_barrier(uri: str, experiment_id: str, info: dict, barrier, results) -> None:
+    from mlflow import MlflowClient
+
+    from sweeper.tracking.mlflow_run import MlflowRun
+
+    try:
+        run = MlflowRun.start(MlflowClient(tracking_uri=uri), experiment_id)
+        barrier.wait(timeout=60)
+        run.log_dataset(info)
+        run.end()
+        results.put("ok")
+    except Exception as err:  # noqa: BLE001  (the test reports whatever a run hit)
+        results.put(f"{type(err).__name__}: {str(err).splitlines()[0]}")
+
+
+def test_runs_starting_at_once_all_log_the_same_new_dataset(mlflow_server):
+    """The tasks of a SLURM job array start their trials at the same moment, and each logs the
+    sweep's CSV as its dataset input: the first one creates the dataset's row on the server, the
+    others must link to it (they once failed on its unique key and stopped the sweep)."""
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    experiment_id = client.create_experiment(unique_name("datasets-at-once"))
+    info = {"path": "/data/cars.csv", "sha256": uuid.uuid4().hex * 2, "target": "price", "features": ["km"],
+            "columns": {"km": {"kind": "numeric"}}, "rows": {"train": 8, "val": 1, "test": 1}}
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(RUNS_AT_ONCE), ctx.Queue()
+    procs = [ctx.Process(target=_log_dataset_at_barrier,
+                         args=(mlflow_server.url, experiment_id, info, barrier, results))
+             for _ in range(RUNS_AT_ONCE)]
+    for proc in procs:
+        proc.start()
+    try:
+        outcomes = [results.get(timeout=120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+    assert outcomes == ["ok"] * RUNS_AT_ONCE, outcomes
+    runs = client.search_runs([experiment_id])
+    assert len(runs) == RUNS_AT_ONCE
+    assert {tuple(d.dataset.digest for d in run.inputs.dataset_inputs) for run in runs} == {(info["sha256"][:16],)}

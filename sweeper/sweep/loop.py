@@ -12,7 +12,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
-from sweeper.errors import StoreError, one_line
+from sweeper.errors import JobLost, StoreError, one_line
 from sweeper.sweep import console, space as search_space, study as studies, trial_link
 from sweeper.sweep.storage import budget_lock, storage_calls
 from sweeper.tracking.store import wait_until_alive
@@ -128,10 +128,8 @@ class TrialLoop:
         """FAIL the trials whose sweeper died or stopped beating, with a progress line each."""
         for trial in studies.fail_orphaned_trials(self.study, self.storage):
             reason = self.storage.get_trial(trial._trial_id).user_attrs.get(studies.REASON)
-            then = ("retried once with the same parameters" if studies.is_retried(trial)
-                    else "not retried again: it was itself a retry")
             log.info("trial %d FAIL %s | %s", trial.number,
-                     reason or "its sweeper stopped sending heartbeats", then)
+                     reason or "its sweeper stopped sending heartbeats", _retry_note(trial))
 
     def _ask(
         self, n: int, n_trials: int, trials: list[optuna.Trial]
@@ -180,6 +178,7 @@ class TrialLoop:
         if result.status != JobStatus.COMPLETED and isinstance(result._return_value, StoreError):
             return result._return_value
         state, values, metrics, run_id, reason = self._outcome(result)
+        lost = result.status != JobStatus.COMPLETED and isinstance(result._return_value, JobLost)
         if run_id:
             trial.set_user_attr(studies.RUN_ID, run_id)
         if metrics:
@@ -193,17 +192,24 @@ class TrialLoop:
                 self.study.tell(trial, state=state)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.warning("trial %d was already finished by another process", trial.number)
+            lost = False  # and retried by it, if it had to be
         except RuntimeError as err:
             # GridSampler calls Study.stop() once the grid is covered, which only works inside
             # Study.optimize; the trial is already told, and the loop stops at the grid's size.
             if "Study.stop" not in str(err):
                 raise
+        if lost:
+            # Its job was killed, like a worker that died: one retry with the same parameters.
+            frozen = self.storage.get_trial(trial._trial_id)
+            studies.retry(self.study, frozen)
+            reason = f"{reason} | {_retry_note(frozen)}"
         self._progress(trial, state, values, reason)
         return None
 
     def _outcome(self, result: JobReturn) -> tuple[TrialState, list[float] | None, dict, str | None, str | None]:
         if result.status != JobStatus.COMPLETED:
-            return TrialState.FAIL, None, {}, None, one_line(result._return_value)
+            error = result._return_value
+            return TrialState.FAIL, None, {}, None, str(error) if isinstance(error, JobLost) else one_line(error)
         ret = result._return_value
         if not isinstance(ret, dict) or ret.get("state") not in ("COMPLETE", "PRUNED", "FAIL"):
             return TrialState.FAIL, None, {}, None, f"the task function returned {type(ret).__name__}, not a trial result"
@@ -244,3 +250,10 @@ class TrialLoop:
         self.durations.append(took)
         eta = console.eta(self.durations, self.n_trials - finished, self.n_jobs)
         log.info("%s", console.progress_line(number, state, shown, best_text, took, finished, self.n_trials, eta))
+
+
+def _retry_note(failed: optuna.trial.FrozenTrial) -> str:
+    """What happens next to a trial whose worker or job died (``studies.retry``)."""
+    if studies.is_retried(failed):
+        return "retried once with the same parameters"
+    return "not retried again: it was itself a retry"

@@ -24,6 +24,14 @@ MAX_TAGS_PER_BATCH = 100
 VERSIONED = ("numpy", "optuna", "mlflow", "hydra-core")
 
 
+def _duplicate_key(error: BaseException) -> bool:
+    """Whether ``error`` is a database refusing a row whose unique key exists (PostgreSQL,
+    SQLite and MySQL each word it their own way)."""
+    text = str(error).lower()
+    return any(words in text for words in ("unique constraint", "uniqueviolation", "duplicate entry",
+                                           "duplicate key"))
+
+
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested dicts -> ``{"model.activation": "relu", "model.hidden": "[64, 32]", ...}``.
 
@@ -178,9 +186,17 @@ class MlflowRun:
             profile=json.dumps({"num_rows": sum(info["rows"].values()),
                                 "num_elements": sum(info["rows"].values()) * len(schema)}),
         )
+        inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])]
         with self._writing("logging the dataset"):
-            self.client.log_inputs(self.run_id, datasets=[
-                DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+            except Exception as error:
+                # Runs that start at the same moment (the tasks of a SLURM job array) may insert
+                # the same new dataset at once: the losers' inserts break its unique key, and the
+                # row they then find is the one to link (MLflow's server does not retry itself).
+                if not _duplicate_key(error):
+                    raise
+                self.client.log_inputs(self.run_id, datasets=inputs)
 
     def rename(self, name: str) -> None:
         """Give the run a new name (the runs table's first column)."""
