@@ -139,3 +139,18 @@ def test_budget_lock_holds_a_file_lock_beside_a_file_storage_and_none_for_other_
     assert studies.within_budget(study, first, n_trials=4)
     assert not studies.within_budget(study, second, n_trials=4)
     assert studies.within_budget(study, second, n_trials=5)
+
+
+def test_a_stop_requested_while_the_signal_was_dropped_ends_the_trial_at_its_next_report(tmp_path, monkeypatch):
+    """A SLURM job's SIGTERM raises where it lands; landing in a garbage-collection callback it
+    is printed and dropped, so the job's next report raises it (the trial ends interrupted)."""
+    url = str(tmp_path / "optuna.log")
+    study = optuna.create_study(storage=open_storage(url), study_name="s")
+    trial = study.ask()
+    link = trial_link.TrialLink(url, "s", trial._trial_id, trial.number, None)
+    assert link.report(1, 1.0) is False
+    monkeypatch.setattr(trial_link, "_stop_reason", None)
+    trial_link.request_stop("its SLURM job got SIGTERM")
+    with pytest.raises(KeyboardInterrupt, match="its SLURM job got SIGTERM"):
+        link.report(2, 0.5)
+    assert load_study("s", url).trials[0].intermediate_values == {1: 1.0}

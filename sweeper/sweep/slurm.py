@@ -28,16 +28,20 @@ from typing import Any, Sequence
 from hydra.core.utils import JobReturn, JobStatus
 
 from sweeper.errors import JobLost
+from sweeper.sweep.trial_link import Interrupted, request_stop
 
 RULE = "-" * 22  # around the job's traceback in submitit's FailedJobError
 
 
-class JobCancelled(KeyboardInterrupt):
-    """SLURM asked the job to stop (SIGTERM): the trial ends as an interrupted one."""
+JobCancelled = Interrupted  # SLURM asked the job to stop (SIGTERM): the trial ends interrupted
 
 
 def _cancelled(signum: int, frame: Any) -> None:
-    raise JobCancelled(f"its SLURM job got {signal.Signals(signum).name} (scancel, preemption or its time limit)")
+    # Raised where the signal lands; where that is a garbage-collection callback, Python prints
+    # and drops it, so the trial's next report raises it again (trial_link.request_stop).
+    reason = f"its SLURM job got {signal.Signals(signum).name} (scancel, preemption or its time limit)"
+    request_stop(reason)
+    raise JobCancelled(reason)
 
 
 def stop_on_sigterm() -> None:

@@ -43,6 +43,24 @@ def _quote(value: str) -> str:
     return "'" + escaped + "'"
 
 
+class Interrupted(KeyboardInterrupt):
+    """The job was asked to stop (a SLURM job's SIGTERM): its trial ends as an interrupted one."""
+
+
+_stop_reason: str | None = None
+
+
+def request_stop(reason: str) -> None:
+    """Make the current trial's next report raise ``Interrupted(reason)``.
+
+    A signal handler raises where the signal lands, and an exception raised inside a
+    garbage-collection callback is printed and dropped; the next epoch's report stops the trial
+    for sure.
+    """
+    global _stop_reason
+    _stop_reason = reason
+
+
 def overrides_for(
     storage_url: str, study_name: str, trial_id: int, trial_number: int, parent_run_id: str | None
 ) -> list[str]:
@@ -92,10 +110,13 @@ class TrialLink:
 
         Multi-objective studies never prune (Optuna cannot), and a NaN/inf value is not reported:
         the job ends such a trial as FAIL itself. A storage that stopped working raises
-        StoreError naming ``hydra.sweeper.storage``.
+        StoreError naming ``hydra.sweeper.storage``; a job asked to stop (``request_stop``)
+        raises ``Interrupted``.
         """
         from sweeper.sweep.storage import storage_calls
 
+        if _stop_reason is not None:
+            raise Interrupted(_stop_reason)
         with storage_calls(self.storage_url, "reporting the trial's values"):
             trial = self._connect()
             if self._multi_objective or not math.isfinite(value):
