@@ -112,7 +112,7 @@ class OptunaSweeperImpl:
         if created and s.start_from_defaults and grid is None:
             self._enqueue_defaults(study, jobs, space)
         tags = {SAMPLER_TAG: str(s.sampler), PRUNER_TAG: str(s.pruner)}
-        parent_run_id = parent_run.find_or_create(client, experiment_id, study, created, tags)
+        parent_run_id = parent_run.find_or_create(client, experiment_id, study, storage, created, tags)
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
@@ -158,8 +158,9 @@ class OptunaSweeperImpl:
         url = resolve_storage_url(given, PROJECT_ROOT)
         earlier = Path(url).with_name("optuna.db")
         if is_journal(url) and not Path(url).exists() and earlier.exists():
-            log.info("hydra.sweeper.storage=%s is a new journal file; the studies of earlier sweeps are in "
-                     "sqlite:///%s: resume one with hydra.sweeper.storage=sqlite:///%s", given, earlier, earlier)
+            shown = f"sqlite:///{earlier.relative_to(PROJECT_ROOT) if earlier.is_relative_to(PROJECT_ROOT) else earlier}"
+            log.info("hydra.sweeper.storage=%s is a new journal file; the studies of earlier sweeps are in %s: "
+                     "resume one with hydra.sweeper.storage=%s", given, shown, shown)
         try:
             return url, open_storage(url, self.settings.heartbeat_interval, self.settings.grace_period)
         except Exception as err:

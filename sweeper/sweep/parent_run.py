@@ -85,6 +85,7 @@ def find_or_create(
     client: Any,
     experiment_id: str,
     study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
     created_study: bool,
     tags: dict[str, str],
 ) -> str:
@@ -97,8 +98,7 @@ def find_or_create(
     a new parent, even where an earlier study of the same name left one (its Optuna storage
     deleted): its trials are numbered from 0 again and must not join the old ones.
     """
-    storage = study._storage
-    study_id = study._study_id
+    study_id = storage.get_study_id_from_name(study.study_name)
 
     def recorded() -> str | None:
         run_id = storage.get_study_system_attrs(study_id).get(study_attrs.PARENT_RUN_ID)

@@ -33,6 +33,16 @@ PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Defaults this project sets over Optuna's, per sampler (hydra.sweeper.sampler_kwargs wins):
+# trials that run at the same time (n_jobs > 1, or other workers on the storage) are not offered
+# the same point, as TPE counts a running trial as the worst value so far; with one trial at a
+# time there is no running trial at an ask, and the suggestions are the same as without it.
+# Optuna 5 made it TPE's default; Optuna 4 (this project's lowest) did not.
+SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tpe": {"constant_liar": True},
+}
+
+
 def _lookup(registry: dict, kind: str, name: str | None) -> Callable:
     key = "none" if name is None else str(name).lower()
     if key not in registry:
@@ -67,7 +77,7 @@ def make_sampler(
             import cmaes  # noqa: F401  (Optuna imports it only at the first relative sample)
         except ImportError:
             raise ConfigError("hydra.sweeper.sampler=cmaes needs the cmaes package: pip install cmaes") from None
-    kwargs = dict(kwargs or {})
+    kwargs = SAMPLER_DEFAULTS.get(str(name).lower(), {}) | dict(kwargs or {})
     if seed is not None and "seed" in inspect.signature(factory).parameters:
         kwargs.setdefault("seed", seed)
     if factory is optuna.samplers.GridSampler:
