@@ -283,6 +283,23 @@ def test_the_killed_trial_is_retried_with_the_same_parameters(killed_worker):
 WORKERS_AT_ONCE = 6
 
 
+def _at_a_barrier(n: int, target, *args) -> list:
+    """Run ``target(*args, barrier, results)`` in ``n`` forked processes (they start with the
+    libraries imported) released together at a barrier; each one's outcome from ``results``."""
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, barrier, results)) for _ in range(n)]
+    for proc in procs:
+        proc.start()
+    try:
+        return [results.get(timeout=120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+
+
 def _open_storage_at_barrier(url: str, barrier, results) -> None:
     from sweeper.sweep.storage import open_storage
 
@@ -300,19 +317,7 @@ def test_workers_opening_a_fresh_database_at_once_all_get_the_storage(postgres_u
     Without the schema lock, six workers lost this race about one run in six on two cores
     ("relation studies already exists").
     """
-    ctx = multiprocessing.get_context("fork")  # the children start with optuna imported
-    barrier, results = ctx.Barrier(WORKERS_AT_ONCE), ctx.Queue()
-    procs = [ctx.Process(target=_open_storage_at_barrier, args=(postgres_url, barrier, results))
-             for _ in range(WORKERS_AT_ONCE)]
-    for proc in procs:
-        proc.start()
-    try:
-        outcomes = [results.get(timeout=120) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
+    outcomes = _at_a_barrier(WORKERS_AT_ONCE, _open_storage_at_barrier, postgres_url)
     assert outcomes == ["ok"] * WORKERS_AT_ONCE, outcomes
 
 
@@ -574,20 +579,7 @@ def test_runs_starting_at_once_all_log_the_same_new_dataset(mlflow_server):
     experiment_id = client.create_experiment(unique_name("datasets-at-once"))
     info = {"path": "/data/cars.csv", "sha256": uuid.uuid4().hex * 2, "target": "price", "features": ["km"],
             "columns": {"km": {"kind": "numeric"}}, "rows": {"train": 8, "val": 1, "test": 1}}
-    ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(RUNS_AT_ONCE), ctx.Queue()
-    procs = [ctx.Process(target=_log_dataset_at_barrier,
-                         args=(mlflow_server.url, experiment_id, info, barrier, results))
-             for _ in range(RUNS_AT_ONCE)]
-    for proc in procs:
-        proc.start()
-    try:
-        outcomes = [results.get(timeout=120) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
+    outcomes = _at_a_barrier(RUNS_AT_ONCE, _log_dataset_at_barrier, mlflow_server.url, experiment_id, info)
     assert outcomes == ["ok"] * RUNS_AT_ONCE, outcomes
     runs = client.search_runs([experiment_id])
     assert len(runs) == RUNS_AT_ONCE
