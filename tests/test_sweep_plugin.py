@@ -275,6 +275,28 @@ def test_pruning_works_from_joblib_worker_processes(toy: Path) -> None:
     assert len(children) == 6
 
 
+def test_with_two_jobs_a_trial_starts_as_soon_as_one_ends_while_a_longer_one_still_runs(toy: Path) -> None:
+    """No batch barrier: a batch of two would start its third trial only after both ended."""
+    run_sweep(
+        toy,
+        "hydra/launcher=joblib",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=6",
+        "hydra.sweeper.sampler=random",
+        "hydra.sweeper.pruner=none",
+        "epochs=choice(2,40)",
+        "sleep=0.05",
+    )
+    trials = load(toy).trials
+    assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
+    overlaps = [(a.number, b.number, c.number) for a in trials for b in trials for c in trials
+                if len({a.number, b.number, c.number}) == 3
+                and a.datetime_start < b.datetime_complete <= c.datetime_start < a.datetime_complete]
+    assert overlaps, [(t.number, t.params["epochs"], t.datetime_start, t.datetime_complete) for t in trials]
+    _, _, children = mlflow_runs(toy)
+    assert len(children) == 6
+
+
 def test_current_is_none_outside_a_multirun_even_with_stale_variables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -18,6 +20,17 @@ from sweeper.sweep.storage import budget_lock, storage_calls
 from sweeper.tracking.store import wait_until_alive
 
 log = logging.getLogger(__name__)
+
+
+def runs_jobs_concurrently(launcher: Any) -> bool:
+    """Whether ``launcher.launch`` may be called from several threads at once, each call running
+    its jobs in processes of their own: Hydra's joblib launcher (its loky pool takes calls from
+    any thread). The in-process launcher runs a job in this process, one at a time."""
+    try:
+        from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+    except ImportError:  # the [joblib] extra is not installed
+        return False
+    return isinstance(launcher, JoblibLauncher)
 
 
 class TrialLoop:
@@ -62,49 +75,127 @@ class TrialLoop:
         return sorted(self.study.best_trials, key=lambda t: t.number)
 
     def loop(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
+        """Run trials until the study holds ``n_trials`` counted ones (or ``timeout`` passes).
+
+        A launcher that can run jobs concurrently (Hydra's joblib launcher: each job in a
+        process of its own) keeps ``n_jobs`` trials running, each asked as soon as a slot frees
+        (:meth:`_lanes`); any other launcher gets batches of ``n_jobs`` trials, each batch
+        launched whole and waited for (the in-process launcher runs one job at a time; the
+        SLURM launcher submits a batch as one job array).
+        """
         self.n_trials, self.n_jobs = n_trials, n_jobs
         returns = []
+        if n_jobs > 1 and runs_jobs_concurrently(self.launcher):
+            returns = self._lanes(n_trials, timeout, n_jobs)
+        # Batches; after lanes, what is left: other workers' running trials to wait for, and
+        # the retries of those that die.
+        while (asked := self._next(n_jobs, n_trials, timeout)) is not None:
+            trials, batch = asked
+            returns.append(self._run(trials, batch, self.job_idx))
+            self.job_idx += len(batch)
+        return returns
+
+    def _lanes(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
+        """``n_jobs`` lanes (threads), each asking one trial, launching it and telling how it
+        ended, then asking the next: a trial pruned at epoch 5 frees its slot at once instead of
+        waiting for the slowest trial of a batch. Asking and telling take turns under one lock;
+        Optuna's TPE counts the running trials (``constant_liar``), so lanes are not offered the
+        same point. The first failure (a store that stopped working, Ctrl-C) stops every lane
+        from asking again, and fails the trials still running."""
+        lock = threading.Lock()
+        returns: list[Sequence[JobReturn]] = []
+        running: dict[int, optuna.Trial] = {}
+        failures: list[BaseException] = []
+
+        def lane() -> None:
+            while not failures:
+                with lock:
+                    asked = None if failures else self._next(1, n_trials, timeout, wait=False)
+                    if asked is None:
+                        return
+                    trials, batch = asked
+                    index, self.job_idx = self.job_idx, self.job_idx + 1
+                    running[trials[0].number] = trials[0]
+                try:
+                    results = self._run(trials, batch, index, lock)
+                except BaseException as err:
+                    failures.append(err)
+                    return
+                finally:
+                    running.pop(trials[0].number, None)
+                returns.append(results)
+
+        threads = [threading.Thread(target=lane, name=f"sweeper-lane-{i}", daemon=True) for i in range(n_jobs)]
+        with console.quiet_launcher(self.launcher, self.verbose):
+            for thread in threads:
+                thread.start()
+            try:
+                for thread in threads:
+                    thread.join()
+            except KeyboardInterrupt as err:
+                failures.append(err)
+                with lock:
+                    self._fail_unfinished(list(running.values()), err)
+                raise
+        if failures:
+            raise failures[0]
+        return returns
+
+    def _next(self, n: int, n_trials: int, timeout: float | None,
+              wait: bool = True) -> tuple[list[optuna.Trial], list[list[str]]] | None:
+        """Ask up to ``n`` trials with their jobs' overrides; None when the sweep is done (the
+        budget is used, the timeout passed, or other workers took the last trials). With
+        ``wait``, a study whose budget is used while trials still run waits for them to end (or
+        go stale, and be failed and retried) before it says done."""
         heartbeat = studies.heartbeat_interval(self.storage)
         while True:
             self.fail_orphans()
             finished, running = studies.count(self.study)
             remaining = n_trials - finished - running
-            if remaining <= 0 and running and heartbeat:
+            if remaining <= 0 and running and heartbeat and wait:
                 # Other workers' trials are still running: wait until they end, or until their
                 # heartbeat stops and they are failed, so the study never ends with a trial RUNNING.
                 time.sleep(min(heartbeat, 5))
                 continue
             if remaining <= 0:
-                break
+                return None
             if timeout is not None and time.monotonic() - self.started >= timeout:
                 log.info("timeout of %ss reached: no new trial", timeout)
-                break
+                return None
             # A server that stopped answering gets MLflow's retry budget to come back; then the
             # sweep stops before it starts a trial that could only fail.
             wait_until_alive(self.mlflow_uri)
             trials: list[optuna.Trial] = []
             try:
                 with storage_calls(self.storage_url, "asking for trials"):
-                    trials, batch = self._ask(min(n_jobs, remaining), n_trials, trials)
-                if not trials:
-                    break  # other workers took the last trials
-                with studies.Heartbeat(self.storage, [t._trial_id for t in trials], heartbeat), \
-                        console.quiet_launcher(self.launcher, self.verbose):
-                    results = self.launcher.launch(batch, initial_job_idx=self.job_idx)
-                self.job_idx += len(batch)
-                broken = None
-                with storage_calls(self.storage_url, "recording the trials' results"):
-                    for trial, result in zip(trials, results):
-                        broken = broken or self._tell(trial, result)
-                if broken is not None:
-                    raise broken
+                    trials, batch = self._ask(min(n, remaining), n_trials, trials)
             except BaseException as err:
-                # Ctrl-C, a store that stopped working or a launcher failure: whatever this
-                # batch had not finished is FAIL.
                 self._fail_unfinished(trials, err)
                 raise
-            returns.append(results)
-        return returns
+            return (trials, batch) if trials else None  # none: other workers took the last trials
+
+    def _run(self, trials: list[optuna.Trial], batch: list[list[str]], index: int,
+             lock: threading.Lock | None = None) -> Sequence[JobReturn]:
+        """Launch ``batch`` (the jobs of ``trials``) and tell each trial how its job ended (under
+        ``lock``, from a lane); whatever had not ended when something failed (Ctrl-C, a store
+        that stopped working, the launcher) is FAIL."""
+        heartbeat = studies.heartbeat_interval(self.storage)
+        quiet = console.quiet_launcher(self.launcher, self.verbose) if lock is None else contextlib.nullcontext()
+        lock = lock or contextlib.nullcontext()
+        try:
+            with studies.Heartbeat(self.storage, [t._trial_id for t in trials], heartbeat), quiet:
+                results = self.launcher.launch(batch, initial_job_idx=index)
+            broken = None
+            with lock, storage_calls(self.storage_url, "recording the trials' results"):
+                for trial, result in zip(trials, results):
+                    broken = broken or self._tell(trial, result)
+            if broken is not None:
+                raise broken
+        except BaseException as err:
+            with lock:
+                self._fail_unfinished(trials, err)
+            raise
+        return results
 
     def _fail_unfinished(self, trials: list[optuna.Trial], err: BaseException) -> None:
         """FAIL the trials of a batch ``err`` interrupted (those not told yet). After Ctrl-C or a
