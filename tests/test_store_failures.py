@@ -164,6 +164,28 @@ def test_mlruns_made_read_only_stops_the_sweep_in_one_line_and_the_rerun_resumes
     assert_resumed_to_the_end(optuna_url, mlflow_uri, hit)
 
 
+def test_a_store_that_stops_working_under_two_concurrent_trials_stops_the_sweep_in_one_line(
+        tmp_path, mlflow_uri, optuna_url, read_only):
+    """The joblib launcher's lanes: whichever lane meets the fault first (asking, or telling its
+    trial) stops every lane with one line, and the rerun finishes the study with nothing left
+    RUNNING."""
+    joblib = ("hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "hydra.launcher.n_jobs=2", "train.epochs=30")
+    sweep = Sweep(tmp_path, mlflow_uri, optuna_url, *joblib)
+    sweep.wait_for_trials(1, timeout=180)
+    read_only.make(tmp_path / "mlruns")
+    assert sweep.wait(timeout=120) != 0
+    the_one_error_line(sweep, "mlflow.tracking_uri", "hydra.sweeper.storage")
+    read_only.undo()
+    # Trials still running when the storage broke could not be told FAIL there: the rerun fails
+    # and retries them as orphans (their sweeper process is gone).
+    again = Sweep(tmp_path, mlflow_uri, optuna_url, *joblib)
+    assert again.wait(timeout=300) == 0, again.text()
+    trials = load_study(STUDY, optuna_url).trials
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for t in trials)
+    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    assert len([t for t in trials if t.number not in retried]) == N_TRIALS
+
+
 @pytest.fixture
 def server(tmp_path, mlflow_uri) -> MlflowServer:
     """An ``mlflow server`` on SQLite (``mlflow_uri``'s file), stopped at teardown."""

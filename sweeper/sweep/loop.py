@@ -109,13 +109,17 @@ class TrialLoop:
 
         def lane() -> None:
             while not failures:
-                with lock:
-                    asked = None if failures else self._next(1, n_trials, timeout, wait=False)
-                    if asked is None:
-                        return
-                    trials, batch = asked
-                    index, self.job_idx = self.job_idx, self.job_idx + 1
-                    running[trials[0].number] = trials[0]
+                try:
+                    with lock:
+                        asked = None if failures else self._next(1, n_trials, timeout, wait=False)
+                        if asked is None:
+                            return
+                        trials, batch = asked
+                        index, self.job_idx = self.job_idx, self.job_idx + 1
+                        running[trials[0].number] = trials[0]
+                except BaseException as err:  # a storage that stopped working while asking
+                    failures.append(err)
+                    return
                 try:
                     results = self._run(trials, batch, index, lock)
                 except BaseException as err:
