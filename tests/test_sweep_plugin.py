@@ -252,13 +252,15 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(toy: Path) -
     assert sum(t.state in FINISHED for t in resumed) == 6 + len(failed)
 
 
+#: Six random trials, two at a time in joblib worker processes.
+SIX_TRIALS_TWO_AT_A_TIME = ("hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=6",
+                            "hydra.sweeper.sampler=random")
+
+
 def test_pruning_works_from_joblib_worker_processes(toy: Path) -> None:
     run_sweep(
         toy,
-        "hydra/launcher=joblib",
-        "hydra.sweeper.n_jobs=2",
-        "hydra.sweeper.n_trials=6",
-        "hydra.sweeper.sampler=random",
+        *SIX_TRIALS_TWO_AT_A_TIME,
         "+hydra.sweeper.pruner_kwargs.n_startup_trials=2",
         "lr=tag(log,interval(0.001,1))",
         "epochs=8",
@@ -279,10 +281,7 @@ def test_with_two_jobs_a_trial_starts_as_soon_as_one_ends_while_a_longer_one_sti
     """No batch barrier: a batch of two would start its third trial only after both ended."""
     run_sweep(
         toy,
-        "hydra/launcher=joblib",
-        "hydra.sweeper.n_jobs=2",
-        "hydra.sweeper.n_trials=6",
-        "hydra.sweeper.sampler=random",
+        *SIX_TRIALS_TWO_AT_A_TIME,
         "hydra.sweeper.pruner=none",
         "epochs=choice(2,40)",
         "sleep=0.05",
