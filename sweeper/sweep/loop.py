@@ -36,9 +36,9 @@ def runs_jobs_concurrently(launcher: Any) -> bool:
 class TrialLoop:
     """One sweeper process's pass over a study: ask, launch, tell, report progress.
 
-    Each pass asks up to ``n_jobs`` trials, turns each into Hydra overrides (its suggested
-    values plus its identity, see :mod:`sweeper.sweep.trial_link`), launches them as one batch
-    through the launcher and tells each result to the study, until the study holds
+    It asks trials, turns each into Hydra overrides (its suggested values plus its identity,
+    see :mod:`sweeper.sweep.trial_link`), launches them through the launcher (``n_jobs`` at a
+    time, see :meth:`loop`) and tells each result to the study, until the study holds
     ``n_trials`` counted trials (see :mod:`sweeper.sweep.study` for what counts).
     """
 
@@ -62,6 +62,7 @@ class TrialLoop:
         self.storage_url, self.job_storage_url = storage_url, job_storage_url
         self.parent_run_id, self.pruner_spec, self.mlflow_uri = parent_run_id, pruner_spec, mlflow_uri
         self.launcher, self.compose_once, self.verbose = launcher, compose_once, verbose
+        self.heartbeat = studies.heartbeat_interval(storage)  # seconds; None: a journal file has none
         self.started = time.monotonic()
         self.job_idx = 0
         self.n_trials, self.n_jobs = 0, 1
@@ -151,15 +152,14 @@ class TrialLoop:
         budget is used, the timeout passed, or other workers took the last trials). With
         ``wait``, a study whose budget is used while trials still run waits for them to end (or
         go stale, and be failed and retried) before it says done."""
-        heartbeat = studies.heartbeat_interval(self.storage)
         while True:
             self.fail_orphans()
             finished, running = studies.count(self.study)
             remaining = n_trials - finished - running
-            if remaining <= 0 and running and heartbeat and wait:
+            if remaining <= 0 and running and self.heartbeat and wait:
                 # Other workers' trials are still running: wait until they end, or until their
                 # heartbeat stops and they are failed, so the study never ends with a trial RUNNING.
-                time.sleep(min(heartbeat, 5))
+                time.sleep(min(self.heartbeat, 5))
                 continue
             if remaining <= 0:
                 return None
@@ -183,11 +183,10 @@ class TrialLoop:
         """Launch ``batch`` (the jobs of ``trials``) and tell each trial how its job ended (under
         ``lock``, from a lane); whatever had not ended when something failed (Ctrl-C, a store
         that stopped working, the launcher) is FAIL."""
-        heartbeat = studies.heartbeat_interval(self.storage)
         quiet = console.quiet_launcher(self.launcher, self.verbose) if lock is None else contextlib.nullcontext()
         lock = lock or contextlib.nullcontext()
         try:
-            with studies.Heartbeat(self.storage, [t._trial_id for t in trials], heartbeat), quiet:
+            with studies.Heartbeat(self.storage, [t._trial_id for t in trials], self.heartbeat), quiet:
                 results = self.launcher.launch(batch, initial_job_idx=index)
             broken = None
             with lock, storage_calls(self.storage_url, "recording the trials' results"):
@@ -241,8 +240,7 @@ class TrialLoop:
             if not locked and not studies.within_budget(self.study, trial, n_trials):
                 # No lock on this database, and workers sharing it counted, then asked, at the
                 # same moment: this one is past the budget. Hand it back (WAITING, no params
-                # yet); the next ask anywhere reuses it, or a retry of a trial whose worker died
-                # takes it over.
+                # yet); the next ask anywhere reuses it.
                 storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
                 break
             trials.append(trial)
