@@ -112,7 +112,11 @@ def assert_resumed_to_the_end(optuna_url: str, mlflow_uri: str, hit: int | None)
 
 class ReadOnly:
     """``make(folder)``: nothing in ``folder`` can be written any more, by this user or by root
-    (whom file modes do not stop: ``chattr +i`` then); ``undo()`` gives it back."""
+    (whom file modes do not stop: ``chattr +i`` then); ``undo()`` gives it back.
+
+    Symlinks are left as they are: a journal being written holds Optuna's lock as a symlink
+    (``optuna.log.lock``), which ``chattr`` refuses ("Operation not supported"), and which a
+    folder made immutable first can no longer lose or gain."""
 
     def __init__(self) -> None:
         self.root = os.geteuid() == 0
@@ -120,20 +124,31 @@ class ReadOnly:
 
     def make(self, folder: Path) -> None:
         self.made.append(folder)
-        if self.root:
-            subprocess.run(["chattr", "-R", "+i", str(folder)], check=True)
-        else:
-            for path in [folder, *folder.rglob("*")]:
-                path.chmod(path.stat().st_mode & ~0o222)
+        self._walk(folder, writable=False)
 
     def undo(self) -> None:
         for folder in self.made:
-            if self.root:
-                subprocess.run(["chattr", "-R", "-i", str(folder)], check=True)
-            else:
-                for path in [folder, *folder.rglob("*")]:
-                    path.chmod(path.stat().st_mode | 0o200)
+            self._walk(folder, writable=True)
         self.made = []
+
+    def _walk(self, folder: Path, *, writable: bool) -> None:
+        """The folder first, then what it holds: once a folder is immutable, its entries stay."""
+        self._set([folder], writable)
+        entries = [path for path in folder.iterdir() if not path.is_symlink()]
+        self._set([path for path in entries if path.is_file()], writable)
+        for path in entries:
+            if path.is_dir():
+                self._walk(path, writable=writable)
+
+    def _set(self, paths: list[Path], writable: bool) -> None:
+        if not paths:
+            return
+        if self.root:
+            subprocess.run(["chattr", "-i" if writable else "+i", *map(str, paths)], check=True)
+        else:
+            for path in paths:
+                mode = path.stat().st_mode
+                path.chmod(mode | 0o200 if writable else mode & ~0o222)
 
 
 @pytest.fixture
