@@ -154,3 +154,35 @@ def test_a_stop_requested_while_the_signal_was_dropped_ends_the_trial_at_its_nex
     with pytest.raises(KeyboardInterrupt, match="its SLURM job got SIGTERM"):
         link.report(2, 0.5)
     assert load_study("s", url).trials[0].intermediate_values == {1: 1.0}
+
+
+#: A trial's overrides as the sweeper writes them: fixed ones, suggested values (group options
+#: among them), and the identity the job reads from ``hydra.job.env_set``.
+IDENTITY = trial_link.overrides_for("/tmp/x/optuna.log", "car_prices", 7, 6, "0123abcd")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["train.epochs=7"],
+        ["train.epochs=7", "optimizer.lr=0.0123", "model.hidden=[32,16]", "model.activation=tanh", *IDENTITY],
+        ["schedule=step", "schedule.gamma=0.5", "optimizer.momentum=0.9", "train.batch_size=null", *IDENTITY],
+        ["optimizer.lr=0.3", "schedule=plateau", "schedule.factor=0.2", "data=diamonds", *IDENTITY],
+        ["++train.new_key=3", "regularization.max_norm=3", "+hydra.job.env_set.EXTRA='a b'"],
+    ],
+)
+def test_a_job_config_built_from_the_cached_composition_equals_hydras_compose(jobs, overrides):
+    from omegaconf import OmegaConf
+
+    built, composed = jobs.job_config(overrides), jobs.compose(overrides)
+    assert OmegaConf.to_container(built, resolve=False) == OmegaConf.to_container(composed, resolve=False)
+    assert OmegaConf.to_yaml(built) == OmegaConf.to_yaml(composed)
+    assert OmegaConf.is_struct(built) and not OmegaConf.is_readonly(built.hydra)
+    assert built.hydra.job.override_dirname == composed.hydra.job.override_dirname != ""
+    assert list(built.hydra.overrides.task) == [o for o in overrides if not o.lstrip("+").startswith("hydra.")]
+
+
+def test_a_job_config_is_a_copy_a_job_may_change(jobs):
+    first = jobs.job_config(["optimizer.lr=0.5"])
+    first.optimizer.lr = 9.0
+    assert jobs.job_config(["train.epochs=3"]).optimizer.lr != 9.0

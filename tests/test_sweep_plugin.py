@@ -253,13 +253,17 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(toy: Path) -
 
 
 #: Six random trials, two at a time in joblib worker processes.
-SIX_TRIALS_TWO_AT_A_TIME = ("hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=6",
-                            "hydra.sweeper.sampler=random")
+SIX_TRIALS_TWO_AT_A_TIME = ("hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=6", "hydra.sweeper.sampler=random")
+
+#: Two trials at a time in worker processes: the sweeper's own (the default launcher) or joblib's.
+LAUNCHERS = pytest.mark.parametrize("launcher", [(), ("hydra/launcher=joblib",)], ids=["default", "joblib"])
 
 
-def test_pruning_works_from_joblib_worker_processes(toy: Path) -> None:
+@LAUNCHERS
+def test_pruning_works_from_worker_processes(toy: Path, launcher: tuple[str, ...]) -> None:
     run_sweep(
         toy,
+        *launcher,
         *SIX_TRIALS_TWO_AT_A_TIME,
         "+hydra.sweeper.pruner_kwargs.n_startup_trials=2",
         "lr=tag(log,interval(0.001,1))",
@@ -277,10 +281,13 @@ def test_pruning_works_from_joblib_worker_processes(toy: Path) -> None:
     assert len(children) == 6
 
 
-def test_with_two_jobs_a_trial_starts_as_soon_as_one_ends_while_a_longer_one_still_runs(toy: Path) -> None:
+@LAUNCHERS
+def test_with_two_jobs_a_trial_starts_as_soon_as_one_ends_while_a_longer_one_still_runs(
+        toy: Path, launcher: tuple[str, ...]) -> None:
     """No batch barrier: a batch of two would start its third trial only after both ended."""
     run_sweep(
         toy,
+        *launcher,
         *SIX_TRIALS_TWO_AT_A_TIME,
         "hydra.sweeper.pruner=none",
         "epochs=choice(2,40)",

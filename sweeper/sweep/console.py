@@ -88,11 +88,13 @@ def ranked(study: optuna.Study, objectives: Sequence[str]) -> list[FrozenTrial]:
 
 @contextlib.contextmanager
 def quiet_launcher(launcher: Any, verbose: bool) -> Iterator[None]:
-    """Hold back the launcher's INFO lines (its package's logger at WARNING) unless ``verbose``."""
+    """Hold back the launcher's INFO lines (its package's logger at WARNING; the sweeper's own
+    launcher's module logger) unless ``verbose``."""
     if verbose:
         yield
         return
-    with quiet_logger(type(launcher).__module__.rsplit(".", 1)[0]):
+    module = type(launcher).__module__
+    with quiet_logger(module if module.startswith("sweeper.") else module.rsplit(".", 1)[0]):
         yield
 
 

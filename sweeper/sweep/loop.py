@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 
 def runs_jobs_concurrently(launcher: Any) -> bool:
     """Whether ``launcher.launch`` may be called from several threads at once, each call running
-    its jobs in processes of their own: Hydra's joblib launcher (its loky pool takes calls from
-    any thread). The in-process launcher runs a job in this process, one at a time."""
+    its jobs in processes of their own: the sweeper's own launcher with ``n_jobs`` > 1 (its
+    worker processes), and Hydra's joblib launcher (its loky pool takes calls from any thread)."""
+    if getattr(launcher, "concurrent", False):
+        return True
     try:
         from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
     except ImportError:  # the [joblib] extra is not installed

@@ -28,8 +28,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError, StoreError, SweeperError, one_line
-from sweeper.sweep import console, parent_run, space as search_space, study as studies
+from sweeper.sweep import console, local_launcher, parent_run, space as search_space, study as studies
 from sweeper.sweep.job_configs import JobConfigs
+from sweeper.sweep.local_launcher import LocalLauncher
 from sweeper.sweep.loop import TrialLoop
 from sweeper.sweep.registry import make_pruner, make_sampler
 from sweeper.sweep.settings import check_settings
@@ -52,10 +53,12 @@ class OptunaSweeperImpl:
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
+        self.task_function: TaskFunction | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context
         self.config = config
+        self.task_function = task_function
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
@@ -80,11 +83,24 @@ class OptunaSweeperImpl:
     def _sweep(self, arguments: list[str]) -> Any:
         s, cfg = self.settings, self.config
         check_settings(s)
+        jobs = JobConfigs(self.hydra_context, cfg, str(s.validator) if s.validator else None)
+        launcher = self.launcher
+        if local_launcher.replaces(cfg):  # its worker processes start now, beside the checks below
+            try:
+                launcher = LocalLauncher(self.hydra_context, self.task_function, cfg, jobs.job_config, int(s.n_jobs))
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+        try:
+            return self._run_sweep(arguments, jobs, launcher)
+        finally:
+            if launcher is not self.launcher:
+                launcher.close()
+
+    def _run_sweep(self, arguments: list[str], jobs: JobConfigs, launcher: Any) -> Any:
+        s, cfg = self.settings, self.config
         objective = str(OmegaConf.select(cfg, "objective", default="val_rmse"))
         objectives, directions = studies.objectives_and_directions(
             objective, s.direction, list(s.directions) if s.directions else None)
-
-        jobs = JobConfigs(self.hydra_context, cfg, str(s.validator) if s.validator else None)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         params = OmegaConf.to_container(s.params, resolve=True) if s.params else {}
         space = jobs.check(search_space.parse(params, arguments, parser))
@@ -118,7 +134,7 @@ class OptunaSweeperImpl:
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
 
         run = TrialLoop(study, storage, space, objectives, storage_url, job_storage_url, parent_run_id,
-                        pruner_spec, mlflow_uri, self.launcher, jobs.compose_once, self._verbose())
+                        pruner_spec, mlflow_uri, launcher, jobs.compose_once, self._verbose())
         run.fail_orphans()
         parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
         finished = studies.count(study)[0]
