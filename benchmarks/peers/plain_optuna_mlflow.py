@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 import time
+from pathlib import Path
 
 import matplotlib
 
@@ -117,7 +119,7 @@ def final_metrics(net, data, result, seconds: float) -> dict:
     return metrics
 
 
-def plot_loss_curves(result) -> plt.Figure:
+def plot_loss_curves(result, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(7, 4))
     epochs = range(1, result.epochs_run + 1)
     for name in ("train_loss", "val_loss", "test_loss"):
@@ -127,7 +129,8 @@ def plot_loss_curves(result) -> plt.Figure:
     axes.set_xlabel("epoch")
     axes.set_ylabel("squared error / 2")
     axes.legend()
-    return figure
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def log_trial(run_id: str, params: dict, result, metrics: dict) -> None:
@@ -138,9 +141,9 @@ def log_trial(run_id: str, params: dict, result, metrics: dict) -> None:
               for name, values in result.history.items() for epoch, value in enumerate(values, start=1)]
     mlflow.MlflowClient().log_batch(run_id, metrics=curves)
     mlflow.log_metrics(metrics)
-    figure = plot_loss_curves(result)
-    mlflow.log_figure(figure, "loss_curves.png")
-    plt.close(figure)
+    with tempfile.TemporaryDirectory() as folder:
+        plot_loss_curves(result, Path(folder) / "loss_curves.png")
+        mlflow.log_artifact(str(Path(folder) / "loss_curves.png"))
 
 
 def objective(trial: optuna.Trial, data) -> float:
