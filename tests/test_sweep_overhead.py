@@ -41,8 +41,8 @@ def test_quick_benchmark_reports_parts_that_fit_in_the_wall_time(tmp_path):
 def test_quick_benchmark_runs_each_peer_on_the_same_trials_and_epochs(tmp_path):
     """Ours, the plain Optuna + MLflow script and the peer Hydra plugin (pip-installed into the
     cache folder given) each finish 3 trials of at most 5 epochs, with every column of the table."""
-    done = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--json", "--peer-cache", str(tmp_path / "cache")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    command = [sys.executable, str(BENCHMARK), "--quick", "--json", "--peer-cache", str(tmp_path / "cache")]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     summary = report["contenders"]
@@ -75,7 +75,8 @@ class _RecordingTrial:
 
 
 def test_plain_script_searches_the_default_space_with_the_schedule_fixed():
-    spec = importlib.util.spec_from_file_location("plain_optuna_mlflow", ROOT / "benchmarks" / "peers" / "plain_optuna_mlflow.py")
+    path = ROOT / "benchmarks" / "peers" / "plain_optuna_mlflow.py"
+    spec = importlib.util.spec_from_file_location("plain_optuna_mlflow", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     trial = _RecordingTrial()
