@@ -11,13 +11,13 @@ child process, and reports:
 - ``overhead = wall − training``, its share of the wall time, and its parts.
 
 The parts are real ``time.perf_counter`` spans: before the sweep starts, the child wraps the
-functions that do each part (``BasicLauncher.launch``, ``sweeper.app.run``, ``load_dataset``,
+functions that do each part (the launcher's ``launch``, ``sweeper.app.run``, ``load_dataset``,
 ``fit``, the ``MlflowRun`` methods, ``plot_loss_curves``, ``TrialLink.report``, the sweeper's
 ask/tell, ...) and records each span's self time (its duration minus the spans nested in it),
 so the parts never overlap and add up to at most the wall time; what no span covers
 (interpreter start, imports, Hydra's start-up, logging) is the ``unattributed`` part. Nothing
-in the product is changed by the benchmark; it runs the in-process (basic) launcher, where every
-job shares the child process.
+in the product is changed by the benchmark; it runs the default launcher with ``n_jobs=1``
+(``sweeper.sweep.local_launcher``, in-process), where every job shares the child process.
 
 Then the cold start of ``python -m sweeper --help``: the median wall time of several runs, and
 which heavy libraries ``python -X importtime`` shows it importing (MLflow and matplotlib must
@@ -87,8 +87,9 @@ FIXED_SCHEDULE = "schedule=constant"  # every contender; the plugin cannot sweep
 # part -> (description, [(module, attribute path), ...]); each listed callable becomes a span.
 # Order is the table's order. "per_trial" parts happen once per trial, the others once a sweep.
 PARTS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
-    "hydra_job": ("Hydra job setup (compose the job config, run_job, .hydra/ files, logging)", True,
-                  [("hydra._internal.core_plugins.basic_launcher", "BasicLauncher.launch")]),
+    "hydra_job": ("Hydra job setup (the job config, run_job, .hydra/ files, logging)", True,
+                  [("sweeper.sweep.local_launcher", "LocalLauncher.launch"),
+                   ("hydra._internal.core_plugins.basic_launcher", "BasicLauncher.launch")]),
     "job_other": ("job: validate + resolve config, network, final metrics", True,
                   [("sweeper.app", "run")]),
     "data": ("data loading (CSV, split, scalers)", True, [("sweeper.data", "load_dataset")]),
