@@ -7,6 +7,7 @@ of the network; tests/test_sweep_cli.py runs the same behaviours through ``pytho
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 TOY_APP = '''
+import os
 import time
 
 import hydra
@@ -40,6 +42,9 @@ from sweeper.tracking import experiment_name, get_or_create_experiment, tracking
 @hydra.main(version_base=None, config_path="conf", config_name="config")
 def main(cfg):
     link = trial_link.current()
+    if cfg.get("pids") and link is not None:  # which process runs which trial
+        with open(cfg.pids, "a") as pids:
+            pids.write(f"{link.trial_number} {os.getpid()}\\n")
     client = MlflowClient(tracking_uri(cfg.mlflow.tracking_uri))
     experiment_id = get_or_create_experiment(client, experiment_name(cfg))
     tags = {}
@@ -56,13 +61,17 @@ def main(cfg):
         client.set_terminated(run_id, "FAILED")
         raise RuntimeError("asked to fail")
     state, value = "COMPLETE", None
-    for epoch in range(1, cfg.epochs + 1):
-        time.sleep(cfg.sleep)
-        value = (cfg.x - 1) ** 2 + cfg.shape.k + 1.0 / (epoch * cfg.lr)
-        client.log_metric(run_id, "val_loss", value, step=epoch)
-        if link is not None and link.report(epoch, value):
-            state = "PRUNED"
-            break
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            time.sleep(cfg.sleep)
+            value = (cfg.x - 1) ** 2 + cfg.shape.k + 1.0 / (epoch * cfg.lr)
+            client.log_metric(run_id, "val_loss", value, step=epoch)
+            if link is not None and link.report(epoch, value):
+                state = "PRUNED"
+                break
+    except KeyboardInterrupt:  # Ctrl-C, as the project's app does
+        client.set_terminated(run_id, "KILLED")
+        raise
     client.set_tag(run_id, "sweeper.state", state)
     client.set_terminated(run_id, "FINISHED")
     return {"state": state, "objective": cfg.objective, "run_id": run_id, "reason": None,
@@ -301,6 +310,75 @@ def test_with_two_jobs_a_trial_starts_as_soon_as_one_ends_while_a_longer_one_sti
     assert overlaps, [(t.number, t.params["epochs"], t.datetime_start, t.datetime_complete) for t in trials]
     _, _, children = mlflow_runs(toy)
     assert len(children) == 6
+
+
+def _wait_for(toy: Path, ready, timeout: float = 120) -> list:
+    """The study's trials once ``ready(trials)`` holds (polling), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            trials = load(toy).trials
+        except KeyError:
+            continue
+        if ready(trials):
+            return trials
+    raise AssertionError("the sweep did not get there in time")
+
+
+def test_ctrl_c_with_two_worker_processes_ends_both_running_trials_and_their_mlflow_runs(toy: Path) -> None:
+    """Ctrl-C reaches every process of a terminal: the workers leave it to the sweeper, which
+    stops their jobs, so each running trial is FAIL "interrupted (Ctrl-C)" with its MLflow run
+    KILLED, no worker is left, and the same command resumes with their retries."""
+    args = (*SIX_TRIALS_TWO_AT_A_TIME, "sleep=0.3", "epochs=20", "hydra.sweeper.pruner=none")
+    proc = subprocess.Popen(sweep_command(toy, *args), cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    # Both jobs inside their epochs.
+    _wait_for(toy, lambda trials: sum(t.state == TrialState.RUNNING and len(t.intermediate_values) >= 2
+                                      for t in trials) == 2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    trials = load(toy).trials
+    assert TrialState.RUNNING not in {t.state for t in trials}
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 2 and {t.user_attrs["reason"] for t in failed} == {"interrupted (Ctrl-C)"}
+    _, _, children = mlflow_runs(toy)
+    assert sorted(c.info.status for c in children) == ["KILLED", "KILLED"]
+    # No process left behind (the fork server and its resource tracker end when the sweeper does).
+    deadline = time.monotonic() + 10
+    while (left := subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == "", subprocess.run(["ps", "-o", "pid,args", "-s", str(proc.pid)], capture_output=True, text=True).stdout
+
+    run_sweep(toy, *args[:-3], "epochs=2")
+    resumed = load(toy).trials
+    retried = sorted(t.system_attrs["failed_trial"] for t in resumed if "failed_trial" in t.system_attrs)
+    assert retried == sorted(t.number for t in failed)
+    assert sum(t.state in FINISHED for t in resumed) == 6 + 2
+
+
+def test_a_worker_process_killed_mid_trial_is_replaced_and_its_trial_retried_once(toy: Path) -> None:
+    pids = toy / "pids.txt"
+    args = (*SIX_TRIALS_TWO_AT_A_TIME, "sleep=0.2", "epochs=15", "hydra.sweeper.pruner=none", f"+pids={pids}")
+    proc = subprocess.Popen(sweep_command(toy, *args), cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    trials = _wait_for(toy, lambda trials: any(t.number == 1 and t.state == TrialState.RUNNING for t in trials)
+                       and pids.exists() and any(line.startswith("1 ") for line in pids.read_text().splitlines()))
+    pid = int(next(line.split()[1] for line in pids.read_text().splitlines() if line.startswith("1 ")))
+    os.kill(pid, signal.SIGKILL)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, output
+    trials = load(toy).trials
+    killed = next(t for t in trials if t.number == 1)
+    assert killed.state == TrialState.FAIL and "worker process" in killed.user_attrs["reason"], killed.user_attrs
+    [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == 1]
+    assert retry.params == killed.params and retry.state == TrialState.COMPLETE
+    assert len(trials) == 6 + 1 and all(t.state in FINISHED for t in trials)
+    assert "trial 1 FAIL" in output and "retried once with the same parameters" in output
+    # Later trials ran in a new worker process.
+    assert len({line.split()[1] for line in pids.read_text().splitlines()}) == 3
 
 
 def test_current_is_none_outside_a_multirun_even_with_stale_variables(

@@ -22,7 +22,9 @@ import importlib
 import inspect
 import logging
 import multiprocessing
+import os
 import queue
+import signal
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -33,6 +35,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from sweeper.errors import JobLost, one_line
+from sweeper.sweep import trial_link
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,11 @@ class LocalLauncher:
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return returns
 
+    def stop_jobs(self) -> None:
+        """Ctrl-C: stop the jobs running in worker processes (an in-process job got it itself)."""
+        if self.workers is not None:
+            self.workers.stop_jobs()
+
     def close(self) -> None:
         """Stop the worker processes (none run in-process)."""
         if self.workers is not None:
@@ -114,6 +122,7 @@ class _Workers:
         # do not pickle: the worker registers Hydra's with setup_globals, the app's on import.
         self.args = (hydra_context, task, Singleton.get_state()["instances"])
         self.idle: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        self.busy: set[Any] = set()  # the processes running a job
         self.failed: list[str] = []  # why a worker could not start
         self.all: list[tuple[Any, Any]] = []
         self.lock = threading.Lock()
@@ -143,19 +152,38 @@ class _Workers:
         if worker is None:
             raise RuntimeError(f"hydra.sweeper.n_jobs: a worker process could not start: {self.failed[0]}")
         process, conn = worker
+        with self.lock:
+            self.busy.add(process)
         try:
             conn.send(cfg)
             ret = conn.recv()
-        except (EOFError, OSError, BrokenPipeError):
+        except (EOFError, OSError):
             process.join(timeout=5)
             ret = JobReturn(status=JobStatus.FAILED, _return_value=JobLost(
                 f"its worker process (pid {process.pid}) ended without a result (exit code {process.exitcode})"))
             with self.lock:
+                self.busy.discard(process)
                 self.all.remove((process, conn))
-            threading.Thread(target=self._start, name="sweeper-worker-start", daemon=True).start()
+                if not self.closed:
+                    threading.Thread(target=self._start, name="sweeper-worker-start", daemon=True).start()
             return ret
-        self.idle.put((process, conn))
+        with self.lock:
+            self.busy.discard(process)
+        if process.is_alive():  # a worker whose job was interrupted ends after sending its result
+            self.idle.put((process, conn))
         return ret
+
+    def stop_jobs(self, timeout: float = 15) -> None:
+        """Interrupt the running jobs (Ctrl-C): each worker's trial ends as an interrupted one
+        (its MLflow run KILLED) and its result comes back; then the workers stop."""
+        with self.lock:
+            self.closed = True
+            busy = list(self.busy)
+        for process in busy:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        for process in busy:
+            process.join(timeout=timeout)
 
     def close(self) -> None:
         with self.lock:
@@ -173,6 +201,10 @@ class _Workers:
 def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], singletons: dict) -> None:
     """A worker: run each job config received on ``conn`` with Hydra's ``run_job`` and send back
     its ``JobReturn``, until the sweeper closes the connection."""
+    # Ctrl-C in a terminal reaches every process of it: the sweeper alone decides, and stops a
+    # running job with SIGTERM (LocalLauncher.stop_jobs), which ends its trial interrupted.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _interrupted)
     task_function = inspect.unwrap(getattr(importlib.import_module(task[0]), task[1]))
     setup_globals()
     Singleton.set_state({"instances": singletons, "omegaconf_resolvers": _resolvers()})
@@ -181,11 +213,13 @@ def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], single
             cfg = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
+        interrupted = False
         try:
             ret = run_job(hydra_context=hydra_context, task_function=task_function, config=cfg,
                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
-        except KeyboardInterrupt as err:  # Ctrl-C reaches every process of the terminal
-            ret = JobReturn(status=JobStatus.FAILED, _return_value=JobLost(f"interrupted ({err or 'Ctrl-C'})"))
+        except KeyboardInterrupt:
+            ret = JobReturn(status=JobStatus.FAILED, _return_value=JobLost(INTERRUPTED))
+            interrupted = True
         try:
             conn.send(ret)
         except (EOFError, OSError, KeyboardInterrupt):
@@ -194,6 +228,19 @@ def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], single
             ret.return_value = RuntimeError(f"the job's result could not be sent back: {one_line(err)}")
             ret.status = JobStatus.FAILED
             conn.send(ret)
+        if interrupted:
+            return
+
+
+#: A trial whose job the sweeper stopped (Ctrl-C): the reason its trial and MLflow run give.
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    # Raised where the signal lands; where that is a garbage-collection callback, Python prints
+    # and drops it, so the trial's next report raises it again (trial_link.request_stop).
+    trial_link.request_stop("Ctrl-C")
+    raise trial_link.Interrupted("Ctrl-C")
 
 
 def _resolvers() -> dict:

@@ -141,6 +141,9 @@ class TrialLoop:
                     thread.join()
             except KeyboardInterrupt as err:
                 failures.append(err)
+                stop_jobs = getattr(self.launcher, "stop_jobs", None)
+                if stop_jobs is not None:  # the sweeper's own workers: their trials end interrupted
+                    stop_jobs()
                 with lock:
                     self._fail_unfinished(list(running.values()), err)
                 raise
