@@ -253,7 +253,8 @@ class Network:
                     # f'(zˡ) is written over zˡ: nothing after this line reads zˡ.
                     delta *= self.activation.derivative(zs[i], acts[i], out=zs[i])
             np.matmul(inputs[i].T, delta, out=ws.dW[i])
-            np.add.reduce(delta, axis=0, out=ws.db[i])
+            # Σ_rows δ as 1ᵀδ: one BLAS call, where a reduction adds m rows one at a time.
+            np.dot(ws.ones, delta, out=ws.db[i])
             if self.l1:
                 ws.dW[i] += self.l1 * np.sign(self.weights[i])
             if self.l2:
@@ -310,7 +311,8 @@ class Workspace:
 
     Per layer l (width nˡ): ``z[l]``, ``a[l]``, ``delta[l]`` of shape ``(rows, nˡ)``; with dropout also ``uniform[l]`` (float64 draws), ``mask[l]`` and
     ``dropped[l]``; ``X``, ``y`` hold a gathered batch; ``dW``, ``db`` the gradients, views of
-    one flat array in the order of ``Network.params()``. ``for_rows(m)`` gives the same
+    one flat array in the order of ``Network.params()``; ``ones`` ``(rows,)`` for
+    Σ_rows δ = 1ᵀδ. ``for_rows(m)`` gives the same
     memory cut to m rows (the last, shorter batch of an epoch). ``training=False`` keeps only
     what ``forward`` needs (``z``, ``a``).
     """
@@ -327,7 +329,7 @@ class Workspace:
         none = [None] * len(widths)
         self.X = self.y = None
         self.delta = self.uniform = self.mask = self.dropped = none
-        self.dW = self.db = None
+        self.dW = self.db = self.ones = None
         if training:
             self.X = np.empty((self.rows, net.sizes[0]), dtype)
             self.y = np.empty((self.rows, net.sizes[-1]), dtype)
@@ -337,6 +339,7 @@ class Workspace:
                 self.mask = per_layer(dtype, hidden_only=True)
                 self.dropped = per_layer(dtype, hidden_only=True)
             self.dW, self.db = _flat_layers(net.sizes, dtype)
+            self.ones = np.ones(self.rows, dtype)
         self._cut: dict[int, Workspace] = {}
 
     def for_rows(self, m: int) -> Workspace:
@@ -348,7 +351,7 @@ class Workspace:
                 raise ValueError(f"a workspace for {self.rows} rows cannot hold {m}")
             cut = object.__new__(Workspace)
             cut.__dict__.update(self.__dict__, rows=m, _cut={})
-            for name in ("X", "y"):
+            for name in ("X", "y", "ones"):
                 setattr(cut, name, None if getattr(self, name) is None else getattr(self, name)[:m])
             for name in ("z", "a", "delta", "uniform", "mask", "dropped"):
                 setattr(cut, name, [None if v is None else v[:m] for v in getattr(self, name)])
