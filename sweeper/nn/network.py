@@ -34,6 +34,10 @@ Speed: a training loop passes a ``Workspace`` (``net.workspace(batch_size)``) so
 writes into the same preallocated arrays (``out=`` everywhere, no per-batch allocation of
 anything batch-by-width; a softmax output adds a few per-row ``(m,)`` reductions), and the
 weights and biases are views of one flat array so the optimiser updates them in one go.
+Every matrix product is an ``np.dot`` call: the same BLAS call as ``np.matmul`` (the same
+numbers), with less NumPy dispatch around it, and a direct one for a product with an inner
+dimension of 1 (δ of a one-unit output layer times Wᵀ), which ``np.matmul`` computes by a
+slower path.
 """
 from __future__ import annotations
 
@@ -160,7 +164,7 @@ class Network:
             ws = workspace.for_rows(min(workspace.rows, len(X) - start))
             a = X[start : start + ws.rows]
             for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-                z = np.matmul(a, W, out=ws.z[i])
+                z = np.dot(a, W, out=ws.z[i])
                 z += b
                 a = self._layer_activation(i).forward(z, out=ws.a[i])
             y_hat[start : start + ws.rows] = a
@@ -184,7 +188,7 @@ class Network:
         keep = 1.0 - self.dropout
         inputs, acts, masks = [X], [], []
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-            z = np.matmul(inputs[-1], W, out=ws.z[i])
+            z = np.dot(inputs[-1], W, out=ws.z[i])
             z += b
             a = self._layer_activation(i).forward(z, out=ws.a[i])
             mask = None
@@ -246,13 +250,13 @@ class Network:
         delta = ws.delta[last]
         for i in range(last, -1, -1):
             if i < last:
-                delta = _matmul(delta, self.weights[i + 1].T, out=ws.delta[i])
+                delta = np.dot(delta, self.weights[i + 1].T, out=ws.delta[i])
                 if masks[i] is not None:
                     delta *= masks[i]
                 if self.activation.name != "identity":
                     # f'(zˡ) is written over zˡ: nothing after this line reads zˡ.
                     delta *= self.activation.derivative(zs[i], acts[i], out=zs[i])
-            np.matmul(inputs[i].T, delta, out=ws.dW[i])
+            np.dot(inputs[i].T, delta, out=ws.dW[i])
             # Σ_rows δ as 1ᵀδ: one BLAS call, where a reduction adds m rows one at a time.
             np.dot(ws.ones, delta, out=ws.db[i])
             if self.l1:
@@ -363,15 +367,6 @@ class Workspace:
         ws = self.for_rows(len(rows))
         # mode="clip" skips the bounds check that would make take() buffer its output.
         return np.take(X, rows, axis=0, out=ws.X, mode="clip"), np.take(y, rows, axis=0, out=ws.y, mode="clip")
-
-
-def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``a @ b`` into ``out``. With an inner dimension of 1 (δ of a one-unit output layer times
-    Wᵀ) the product is an outer product, which a broadcast multiply computes to the same numbers
-    several times faster than BLAS does."""
-    if a.shape[1] == 1:
-        return np.multiply(a, b[0], out=out)
-    return np.matmul(a, b, out=out)
 
 
 def _flat_layers(sizes: Sequence[int], dtype: np.dtype) -> tuple[list[np.ndarray], list[np.ndarray]]:
