@@ -314,8 +314,7 @@ class Workspace:
     """Preallocated arrays for one network and batches of up to ``rows`` samples.
 
     Per layer l (width nˡ): ``z[l]``, ``a[l]``, ``delta[l]`` of shape ``(rows, nˡ)``; with dropout also ``uniform[l]`` (float64 draws), ``mask[l]`` and
-    ``dropped[l]``; ``X``, ``y`` hold a gathered batch; ``dW``, ``db`` the gradients, views of
-    one flat array in the order of ``Network.params()``; ``ones`` ``(rows,)`` for
+    ``dropped[l]``; ``dW``, ``db`` the gradients, views of one flat array in the order of ``Network.params()``; ``ones`` ``(rows,)`` for
     Σ_rows δ = 1ᵀδ. ``for_rows(m)`` gives the same
     memory cut to m rows (the last, shorter batch of an epoch). ``training=False`` keeps only
     what ``forward`` needs (``z``, ``a``).
@@ -331,12 +330,9 @@ class Workspace:
 
         self.z, self.a = per_layer(), per_layer()
         none = [None] * len(widths)
-        self.X = self.y = None
         self.delta = self.uniform = self.mask = self.dropped = none
         self.dW = self.db = self.ones = None
         if training:
-            self.X = np.empty((self.rows, net.sizes[0]), dtype)
-            self.y = np.empty((self.rows, net.sizes[-1]), dtype)
             self.delta = per_layer()
             if net.dropout > 0.0:
                 self.uniform = per_layer(np.float64, hidden_only=True)
@@ -355,18 +351,11 @@ class Workspace:
                 raise ValueError(f"a workspace for {self.rows} rows cannot hold {m}")
             cut = object.__new__(Workspace)
             cut.__dict__.update(self.__dict__, rows=m, _cut={})
-            for name in ("X", "y", "ones"):
-                setattr(cut, name, None if getattr(self, name) is None else getattr(self, name)[:m])
+            cut.ones = None if self.ones is None else self.ones[:m]
             for name in ("z", "a", "delta", "uniform", "mask", "dropped"):
                 setattr(cut, name, [None if v is None else v[:m] for v in getattr(self, name)])
             self._cut[m] = cut
         return self._cut[m]
-
-    def gather(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(X[rows], y[rows])`` copied into this workspace's contiguous batch arrays."""
-        ws = self.for_rows(len(rows))
-        # mode="clip" skips the bounds check that would make take() buffer its output.
-        return np.take(X, rows, axis=0, out=ws.X, mode="clip"), np.take(y, rows, axis=0, out=ws.y, mode="clip")
 
 
 def _flat_layers(sizes: Sequence[int], dtype: np.dtype) -> tuple[list[np.ndarray], list[np.ndarray]]:
