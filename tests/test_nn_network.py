@@ -161,6 +161,29 @@ def test_bias_gradient_is_the_row_sum_of_the_output_error():
     np.testing.assert_allclose(db[-1], ((net.forward(X) - y) / 7).sum(axis=0), rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_leaky_relu_derivative_is_one_or_the_slope_in_the_input_dtype_even_over_its_input(dtype):
+    z = np.array([[-2.0, 0.0, -0.0, 3.0, np.nan]], dtype=dtype)
+    expected = np.array([[0.1, 0.1, 0.1, 1.0, 0.1]], dtype=dtype)
+    d = ACTIVATIONS["leaky_relu"](0.1).derivative(z, z)
+    assert d.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(d, expected)
+    ACTIVATIONS["leaky_relu"](0.1).derivative(z, z, out=z)  # what backprop does: f'(z) over z
+    np.testing.assert_array_equal(z, expected)
+
+
+def test_a_numpy_float64_learning_rate_steps_a_float32_network_like_a_python_float():
+    """The step is computed in the parameters' dtype whatever the type of η."""
+    steps = []
+    for lr in (0.1, np.float64(0.1)):
+        net = Network([3, 4, 1], dtype="float32", seed=0)
+        _, dW, db = net.loss_and_grad(np.ones((5, 3)), np.arange(5.0))
+        SGD(net.params(), momentum=0.9, nesterov=True).update_params([*dW, *db], lr)
+        steps.append([p.copy() for p in net.params()])
+    for a, b in zip(*steps):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_sigmoid_is_stable_for_huge_inputs():
     net = Network([1, 1], output_activation="sigmoid", seed=0)
     net.weights[0][:] = 1.0

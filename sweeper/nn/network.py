@@ -259,11 +259,19 @@ class Network:
             np.dot(inputs[i].T, delta, out=ws.dW[i])
             # Σ_rows δ as 1ᵀδ: one BLAS call, where a reduction adds m rows one at a time.
             np.dot(ws.ones, delta, out=ws.db[i])
-            if self.l1:
-                ws.dW[i] += self.l1 * np.sign(self.weights[i])
-            if self.l2:
-                ws.dW[i] += self.l2 * self.weights[i]
+            self._add_penalty_gradient(i, ws)
         return loss, ws.dW, ws.db
+
+    def _add_penalty_gradient(self, i: int, ws: Workspace) -> None:
+        """``dW[i] += λ₁ sign(Wⁱ)``, then ``+= λ₂ Wⁱ``, each term formed in ``ws.penalty[i]``."""
+        W, dW, term = self.weights[i], ws.dW[i], ws.penalty[i]
+        if self.l1:
+            np.sign(W, out=term)
+            term *= self.l1
+            dW += term
+        if self.l2:
+            np.multiply(W, self.l2, out=term)
+            dW += term
 
     # ------------------------------------------------------------------ constraints, state
     def apply_max_norm(self) -> None:
@@ -313,11 +321,12 @@ class Network:
 class Workspace:
     """Preallocated arrays for one network and batches of up to ``rows`` samples.
 
-    Per layer l (width nˡ): ``z[l]``, ``a[l]``, ``delta[l]`` of shape ``(rows, nˡ)``; with dropout also ``uniform[l]`` (float64 draws), ``mask[l]`` and
-    ``dropped[l]``; ``dW``, ``db`` the gradients, views of one flat array in the order of ``Network.params()``; ``ones`` ``(rows,)`` for
-    Σ_rows δ = 1ᵀδ. ``for_rows(m)`` gives the same
-    memory cut to m rows (the last, shorter batch of an epoch). ``training=False`` keeps only
-    what ``forward`` needs (``z``, ``a``).
+    Per layer l (width nˡ): ``z[l]``, ``a[l]``, ``delta[l]`` of shape ``(rows, nˡ)``; with
+    dropout also ``uniform[l]`` (float64 draws), ``mask[l]`` and ``dropped[l]``; ``dW``, ``db``
+    the gradients, views of one flat array in the order of ``Network.params()``; ``penalty[l]``,
+    shaped like ``dW[l]``, where an L1 or L2 gradient term is formed; ``ones`` ``(rows,)`` for
+    Σ_rows δ = 1ᵀδ. ``for_rows(m)`` gives the same memory cut to m rows (the last, shorter batch
+    of an epoch). ``training=False`` keeps only what ``forward`` needs (``z``, ``a``).
     """
 
     def __init__(self, net: Network, rows: int, training: bool = True) -> None:
@@ -331,7 +340,7 @@ class Workspace:
         self.z, self.a = per_layer(), per_layer()
         none = [None] * len(widths)
         self.delta = self.uniform = self.mask = self.dropped = none
-        self.dW = self.db = self.ones = None
+        self.dW = self.db = self.penalty = self.ones = None
         if training:
             self.delta = per_layer()
             if net.dropout > 0.0:
@@ -339,6 +348,7 @@ class Workspace:
                 self.mask = per_layer(dtype, hidden_only=True)
                 self.dropped = per_layer(dtype, hidden_only=True)
             self.dW, self.db = _flat_layers(net.sizes, dtype)
+            self.penalty = [np.empty_like(dW) for dW in self.dW]
             self.ones = np.ones(self.rows, dtype)
         self._cut: dict[int, Workspace] = {}
 
