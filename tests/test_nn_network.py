@@ -134,6 +134,56 @@ def test_float32_stays_float32_end_to_end():
     assert all(p.dtype == np.float32 for p in net.params())
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh"])
+def test_a_reused_workspace_gives_the_gradients_of_a_fresh_one_batch_after_batch(activation, dtype):
+    """The workspace's buffers (δ, f', the L1/L2 term, the ones of 1ᵀδ, cut to a shorter batch)
+    carry nothing from one batch to the next: every call equals a call with new arrays."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 4)), rng.normal(size=(50, 2))
+    settings = dict(activation=activation, dtype=dtype, l1=0.01, l2=0.1, dropout=0.3)
+    reused, fresh = Network([4, 16, 8, 2], seed=0, **settings), Network([4, 16, 8, 2], seed=0, **settings)
+    workspace = reused.workspace(20)
+    for rows in [slice(0, 20), slice(20, 40), slice(40, 50), slice(0, 20), slice(5, 12)]:
+        J, dW, db = reused.loss_and_grad(X[rows], y[rows], workspace=workspace)
+        J_fresh, dW_fresh, db_fresh = fresh.loss_and_grad(X[rows], y[rows])
+        assert J == J_fresh
+        for ours, expected in zip(dW + db, dW_fresh + db_fresh):
+            np.testing.assert_array_equal(ours, expected)
+
+
+def test_bias_gradient_is_the_row_sum_of_the_output_error():
+    """∂J/∂b = Σ_rows δ for the output layer, δ = (ŷ − y)/m with an identity output and squared error."""
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(7, 3)), rng.normal(size=(7, 2))
+    net = Network([3, 5, 2], seed=0)
+    _, _, db = net.loss_and_grad(X, y, workspace=net.workspace(7))
+    np.testing.assert_allclose(db[-1], ((net.forward(X) - y) / 7).sum(axis=0), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_leaky_relu_derivative_is_one_or_the_slope_in_the_input_dtype_even_over_its_input(dtype):
+    z = np.array([[-2.0, 0.0, -0.0, 3.0, np.nan]], dtype=dtype)
+    expected = np.array([[0.1, 0.1, 0.1, 1.0, 0.1]], dtype=dtype)
+    d = ACTIVATIONS["leaky_relu"](0.1).derivative(z, z)
+    assert d.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(d, expected)
+    ACTIVATIONS["leaky_relu"](0.1).derivative(z, z, out=z)  # what backprop does: f'(z) over z
+    np.testing.assert_array_equal(z, expected)
+
+
+def test_a_numpy_float64_learning_rate_steps_a_float32_network_like_a_python_float():
+    """The step is computed in the parameters' dtype whatever the type of η."""
+    steps = []
+    for lr in (0.1, np.float64(0.1)):
+        net = Network([3, 4, 1], dtype="float32", seed=0)
+        _, dW, db = net.loss_and_grad(np.ones((5, 3)), np.arange(5.0))
+        SGD(net.params(), momentum=0.9, nesterov=True).update_params([*dW, *db], lr)
+        steps.append([p.copy() for p in net.params()])
+    for a, b in zip(*steps):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_sigmoid_is_stable_for_huge_inputs():
     net = Network([1, 1], output_activation="sigmoid", seed=0)
     net.weights[0][:] = 1.0

@@ -88,6 +88,31 @@ def test_every_step_of_an_epoch_uses_the_schedules_rate_for_that_epoch():
         np.testing.assert_array_equal(ours, expected)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_shuffled_fit_is_a_hand_written_loop_over_gathered_batches_bit_for_bit(dtype):
+    """fit's epoch copy of the permuted rows gives each batch the rows X[order[start:start + b]]
+    of that epoch's permutation, the last batch shorter; two fits in a row give the same."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(45, 3)), rng.normal(size=(45, 2))
+    runs = []
+    for _ in range(2):
+        net = Network([3, 6, 2], seed=0, dtype=dtype, l2=0.01, dropout=0.2)
+        fit(net, X, y, epochs=3, batch_size=16, seed=7, optimizer=SGD(net.params(), momentum=0.9),
+            schedule=make_schedule("constant", 0.05))
+        runs.append(net.params())
+    by_hand = Network([3, 6, 2], seed=0, dtype=dtype, l2=0.01, dropout=0.2)
+    optimizer, order_rng = SGD(by_hand.params(), momentum=0.9), np.random.default_rng(7)
+    for _ in range(3):
+        order = order_rng.permutation(45)
+        for start in range(0, 45, 16):
+            rows = order[start : start + 16]
+            _, dW, db = by_hand.loss_and_grad(X[rows], y[rows])
+            optimizer.update_params([*dW, *db], 0.05)
+    for first, second, expected in zip(*runs, by_hand.params()):
+        np.testing.assert_array_equal(first, expected)
+        np.testing.assert_array_equal(second, expected)
+
+
 def test_a_callback_stop_still_lets_early_stopping_record_the_last_epoch():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(30, 2)), rng.normal(size=(30, 1))

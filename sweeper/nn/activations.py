@@ -113,7 +113,12 @@ class LeakyReLU(Activation):
         return np.maximum(z, a, out=a)
 
     def derivative(self, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        return _into(np.where(z > 0, 1.0, self.slope).astype(z.dtype, copy=False), out)
+        # [z > 0] is 1 or 0, and with 0 ≤ slope < 1, max([z > 0], slope) is 1 or slope: two
+        # passes in z's dtype, no temporary.
+        if out is None:
+            out = np.empty_like(z)
+        d = np.greater(z, 0, out=out)
+        return np.maximum(d, self.slope, out=d)
 
     def __repr__(self) -> str:
         return f"LeakyReLU(slope={self.slope})"

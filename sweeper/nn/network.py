@@ -34,6 +34,10 @@ Speed: a training loop passes a ``Workspace`` (``net.workspace(batch_size)``) so
 writes into the same preallocated arrays (``out=`` everywhere, no per-batch allocation of
 anything batch-by-width; a softmax output adds a few per-row ``(m,)`` reductions), and the
 weights and biases are views of one flat array so the optimiser updates them in one go.
+Every matrix product is an ``np.dot`` call: the same BLAS call as ``np.matmul`` (the same
+numbers), with less NumPy dispatch around it, and a direct one for a product with an inner
+dimension of 1 (δ of a one-unit output layer times Wᵀ), which ``np.matmul`` computes by a
+slower path.
 """
 from __future__ import annotations
 
@@ -160,7 +164,7 @@ class Network:
             ws = workspace.for_rows(min(workspace.rows, len(X) - start))
             a = X[start : start + ws.rows]
             for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-                z = np.matmul(a, W, out=ws.z[i])
+                z = np.dot(a, W, out=ws.z[i])
                 z += b
                 a = self._layer_activation(i).forward(z, out=ws.a[i])
             y_hat[start : start + ws.rows] = a
@@ -184,7 +188,7 @@ class Network:
         keep = 1.0 - self.dropout
         inputs, acts, masks = [X], [], []
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-            z = np.matmul(inputs[-1], W, out=ws.z[i])
+            z = np.dot(inputs[-1], W, out=ws.z[i])
             z += b
             a = self._layer_activation(i).forward(z, out=ws.a[i])
             mask = None
@@ -246,19 +250,28 @@ class Network:
         delta = ws.delta[last]
         for i in range(last, -1, -1):
             if i < last:
-                delta = _matmul(delta, self.weights[i + 1].T, out=ws.delta[i])
+                delta = np.dot(delta, self.weights[i + 1].T, out=ws.delta[i])
                 if masks[i] is not None:
                     delta *= masks[i]
                 if self.activation.name != "identity":
                     # f'(zˡ) is written over zˡ: nothing after this line reads zˡ.
                     delta *= self.activation.derivative(zs[i], acts[i], out=zs[i])
-            np.matmul(inputs[i].T, delta, out=ws.dW[i])
-            np.add.reduce(delta, axis=0, out=ws.db[i])
-            if self.l1:
-                ws.dW[i] += self.l1 * np.sign(self.weights[i])
-            if self.l2:
-                ws.dW[i] += self.l2 * self.weights[i]
+            np.dot(inputs[i].T, delta, out=ws.dW[i])
+            # Σ_rows δ as 1ᵀδ: one BLAS call, where a reduction adds m rows one at a time.
+            np.dot(ws.ones, delta, out=ws.db[i])
+            self._add_penalty_gradient(i, ws)
         return loss, ws.dW, ws.db
+
+    def _add_penalty_gradient(self, i: int, ws: Workspace) -> None:
+        """``dW[i] += λ₁ sign(Wⁱ)``, then ``+= λ₂ Wⁱ``, each term formed in ``ws.penalty[i]``."""
+        W, dW, term = self.weights[i], ws.dW[i], ws.penalty[i]
+        if self.l1:
+            np.sign(W, out=term)
+            term *= self.l1
+            dW += term
+        if self.l2:
+            np.multiply(W, self.l2, out=term)
+            dW += term
 
     # ------------------------------------------------------------------ constraints, state
     def apply_max_norm(self) -> None:
@@ -308,11 +321,12 @@ class Network:
 class Workspace:
     """Preallocated arrays for one network and batches of up to ``rows`` samples.
 
-    Per layer l (width nˡ): ``z[l]``, ``a[l]``, ``delta[l]`` of shape ``(rows, nˡ)``; with dropout also ``uniform[l]`` (float64 draws), ``mask[l]`` and
-    ``dropped[l]``; ``X``, ``y`` hold a gathered batch; ``dW``, ``db`` the gradients, views of
-    one flat array in the order of ``Network.params()``. ``for_rows(m)`` gives the same
-    memory cut to m rows (the last, shorter batch of an epoch). ``training=False`` keeps only
-    what ``forward`` needs (``z``, ``a``).
+    Per layer l (width nˡ): ``z[l]``, ``a[l]``, ``delta[l]`` of shape ``(rows, nˡ)``; with
+    dropout also ``uniform[l]`` (float64 draws), ``mask[l]`` and ``dropped[l]``; ``dW``, ``db``
+    the gradients, views of one flat array in the order of ``Network.params()``; ``penalty[l]``,
+    shaped like ``dW[l]``, where an L1 or L2 gradient term is formed; ``ones`` ``(rows,)`` for
+    Σ_rows δ = 1ᵀδ. ``for_rows(m)`` gives the same memory cut to m rows (the last, shorter batch
+    of an epoch). ``training=False`` keeps only what ``forward`` needs (``z``, ``a``).
     """
 
     def __init__(self, net: Network, rows: int, training: bool = True) -> None:
@@ -325,18 +339,17 @@ class Workspace:
 
         self.z, self.a = per_layer(), per_layer()
         none = [None] * len(widths)
-        self.X = self.y = None
         self.delta = self.uniform = self.mask = self.dropped = none
-        self.dW = self.db = None
+        self.dW = self.db = self.penalty = self.ones = None
         if training:
-            self.X = np.empty((self.rows, net.sizes[0]), dtype)
-            self.y = np.empty((self.rows, net.sizes[-1]), dtype)
             self.delta = per_layer()
             if net.dropout > 0.0:
                 self.uniform = per_layer(np.float64, hidden_only=True)
                 self.mask = per_layer(dtype, hidden_only=True)
                 self.dropped = per_layer(dtype, hidden_only=True)
             self.dW, self.db = _flat_layers(net.sizes, dtype)
+            self.penalty = [np.empty_like(dW) for dW in self.dW]
+            self.ones = np.ones(self.rows, dtype)
         self._cut: dict[int, Workspace] = {}
 
     def for_rows(self, m: int) -> Workspace:
@@ -348,27 +361,11 @@ class Workspace:
                 raise ValueError(f"a workspace for {self.rows} rows cannot hold {m}")
             cut = object.__new__(Workspace)
             cut.__dict__.update(self.__dict__, rows=m, _cut={})
-            for name in ("X", "y"):
-                setattr(cut, name, None if getattr(self, name) is None else getattr(self, name)[:m])
+            cut.ones = None if self.ones is None else self.ones[:m]
             for name in ("z", "a", "delta", "uniform", "mask", "dropped"):
                 setattr(cut, name, [None if v is None else v[:m] for v in getattr(self, name)])
             self._cut[m] = cut
         return self._cut[m]
-
-    def gather(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(X[rows], y[rows])`` copied into this workspace's contiguous batch arrays."""
-        ws = self.for_rows(len(rows))
-        # mode="clip" skips the bounds check that would make take() buffer its output.
-        return np.take(X, rows, axis=0, out=ws.X, mode="clip"), np.take(y, rows, axis=0, out=ws.y, mode="clip")
-
-
-def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``a @ b`` into ``out``. With an inner dimension of 1 (δ of a one-unit output layer times
-    Wᵀ) the product is an outer product, which a broadcast multiply computes to the same numbers
-    several times faster than BLAS does."""
-    if a.shape[1] == 1:
-        return np.multiply(a, b[0], out=out)
-    return np.matmul(a, b, out=out)
 
 
 def _flat_layers(sizes: Sequence[int], dtype: np.dtype) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -49,6 +49,9 @@ class SGD:
 
     def update_params(self, grads: Sequence[np.ndarray], learning_rate: float) -> None:
         """Apply one step of rate η = ``learning_rate`` given gradients aligned with ``params``."""
+        # A Python float takes the parameters' dtype; a NumPy float64 would make a float32
+        # network's step in float64.
+        learning_rate = float(learning_rate)
         flat_grad = self._flat_grad(grads) if self._flat_param is not None else None
         if flat_grad is not None:
             self._step(self._flat_param, self._flat_velocity, flat_grad, learning_rate)
