@@ -42,8 +42,13 @@ log = logging.getLogger(__name__)
 #: ``hydra.launcher._target_`` of Hydra's default launcher, which this one stands in for.
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
-#: What the fork server imports once, so a worker forked from it starts with them imported.
-PRELOAD = ("numpy", "pandas", "optuna", "mlflow", "matplotlib", "sweeper.tracking.plots")
+#: What the fork server imports once (beside the sweeper's own start, on another core), so a
+#: worker forked from it starts with what a job imports already imported: ~1.5 s less for each
+#: worker's first job. A module missing here is skipped.
+PRELOAD = ("numpy", "pandas", "optuna", "optuna.storages.journal", "mlflow", "mlflow.tracking",
+           "mlflow.store.tracking.sqlalchemy_store", "alembic.command", "git", "matplotlib.figure",
+           "matplotlib.backends.backend_agg", "sweeper.tracking.plots", "sweeper.tracking.mlflow_run",
+           "sweeper.train", "sweeper.data")
 
 
 def replaces(config: DictConfig) -> bool:
