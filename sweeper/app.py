@@ -114,7 +114,8 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         mlrun.log_metrics({k: v for k, v in metrics.items() if k not in PER_EPOCH})
         mlrun.log_metrics({k: v for k, v in metrics.items() if k in PER_EPOCH}, step=result.epochs_run, last=True)
         with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
-            _write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL)
+            _write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL,
+                             mlrun=mlrun if link is not None else None)
             mlrun.log_artifacts(folder)
             if link is None and state == COMPLETE:
                 # A single run's network is a model someone uses; a sweep logs only its best
@@ -489,20 +490,26 @@ def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:
     return metrics
 
 
-def _write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, result: Any, with_model: bool) -> None:
+def _write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, result: Any, with_model: bool,
+                     mlrun: Any = None) -> None:
     """config.yaml, data.json, loss_curves.png and (unless the run failed) model.npz, and for a
     classifier that did not fail confusion_matrix.csv and .png (test rows).
 
-    A plot that cannot be drawn costs the run its picture, never its other artifacts.
+    A trial's ``loss_curves.png`` (``mlrun`` given) goes to the sweep's drawing process when
+    the sweep defers drawing (``plots.defer_drawing``), which logs it to the run itself. A plot
+    that cannot be drawn costs the run its picture, never its other artifacts.
     """
+    from sweeper.tracking import plots
     from sweeper.tracking.model_file import save_model
-    from sweeper.tracking.plots import plot_loss_curves
 
     _write_record(folder, cfg, dataset)
-    try:
-        plot_loss_curves(result.history, result.best_epoch, folder / "loss_curves.png", net.loss_function.name)
-    except Exception as error:
-        print(f"warning: loss_curves.png not drawn: {one_line(error)}", file=sys.stderr)
+    loss = net.loss_function.name
+    if mlrun is None or not plots.draw_loss_curves_later(result.history, result.best_epoch, loss,
+                                                         mlrun.client.tracking_uri, mlrun.run_id):
+        try:
+            plots.plot_loss_curves(result.history, result.best_epoch, folder / "loss_curves.png", loss)
+        except Exception as error:
+            print(f"warning: loss_curves.png not drawn: {one_line(error)}", file=sys.stderr)
     if with_model:
         save_model(folder / "model.npz", net, dataset.preprocessor, cfg.model)
         if dataset.task == "classification":

@@ -114,9 +114,10 @@ class ReadOnly:
     """``make(folder)``: nothing in ``folder`` can be written any more, by this user or by root
     (whom file modes do not stop: ``chattr +i`` then); ``undo()`` gives it back.
 
-    Symlinks are left as they are: a journal being written holds Optuna's lock as a symlink
-    (``optuna.log.lock``), which ``chattr`` refuses ("Operation not supported"), and which a
-    folder made immutable first can no longer lose or gain."""
+    A journal being written holds Optuna's lock as a symlink (``optuna.log.lock``), which
+    ``chattr`` refuses ("Operation not supported"). A folder is made read-only at a moment it
+    holds no such lock: one frozen with the lock in it keeps it for ever, and Optuna's lock
+    waits for it for ever (left to Optuna: a storage folder that turns read-only mid-write)."""
 
     def __init__(self) -> None:
         self.root = os.geteuid() == 0
@@ -134,6 +135,10 @@ class ReadOnly:
     def _walk(self, folder: Path, *, writable: bool) -> None:
         """The folder first, then what it holds: once a folder is immutable, its entries stay."""
         self._set([folder], writable)
+        while not writable and any(path.is_symlink() for path in folder.iterdir()):
+            self._set([folder], True)  # a lock is held: let it go, and try again
+            time.sleep(0.005)
+            self._set([folder], False)
         entries = [path for path in folder.iterdir() if not path.is_symlink()]
         self._set([path for path in entries if path.is_file()], writable)
         for path in entries:

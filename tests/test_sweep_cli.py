@@ -16,8 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib.image
+import numpy as np
 import pytest
 from optuna.trial import TrialState
+
+from sweeper.tracking import plots
 
 from tests.curves import epoch_values
 from tests.paths import DATA
@@ -54,7 +58,7 @@ def same_value(optuna_value, logged: str) -> bool:
     return str(optuna_value).replace(" ", "").lower() == logged.replace(" ", "").lower()
 
 
-def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, optuna_url, mlflow_client):
+def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, optuna_url, mlflow_client, tmp_path):
     proc = ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=8", "train.epochs=10")))
     study = load_study(STUDY, optuna_url)
     assert len(study.trials) == 8
@@ -109,6 +113,14 @@ def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, op
         k: v for k, v in best_child.data.params.items() if k != "data.path"}
     artifacts = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id)}
     assert {"best_config.yaml", "trials.csv", "optimization_history.png", "param_importances.png"} <= artifacts
+    # Each trial's loss_curves.png, drawn by the sweep's drawing process while the next trial
+    # trained, is its own run's: the pixels of its logged curves drawn here.
+    for child in children:
+        history = {name: list(epoch_values(mlflow_client, child.info.run_id, name).values())
+                   for name in ("train_loss", "val_loss", "test_loss")}
+        logged = mlflow_client.download_artifacts(child.info.run_id, "loss_curves.png", str(tmp_path))
+        plots.plot_loss_curves(history, int(child.data.metrics["best_epoch"]), tmp_path / "expected.png")
+        assert np.array_equal(matplotlib.image.imread(logged), matplotlib.image.imread(tmp_path / "expected.png"))
     output = proc.stdout + proc.stderr
     assert f"best trial #{study.best_trial.number}" in output
     # Beside the objective, the best trial's held-out score, as its run logged it.

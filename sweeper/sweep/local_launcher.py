@@ -18,6 +18,7 @@ differ:
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib
 import inspect
 import logging
@@ -36,6 +37,7 @@ from omegaconf import DictConfig, open_dict
 
 from sweeper.errors import JobLost, one_line
 from sweeper.sweep import trial_link
+from sweeper.tracking import plots
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +78,11 @@ class LocalLauncher:
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
         self.job_config = job_config
         self.workers = _Workers(n_jobs, hydra_context, _task_reference(task_function)) if n_jobs > 1 else None
+        # One trial at a time here: its picture is drawn on the idle core.
+        self.drawing = _drawing_process() if self.workers is None else None
 
     @property
-    def concurrent(self) -> bool:
+    def concurrent_jobs(self) -> bool:
         """Whether ``launch`` may be called from several threads at once."""
         return self.workers is not None
 
@@ -110,10 +114,31 @@ class LocalLauncher:
         if self.workers is not None:
             self.workers.stop_jobs()
 
-    def close(self) -> None:
-        """Stop the worker processes (none run in-process)."""
+    def close(self, finished: bool = True) -> None:
+        """Stop the worker processes, or wait for the pictures still being drawn when the sweep
+        ``finished`` (after a failure they are dropped: the store may be what failed)."""
         if self.workers is not None:
             self.workers.close()
+        if self.drawing is not None:
+            self.drawing.close(wait=finished)
+            self.drawing.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _drawing_process() -> plots.DeferredDrawing:
+    """One process that draws and logs each trial's ``loss_curves.png`` while the next trial
+    trains (:class:`plots.DeferredDrawing`), forked from the fork server, which it starts in the
+    background so the first trial does not wait for it."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))
+    executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_ignore_sigint)
+    threading.Thread(target=executor.submit, args=(int,), name="sweeper-drawing-start", daemon=True).start()
+    return plots.DeferredDrawing(executor)
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C in a terminal reaches every process of it: the drawing process leaves it to the
+    sweeper, which then waits for the drawings already sent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Workers:

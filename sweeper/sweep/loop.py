@@ -26,7 +26,7 @@ def runs_jobs_concurrently(launcher: Any) -> bool:
     """Whether ``launcher.launch`` may be called from several threads at once, each call running
     its jobs in processes of their own: the sweeper's own launcher with ``n_jobs`` > 1 (its
     worker processes), and Hydra's joblib launcher (its loky pool takes calls from any thread)."""
-    if getattr(launcher, "concurrent", False):
+    if getattr(launcher, "concurrent_jobs", False):
         return True
     try:
         from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher

@@ -90,11 +90,14 @@ class OptunaSweeperImpl:
                 launcher = LocalLauncher(self.hydra_context, self.task_function, cfg, jobs.job_config, int(s.n_jobs))
             except ValueError as err:
                 raise ConfigError(str(err)) from None
+        finished = False
         try:
-            return self._run_sweep(arguments, jobs, launcher)
+            returns = self._run_sweep(arguments, jobs, launcher)
+            finished = True
+            return returns
         finally:
             if launcher is not self.launcher:
-                launcher.close()
+                launcher.close(finished)
 
     def _run_sweep(self, arguments: list[str], jobs: JobConfigs, launcher: Any) -> Any:
         s, cfg = self.settings, self.config
