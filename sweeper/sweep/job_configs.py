@@ -195,7 +195,7 @@ class JobConfigs:
                     if group:
                         cfg = self._try_compose(space.fixed + ctx + [override], where)
                     else:
-                        cfg = self._with_value(self._try_compose(space.fixed + ctx, where), override, where)
+                        cfg = self._with_value(self._app_config(space.fixed + ctx, where), override, where)
                     self._check_job_config(cfg, where, base)
         return space.without(dropped)
 
@@ -204,6 +204,16 @@ class JobConfigs:
             return self.compose_once(overrides)
         except Exception as err:
             raise ConfigError(f"{where}: {composition_message(err)}") from None
+
+    def _app_config(self, overrides: list[str], where: str) -> DictConfig:
+        """The composed config of ``overrides`` without ``hydra`` (most of it, and no value of the
+        space's), struct as a compose leaves it: what a value is set on, copied, ~5× cheaper."""
+        key = ("app", *overrides)
+        if key not in self._composed:
+            cfg = _without_hydra(self._try_compose(overrides, where))
+            OmegaConf.set_struct(cfg, True)
+            self._composed[key] = cfg
+        return self._composed[key]
 
     def _with_value(self, cfg: DictConfig, override: str, where: str) -> DictConfig:
         """A copy of ``cfg`` with one plain key's value override set (see :func:`set_value`)."""
@@ -251,7 +261,7 @@ class JobConfigs:
         except Exception as err:
             raise ConfigError(f"hydra.sweeper.validator={self._validator}: {one_line(err)}") from None
         try:
-            validator(_without_hydra(cfg))
+            validator(_without_hydra(cfg) if "hydra" in cfg else cfg)
         except SweeperError as err:
             return str(err)
         return None
