@@ -78,8 +78,8 @@ class LocalLauncher:
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
         self.job_config = job_config
         self.workers = _Workers(n_jobs, hydra_context, _task_reference(task_function)) if n_jobs > 1 else None
-        # One trial at a time here: its picture is drawn on the idle core.
-        self.drawing = _drawing_process() if self.workers is None else None
+        # One trial at a time here: its picture is drawn on the idle core (where processes fork).
+        self.drawing = _drawing_process() if self.workers is None and _forks() else None
 
     @property
     def concurrent_jobs(self) -> bool:
@@ -124,6 +124,12 @@ class LocalLauncher:
             self.drawing.executor.shutdown(wait=False, cancel_futures=True)
 
 
+def _forks() -> bool:
+    """Whether this platform has multiprocessing's fork server (Linux, macOS; not Windows, where
+    workers are spawned: each imports the app itself, and pictures are drawn in the trial)."""
+    return "forkserver" in multiprocessing.get_all_start_methods()
+
+
 def _drawing_process() -> plots.DeferredDrawing:
     """One process that draws and logs each trial's ``loss_curves.png`` while the next trial
     trains (:class:`plots.DeferredDrawing`), forked from the fork server, which it starts in the
@@ -146,8 +152,9 @@ class _Workers:
     sweep's own start overlaps theirs."""
 
     def __init__(self, n: int, hydra_context: HydraContext, task: tuple[str, str]) -> None:
-        self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload([*PRELOAD, task[0]])
+        self.context = multiprocessing.get_context("forkserver" if _forks() else "spawn")
+        if _forks():
+            self.context.set_forkserver_preload([*PRELOAD, task[0]])
         # Hydra's singletons (its config store, job runtime) without OmegaConf's resolvers, which
         # do not pickle: the worker registers Hydra's with setup_globals, the app's on import.
         self.args = (hydra_context, task, Singleton.get_state()["instances"])
