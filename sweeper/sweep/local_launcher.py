@@ -41,8 +41,6 @@ from sweeper.tracking import plots
 
 log = logging.getLogger(__name__)
 
-#: ``hydra.launcher._target_`` of Hydra's default launcher, which this one stands in for.
-BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 #: What the fork server imports once (beside the sweeper's own start, on another core), so a
 #: worker forked from it starts with what a job imports already imported: ~1.5 s less for each
@@ -54,8 +52,9 @@ PRELOAD = ("numpy", "pandas", "optuna", "optuna.storages.journal", "mlflow", "ml
 
 
 def replaces(config: DictConfig) -> bool:
-    """Whether the sweep's launcher is Hydra's default one (this module then runs the jobs)."""
-    return str(config.hydra.launcher.get("_target_", "")) == BASIC_LAUNCHER
+    """Whether the sweep's launcher is Hydra's default one, ``hydra/launcher=basic`` (this module
+    then runs the jobs)."""
+    return config.hydra.runtime.choices.get("hydra/launcher") == "basic"
 
 
 def _task_reference(task_function: TaskFunction) -> tuple[str, str]:
