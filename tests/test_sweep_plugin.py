@@ -224,15 +224,8 @@ def test_a_bad_group_option_or_group_key_fails_before_any_trial(toy: Path, overr
 def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(toy: Path) -> None:
     args = ("hydra.sweeper.n_trials=6", "sleep=0.3", "epochs=5", "hydra.sweeper.pruner=none")
     proc = subprocess.Popen(sweep_command(toy, *args), cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        try:
-            trials = load(toy).trials
-        except KeyError:
-            continue
-        if sum(t.state in FINISHED for t in trials) >= 1 and any(t.state == TrialState.RUNNING for t in trials):
-            break
+    _wait_for(toy, lambda trials: sum(t.state in FINISHED for t in trials) >= 1
+              and any(t.state == TrialState.RUNNING for t in trials))
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
