@@ -26,6 +26,7 @@ from sweeper.tracking import plots
 from tests.curves import epoch_values
 from tests.paths import DATA
 from .stores import load_study, study_names
+from .workers import assert_no_process_left
 
 pytestmark = pytest.mark.slow
 
@@ -217,7 +218,8 @@ def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
                       "train.early_stopping.patience=null", "hydra.sweeper.pruner=none")
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "sweeper", *args]
-    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.monotonic() + 180
     killed: list[int] = []
     while time.monotonic() < deadline and not killed:
@@ -232,6 +234,7 @@ def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
             killed = running
     proc.wait(timeout=30)
     assert killed, "the sweep finished before it could be killed mid-trial"
+    assert_no_process_left(proc.pid)  # its drawing process and the fork server end with it
 
     rerun = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr

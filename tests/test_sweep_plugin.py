@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from sweeper.sweep import trial_link
 
 from .stores import load_study, study_names
+from .workers import assert_no_process_left
 
 pytestmark = pytest.mark.slow
 
@@ -338,12 +339,7 @@ def test_ctrl_c_with_two_worker_processes_ends_both_running_trials_and_their_mlf
     assert len(failed) == 2 and {t.user_attrs["reason"] for t in failed} == {"interrupted (Ctrl-C)"}
     _, _, children = mlflow_runs(toy)
     assert sorted(c.info.status for c in children) == ["KILLED", "KILLED"]
-    # No process left behind (the fork server and its resource tracker end when the sweeper does).
-    deadline = time.monotonic() + 10
-    while (left := subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout) \
-            and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert left == "", subprocess.run(["ps", "-o", "pid,args", "-s", str(proc.pid)], capture_output=True, text=True).stdout
+    assert_no_process_left(proc.pid)  # the workers and the fork server end with the sweeper
 
     run_sweep(toy, *args[:-3], "epochs=2")
     resumed = load(toy).trials

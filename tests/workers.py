@@ -100,3 +100,14 @@ def mlflow_sweep(client: MlflowClient, experiment: str) -> tuple[list, list]:
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def assert_no_process_left(session: int, timeout: float = 10) -> None:
+    """No process of session ``session`` (a sweep started with ``start_new_session``) is left
+    ``timeout`` seconds after the sweep ended: its workers, drawing process and fork server
+    read end-of-file on their pipe to it and exit."""
+    deadline = time.monotonic() + timeout
+    while (left := subprocess.run(["pgrep", "-s", str(session)], capture_output=True, text=True).stdout) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == "", subprocess.run(["ps", "-o", "pid,args", "-s", str(session)], capture_output=True, text=True).stdout

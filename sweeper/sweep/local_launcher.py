@@ -120,7 +120,7 @@ class LocalLauncher:
             self.workers.close()
         if self.drawing is not None:
             self.drawing.close(wait=finished)
-            self.drawing.executor.shutdown(wait=False, cancel_futures=True)
+            self.drawing.executor.close()
 
 
 def _forks() -> bool:
@@ -135,15 +135,57 @@ def _drawing_process() -> plots.DeferredDrawing:
     background so the first trial does not wait for it."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(PRELOAD))
-    executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_ignore_sigint)
-    threading.Thread(target=executor.submit, args=(int,), name="sweeper-drawing-start", daemon=True).start()
-    return plots.DeferredDrawing(executor)
+    drawer = _Drawer(context)
+    drawer.submit(int)  # starts the process (and the fork server) on the drawer's thread
+    return plots.DeferredDrawing(drawer)
 
 
-def _ignore_sigint() -> None:
-    """Ctrl-C in a terminal reaches every process of it: the drawing process leaves it to the
-    sweeper, which then waits for the drawings already sent."""
+class _Drawer:
+    """One process running the calls :meth:`submit` sends it, in order, fed over a pipe by one
+    thread of this process (which gives each call's ``Future``). The sweeper's end of the pipe
+    is the process's only link: when the sweeper ends, however it ends (SIGKILL included), the
+    process reads end-of-file and exits. (``ProcessPoolExecutor``'s worker holds both ends of
+    its queue, and outlives a killed sweeper for ever, keeping the fork server alive.)"""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sweeper-drawing")
+        self.conn: Any = None
+        self.process: Any = None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        return self.thread.submit(self._call, fn, args)
+
+    def _call(self, fn: Callable[..., Any], args: tuple) -> Any:
+        if self.process is None:
+            self.conn, child = self.context.Pipe()
+            self.process = self.context.Process(target=_draw, args=(child,), name="sweeper-drawing", daemon=True)
+            self.process.start()
+            child.close()
+        self.conn.send((fn, args))
+        return self.conn.recv()
+
+    def close(self) -> None:
+        """Drop the calls not started; the process ends on end-of-file once its call is done."""
+        self.thread.shutdown(wait=False, cancel_futures=True)
+        if self.conn is not None:
+            self.conn.close()
+
+
+def _draw(conn: Any) -> None:
+    """The drawing process: run each call received on ``conn`` and send back its result, until
+    the sweeper's end closes. Ctrl-C in a terminal reaches every process of it: this one leaves
+    it to the sweeper, which waits for the drawings already sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(fn(*args))
+        except (EOFError, OSError):
+            return
 
 
 class _Workers:
