@@ -225,10 +225,10 @@ def child(spans_file: str, contender: str, arguments: list[str]) -> None:
         hydra_plugin_task.task()
     else:
         from sweeper.app import main
-        from sweeper.cli import run_main
+        from sweeper.cli import run_command
 
         sys.argv = ["sweeper", "-m", *arguments]
-        run_main(main)
+        run_command(main)  # what python -m sweeper runs
 
 
 # --- the parent: run, read back, report -------------------------------------------------------
