@@ -131,13 +131,12 @@ def _forks() -> bool:
 
 def _drawing_process() -> plots.DeferredDrawing:
     """One process that draws and logs each trial's ``loss_curves.png`` while the next trial
-    trains (:class:`plots.DeferredDrawing`), forked from the fork server, which it starts in the
-    background so the first trial does not wait for it."""
+    trains (:class:`plots.DeferredDrawing`), forked from the fork server. Both start with the
+    first picture, on the drawer's thread: started with the sweep, the fork server's imports
+    slowed the sweep's own start (launch to trial 0) by ~0.5 s on two cores."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(PRELOAD))
-    drawer = _Drawer(context)
-    drawer.submit(int)  # starts the process (and the fork server) on the drawer's thread
-    return plots.DeferredDrawing(drawer)
+    return plots.DeferredDrawing(_Drawer(context))
 
 
 class _Drawer:
