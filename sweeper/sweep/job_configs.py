@@ -95,8 +95,10 @@ class JobConfigs:
         return self._composed[key]
 
     def is_group(self, key: str) -> bool:
-        if key not in self._groups:
-            self._groups[key] = bool(self._loader.get_group_options(key))
+        if key not in self._groups:  # with the sweep's own hydra.searchpath, as a compose sees it
+            self._groups[key] = bool(self._loader.get_group_options(
+                key, config_name=self._config.hydra.job.config_name,
+                overrides=list(self._config.hydra.overrides.hydra)))
         return self._groups[key]
 
     def job_config(self, overrides: list[str]) -> DictConfig:

@@ -19,6 +19,7 @@ differ:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import importlib
 import inspect
 import logging
@@ -27,6 +28,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -120,7 +122,7 @@ class LocalLauncher:
             self.workers.close()
         if self.drawing is not None:
             self.drawing.close(wait=finished)
-            self.drawing.executor.close()
+            self.drawing.executor.close(kill=not finished)
 
 
 def _forks() -> bool:
@@ -164,9 +166,13 @@ class _Drawer:
         self.conn.send((fn, args))
         return self.conn.recv()
 
-    def close(self) -> None:
-        """Drop the calls not started; the process ends on end-of-file once its call is done."""
+    def close(self, kill: bool = False) -> None:
+        """Drop the calls not started; the process ends on end-of-file once its call is done,
+        or at once with ``kill`` (a failed sweep: its call may be waiting on the broken store)."""
         self.thread.shutdown(wait=False, cancel_futures=True)
+        if kill and self.process is not None and self.process.pid is not None:
+            with contextlib.suppress(Exception):  # already ended, or still starting
+                self.process.kill()
         if self.conn is not None:
             self.conn.close()
 
@@ -197,15 +203,18 @@ class _Workers:
             self.context.set_forkserver_preload([*PRELOAD, task[0]])
         # Hydra's singletons (its config store, job runtime) without OmegaConf's resolvers, which
         # do not pickle: the worker registers Hydra's with setup_globals, the app's on import.
-        self.args = (hydra_context, task, Singleton.get_state()["instances"])
-        self.idle: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        self.args = (hydra_context, task, Singleton.get_state()["instances"], os.getpid())
+        self.idle: queue.Queue[Any] = queue.Queue()  # idle (process, conn), or _WAKE / None
         self.busy: set[Any] = set()  # the processes running a job
         self.failed: list[str] = []  # why a worker could not start
         self.all: list[tuple[Any, Any]] = []
         self.lock = threading.Lock()
         self.closed = False
         for _ in range(n):
-            threading.Thread(target=self._start, name="sweeper-worker-start", daemon=True).start()
+            self._replace()
+
+    def _replace(self) -> None:
+        threading.Thread(target=self._start, name="sweeper-worker-start", daemon=True).start()
 
     def _start(self) -> None:
         parent, child = self.context.Pipe()
@@ -213,14 +222,18 @@ class _Workers:
         with self.lock:
             if self.closed:
                 return
-            try:
-                process.start()
-            except Exception as err:
-                self.failed.append(one_line(err))
-                self.idle.put(None)  # wakes a job waiting for a worker, which then fails
-                return
-            self.all.append((process, parent))
+        try:
+            process.start()  # the first start waits for the fork server's imports: not under the lock
+        except Exception as err:
+            self.failed.append(one_line(err))
+            self.idle.put(None)  # wakes a job waiting for a worker, which then fails
+            return
         child.close()
+        with self.lock:
+            self.all.append((process, parent))
+            if self.closed:  # stopped meanwhile: close() no longer sees it
+                parent.close()
+                return
         self.idle.put((process, parent))
 
     def run(self, cfg: DictConfig) -> JobReturn:
@@ -228,34 +241,53 @@ class _Workers:
         worker = self.idle.get()
         if worker is None:
             raise RuntimeError(f"hydra.sweeper.n_jobs: a worker process could not start: {self.failed[0]}")
-        process, conn = worker
         with self.lock:
+            if self.closed or worker is _WAKE:  # Ctrl-C came first: this job never starts
+                self.idle.put(worker)
+                return JobReturn(status=JobStatus.FAILED, _return_value=JobLost(INTERRUPTED))
+            process, conn = worker
             self.busy.add(process)
         try:
-            conn.send(cfg)
+            # The sweeper's environment as it is now (a password moved there after the workers
+            # started: sweeper.tracking.store.password_to_environment) goes with each job.
+            conn.send((cfg, dict(os.environ)))
             ret = conn.recv()
         except (EOFError, OSError):
             process.join(timeout=5)
             ret = JobReturn(status=JobStatus.FAILED, _return_value=JobLost(
                 f"its worker process (pid {process.pid}) ended without a result (exit code {process.exitcode})"))
-            with self.lock:
-                self.busy.discard(process)
-                self.all.remove((process, conn))
-                if not self.closed:
-                    threading.Thread(target=self._start, name="sweeper-worker-start", daemon=True).start()
+            self._retire(process, conn)
+            return ret
+        except Exception as err:  # a result that does not unpickle here
+            ret = JobReturn(status=JobStatus.FAILED,
+                            _return_value=RuntimeError(f"the job's result could not be read: {one_line(err)}"))
+        if isinstance(ret._return_value, JobLost):
+            process.join(timeout=5)  # an interrupted worker ends after sending its result
+            self._retire(process, conn)
             return ret
         with self.lock:
             self.busy.discard(process)
-        if process.is_alive():  # a worker whose job was interrupted ends after sending its result
-            self.idle.put((process, conn))
+        self.idle.put((process, conn))
         return ret
+
+    def _retire(self, process: Any, conn: Any) -> None:
+        """Forget a worker that ended, and start another unless the sweep is stopping."""
+        conn.close()
+        with self.lock:
+            self.busy.discard(process)
+            if (process, conn) in self.all:
+                self.all.remove((process, conn))
+            if not self.closed:
+                self._replace()
 
     def stop_jobs(self, timeout: float = 15) -> None:
         """Interrupt the running jobs (Ctrl-C): each worker's trial ends as an interrupted one
-        (its MLflow run KILLED) and its result comes back; then the workers stop."""
+        (its MLflow run KILLED) and its result comes back; a lane still waiting for a worker
+        gets an interrupted job without one. Then the workers stop."""
         with self.lock:
             self.closed = True
             busy = list(self.busy)
+        self.idle.put(_WAKE)
         for process in busy:
             if process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
@@ -275,21 +307,26 @@ class _Workers:
                 process.join(timeout=5)
 
 
-def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], singletons: dict) -> None:
+_WAKE = object()  # put on the idle queue by stop_jobs: a lane waiting for a worker stops waiting
+
+
+def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], singletons: dict, sweeper: int) -> None:
     """A worker: run each job config received on ``conn`` with Hydra's ``run_job`` and send back
-    its ``JobReturn``, until the sweeper closes the connection."""
+    its ``JobReturn``, until the sweeper closes the connection or ends (``sweeper``: its pid)."""
     # Ctrl-C in a terminal reaches every process of it: the sweeper alone decides, and stops a
     # running job with SIGTERM (LocalLauncher.stop_jobs), which ends its trial interrupted.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupted)
+    threading.Thread(target=_stop_without, args=(sweeper,), name="sweeper-watch", daemon=True).start()
     task_function = inspect.unwrap(getattr(importlib.import_module(task[0]), task[1]))
     setup_globals()
     Singleton.set_state({"instances": singletons, "omegaconf_resolvers": _resolvers()})
     while True:
         try:
-            cfg = conn.recv()
+            cfg, environment = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
+        os.environ.update(environment)
         interrupted = False
         try:
             ret = run_job(hydra_context=hydra_context, task_function=task_function, config=cfg,
@@ -307,6 +344,21 @@ def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], single
             conn.send(ret)
         if interrupted:
             return
+
+
+def _stop_without(sweeper: int) -> None:
+    """In a worker: once the sweeper's process is gone (SIGKILL), stop the running trial as
+    Ctrl-C would (its MLflow run KILLED; the next sweep fails and retries it as an orphan)
+    instead of training it to the end for nobody; an idle worker just ends."""
+    while True:
+        time.sleep(1)
+        try:
+            os.kill(sweeper, 0)
+        except ProcessLookupError:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        except PermissionError:
+            pass
 
 
 #: A trial whose job the sweeper stopped (Ctrl-C): the reason its trial and MLflow run give.
