@@ -496,7 +496,7 @@ def _write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, resu
     classifier that did not fail confusion_matrix.csv and .png (test rows).
 
     A trial's ``loss_curves.png`` (``mlrun`` given) goes to the sweep's drawing process when
-    the sweep defers drawing (``plots.defer_drawing``), which logs it to the run itself. A plot
+    the sweep defers drawing (``plots.DeferredDrawing``), which logs it to the run itself. A plot
     that cannot be drawn costs the run its picture, never its other artifacts.
     """
     from sweeper.tracking import plots

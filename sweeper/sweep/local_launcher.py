@@ -350,11 +350,13 @@ def _stop_without(sweeper: int) -> None:
     """In a worker: once the sweeper's process is gone (SIGKILL), stop the running trial as
     Ctrl-C would (its MLflow run KILLED; the next sweep fails and retries it as an orphan)
     instead of training it to the end for nobody; an idle worker just ends."""
+    global _stop_reason
     while True:
         time.sleep(1)
         try:
             os.kill(sweeper, 0)
         except ProcessLookupError:
+            _stop_reason = "its sweeper process ended"
             os.kill(os.getpid(), signal.SIGTERM)
             return
         except PermissionError:
@@ -365,11 +367,12 @@ def _stop_without(sweeper: int) -> None:
 INTERRUPTED = "interrupted (Ctrl-C)"
 
 
+#: Why the sweeper stopped this worker's job: Ctrl-C, unless the watcher found the sweeper gone.
+_stop_reason = "Ctrl-C"
+
+
 def _interrupted(signum: int, frame: Any) -> None:
-    # Raised where the signal lands; where that is a garbage-collection callback, Python prints
-    # and drops it, so the trial's next report raises it again (trial_link.request_stop).
-    trial_link.request_stop("Ctrl-C")
-    raise trial_link.Interrupted("Ctrl-C")
+    trial_link.interrupt(_stop_reason)
 
 
 def _resolvers() -> dict:

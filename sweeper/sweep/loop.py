@@ -80,11 +80,11 @@ class TrialLoop:
     def loop(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
         """Run trials until the study holds ``n_trials`` counted ones (or ``timeout`` passes).
 
-        A launcher that can run jobs concurrently (Hydra's joblib launcher: each job in a
-        process of its own) keeps ``n_jobs`` trials running, each asked as soon as a slot frees
-        (:meth:`_lanes`); any other launcher gets batches of ``n_jobs`` trials, each batch
-        launched whole and waited for (the in-process launcher runs one job at a time; the
-        SLURM launcher submits a batch as one job array).
+        A launcher that can run jobs concurrently (``runs_jobs_concurrently``: the sweeper's own
+        with worker processes, Hydra's joblib launcher) keeps ``n_jobs`` trials running, each
+        asked as soon as a slot frees (:meth:`_lanes`); any other launcher gets batches of
+        ``n_jobs`` trials, each batch launched whole and waited for (in-process, one job at a
+        time; the SLURM launcher submits a batch as one job array).
         """
         self.n_trials, self.n_jobs = n_trials, n_jobs
         returns = []

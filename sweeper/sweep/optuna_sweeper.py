@@ -30,7 +30,6 @@ from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError, StoreError, SweeperError, one_line
 from sweeper.sweep import console, local_launcher, parent_run, space as search_space, study as studies
 from sweeper.sweep.job_configs import JobConfigs
-from sweeper.sweep.local_launcher import LocalLauncher
 from sweeper.sweep.loop import TrialLoop
 from sweeper.sweep.registry import make_pruner, make_sampler
 from sweeper.sweep.settings import check_settings
@@ -87,7 +86,7 @@ class OptunaSweeperImpl:
         launcher = self.launcher
         if local_launcher.replaces(cfg):  # its worker processes start now, beside the checks below
             try:
-                launcher = LocalLauncher(self.hydra_context, self.task_function, cfg, jobs.job_config, int(s.n_jobs))
+                launcher = local_launcher.LocalLauncher(self.hydra_context, self.task_function, cfg, jobs.job_config, int(s.n_jobs))
             except ValueError as err:
                 raise ConfigError(str(err)) from None
         finished = False

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 from hydra.core.utils import JobReturn, JobStatus
 
 from sweeper.errors import JobLost
-from sweeper.sweep.trial_link import Interrupted, request_stop
+from sweeper.sweep.trial_link import Interrupted, interrupt
 
 RULE = "-" * 22  # around the job's traceback in submitit's FailedJobError
 
@@ -37,11 +37,7 @@ JobCancelled = Interrupted  # SLURM asked the job to stop (SIGTERM): the trial e
 
 
 def _cancelled(signum: int, frame: Any) -> None:
-    # Raised where the signal lands; where that is a garbage-collection callback, Python prints
-    # and drops it, so the trial's next report raises it again (trial_link.request_stop).
-    reason = f"its SLURM job got {signal.Signals(signum).name} (scancel, preemption or its time limit)"
-    request_stop(reason)
-    raise JobCancelled(reason)
+    interrupt(f"its SLURM job got {signal.Signals(signum).name} (scancel, preemption or its time limit)")
 
 
 def stop_on_sigterm() -> None:

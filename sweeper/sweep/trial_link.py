@@ -61,6 +61,13 @@ def request_stop(reason: str) -> None:
     _stop_reason = reason
 
 
+def interrupt(reason: str) -> None:
+    """From a signal handler: stop the current trial with ``Interrupted(reason)``, raised where
+    the signal lands and, in case it lands where Python drops it, again at the next report."""
+    request_stop(reason)
+    raise Interrupted(reason)
+
+
 def overrides_for(
     storage_url: str, study_name: str, trial_id: int, trial_number: int, parent_run_id: str | None
 ) -> list[str]:

@@ -129,9 +129,9 @@ class DeferredDrawing:
             return
         done, late = concurrent.futures.wait(self.pending, timeout=DRAWING_TIMEOUT)
         for future in done:
-            if future.exception() is not None or future.result() is not None:
-                print(f"warning: {future.result() if future.exception() is None else one_line(future.exception())}",
-                      file=sys.stderr)
+            problem = one_line(future.exception()) if future.exception() is not None else future.result()
+            if problem is not None:
+                print(f"warning: {problem}", file=sys.stderr)
         if late:
             print(f"warning: {len(late)} loss_curves.png not drawn within {DRAWING_TIMEOUT} s of the sweep's end",
                   file=sys.stderr)
