@@ -114,10 +114,12 @@ class ReadOnly:
     """``make(folder)``: nothing in ``folder`` can be written any more, by this user or by root
     (whom file modes do not stop: ``chattr +i`` then); ``undo()`` gives it back.
 
-    A journal being written holds Optuna's lock as a symlink (``optuna.log.lock``), which
-    ``chattr`` refuses ("Operation not supported"). A folder is made read-only at a moment it
-    holds no such lock: one frozen with the lock in it keeps it for ever, and Optuna's lock
-    waits for it for ever (left to Optuna: a storage folder that turns read-only mid-write)."""
+    ``folder`` itself stays open for new entries: Optuna's journal lock is a symlink made and
+    removed there around each write (``optuna.log.lock``), and a folder frozen while it holds one
+    keeps it for ever, Optuna waiting for it for ever (a storage folder that turns read-only in
+    the middle of a write: left to Optuna). Every file in it, and every folder below it, is
+    frozen: the journal, MLflow's database and artifacts, the sweeper's budget lock. Symlinks
+    are left alone (``chattr`` refuses them)."""
 
     def __init__(self) -> None:
         self.root = os.geteuid() == 0
@@ -125,20 +127,17 @@ class ReadOnly:
 
     def make(self, folder: Path) -> None:
         self.made.append(folder)
-        self._walk(folder, writable=False)
+        self._walk(folder, writable=False, top=True)
 
     def undo(self) -> None:
         for folder in self.made:
-            self._walk(folder, writable=True)
+            self._walk(folder, writable=True, top=True)
         self.made = []
 
-    def _walk(self, folder: Path, *, writable: bool) -> None:
-        """The folder first, then what it holds: once a folder is immutable, its entries stay."""
-        self._set([folder], writable)
-        while not writable and any(path.is_symlink() for path in folder.iterdir()):
-            self._set([folder], True)  # a lock is held: let it go, and try again
-            time.sleep(0.005)
-            self._set([folder], False)
+    def _walk(self, folder: Path, *, writable: bool, top: bool = False) -> None:
+        """A sub-folder first, then what it holds: once a folder is immutable, its entries stay."""
+        if not top:
+            self._set([folder], writable)
         entries = [path for path in folder.iterdir() if not path.is_symlink()]
         self._set([path for path in entries if path.is_file()], writable)
         for path in entries:

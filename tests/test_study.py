@@ -68,3 +68,29 @@ def test_a_running_trial_whose_sweeper_process_is_gone_is_failed_on_a_journal_fi
     assert [t.number for t in studies.fail_orphaned_trials(study, storage)] == [dead.number]
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert states[dead.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
+
+
+def test_a_journal_lock_optuna_cannot_remove_is_a_storage_failure_and_a_refused_call_is_not(tmp_path):
+    """``storage_calls`` turns what the store's failure raises into one StoreError naming
+    ``hydra.sweeper.storage``, and lets Optuna's refusal of a wrong call through unchanged."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from sweeper.errors import StoreError
+    from sweeper.sweep.storage import storage_calls
+
+    url = str(tmp_path / "optuna.log")
+    lock = JournalFileSymlinkLock(url)
+    with pytest.raises(RuntimeError) as raised:  # what Optuna's release raises when its lock is gone
+        lock.release()
+    with pytest.raises(StoreError, match=r"^hydra\.sweeper\.storage=.*optuna\.log: telling failed: "):
+        with storage_calls(url, "telling"):
+            raise raised.value
+
+    storage = open_storage(url)
+    trial = optuna.create_study(storage=storage).ask()
+    storage.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, [1.0])
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError) as refused:  # the call was wrong
+        storage.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, [2.0])
+    with pytest.raises(type(refused.value)):
+        with storage_calls(url, "telling"):
+            raise refused.value

@@ -11,6 +11,8 @@ storage behave the same.
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import math
 import time
@@ -150,19 +152,21 @@ class OptunaSweeperImpl:
         if grid is not None and n_trials > math.prod(len(v) for v in grid.values()):
             n_trials = math.prod(len(v) for v in grid.values())
             log.info("the grid has %d points: n_trials lowered to match", n_trials)
-        status, stopped, returns = "FINISHED", None, []
+        status, returns = "FINISHED", []
         try:
             returns = run.loop(n_trials, s.timeout, int(s.n_jobs))
         except KeyboardInterrupt:
             status = "KILLED"
         except StoreError as error:
-            stopped = error
-        finally:
-            if stopped is None:
-                parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
-                self._finish(run, jobs, client, mlflow_uri, status)
-        if stopped is not None:
-            self._stopped(run, client, stopped)
+            self._stopped(run, client, error)
+        except Exception:
+            # Not a store's fault, and not the sweep's end: the parent run ends FAILED if MLflow
+            # lets it, and the error itself is what the user reads (not one of a later MLflow call).
+            with contextlib.suppress(Exception):
+                parent_run.finish(client, parent_run_id, "FAILED")
+            raise
+        parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
+        self._finish(run, jobs, client, mlflow_uri, status)
         if status == "KILLED":
             log.info("interrupted: the running trial is FAIL, finished trials are kept; rerun the same command to resume")
             raise SystemExit(130)
