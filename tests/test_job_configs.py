@@ -186,3 +186,44 @@ def test_a_job_config_is_a_copy_a_job_may_change(jobs):
     first = jobs.job_config(["optimizer.lr=0.5"])
     first.optimizer.lr = 9.0
     assert jobs.job_config(["train.epochs=3"]).optimizer.lr != 9.0
+
+
+@pytest.mark.parametrize("params, arguments, error", [
+    ({"schedule": "choice(constant,step)", "schedule.gamma": "interval(0.5,0.9)", "optimizer.lr": "interval(1e-3,0.1)"},
+     [], None),
+    ({"schedule.gamma": "interval(0.5,0.9)", "schedule.decay": "interval(0.01,0.1)"}, ["schedule=step"], None),
+    ({"train.batch_size": "choice(16,abc)"}, [], "could not be converted to Integer"),
+    ({"model.nope": "choice(1,2)"}, [], "unknown key 'model.nope'"),
+])
+def test_the_check_in_a_forked_process_gives_what_the_check_here_gives(jobs, params, arguments, error, caplog):
+    """The space check run beside the sweep's start (``check_in_background``) keeps the same
+    space, says the same lines, fails with the same error, and brings the compositions it made
+    back (the trials reuse them)."""
+    import logging
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sweeper.sweep import space as search_space
+    from sweeper.sweep.job_configs import _fork_context
+
+    assert _fork_context() is not None, "the check would run here: this test would compare it with itself"
+    parser = OverridesParser.create()
+    space = search_space.parse(params, arguments, parser)
+    outcomes = []
+    for check in (jobs.check, lambda s: jobs.check_in_background(s)()):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="sweeper"):
+            try:
+                checked = check(space)
+            except ConfigError as err:
+                outcomes.append(("error", str(err)))
+                continue
+        outcomes.append(([p.key for p in checked.params], checked.fixed, [r.getMessage() for r in caplog.records],
+                         sorted(map(str, jobs._composed))))
+    assert outcomes[0] == outcomes[1]
+    if error:
+        assert outcomes[0][0] == "error" and error in outcomes[0][1]
+    else:
+        assert outcomes[0][3], "the check composed nothing"
+    if arguments:
+        assert outcomes[0][2] == ["schedule.decay is not searched: schedule=step has no such key"]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+import multiprocessing
+import threading
+from typing import Any, Callable
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -63,6 +65,14 @@ def override_dirname(task: list[Override], exclude_keys: list[str], item_sep: st
     excluded, sorted, joined by ``item_sep``, each ``=`` written ``kv_sep``."""
     lines = sorted(o.input_line for o in task if o.key_or_group not in exclude_keys)
     return item_sep.join(lines).replace("=", kv_sep)
+
+
+def _fork_context() -> Any:
+    """multiprocessing's ``fork`` context where a fork is safe (the platform has it and this
+    process runs one thread), else None."""
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return None
+    return multiprocessing.get_context("fork")
 
 
 def _without_hydra(cfg: DictConfig) -> DictConfig:
@@ -168,6 +178,69 @@ class JobConfigs:
         Returns the space to search: without the keys a fixed group option lacks.
         """
         self._composed = {}
+        dropped, notes = self._check(space)
+        for note in notes:
+            log.info("%s", note)
+        return space.without(dropped)
+
+    def check_in_background(self, space: search_space.SearchSpace) -> Callable[[], search_space.SearchSpace]:
+        """``check(space)`` started in a forked process, so that the sweep's start (importing
+        MLflow: ~1.6 s, as long as the check) runs beside it on another core; the function
+        returned waits for it and gives what ``check`` gives, or raises its ConfigError. The
+        compositions the check made come back with it (the trials reuse them). Where there is no
+        ``fork`` (or threads already run, which a fork would not carry), the check runs here and
+        now. Nothing the check does writes anywhere, so running it elsewhere changes no
+        outcome."""
+        context = _fork_context()
+        if context is None:
+            checked = self.check(space)
+            return lambda: checked
+        self._composed = {}
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(target=self._check_in_child, args=(space, send), daemon=True,
+                                name="sweeper-space-check")
+        child.start()
+        send.close()
+
+        def result() -> search_space.SearchSpace:
+            try:
+                outcome = receive.recv()
+            except EOFError:  # the check's process died (killed from outside): check here
+                outcome = None
+            finally:
+                receive.close()
+                child.join()
+            if outcome is None:
+                return self.check(space)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            dropped, notes, composed, groups = outcome
+            self._composed.update(composed)
+            self._groups.update(groups)
+            for note in notes:
+                log.info("%s", note)
+            return space.without(dropped)
+
+        return result
+
+    def _check_in_child(self, space: search_space.SearchSpace, send: Any) -> None:
+        """The forked process of ``check_in_background``: sends (dropped keys, notes, the
+        compositions, the group lookups), or the error the check raised."""
+        try:
+            dropped, notes = self._check(space)
+            outcome: Any = (dropped, notes, self._composed, self._groups)
+        except Exception as err:  # raised again in the sweep's own process
+            outcome = err
+        try:
+            send.send(outcome)
+        except Exception:  # an error that does not pickle
+            send.send(RuntimeError(f"{type(outcome).__name__}: {outcome}"))
+        finally:
+            send.close()
+
+    def _check(self, space: search_space.SearchSpace) -> tuple[set[str], list[str]]:
+        """``check``'s work: (the keys left out of the search, the lines that say why)."""
+        notes: list[str] = []
         base = self._try_compose(space.fixed, "hydra.sweeper.params")
         by_key = {p.key: p for p in space.params}
         dropped: set[str] = set()
@@ -180,7 +253,7 @@ class JobConfigs:
                 if not group and not p.override_key.startswith("+") and not search_space.has_key(base, p.key):
                     if p.fixed_parent and self._group_options_having(p.fixed_parent, p.key, space.fixed):
                         chosen = OmegaConf.select(base, f"hydra.runtime.choices.{p.fixed_parent}")
-                        log.info("%s is not searched: %s=%s has no such key", p.key, p.fixed_parent, chosen)
+                        notes.append(f"{p.key} is not searched: {p.fixed_parent}={chosen} has no such key")
                         dropped.add(p.key)
                         continue
                     raise ConfigError(f"hydra.sweeper.params: unknown key '{p.key}'")
@@ -199,7 +272,7 @@ class JobConfigs:
                     else:
                         cfg = self._with_value(self._app_config(space.fixed + ctx, where), override, where)
                     self._check_job_config(cfg, where, base)
-        return space.without(dropped)
+        return dropped, notes
 
     def _try_compose(self, overrides: list[str], where: str) -> DictConfig:
         try:

@@ -81,6 +81,7 @@ class LocalLauncher:
         self.workers = _Workers(n_jobs, hydra_context, _task_reference(task_function)) if n_jobs > 1 else None
         # One trial at a time here: its picture is drawn on the idle core (where processes fork).
         self.drawing = _drawing_process() if self.workers is None and _forks() else None
+        self.drawing_started = False
 
     @property
     def concurrent_jobs(self) -> bool:
@@ -102,6 +103,7 @@ class LocalLauncher:
             configs.append(cfg)
         if self.workers is not None:
             return [self.workers.run(cfg) for cfg in configs]
+        self._start_drawing()
         setup_globals()
         returns = []
         for cfg in configs:
@@ -109,6 +111,20 @@ class LocalLauncher:
                                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return returns
+
+    def _start_drawing(self) -> None:
+        """Start the drawing process (the fork server's imports take ~2 s of a core) as the
+        first job starts, so it is ready by the first picture instead of starting with it (a
+        short sweep's end waited for it); started with the sweep, it slowed the sweep's own
+        start."""
+        if self.drawing is not None and not self.drawing_started:
+            self.drawing_started = True
+            self.drawing.executor.submit(_ready)
+
+    def drawing_executor(self) -> Any:
+        """The drawing process's ``submit(fn, *args) -> Future`` (the sweep's end draws its plots
+        there while it logs the best model), or None where there is none."""
+        return self.drawing.executor if self.drawing is not None else None
 
     def stop_jobs(self) -> None:
         """Ctrl-C: stop the jobs running in worker processes (an in-process job got it itself)."""
@@ -134,8 +150,9 @@ def _forks() -> bool:
 def _drawing_process() -> plots.DeferredDrawing:
     """One process that draws and logs each trial's ``loss_curves.png`` while the next trial
     trains (:class:`plots.DeferredDrawing`), forked from the fork server. Both start with the
-    first picture, on the drawer's thread: started with the sweep, the fork server's imports
-    slowed the sweep's own start (launch to trial 0) by ~0.5 s on two cores."""
+    first call, on the drawer's thread: as the first job starts (``LocalLauncher._start_drawing``;
+    started with the sweep, the fork server's imports slowed the sweep's own start by ~0.5 s on
+    two cores)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(PRELOAD))
     return plots.DeferredDrawing(_Drawer(context))
@@ -175,6 +192,10 @@ class _Drawer:
                 self.process.kill()
         if self.conn is not None:
             self.conn.close()
+
+
+def _ready() -> None:
+    """A call that only starts the drawing process."""
 
 
 def _draw(conn: Any) -> None:

@@ -107,7 +107,9 @@ class OptunaSweeperImpl:
             objective, s.direction, list(s.directions) if s.directions else None)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         params = OmegaConf.to_container(s.params, resolve=True) if s.params else {}
-        space = jobs.check(search_space.parse(params, arguments, parser))
+        checked = jobs.check_in_background(search_space.parse(params, arguments, parser))
+        parent_run.import_store(cfg)  # beside the check, which takes about as long
+        space = checked()
         grid = space.grid() if str(s.sampler).lower() == "grid" else None
         pruner_spec = {"name": s.pruner, "kwargs": OmegaConf.to_container(s.pruner_kwargs, resolve=True)}
         sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
@@ -255,12 +257,18 @@ class OptunaSweeperImpl:
         best_yaml = jobs.yaml(list(overrides)) if overrides is not None else None
         if status == "FINISHED" and not best:
             status = "FAILED"  # the sweep produced nothing to use; its command exits non-zero
-        model_lines = []
-        try:
-            parent_run.log_results(client, parent_run_id, study, objectives, best_yaml)
+
+        def best_model() -> list[str]:
             if len(objectives) == 1 and best and best[0].user_attrs.get(studies.RUN_ID):
-                model_lines = parent_run.log_best_model(client, parent_run_id, best[0], mlflow_uri,
-                                                        self.settings.register_model)
+                return parent_run.log_best_model(client, parent_run_id, best[0], mlflow_uri,
+                                                 self.settings.register_model)
+            return []
+
+        launcher = run.launcher
+        drawing = launcher.drawing_executor() if isinstance(launcher, local_launcher.LocalLauncher) else None
+        try:
+            model_lines = parent_run.log_results(client, parent_run_id, study, objectives, best_yaml, drawing,
+                                                 meanwhile=best_model)
         finally:
             parent_run.finish(client, parent_run_id, status)
 
