@@ -280,8 +280,19 @@ def test_pruning_works_from_worker_processes(toy: Path, launcher: tuple[str, ...
     # pruned too, but shows no stop).
     assert all(max(t.intermediate_values) <= 8 for t in pruned)
     assert any(max(t.intermediate_values) < 8 for t in pruned), [sorted(t.intermediate_values) for t in pruned]
-    _, _, children = mlflow_runs(toy)
+    client, [parent], children = mlflow_runs(toy)
     assert len(children) == 6
+    # The parent's plots, drawn at the sweep's end by an idle worker under the default launcher
+    # (here, under joblib's): the importances are those of the stored study.
+    import json
+
+    from sweeper.report import importance
+
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"optimization_history.png", "param_importances.json", "param_importances.png"} <= artifacts
+    logged = json.loads(Path(client.download_artifacts(parent.info.run_id, "param_importances.json", str(toy)))
+                        .read_text())
+    assert logged == json.loads(json.dumps(importance.of_study(load(toy), ["val_loss"])))
 
 
 @LAUNCHERS

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import logging
@@ -50,7 +51,10 @@ log = logging.getLogger(__name__)
 PRELOAD = ("numpy", "pandas", "optuna", "optuna.storages.journal", "mlflow", "mlflow.tracking",
            "mlflow.store.tracking.sqlalchemy_store", "alembic.command", "git", "matplotlib.figure",
            "matplotlib.backends.backend_agg", "sweeper.tracking.plots", "sweeper.tracking.mlflow_run",
-           "sweeper.train", "sweeper.data")
+           "sweeper.train", "sweeper.data",
+           # the sweep's end draws its plots in one of these processes (optuna.importance imports
+           # scikit-learn's ensembles where scikit-learn is installed: ~1 s)
+           "optuna.importance", "optuna.visualization.matplotlib", "sweeper.report.importance")
 
 
 def replaces(config: DictConfig) -> bool:
@@ -122,8 +126,11 @@ class LocalLauncher:
             self.drawing.executor.submit(_ready)
 
     def drawing_executor(self) -> Any:
-        """The drawing process's ``submit(fn, *args) -> Future`` (the sweep's end draws its plots
-        there while it logs the best model), or None where there is none."""
+        """What runs a call in another process, ``submit(fn, *args) -> Future``: the drawing
+        process, or the worker processes, idle by then (the sweep's end draws its plots there
+        while it logs the best model); None where there is none."""
+        if self.workers is not None:
+            return None if self.workers.closed else self.workers
         return self.drawing.executor if self.drawing is not None else None
 
     def stop_jobs(self) -> None:
@@ -291,6 +298,33 @@ class _Workers:
         self.idle.put((process, conn))
         return ret
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        """Run ``fn(*args)`` on the next idle worker (the sweep's end: no job is running then),
+        from a thread of this process; its ``Future`` gives the result or raises the error."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def call() -> None:
+            worker = self.idle.get()
+            if worker is None or worker is _WAKE:
+                self.idle.put(worker)
+                future.set_exception(RuntimeError("no worker process is left to run it"))
+                return
+            process, conn = worker
+            try:
+                conn.send(_Call(fn, args))
+                failed, result = conn.recv()
+            except Exception as err:  # the worker ended, or what it sent does not unpickle
+                future.set_exception(RuntimeError(f"its worker process (pid {process.pid}) failed: {one_line(err)}"))
+                return  # not handed out again: the sweep is ending
+            self.idle.put(worker)
+            if failed:
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+        threading.Thread(target=call, name="sweeper-worker-call", daemon=True).start()
+        return future
+
     def _retire(self, process: Any, conn: Any) -> None:
         """Forget a worker that ended, and start another unless the sweep is stopping."""
         conn.close()
@@ -344,9 +378,20 @@ def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], single
     Singleton.set_state({"instances": singletons, "omegaconf_resolvers": _resolvers()})
     while True:
         try:
-            cfg, environment = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
+        if isinstance(message, _Call):
+            try:
+                outcome: tuple[bool, Any] = (False, message.fn(*message.args))
+            except Exception as err:
+                outcome = (True, err)
+            try:
+                conn.send(outcome)
+            except (EOFError, OSError, KeyboardInterrupt):
+                return
+            continue
+        cfg, environment = message
         os.environ.update(environment)
         interrupted = False
         try:
@@ -382,6 +427,14 @@ def _stop_without(sweeper: int) -> None:
             return
         except PermissionError:
             pass
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """What ``_Workers.submit`` sends a worker instead of a job: ``fn(*args)``."""
+
+    fn: Callable[..., Any]
+    args: tuple
 
 
 #: A trial whose job the sweeper stopped (Ctrl-C): the reason its trial and MLflow run give.

@@ -327,16 +327,22 @@ def log_results(
                 (out / "best_config.yaml").write_text(best_config_yaml)
         result = meanwhile() if meanwhile is not None else None
         if plotted is not None:
-            for name, level, message in plotted.result():
-                logging.getLogger(name).log(level, "%s", message)
+            try:
+                records = plotted.result()
+            except Exception:  # the other process failed (or ended): the plots are drawn here
+                _write_plots(study, objectives, out)
+            else:
+                for name, level, message in records:
+                    logging.getLogger(name).log(level, "%s", message)
         client.log_artifacts(run_id, str(out))
     return result
 
 
 def _write_plots_of_trials(trials: list[optuna.trial.FrozenTrial], directions: list[Any], objectives: list[str],
                            out: Path) -> list[tuple[str, int, str]]:
-    """In the drawing process: ``_write_plots`` of an in-memory study holding ``trials`` (all of
-    them, so their numbers stay), and the log records it made, for the sweep to log."""
+    """In the drawing process or a worker: ``_write_plots`` of an in-memory study holding
+    ``trials`` (all of them, so their numbers stay), and the log records it made, for the sweep
+    to log."""
     records: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
@@ -344,9 +350,10 @@ def _write_plots_of_trials(trials: list[optuna.trial.FrozenTrial], directions: l
             records.append(record)
 
     keep, logger = Keep(logging.INFO), logging.getLogger("sweeper")
+    level, propagate = logger.level, logger.propagate
     logger.addHandler(keep)
-    level = logger.level
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # a worker process's own log set-up (its last job's) stays out of it
     try:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(directions=directions)
@@ -355,6 +362,7 @@ def _write_plots_of_trials(trials: list[optuna.trial.FrozenTrial], directions: l
     finally:
         logger.removeHandler(keep)
         logger.setLevel(level)
+        logger.propagate = propagate
     return [(r.name, r.levelno, r.getMessage()) for r in records]
 
 
