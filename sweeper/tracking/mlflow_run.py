@@ -7,6 +7,7 @@ The client (not MLflow's fluent, process-global API) keeps in-process sweep jobs
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 from contextlib import contextmanager
@@ -48,7 +49,15 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def environment_tags() -> dict[str, str]:
-    """The git commit of the project (when it is a git checkout) and the key library versions."""
+    """The git commit of the project (when it is a git checkout) and the key library versions,
+    as this process found them first: the code a process runs is what it imported when it
+    started, whatever is committed or edited in the checkout later. (Two ``git`` processes and
+    four package lookups, ~6 ms, once per process instead of once per run.)"""
+    return dict(_environment_tags())
+
+
+@functools.cache
+def _environment_tags() -> dict[str, str]:
     tags = {}
     for name in VERSIONED:
         try:
