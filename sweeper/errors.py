@@ -45,3 +45,17 @@ def one_line(error: BaseException) -> str:
     """``Type: first line of the message``, for reasons and messages that must stay on one line."""
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def sendable(error: Exception) -> Exception:
+    """``error`` as another process can receive it through a pipe: itself when it comes out of
+    pickle as it went in, else a RuntimeError holding its line (an exception whose ``__init__``
+    takes other arguments than its message pickles, but does not unpickle)."""
+    import pickle
+
+    try:
+        if type(pickle.loads(pickle.dumps(error))) is type(error):
+            return error
+    except Exception:
+        pass
+    return RuntimeError(one_line(error))

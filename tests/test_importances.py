@@ -48,3 +48,72 @@ def test_the_parent_runs_importance_plot_is_drawn_without_scikit_learn(tmp_path:
     values = json.loads((tmp_path / "param_importances.json").read_text())
     assert max(values["objective"], key=values["objective"].get) == "lr"
     assert max(values["generalization_gap"], key=values["generalization_gap"].get) == "noise"
+
+
+def _study_and_parent(tmp_path: Path):
+    import optuna
+    from mlflow import MlflowClient
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(t):
+        t.set_user_attr("metrics", {"generalization_gap": t.suggest_float("noise", 0.0, 1.0)})
+        return (t.suggest_float("lr", 1e-4, 1.0, log=True) - 0.01) ** 2 + 1e-6 * t.params["noise"]
+
+    study.optimize(objective, n_trials=12)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.create_run(client.create_experiment("plots", artifact_location=str(tmp_path / "artifacts")))
+    return study, client, run.info.run_id
+
+
+def _logged(client, run_id: str, folder: Path) -> dict:
+    import json
+
+    names = sorted(a.path for a in client.list_artifacts(run_id))
+    values = json.loads(Path(client.download_artifacts(run_id, "param_importances.json", str(folder))).read_text())
+    return {"artifacts": names, "importances": values}
+
+
+def test_the_parent_runs_plots_drawn_in_the_drawing_process_are_those_drawn_here(tmp_path: Path, caplog) -> None:
+    """The sweep's end hands its plots to the drawing process (an in-memory study of the same
+    trials) while it logs the best model: the same artifacts and importances as drawn in place,
+    and ``meanwhile`` ran."""
+    from sweeper.sweep import local_launcher, parent_run
+
+    study, client, here = _study_and_parent(tmp_path / "a")
+    parent_run.log_results(client, here, study, ["val_rmse"], None)
+    _, client_b, there = _study_and_parent(tmp_path / "b")
+    drawing = local_launcher._drawing_process()
+    try:
+        with caplog.at_level("WARNING"):
+            result = parent_run.log_results(client_b, there, study, ["val_rmse"], None, drawing.executor,
+                                            meanwhile=lambda: "best model")
+    finally:
+        drawing.executor.close()
+    assert result == "best model" and not caplog.records  # drawn there: no fallback warning
+    expected = _logged(client, here, tmp_path / "here")
+    assert expected["artifacts"] == ["optimization_history.png", "param_importances.json",
+                                     "param_importances.png", "trials.csv"]
+    assert _logged(client_b, there, tmp_path / "there") == expected
+
+
+def test_plots_the_drawing_process_could_not_draw_are_drawn_here_with_one_warning(tmp_path: Path, caplog) -> None:
+    from sweeper.sweep import local_launcher, parent_run
+
+    study, client, run_id = _study_and_parent(tmp_path)
+    drawing = local_launcher._drawing_process()
+    try:  # a study direction Optuna refuses: the call fails in the drawing process
+        drawing.executor.submit(local_launcher._ready).result(timeout=120)
+        bad = drawing.executor.submit(parent_run._write_plots_of_trials, study.trials, ["sideways"], ["val_rmse"],
+                                      tmp_path)
+        with caplog.at_level("WARNING"):
+            parent_run.log_results(client, run_id, study, ["val_rmse"], None,
+                                   type("Failing", (), {"submit": lambda self, *a: bad})())
+    finally:
+        drawing.executor.close()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("the parent run's plots are drawn in the sweep's process: the process drawing them "
+                              "failed: ")
+    assert _logged(client, run_id, tmp_path / "logged")["artifacts"] == [
+        "optimization_history.png", "param_importances.json", "param_importances.png", "trials.csv"]

@@ -195,7 +195,8 @@ def test_a_job_config_is_a_copy_a_job_may_change(jobs):
     ({"train.batch_size": "choice(16,abc)"}, [], "could not be converted to Integer"),
     ({"model.nope": "choice(1,2)"}, [], "unknown key 'model.nope'"),
 ])
-def test_the_check_in_a_forked_process_gives_what_the_check_here_gives(jobs, params, arguments, error, caplog):
+def test_the_check_in_a_forked_process_gives_what_the_check_here_gives(jobs, params, arguments, error, caplog,
+                                                                      monkeypatch):
     """The space check run beside the sweep's start (``check_in_background``) keeps the same
     space, says the same lines, fails with the same error, and brings the compositions it made
     back (the trials reuse them)."""
@@ -210,7 +211,14 @@ def test_the_check_in_a_forked_process_gives_what_the_check_here_gives(jobs, par
     parser = OverridesParser.create()
     space = search_space.parse(params, arguments, parser)
     outcomes = []
-    for check in (jobs.check, lambda s: jobs.check_in_background(s)()):
+    here = jobs.check
+
+    def forked(space):
+        # A process that died would be replaced by the check here: that must not happen.
+        monkeypatch.setattr(jobs, "check", lambda _: pytest.fail("the forked check fell back to the check here"))
+        return jobs.check_in_background(space)()
+
+    for check in (here, forked):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="sweeper"):
             try:

@@ -86,6 +86,10 @@ def test_a_journal_lock_optuna_cannot_remove_is_a_storage_failure_and_a_refused_
         with storage_calls(url, "telling"):
             raise raised.value
 
+    with pytest.raises(RuntimeError, match="dictionary changed size"):  # not the store's: as it was
+        with storage_calls(url, "telling"):
+            raise RuntimeError("dictionary changed size during iteration")
+
     storage = open_storage(url)
     trial = optuna.create_study(storage=storage).ask()
     storage.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, [1.0])

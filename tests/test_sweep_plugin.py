@@ -264,7 +264,7 @@ LAUNCHERS = pytest.mark.parametrize("launcher", [(), ("hydra/launcher=joblib",)]
 
 @LAUNCHERS
 def test_pruning_works_from_worker_processes(toy: Path, launcher: tuple[str, ...]) -> None:
-    run_sweep(
+    proc = run_sweep(
         toy,
         *launcher,
         *SIX_TRIALS_TWO_AT_A_TIME,
@@ -288,6 +288,7 @@ def test_pruning_works_from_worker_processes(toy: Path, launcher: tuple[str, ...
 
     from sweeper.report import importance
 
+    assert "plots are drawn in the sweep's process" not in proc.stdout + proc.stderr
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"optimization_history.png", "param_importances.json", "param_importances.png"} <= artifacts
     logged = json.loads(Path(client.download_artifacts(parent.info.run_id, "param_importances.json", str(toy)))

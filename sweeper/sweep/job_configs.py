@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import logging
 import multiprocessing
+import signal
+import sys
 import threading
 from typing import Any, Callable
 
@@ -23,7 +25,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from sweeper.errors import ConfigError, SweeperError, one_line
+from sweeper.errors import ConfigError, SweeperError, one_line, sendable
 from sweeper.overrides import check_bool_overrides
 from sweeper.sweep import space as search_space
 
@@ -68,9 +70,10 @@ def override_dirname(task: list[Override], exclude_keys: list[str], item_sep: st
 
 
 def _fork_context() -> Any:
-    """multiprocessing's ``fork`` context where a fork is safe (the platform has it and this
-    process runs one thread), else None."""
-    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+    """multiprocessing's ``fork`` context where a fork is safe (Linux, and this process runs
+    one thread; macOS has fork, but not safely once its system frameworks are loaded), else
+    None."""
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
         return None
     return multiprocessing.get_context("fork")
 
@@ -207,10 +210,14 @@ class JobConfigs:
                 outcome = receive.recv()
             except EOFError:  # the check's process died (killed from outside): check here
                 outcome = None
+            except BaseException:  # Ctrl-C while waiting: the check is of no use any more
+                child.kill()
+                raise
             finally:
                 receive.close()
                 child.join()
             if outcome is None:
+                log.debug("the space check's process ended with exit code %s: checked here", child.exitcode)
                 return self.check(space)
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -225,16 +232,16 @@ class JobConfigs:
 
     def _check_in_child(self, space: search_space.SearchSpace, send: Any) -> None:
         """The forked process of ``check_in_background``: sends (dropped keys, notes, the
-        compositions, the group lookups), or the error the check raised."""
+        compositions, the group lookups), or the error the check raised. Ctrl-C is the sweep's:
+        it stops this process (``result``)."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             dropped, notes = self._check(space)
             outcome: Any = (dropped, notes, self._composed, self._groups)
         except Exception as err:  # raised again in the sweep's own process
-            outcome = err
+            outcome = sendable(err)
         try:
             send.send(outcome)
-        except Exception:  # an error that does not pickle
-            send.send(RuntimeError(f"{type(outcome).__name__}: {outcome}"))
         finally:
             send.close()
 

@@ -38,7 +38,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
-from sweeper.errors import JobLost, one_line
+from sweeper.errors import JobLost, one_line, sendable
 from sweeper.sweep import trial_link
 from sweeper.tracking import plots
 
@@ -86,6 +86,7 @@ class LocalLauncher:
         # One trial at a time here: its picture is drawn on the idle core (where processes fork).
         self.drawing = _drawing_process() if self.workers is None and _forks() else None
         self.drawing_started = False
+        self.launched = False  # whether a job was launched (drawing_executor)
 
     @property
     def concurrent_jobs(self) -> bool:
@@ -96,6 +97,7 @@ class LocalLauncher:
         """Run the jobs of ``job_overrides`` (numbered from ``initial_job_idx``) and return how
         each ended, in order."""
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        self.launched = True
         configs = []
         log.info("Launching %d jobs locally", len(job_overrides))  # Hydra's words (hydra.verbose shows them)
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
@@ -129,6 +131,8 @@ class LocalLauncher:
         """What runs a call in another process, ``submit(fn, *args) -> Future``: the drawing
         process, or the worker processes, idle by then (the sweep's end draws its plots there
         while it logs the best model); None where there is none."""
+        if not self.launched:  # no job ran: the processes may still be starting, for nothing
+            return None
         if self.workers is not None:
             return None if self.workers.closed else self.workers
         return self.drawing.executor if self.drawing is not None else None
@@ -188,7 +192,10 @@ class _Drawer:
             self.process.start()
             child.close()
         self.conn.send((fn, args))
-        return self.conn.recv()
+        failed, result = self.conn.recv()
+        if failed:
+            raise result
+        return result
 
     def close(self, kill: bool = False) -> None:
         """Drop the calls not started; the process ends on end-of-file once its call is done,
@@ -216,7 +223,11 @@ def _draw(conn: Any) -> None:
         except (EOFError, OSError):
             return
         try:
-            conn.send(fn(*args))
+            outcome: tuple[bool, Any] = (False, fn(*args))
+        except Exception as err:  # the call's Future raises it in the sweeper
+            outcome = (True, sendable(err))
+        try:
+            conn.send(outcome)
         except (EOFError, OSError):
             return
 
@@ -385,7 +396,7 @@ def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], single
             try:
                 outcome: tuple[bool, Any] = (False, message.fn(*message.args))
             except Exception as err:
-                outcome = (True, err)
+                outcome = (True, sendable(err))
             try:
                 conn.send(outcome)
             except (EOFError, OSError, KeyboardInterrupt):

@@ -7,6 +7,7 @@ The sweeper process uses ``MlflowClient`` only (never ``mlflow.start_run``), so 
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -308,13 +309,16 @@ def log_results(
     best_params = None
     if best_config_yaml is not None:
         best_params = flatten(OmegaConf.to_container(OmegaConf.create(best_config_yaml), resolve=False))
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(
+            prefix="sweeper-plots-", ignore_cleanup_errors=True) as elsewhere:
         out = Path(tmp)
         complete = bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         plotted = None
         if complete and drawing is not None:
+            # Drawn into a folder of their own: after a failure or a timeout, what the other
+            # process still writes never reaches the run.
             trials = study.get_trials(deepcopy=False)
-            plotted = drawing.submit(_write_plots_of_trials, trials, study.directions, objectives, out)
+            plotted = drawing.submit(_write_plots_of_trials, trials, study.directions, objectives, Path(elsewhere))
         study.trials_dataframe().to_csv(out / "trials.csv", index=False)
         _retrying(lambda: _counts(client, run_id, study))
         if complete:
@@ -326,16 +330,36 @@ def log_results(
             if best_config_yaml is not None:
                 (out / "best_config.yaml").write_text(best_config_yaml)
         result = meanwhile() if meanwhile is not None else None
-        if plotted is not None:
-            try:
-                records = plotted.result()
-            except Exception:  # the other process failed (or ended): the plots are drawn here
-                _write_plots(study, objectives, out)
-            else:
-                for name, level, message in records:
-                    logging.getLogger(name).log(level, "%s", message)
+        records = _plots_drawn(plotted, Path(elsewhere), out)
+        if plotted is not None and records is None:
+            _write_plots(study, objectives, out)
+        for name, level, message in records or []:
+            logging.getLogger(name).log(level, "%s", message)
         client.log_artifacts(run_id, str(out))
     return result
+
+
+#: How long the sweep's end waits for its plots drawn in another process (they take ~1 s).
+PLOTS_TIMEOUT = 60
+
+
+def _plots_drawn(plotted: Any, folder: Path, out: Path) -> list[tuple[str, int, str]] | None:
+    """The log records of the plots another process drew into ``folder``, the plots moved to
+    ``out``; None when it failed or took over ``PLOTS_TIMEOUT`` s (said in a warning: they are
+    then drawn here)."""
+    from sweeper.errors import one_line
+
+    if plotted is None:
+        return None
+    try:
+        records = plotted.result(timeout=PLOTS_TIMEOUT)
+    except Exception as err:
+        log.warning("the parent run's plots are drawn in the sweep's process: the process drawing them %s",
+                    "took too long" if isinstance(err, TimeoutError) else f"failed: {one_line(err)}")
+        return None
+    for path in folder.iterdir():
+        shutil.move(path, out / path.name)
+    return records
 
 
 def _write_plots_of_trials(trials: list[optuna.trial.FrozenTrial], directions: list[Any], objectives: list[str],

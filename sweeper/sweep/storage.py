@@ -181,11 +181,12 @@ def _lock_engine(url: str) -> sqlalchemy.engine.Engine:
 def is_storage_failure(error: BaseException) -> bool:
     """Whether ``error``, raised by a call to an Optuna storage, says the store stopped working
     (gone, read-only, unreachable) rather than that the call was wrong. A journal file's lock
-    that cannot be removed raises a bare RuntimeError ("did not possess lock"); Optuna's own
-    refusals (a finished trial updated) are OptunaErrors."""
+    that cannot be removed raises a bare RuntimeError ("did not possess lock") while handling
+    the OS's error; Optuna's own refusals (a finished trial updated) are OptunaErrors, and any
+    other RuntimeError is not the store's."""
     if isinstance(error, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError)):
         return True
-    return type(error) is RuntimeError
+    return type(error) is RuntimeError and isinstance(error.__context__, OSError)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ The client (not MLflow's fluent, process-global API) keeps in-process sweep jobs
 
 from __future__ import annotations
 
-import functools
 import subprocess
 import time
 from contextlib import contextmanager
@@ -53,10 +52,15 @@ def environment_tags() -> dict[str, str]:
     as this process found them first: the code a process runs is what it imported when it
     started, whatever is committed or edited in the checkout later. (Two ``git`` processes and
     four package lookups, ~6 ms, once per process instead of once per run.)"""
-    return dict(_environment_tags())
+    global _found
+    if _found is None or (GIT_COMMIT_TAG not in _found and CHECKOUT is not None and (CHECKOUT / ".git").exists()):
+        _found = _environment_tags()  # git failed (a timeout): tried again at the next run
+    return dict(_found)
 
 
-@functools.cache
+_found: dict[str, str] | None = None
+
+
 def _environment_tags() -> dict[str, str]:
     tags = {}
     for name in VERSIONED:
