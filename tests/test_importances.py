@@ -11,6 +11,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+#: A study whose objective depends on ``lr`` alone and whose gap on ``noise`` alone.
+OBJECTIVE = textwrap.dedent("""
+    def objective(t):
+        t.set_user_attr("metrics", {"generalization_gap": t.suggest_float("noise", 0.0, 1.0)})
+        return (t.suggest_float("lr", 1e-4, 1.0, log=True) - 0.01) ** 2 + 1e-6 * t.params["noise"]
+""")
+
 SCRIPT = textwrap.dedent("""
     import sys
     sys.modules["sklearn"] = None  # an install without scikit-learn: importing it fails
@@ -23,10 +30,7 @@ SCRIPT = textwrap.dedent("""
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    def objective(t):
-        t.set_user_attr("metrics", {"generalization_gap": t.suggest_float("noise", 0.0, 1.0)})
-        return (t.suggest_float("lr", 1e-4, 1.0, log=True) - 0.01) ** 2 + 1e-6 * t.params["noise"]
-
+    exec(sys.argv[2])
     study.optimize(objective, n_trials=24)
     try:
         get_param_importances(study, evaluator=optuna.importance.FanovaImportanceEvaluator())
@@ -37,7 +41,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_the_parent_runs_importance_plot_is_drawn_without_scikit_learn(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), OBJECTIVE], capture_output=True,
                           text=True, timeout=120, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fanova unavailable" in proc.stdout  # the block works: fANOVA really cannot run here
@@ -56,12 +60,9 @@ def _study_and_parent(tmp_path: Path):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-
-    def objective(t):
-        t.set_user_attr("metrics", {"generalization_gap": t.suggest_float("noise", 0.0, 1.0)})
-        return (t.suggest_float("lr", 1e-4, 1.0, log=True) - 0.01) ** 2 + 1e-6 * t.params["noise"]
-
-    study.optimize(objective, n_trials=12)
+    found: dict = {}
+    exec(OBJECTIVE, found)
+    study.optimize(found["objective"], n_trials=12)
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     run = client.create_run(client.create_experiment("plots", artifact_location=str(tmp_path / "artifacts")))
     return study, client, run.info.run_id

@@ -12,7 +12,6 @@ storage behave the same.
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import math
 import time
