@@ -51,10 +51,10 @@ log = logging.getLogger(__name__)
 PRELOAD = ("numpy", "pandas", "optuna", "optuna.storages.journal", "mlflow", "mlflow.tracking",
            "mlflow.store.tracking.sqlalchemy_store", "alembic.command", "git", "matplotlib.figure",
            "matplotlib.backends.backend_agg", "sweeper.tracking.plots", "sweeper.tracking.mlflow_run",
-           "sweeper.train", "sweeper.data",
-           # the sweep's end draws its plots in one of these processes (optuna.importance imports
-           # scikit-learn's ensembles where scikit-learn is installed: ~1 s)
-           "optuna.importance", "optuna.visualization.matplotlib", "sweeper.report.importance")
+           "sweeper.train", "sweeper.data")
+# Not what the sweep's end imports where it draws the parent's plots (optuna.importance, Optuna's
+# matplotlib plots), beside the best model: where scikit-learn is installed, optuna.importance
+# imports its ensembles (~1 s), which the fork server would pay for in every sweep.
 
 
 def replaces(config: DictConfig) -> bool:
