@@ -181,10 +181,7 @@ class JobConfigs:
         Returns the space to search: without the keys a fixed group option lacks.
         """
         self._composed = {}
-        dropped, notes = self._check(space)
-        for note in notes:
-            log.info("%s", note)
-        return space.without(dropped)
+        return self._searched(space, *self._check(space))
 
     def check_in_background(self, space: search_space.SearchSpace) -> Callable[[], search_space.SearchSpace]:
         """``check(space)`` started in a forked process, so that the sweep's start (importing
@@ -224,11 +221,16 @@ class JobConfigs:
             dropped, notes, composed, groups = outcome
             self._composed.update(composed)
             self._groups.update(groups)
-            for note in notes:
-                log.info("%s", note)
-            return space.without(dropped)
+            return self._searched(space, dropped, notes)
 
         return result
+
+    @staticmethod
+    def _searched(space: search_space.SearchSpace, dropped: set[str], notes: list[str]) -> search_space.SearchSpace:
+        """The space to search, the check's lines logged."""
+        for note in notes:
+            log.info("%s", note)
+        return space.without(dropped)
 
     def _check_in_child(self, space: search_space.SearchSpace, send: Any) -> None:
         """The forked process of ``check_in_background``: sends (dropped keys, notes, the

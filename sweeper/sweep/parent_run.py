@@ -41,12 +41,13 @@ def import_store(config: Any) -> None:
     """Import MLflow's client and, for a database URI, its SQL store: ~1.6 s of the sweep's
     start that touches no store (``connect`` then opens it), run while the space is checked."""
     from mlflow import MlflowClient  # noqa: F401
+    from mlflow.store.db.db_types import DATABASE_ENGINES
     from omegaconf import OmegaConf
 
     from sweeper.tracking import tracking_uri
 
     uri = tracking_uri(OmegaConf.select(config, "mlflow.tracking_uri", default=None), create=False)
-    if uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql"):
+    if uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_ENGINES:
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
 

@@ -53,9 +53,13 @@ def environment_tags() -> dict[str, str]:
     started, whatever is committed or edited in the checkout later. (Two ``git`` processes and
     four package lookups, ~6 ms, once per process instead of once per run.)"""
     global _found
-    if _found is None or (GIT_COMMIT_TAG not in _found and CHECKOUT is not None and (CHECKOUT / ".git").exists()):
+    if _found is None or (GIT_COMMIT_TAG not in _found and _in_checkout()):
         _found = _environment_tags()  # git failed (a timeout): tried again at the next run
     return dict(_found)
+
+
+def _in_checkout() -> bool:
+    return CHECKOUT is not None and (CHECKOUT / ".git").exists()
 
 
 _found: dict[str, str] | None = None
@@ -68,7 +72,7 @@ def _environment_tags() -> dict[str, str]:
             tags[f"sweeper.version.{name}"] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    if CHECKOUT is not None and (CHECKOUT / ".git").exists():
+    if _in_checkout():
         try:
             commit = subprocess.run(
                 ["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True, timeout=5
