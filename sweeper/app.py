@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper import CONF_DIR
 from sweeper.config import OBJECTIVES, for_task, validate
-from sweeper.cli import exit_for
+from sweeper.cli import exit_for, start_up_done
 from sweeper.errors import ConfigError, SweeperError, one_line
 from sweeper.overrides import check_bool_overrides
 from sweeper.tracking.tags import FAIL_REASON_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
@@ -51,6 +51,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     # thread to pay, and N sweep workers on N cores must not each start N threads
     # (benchmarks/epoch_speed.py measured every contender 3-5x slower with 2 threads).
     threadpool_limits(limits=1, user_api="blas")
+    start_up_done()
 
     validate(cfg)
     cfg = _resolved(cfg)

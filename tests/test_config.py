@@ -241,3 +241,36 @@ def test_the_command_line_loses_its_passwords_before_hydra_reads_it(monkeypatch)
                                        "++hydra.sweeper.storage=postgresql://u@db/o", "model.activation=tanh",
                                        "mlflow.experiment=postgresql://u:pw3@db/o"]
     assert (os.environ["MLFLOW_TRACKING_PASSWORD"], os.environ["PGPASSWORD"]) == ("pw1", "pw2")
+
+
+def test_a_command_starts_without_the_collector_and_freezes_its_start_once_the_work_starts(monkeypatch):
+    import gc
+    import sys
+
+    from sweeper import cli
+
+    monkeypatch.setattr(sys, "argv", ["sweeper"])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # run_main sets it: the test's end restores it
+    seen = {}
+
+    def main():
+        seen["collecting while starting"] = gc.isenabled()
+        frozen = gc.get_freeze_count()
+        cli.start_up_done()
+        seen["collecting once working"] = gc.isenabled()
+        seen["start frozen"] = gc.get_freeze_count() > frozen
+        frozen = gc.get_freeze_count()
+        cli.start_up_done()  # a sweep's in-process job calls it again: nothing more happens
+        seen["frozen again"] = gc.get_freeze_count() != frozen
+
+    try:
+        cli.run_command(main)
+        left_frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+    assert seen == {"collecting while starting": False, "collecting once working": True,
+                    "start frozen": True, "frozen again": False}
+    assert left_frozen > 0  # the objects left at the end skip the interpreter's final pass
+    cli.start_up_done()  # outside a command (a test, sweeper.rerun's in-process run): nothing
+    assert gc.isenabled() and gc.get_freeze_count() == 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import gc
 import importlib
 import inspect
 import logging
@@ -217,6 +218,7 @@ def _draw(conn: Any) -> None:
     the sweeper's end closes. Ctrl-C in a terminal reaches every process of it: this one leaves
     it to the sweeper, which waits for the drawings already sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()  # what the fork server imported stays: no collection walks it again
     while True:
         try:
             fn, args = conn.recv()
@@ -383,6 +385,7 @@ def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], single
     # running job with SIGTERM (LocalLauncher.stop_jobs), which ends its trial interrupted.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupted)
+    gc.freeze()  # what the fork server imported stays: no collection walks it again
     threading.Thread(target=_stop_without, args=(sweeper,), name="sweeper-watch", daemon=True).start()
     task_function = inspect.unwrap(getattr(importlib.import_module(task[0]), task[1]))
     setup_globals()

@@ -28,6 +28,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeper import PROJECT_ROOT
+from sweeper.cli import start_up_done
 from sweeper.errors import ConfigError, StoreError, SweeperError, one_line
 from sweeper.sweep import console, local_launcher, parent_run, space as search_space, study as studies
 from sweeper.sweep.job_configs import JobConfigs
@@ -154,6 +155,7 @@ class OptunaSweeperImpl:
             n_trials = math.prod(len(v) for v in grid.values())
             log.info("the grid has %d points: n_trials lowered to match", n_trials)
         status, returns = "FINISHED", []
+        start_up_done()
         try:
             returns = run.loop(n_trials, s.timeout, int(s.n_jobs))
         except KeyboardInterrupt:
