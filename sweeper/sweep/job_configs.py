@@ -28,6 +28,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from sweeper.errors import ConfigError, SweeperError, one_line, sendable
 from sweeper.overrides import check_bool_overrides
 from sweeper.sweep import space as search_space
+from sweeper.sweep.trial_link import IDENTITY_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class JobConfigs:
         self._validator = validator
         self._composed: dict[tuple[str, ...], DictConfig] = {}  # see compose_once
         self._groups: dict[str, bool] = {}
+        self._fixed: list[str] = []  # the checked space's fixed overrides (see job_config)
 
     def compose(self, overrides: list[str]) -> DictConfig:
         """The config a job with ``overrides`` gets (a full Hydra compose, ~0.1 s)."""
@@ -119,10 +121,12 @@ class JobConfigs:
         few milliseconds instead of a ~0.1 s compose.
 
         A trial's overrides differ from the next trial's in values, and only a little in config
-        group options. So the composition of the job's group options (and the sweep's own Hydra
-        overrides) is made once per set of options (``compose_once``) and copied; each plain
-        ``key=value``, Hydra's own ``++hydra...`` ones included, is then set as a compose sets it,
-        in the same order (:func:`set_value`); last, the two override lists and
+        group options. So the composition of the space's fixed overrides (when the job's start
+        with them, as a trial's do) and the job's group options (and the sweep's own Hydra
+        overrides) is made once per set of options (``compose_once``) and copied: the very
+        compositions the space's check and the trials' suggestions made already. Each other
+        plain ``key=value``, Hydra's own ``++hydra...`` ones included, is then set as a compose
+        sets it, in the same order (:func:`set_value`); last, the two override lists and
         ``hydra.job.override_dirname`` are written as Hydra writes them. What this path does not
         cover (deleting a key, a package ``@``) is composed in full.
         ``tests/test_job_configs.py`` checks the result equals Hydra's compose.
@@ -130,9 +134,11 @@ class JobConfigs:
         parsed = self._parser.parse_overrides(list(overrides))
         if any(o.is_delete() or o.package is not None or o.is_sweep_override() for o in parsed):
             return self.compose(overrides)
-        groups = [o.input_line for o in parsed if self.is_group(o.key_or_group)]
-        cfg = copy.deepcopy(self.compose_once(groups))
-        for override in parsed:
+        fixed = self._fixed if list(overrides[:len(self._fixed)]) == self._fixed else []
+        rest = parsed[len(fixed):]
+        groups = [o.input_line for o in rest if self.is_group(o.key_or_group)]
+        cfg = copy.deepcopy(self.compose_once(fixed + groups))
+        for override in rest:
             if override.input_line in groups:
                 continue
             set_value(cfg, override)
@@ -225,11 +231,11 @@ class JobConfigs:
 
         return result
 
-    @staticmethod
-    def _searched(space: search_space.SearchSpace, dropped: set[str], notes: list[str]) -> search_space.SearchSpace:
+    def _searched(self, space: search_space.SearchSpace, dropped: set[str], notes: list[str]) -> search_space.SearchSpace:
         """The space to search, the check's lines logged."""
         for note in notes:
             log.info("%s", note)
+        self._fixed = list(space.fixed)
         return space.without(dropped)
 
     def _check_in_child(self, space: search_space.SearchSpace, send: Any) -> None:
@@ -281,6 +287,8 @@ class JobConfigs:
                     else:
                         cfg = self._with_value(self._app_config(space.fixed + ctx, where), override, where)
                     self._check_job_config(cfg, where, base)
+        for key in IDENTITY_KEYS:  # every trial's job config asks (~20 ms each, trial 0 waited)
+            self.is_group(key)
         return dropped, notes
 
     def _try_compose(self, overrides: list[str], where: str) -> DictConfig:

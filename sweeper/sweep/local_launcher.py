@@ -55,7 +55,9 @@ PRELOAD = ("numpy", "pandas", "optuna", "optuna.storages.journal", "mlflow", "ml
            "sweeper.train", "sweeper.data")
 # Not what the sweep's end imports where it draws the parent's plots (optuna.importance, Optuna's
 # matplotlib plots), beside the best model: where scikit-learn is installed, optuna.importance
-# imports its ensembles (~1 s), which the fork server would pay for in every sweep.
+# imports its ensembles (~1 s), which the fork server would pay for in every sweep (and every
+# worker's start). The drawing process imports them once it runs, while trials train.
+END_IMPORTS = ("optuna.importance", "optuna.visualization.matplotlib")
 
 
 def replaces(config: DictConfig) -> bool:
@@ -123,7 +125,7 @@ class LocalLauncher:
         """Start the drawing process (the fork server's imports take ~2 s of a core) as the
         first job starts, so it is ready by the first picture instead of starting with it (a
         short sweep's end waited for it); started with the sweep, it slowed the sweep's own
-        start."""
+        start. Its first call (``_ready``) imports what the sweep's end draws with."""
         if self.drawing is not None and not self.drawing_started:
             self.drawing_started = True
             self.drawing.executor.submit(_ready)
@@ -210,7 +212,12 @@ class _Drawer:
 
 
 def _ready() -> None:
-    """A call that only starts the drawing process."""
+    """The drawing process's first call: it starts the process, which imports what the
+    sweep's end draws the parent run's plots with (``END_IMPORTS``, ~1.5 s), so the end does
+    not wait for it."""
+    for name in END_IMPORTS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def _draw(conn: Any) -> None:

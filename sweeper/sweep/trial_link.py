@@ -68,18 +68,16 @@ def interrupt(reason: str) -> None:
     raise Interrupted(reason)
 
 
+#: The config keys of those overrides, one per variable.
+IDENTITY_KEYS = tuple(f"hydra.job.env_set.{name}" for name in (STORAGE, STUDY, TRIAL_ID, TRIAL_NUMBER, PARENT_RUN_ID))
+
+
 def overrides_for(
     storage_url: str, study_name: str, trial_id: int, trial_number: int, parent_run_id: str | None
 ) -> list[str]:
-    """The Hydra overrides that tell one job which Optuna trial it is."""
-    values = {
-        STORAGE: storage_url,
-        STUDY: study_name,
-        TRIAL_ID: str(trial_id),
-        TRIAL_NUMBER: str(trial_number),
-        PARENT_RUN_ID: parent_run_id or "",
-    }
-    return [f"++hydra.job.env_set.{key}={_quote(value)}" for key, value in values.items()]
+    """The Hydra overrides that tell one job which Optuna trial it is (``IDENTITY_KEYS``)."""
+    values = (storage_url, study_name, str(trial_id), str(trial_number), parent_run_id or "")
+    return [f"++{key}={_quote(value)}" for key, value in zip(IDENTITY_KEYS, values)]
 
 
 @dataclass
