@@ -50,6 +50,48 @@ def test_a_study_resumed_with_another_objective_is_refused(tmp_path):
         studies.check_metric_names(study, ["val_roc_auc"])
 
 
+@pytest.mark.parametrize("recorded", ["nothing", "only its host"])
+def test_a_resume_whose_budget_an_unowned_trial_fills_waits_for_it_then_fails_and_retries_it(
+        tmp_path, monkeypatch, caplog, recorded):
+    """A sweeper that lost its storage between asking a trial and recording itself on it (or
+    between recording its host and its process id) leaves it RUNNING: the rerun, whose budget
+    that trial fills, waits until ``UNOWNED_GRACE_SECONDS`` have passed since it started, fails
+    it and runs its retry, instead of ending at once with the study one trial short and the
+    trial RUNNING."""
+    import logging
+    import socket
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sweeper.sweep import space as search_space
+    from sweeper.sweep.loop import TrialLoop
+
+    monkeypatch.setattr(studies, "UNOWNED_GRACE_SECONDS", 1.0)
+    url = str(tmp_path / "optuna.log")
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.tell(study.ask(), 1.0)
+    x = optuna.distributions.FloatDistribution(0, 1)
+    orphan = study.ask({"x": x})
+    if recorded == "only its host":
+        storage.set_trial_system_attr(orphan._trial_id, studies.OWNER_HOST, socket.gethostname())
+    space = search_space.parse({"x": "interval(0,1)"}, [], OverridesParser.create())
+    loop = TrialLoop(study, storage, space, ["val_rmse"], url, url, "", {"name": "none"},
+                     f"sqlite:///{tmp_path}/mlflow.db", None, lambda overrides: pytest.fail("no group here"), False)
+
+    with caplog.at_level(logging.INFO, logger="sweeper"):
+        asked = loop._next(1, 2, None)
+    assert asked is not None, "the rerun ended with the unowned trial RUNNING"
+    [retry], [overrides] = asked
+    trials = study.get_trials(deepcopy=False)
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert trials[retry.number].system_attrs[studies.RETRY_OF] == orphan.number
+    assert overrides[0] == f"x={orphan.params['x']}"  # the same point, then the trial's identity
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("waiting")] == [
+        f"waiting for trial {orphan.number}: no sweeper recorded itself on it (its sweeper may have lost the "
+        "storage as it asked for it); it is FAIL and retried 1 s after it started if none does"]
+
+
 def test_a_running_trial_whose_sweeper_process_is_gone_is_failed_on_a_journal_file(tmp_path):
     """A journal file has no heartbeats: the owner's process id tells a dead sweeper."""
     import subprocess

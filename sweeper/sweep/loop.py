@@ -156,15 +156,25 @@ class TrialLoop:
         """Ask up to ``n`` trials with their jobs' overrides; None when the sweep is done (the
         budget is used, the timeout passed, or other workers took the last trials). With
         ``wait``, a study whose budget is used while trials still run waits for them to end (or
-        go stale, and be failed and retried) before it says done."""
+        go stale, and be failed and retried) before it says done; and so it waits for a trial
+        no sweeper recorded itself on (its sweeper lost the storage right after asking for it),
+        failed and retried once ``studies.UNOWNED_GRACE_SECONDS`` pass."""
+        said = False
         while True:
             self.fail_orphans()
             finished, running = studies.count(self.study)
             remaining = n_trials - finished - running
-            if remaining <= 0 and running and self.heartbeat and wait:
+            unowned = studies.unowned_running(self.study) if remaining <= 0 and running and wait else []
+            if unowned and not said:
+                said = True
+                log.info("waiting for trial %s: no sweeper recorded itself on it (its sweeper may have lost the "
+                         "storage as it asked for it); it is FAIL and retried %.0f s after it started if none does",
+                         ", ".join(str(t.number) for t in unowned), studies.UNOWNED_GRACE_SECONDS)
+            if remaining <= 0 and running and wait and (self.heartbeat or unowned):
                 # Other workers' trials are still running: wait until they end, or until their
-                # heartbeat stops and they are failed, so the study never ends with a trial RUNNING.
-                time.sleep(min(self.heartbeat, 5))
+                # heartbeat stops (or no owner shows) and they are failed, so the study never
+                # ends with a trial RUNNING.
+                time.sleep(min(self.heartbeat or 1, 5))
                 continue
             if remaining <= 0:
                 return None

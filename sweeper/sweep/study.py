@@ -170,19 +170,32 @@ def _owner_is_dead(trial: FrozenTrial) -> bool:
 UNOWNED_GRACE_SECONDS = 60.0
 
 
+def _unowned(trial: FrozenTrial) -> bool:
+    """Whether no sweeper recorded itself as ``trial``'s owner, or only half (``mark_owner``
+    writes the host, then the process id: the storage can fail in between)."""
+    return OWNER_PID not in trial.system_attrs
+
+
+def unowned_running(study: optuna.Study) -> list[FrozenTrial]:
+    """The RUNNING trials no sweeper recorded itself on (yet, or ever: see ``UNOWNED_GRACE_SECONDS``)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if _unowned(t)]
+
+
 def fail_orphaned_trials(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, unowned_after: float = UNOWNED_GRACE_SECONDS
+    study: optuna.Study, storage: optuna.storages.BaseStorage, unowned_after: float | None = None
 ) -> list[FrozenTrial]:
     """Fail RUNNING trials whose sweeper died: dead owner process on this host, no heartbeat (a
-    database storage), or no owner recorded ``unowned_after`` seconds after the trial started.
+    database storage), or no owner recorded ``unowned_after`` seconds (``UNOWNED_GRACE_SECONDS``)
+    after the trial started.
 
     Returns the trials this call failed.
     """
     failed = []
     now = datetime.datetime.now()
+    grace = UNOWNED_GRACE_SECONDS if unowned_after is None else unowned_after
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        unowned = (OWNER_HOST not in trial.system_attrs and trial.datetime_start is not None
-                   and (now - trial.datetime_start).total_seconds() >= unowned_after)
+        unowned = (_unowned(trial) and trial.datetime_start is not None
+                   and (now - trial.datetime_start).total_seconds() >= grace)
         if unowned or _owner_is_dead(trial):
             try:
                 storage.set_trial_user_attr(trial._trial_id, REASON, "its sweeper process died")
