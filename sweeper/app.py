@@ -126,12 +126,12 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         end_tags = {STATE_TAG: state, TRAIN_STATUS_TAG: result.status}
         if state == FAIL:
             end_tags[FAIL_REASON_TAG] = reason
-        mlrun.set_tags(end_tags)
+        name = None
         if link is not None and state != COMPLETE:
             # MLflow's runs table shows a pruned run FINISHED like a complete one: its name tells.
             ended = f"pruned @{result.epochs_run}" if state == PRUNED else "failed"
-            mlrun.rename(f"trial-{link.trial_number} ({ended})")
-        mlrun.end("FAILED" if state == FAIL else "FINISHED")
+            name = f"trial-{link.trial_number} ({ended})"
+        mlrun.end("FAILED" if state == FAIL else "FINISHED", tags=end_tags, name=name)
     except KeyboardInterrupt as error:  # Ctrl-C, or a SLURM job's SIGTERM (sweeper.sweep.slurm)
         _log_record(mlrun, cfg, dataset)
         _end_failed(mlrun, f"interrupted ({str(error) or 'KeyboardInterrupt'})", "KILLED")
@@ -560,11 +560,7 @@ def _end_failed(mlrun: Any, reason: str, status: str) -> None:
     if mlrun.broken is not None:
         return
     try:
-        mlrun.set_tags({STATE_TAG: FAIL, FAIL_REASON_TAG: reason})
-    except Exception:
-        pass
-    try:
-        mlrun.end(status)
+        mlrun.end(status, tags={STATE_TAG: FAIL, FAIL_REASON_TAG: reason})
     except Exception:
         pass
 

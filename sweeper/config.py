@@ -147,6 +147,7 @@ class Config:
 
 
 @functools.cache
+@functools.lru_cache(maxsize=None)
 def schedule_schema(name: str) -> type:
     """The typed schema of schedule ``name``: its ``name`` and, all required, the keyword arguments
     (besides ``lr``) of its class in ``sweeper.nn.schedules``, with their annotated types.
@@ -239,13 +240,19 @@ def schedule_config(cfg_schedule: Any) -> DictConfig:
         raise ConfigError(
             f"schedule.{key}: {_short(error)}; schedule {name!r} has keys: {', '.join(keys) or '(none)'}"
         ) from None
-    for key, kind in typing.get_type_hints(schedule_schema(name)).items():
+    for key, kind in _type_hints(schedule_schema(name)).items():
         if kind is bool and key in cfg_schedule and not isinstance(cfg_schedule[key], bool):
             raise not_bool(f"schedule.{key}", cfg_schedule[key])
     missing = [k for k in typed if OmegaConf.is_missing(typed, k)]
     if missing:
         raise ConfigError(f"schedule.{missing[0]}: no value set for schedule {name!r}")
     return typed
+
+
+@functools.lru_cache(maxsize=None)
+def _type_hints(schema: type) -> dict[str, Any]:
+    """``typing.get_type_hints`` of a schema class, read once (every job's validation asks)."""
+    return typing.get_type_hints(schema)
 
 
 def _check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
@@ -255,7 +262,7 @@ def _check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
     unused, and be logged); ``+`` is meant for the sweeper's free-form kwargs dicts only.
     """
     fields = {f.name: f for f in dataclasses.fields(schema)}
-    hints = typing.get_type_hints(schema)
+    hints = _type_hints(schema)
     for key in node:
         if prefix == "" and key == "hydra":
             continue

@@ -158,7 +158,7 @@ class JobConfigs:
         """The job config of ``overrides`` as YAML (resolved when it can be), without ``hydra``;
         None, with a warning, when it no longer composes (the space or the configs changed)."""
         try:
-            cfg = self.compose(list(overrides))
+            cfg = self.job_config(list(overrides))  # what the trial's job got (mostly composed already)
         except Exception as err:
             log.warning("best_config.yaml not written: %s", one_line(err))
             return None

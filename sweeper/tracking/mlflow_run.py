@@ -178,11 +178,19 @@ class MlflowRun:
         if len(self._buffer) >= MAX_METRICS_PER_BATCH:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, tags: Mapping[str, str] | None = None) -> None:
+        """Send the buffered metrics, and ``tags``, in as few ``log_batch`` calls as MLflow takes
+        (1000 values, of which 100 tags, a call): a trial's curves and its end tags are one."""
+        from mlflow.entities import RunTag
+
         buffer, self._buffer = self._buffer, []
-        with self._writing("logging metrics"):
-            for chunk in _chunks(buffer, MAX_METRICS_PER_BATCH):
-                self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+        pending = [RunTag(key, str(value)) for key, value in (tags or {}).items()]
+        with self._writing("logging metrics and tags" if pending else "logging metrics"):
+            while buffer or pending:
+                tag_chunk, pending = pending[:MAX_TAGS_PER_BATCH], pending[MAX_TAGS_PER_BATCH:]
+                room = MAX_METRICS_PER_BATCH - len(tag_chunk)
+                chunk, buffer = buffer[:room], buffer[room:]
+                self.client.log_batch(self.run_id, metrics=chunk, tags=tag_chunk, synchronous=True)
 
     def log_dataset(self, info: Mapping[str, Any], context: str = "training") -> None:
         """The CSV as the run's MLflow dataset input (the runs table's Datasets column): its file
@@ -215,22 +223,24 @@ class MlflowRun:
                     raise
                 self.client.log_inputs(self.run_id, datasets=inputs)
 
-    def rename(self, name: str) -> None:
-        """Give the run a new name (the runs table's first column)."""
-        with self._writing("renaming the run"):
-            self.client.update_run(self.run_id, name=name)
-
     def log_artifacts(self, folder: str) -> None:
         """Upload every file of ``folder`` to the run's artifact root."""
         with self._writing("logging artifacts"):
             self.client.log_artifacts(self.run_id, folder)
 
-    def end(self, status: str = "FINISHED") -> None:
-        """Flush what is buffered and terminate the run with ``status``; idempotent."""
+    def end(self, status: str = "FINISHED", tags: Mapping[str, str] | None = None, name: str | None = None) -> None:
+        """Send what is buffered with ``tags`` and the run's new ``name`` (the runs table's first
+        column; MLflow renames a run given its ``mlflow.runName`` tag), then terminate the run
+        with ``status``; idempotent. Two calls to the store where a trial made five."""
         if self.ended:
             return
+        tags = dict(tags or {})
+        if name is not None:
+            from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+            tags[MLFLOW_RUN_NAME] = name
         try:
-            self.flush()
+            self.flush(tags)
         finally:
             with self._writing("ending the run"):
                 self.client.set_terminated(self.run_id, status=status)
