@@ -119,3 +119,33 @@ def test_plots_the_drawing_process_could_not_draw_are_drawn_here_with_one_warnin
                               "failed: ")
     assert _logged(client, run_id, tmp_path / "logged")["artifacts"] == [
         "optimization_history.png", "param_importances.json", "param_importances.png", "trials.csv"]
+
+
+def test_the_drawing_process_is_forked_from_the_sweeper_and_ends_with_its_end_of_the_pipe() -> None:
+    """Where a fork is safe, the drawing process is forked from the sweep's own process as the
+    sweep starts (no fork server's interpreter and imports to wait for); it collects garbage
+    (the sweep's start had turned the collector off), and it ends when the sweeper closes its end
+    of the pipe, a copy of which the fork gave it. In a process of its own: a sweep starts with
+    one thread, which a test process that ran others may not have."""
+    import subprocess
+    import sys
+
+    script = """
+import gc, os
+from sweeper.sweep import local_launcher
+from sweeper.sweep.job_configs import fork_context
+assert fork_context() is not None, "the drawing process would come from the fork server here"
+gc.disable()  # as cli.run_command leaves it while a sweep starts
+drawing = local_launcher._drawing_process()
+process = drawing.executor.process
+print(process is not None and process.is_alive())  # started with the sweep, not at its first call
+print(drawing.executor.submit(os.getppid).result(timeout=60) == os.getpid())
+print(drawing.executor.submit(gc.isenabled).result(timeout=60))
+drawing.close(wait=False)
+drawing.executor.close()
+process.join(timeout=30)
+print(process.exitcode)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True", "0"]

@@ -228,9 +228,9 @@ def test_the_check_in_a_forked_process_gives_what_the_check_here_gives(jobs, par
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from sweeper.sweep import space as search_space
-    from sweeper.sweep.job_configs import _fork_context
+    from sweeper.sweep.job_configs import fork_context
 
-    assert _fork_context() is not None, "the check would run here: this test would compare it with itself"
+    assert fork_context() is not None, "the check would run here: this test would compare it with itself"
     parser = OverridesParser.create()
     space = search_space.parse(params, arguments, parser)
     outcomes = []

@@ -70,7 +70,7 @@ def override_dirname(task: list[Override], exclude_keys: list[str], item_sep: st
     return item_sep.join(lines).replace("=", kv_sep)
 
 
-def _fork_context() -> Any:
+def fork_context() -> Any:
     """multiprocessing's ``fork`` context where a fork is safe (Linux, and this process runs
     one thread; macOS has fork, but not safely once its system frameworks are loaded), else
     None."""
@@ -197,7 +197,7 @@ class JobConfigs:
         ``fork`` (or threads already run, which a fork would not carry), the check runs here and
         now. Nothing the check does writes anywhere, so running it elsewhere changes no
         outcome."""
-        context = _fork_context()
+        context = fork_context()
         if context is None:
             checked = self.check(space)
             return lambda: checked

@@ -41,6 +41,7 @@ from omegaconf import DictConfig, open_dict
 
 from sweeper.errors import JobLost, one_line, sendable
 from sweeper.sweep import trial_link
+from sweeper.sweep.job_configs import fork_context
 from sweeper.tracking import plots
 
 log = logging.getLogger(__name__)
@@ -121,11 +122,16 @@ class LocalLauncher:
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return returns
 
+    def warm_up(self) -> None:
+        """The space is checked: the drawing process may import what it draws with now."""
+        self._start_drawing()
+
     def _start_drawing(self) -> None:
-        """Start the drawing process (the fork server's imports take ~2 s of a core) as the
-        first job starts, so it is ready by the first picture instead of starting with it (a
-        short sweep's end waited for it); started with the sweep, it slowed the sweep's own
-        start. Its first call (``_ready``) imports what the sweep's end draws with."""
+        """Send the drawing process its first call (``_ready``: its imports, ~2.5 s of a core)
+        once: when the space is checked (``warm_up``) or else as the first job starts, so it is
+        ready by the first picture instead of starting with it (a short sweep's end waited for
+        it). Sent with the sweep's start, it slowed the start while the check and MLflow's
+        import kept both cores busy."""
         if self.drawing is not None and not self.drawing_started:
             self.drawing_started = True
             self.drawing.executor.submit(_ready)
@@ -163,10 +169,20 @@ def _forks() -> bool:
 
 def _drawing_process() -> plots.DeferredDrawing:
     """One process that draws and logs each trial's ``loss_curves.png`` while the next trial
-    trains (:class:`plots.DeferredDrawing`), forked from the fork server. Both start with the
-    first call, on the drawer's thread: as the first job starts (``LocalLauncher._start_drawing``;
-    started with the sweep, the fork server's imports slowed the sweep's own start by ~0.5 s on
-    two cores)."""
+    trains (:class:`plots.DeferredDrawing`).
+
+    Where a fork is safe (``job_configs.fork_context``: Linux, and as the sweep starts this
+    process runs one thread and has opened no store), it is forked from this process now: it
+    starts with what the sweeper imported, and a sweep pays for no fork server's interpreter
+    and imports (~2.5 s of a core, which a short sweep's end waited for). Elsewhere it is forked
+    from multiprocessing's fork server at its first call. Its first call, ``_ready``, imports
+    what it draws with: sent by ``LocalLauncher.warm_up`` once the space is checked (the core
+    the check used is idle while MLflow's store opens), or as the first job starts."""
+    context = fork_context()
+    if context is not None:
+        drawer = _Drawer(context)
+        drawer.start()
+        return plots.DeferredDrawing(drawer)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(PRELOAD))
     return plots.DeferredDrawing(_Drawer(context))
@@ -188,12 +204,19 @@ class _Drawer:
     def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
         return self.thread.submit(self._call, fn, args)
 
-    def _call(self, fn: Callable[..., Any], args: tuple) -> Any:
+    def start(self) -> None:
+        """Start the process (done by the first call, if not before)."""
         if self.process is None:
             self.conn, child = self.context.Pipe()
-            self.process = self.context.Process(target=_draw, args=(child,), name="sweeper-drawing", daemon=True)
+            # A forked process gets this end too: it closes it, so that the sweeper's end,
+            # however it comes, is its end-of-file.
+            self.process = self.context.Process(target=_draw, args=(child, self.conn), name="sweeper-drawing",
+                                                daemon=True)
             self.process.start()
             child.close()
+
+    def _call(self, fn: Callable[..., Any], args: tuple) -> Any:
+        self.start()
         self.conn.send((fn, args))
         failed, result = self.conn.recv()
         if failed:
@@ -212,20 +235,26 @@ class _Drawer:
 
 
 def _ready() -> None:
-    """The drawing process's first call: it starts the process, which imports what the
-    sweep's end draws the parent run's plots with (``END_IMPORTS``, ~1.5 s), so the end does
-    not wait for it."""
-    for name in END_IMPORTS:
+    """The drawing process's first call: it imports what it draws and logs the pictures with
+    (``PRELOAD``, already there when forked from the fork server) and what the sweep's end draws
+    the parent run's plots with (``END_IMPORTS``, ~1.5 s), so neither the first picture nor the
+    end waits for it."""
+    for name in (*PRELOAD, *END_IMPORTS):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    gc.freeze()  # what it imported stays: no collection walks it again
 
 
-def _draw(conn: Any) -> None:
+def _draw(conn: Any, sweepers_end: Any = None) -> None:
     """The drawing process: run each call received on ``conn`` and send back its result, until
-    the sweeper's end closes. Ctrl-C in a terminal reaches every process of it: this one leaves
-    it to the sweeper, which waits for the drawings already sent."""
+    the sweeper's end closes (``sweepers_end``: that end, which a forked process holds too and
+    closes). Ctrl-C in a terminal reaches every process of it: this one leaves it to the
+    sweeper, which waits for the drawings already sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gc.freeze()  # what the fork server imported stays: no collection walks it again
+    if sweepers_end is not None and not sweepers_end.closed:
+        sweepers_end.close()
+    gc.freeze()  # what the sweeper (or the fork server) imported stays: no collection walks it again
+    gc.enable()  # forked from a sweep still starting: cli.run_command had turned it off
     while True:
         try:
             fn, args = conn.recv()

@@ -110,6 +110,8 @@ class OptunaSweeperImpl:
         checked = jobs.check_in_background(search_space.parse(params, arguments, parser))
         parent_run.import_store(cfg)  # beside the check, which takes about as long
         space = checked()
+        if isinstance(launcher, local_launcher.LocalLauncher):
+            launcher.warm_up()  # its drawing process imports on the core the check used
         grid = space.grid() if str(s.sampler).lower() == "grid" else None
         pruner_spec = {"name": s.pruner, "kwargs": OmegaConf.to_container(s.pruner_kwargs, resolve=True)}
         sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
