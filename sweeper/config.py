@@ -147,7 +147,6 @@ class Config:
 
 
 @functools.cache
-@functools.lru_cache(maxsize=None)
 def schedule_schema(name: str) -> type:
     """The typed schema of schedule ``name``: its ``name`` and, all required, the keyword arguments
     (besides ``lr``) of its class in ``sweeper.nn.schedules``, with their annotated types.
