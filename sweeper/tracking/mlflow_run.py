@@ -14,7 +14,7 @@ from importlib import metadata
 from typing import Any, Iterable, Iterator, Mapping
 
 from sweeper import CHECKOUT
-from sweeper.tracking.tags import GIT_COMMIT_TAG, GIT_DIRTY_TAG, PARENT_TAG as PARENT_RUN_TAG
+from sweeper.tracking.tags import GIT_COMMIT_TAG, GIT_DIRTY_TAG, PARENT_TAG as PARENT_RUN_TAG, RUN_NAME_TAG
 
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
@@ -152,14 +152,6 @@ class MlflowRun:
             for chunk in _chunks(items, MAX_PARAMS_PER_BATCH):
                 self.client.log_batch(self.run_id, params=chunk, synchronous=True)
 
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        items = [RunTag(key, str(value)) for key, value in tags.items()]
-        with self._writing("setting tags"):
-            for chunk in _chunks(items, MAX_TAGS_PER_BATCH):
-                self.client.log_batch(self.run_id, tags=chunk, synchronous=True)
-
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0, *, last: bool = False) -> None:
         """Buffer ``metrics`` at ``step``; sent by ``flush`` (or ``end``). NaN/inf are kept.
 
@@ -236,9 +228,7 @@ class MlflowRun:
             return
         tags = dict(tags or {})
         if name is not None:
-            from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
-
-            tags[MLFLOW_RUN_NAME] = name
+            tags[RUN_NAME_TAG] = name
         try:
             self.flush(tags)
         finally:

@@ -15,6 +15,7 @@ BEST_RUN_TAG = "sweeper.best_run_id"  # parent run: the best trial's run
 PARETO_TAG = "sweeper.pareto_trials"  # parent run of a multi-objective study: the front's trials
 GIT_DIRTY_TAG = "sweeper.git_dirty"  # true when the checkout had uncommitted changes
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own
+RUN_NAME_TAG = "mlflow.runName"  # MLflow's own: set in a batch, it renames the run
 GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own
 NOTE_TAG = "mlflow.note.content"  # MLflow's own: a run's or experiment's description
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3's UI opens an experiment by its kind
