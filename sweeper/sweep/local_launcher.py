@@ -245,6 +245,15 @@ def _ready() -> None:
     gc.freeze()  # what it imported stays: no collection walks it again
 
 
+def _outcome(fn: Callable[..., Any], args: tuple) -> tuple[bool, Any]:
+    """In the drawing process or a worker: ``(False, fn(*args))``, or ``(True, the error)`` sent
+    back so that the call's Future raises it in the sweeper."""
+    try:
+        return False, fn(*args)
+    except Exception as err:
+        return True, sendable(err)
+
+
 def _draw(conn: Any, sweepers_end: Any = None) -> None:
     """The drawing process: run each call received on ``conn`` and send back its result, until
     the sweeper's end closes (``sweepers_end``: that end, which a forked process holds too and
@@ -261,11 +270,7 @@ def _draw(conn: Any, sweepers_end: Any = None) -> None:
         except (EOFError, OSError):
             return
         try:
-            outcome: tuple[bool, Any] = (False, fn(*args))
-        except Exception as err:  # the call's Future raises it in the sweeper
-            outcome = (True, sendable(err))
-        try:
-            conn.send(outcome)
+            conn.send(_outcome(fn, args))
         except (EOFError, OSError):
             return
 
@@ -433,11 +438,7 @@ def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], single
             return
         if isinstance(message, _Call):
             try:
-                outcome: tuple[bool, Any] = (False, message.fn(*message.args))
-            except Exception as err:
-                outcome = (True, sendable(err))
-            try:
-                conn.send(outcome)
+                conn.send(_outcome(message.fn, message.args))
             except (EOFError, OSError, KeyboardInterrupt):
                 return
             continue
