@@ -164,13 +164,14 @@ class TrialLoop:
             self.fail_orphans()
             finished, running = studies.count(self.study)
             remaining = n_trials - finished - running
-            unowned = studies.unowned_running(self.study) if remaining <= 0 and running and wait else []
+            waiting = remaining <= 0 and running and wait  # for trials running elsewhere
+            unowned = studies.unowned_running(self.study) if waiting else []
             if unowned and not said:
                 said = True
                 log.info("waiting for trial %s: no sweeper recorded itself on it (its sweeper may have lost the "
                          "storage as it asked for it); it is FAIL and retried %.0f s after it started if none does",
                          ", ".join(str(t.number) for t in unowned), studies.UNOWNED_GRACE_SECONDS)
-            if remaining <= 0 and running and wait and (self.heartbeat or unowned):
+            if waiting and (self.heartbeat or unowned):
                 # Other workers' trials are still running: wait until they end, or until their
                 # heartbeat stops (or no owner shows) and they are failed, so the study never
                 # ends with a trial RUNNING.
