@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
+
+from tests.components import missing_summary
+
+# A shell's background job (`make test &` in a script, a CI step run without job control)
+# starts with SIGINT ignored, and every process it starts inherits that: the sweeps the Ctrl-C
+# tests interrupt would train on. Their Ctrl-C comes from a terminal; so does the tests' here.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: Environment variables that would make a subprocess behave differently from a user's shell.
 _SCRUBBED_ENV = ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
@@ -140,3 +149,43 @@ def compose():
             return hydra_compose(config_name="config", overrides=list(overrides))
 
     return run
+
+
+# --- how the suite runs ------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--benchmarks", action="store_true",
+                     help="also run the tests marked benchmark (they need what `make bench` installs)")
+
+
+#: Fixtures that start a subprocess run or sweep, or a server: a test using one is ``slow``, out of
+#: ``make check``'s fast tier, whether or not it says so itself.
+_SLOW_FIXTURES = frozenset({"run_cli", "run_module", "postgres", "postgres_url", "database", "mlflow_server",
+                            "slurm", "server", "toy"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that starts a process through a fixture (``_SLOW_FIXTURES``). Tests
+    marked ``benchmark`` run only with ``--benchmarks`` (``make bench``): they need the peers that
+    ``make bench`` installs, and the default suite reaches no package index."""
+    for item in items:
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    if config.getoption("--benchmarks"):
+        return
+    dropped = [item for item in items if item.get_closest_marker("benchmark")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not item.get_closest_marker("benchmark")]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """One line naming each real component not found, its skipped tests and how to install it."""
+    reasons = []
+    for report in terminalreporter.stats.get("skipped", []):
+        if isinstance(report.longrepr, (tuple, list)):  # (file, line, reason); a list once it crossed xdist
+            reasons.append((report.nodeid.split("::")[0], str(report.longrepr[2]).removeprefix("Skipped: ")))
+    line = missing_summary(reasons)
+    if line is not None:
+        terminalreporter.write_line(line, yellow=True, bold=True)

@@ -10,7 +10,8 @@ cluster belongs to the ``postgres`` system user (created as ``sweeper-pg`` if th
 and ``initdb``/``pg_ctl`` run through ``runuser``.
 
 Without the PostgreSQL binaries the fixtures skip, except under ``CI`` (``.ci/run`` installs
-them), where a missing server is a failure rather than a silently green run.
+them), where a missing server is a failure rather than a silently green run
+(``tests.components.require``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.components import POSTGRESQL, require_path
 
 
 def find_pg_bin() -> Path:
@@ -54,20 +56,6 @@ PG_SUPERUSER = "sweeper"
 PG_PASSWORD = "sweeper-test-pw"
 SERVICE_USERS = ("postgres", "sweeper-pg")
 MLFLOW_START_TIMEOUT = 120.0
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def require(path: Path, what: str) -> None:
-    """Skip (or, under CI, fail) unless ``path`` exists."""
-    if path.exists():
-        return
-    message = f"{what} not found at {path} (install postgresql-15; .ci/run does)"
-    if in_ci():
-        pytest.fail(f"CI=true but {message}", pytrace=False)
-    pytest.skip(message)
 
 
 def free_port() -> int:
@@ -257,8 +245,8 @@ class MlflowServer:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL 15 cluster for the whole session."""
-    require(PG_BIN / "initdb", "PostgreSQL's initdb")
-    require(PG_BIN / "pg_ctl", "PostgreSQL's pg_ctl")
+    require_path(POSTGRESQL, PG_BIN / "initdb", "PostgreSQL's initdb")
+    require_path(POSTGRESQL, PG_BIN / "pg_ctl", "PostgreSQL's pg_ctl")
     server = PostgresServer().start()
     try:
         yield server

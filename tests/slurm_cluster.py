@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, in_ci, tail
+from tests.components import SLURM, require
+from tests.servers import free_port, tail
 
 CLUSTER = "sweepertest"
 NODE_CPUS = 4
@@ -51,7 +52,7 @@ def missing_requirement() -> str | None:
     missing = [name for name in BINARIES
                if shutil.which(name) is None and shutil.which(name, path="/usr/sbin:/sbin") is None]
     if missing:
-        return f"{', '.join(missing)} not found (install {PACKAGES}; .ci/run does)"
+        return f"{', '.join(missing)} not found"
     return None
 
 
@@ -255,11 +256,7 @@ StorageLoc={DB_NAME}
 @pytest.fixture(scope="module")
 def slurm() -> Iterator[SlurmCluster]:
     """A one-node SLURM cluster with accounting, for one test module."""
-    reason = missing_requirement()
-    if reason is not None:
-        if in_ci():
-            pytest.fail(f"CI=true but {reason}", pytrace=False)
-        pytest.skip(reason)
+    require(SLURM, missing_requirement())
     cluster = SlurmCluster().start()
     try:
         yield cluster

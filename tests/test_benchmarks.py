@@ -8,8 +8,6 @@ import pytest
 
 from .paths import ROOT
 
-pytest.importorskip("sklearn")
-
 ROW_KEYS = {"dataset", "hidden", "batch", "dtype", "peer", "ours_ms", "peer_ms", "ratio", "limit_ms"}
 
 

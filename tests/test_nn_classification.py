@@ -5,13 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
+import sklearn.metrics as sklearn_metrics
+import sklearn.neural_network as sklearn_nn
 
 from sweeper.nn import ACTIVATIONS, SGD, Network, gradient_check, make_schedule
 from sweeper.nn.activations import Softmax
 from sweeper.train import classification_metrics, fit
-
-sklearn_nn = pytest.importorskip("sklearn.neural_network")
-sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 EPS = np.finfo(np.float64).eps
 NO_OVERFLOW = {"over": "raise", "invalid": "raise", "divide": "raise"}  # underflow to 0 is fine

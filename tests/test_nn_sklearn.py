@@ -3,11 +3,10 @@ import warnings
 
 import numpy as np
 import pytest
+import sklearn.neural_network as sklearn
 
 from sweeper.nn import SGD, Network, make_schedule
 from sweeper.train import fit
-
-sklearn = pytest.importorskip("sklearn.neural_network")
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])

@@ -8,7 +8,6 @@ import dataclasses
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from sweeper.report.build import ARTIFACT_PATH, PLOTS
 
+from . import components
 from .curves import epoch_values
 
 pytestmark = pytest.mark.slow
@@ -287,11 +287,6 @@ def test_runs_that_did_not_log_best_epoch_or_gap_get_empty_cells_and_a_note(mlfl
     assert note in report.findings and "–/–" in report.table
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-
-
 #: Appended to a copy of report.html: after load, writes how many <img> decoded, and any error.
 _IMAGE_CHECK = """<script>
 window.__errors = [];
@@ -308,11 +303,7 @@ window.addEventListener('load', () => {
 
 
 def test_html_opens_in_headless_chromium_with_every_plot(sweep, tmp_path):
-    chromium = _chromium()
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI (.ci/run installs it)")
-        pytest.skip("no Chromium installed (apt-get install chromium)")
+    chromium = components.chromium()
     page = (sweep["out"] / "report.html").read_text(encoding="utf-8")
     sources = re.findall(r'<img src="([^"]*)"', page)
     assert len(sources) == len(PLOTS) and all(s.startswith("data:image/png;base64,") for s in sources)
