@@ -211,4 +211,6 @@ def test_an_unreachable_tracking_server_is_one_line_within_the_bound(run_cli):
     [line] = [line for line in proc.stderr.splitlines() if line.strip()]
     assert line.startswith(f"error: mlflow.tracking_uri={uri}: starting a run failed: ")
     assert "Connection refused" in line
-    assert 3 <= took < 30, took  # retried (not at once), bounded (MLflow's own retries took minutes)
+    # Retried (not at once), and bounded by the budget plus the process's start on a loaded
+    # machine: MLflow's own default retries wait over four minutes.
+    assert 3 <= took < 60, took

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from tests import components
 from tests.servers import MlflowServer
 from .stores import load_study
 
@@ -157,8 +157,8 @@ class ReadOnly:
 
 @pytest.fixture
 def read_only():
-    if os.geteuid() == 0 and shutil.which("chattr") is None:
-        pytest.skip("chattr is needed to make a folder read-only for root")
+    if os.geteuid() == 0:
+        components.chattr()
     folders = ReadOnly()
     yield folders
     folders.undo()
@@ -192,7 +192,10 @@ def test_a_store_that_stops_working_under_two_concurrent_trials_stops_the_sweep_
     """The joblib launcher's lanes: whichever lane meets the fault first (asking, or telling its
     trial) stops every lane with one line, and the rerun finishes the study with nothing left
     RUNNING."""
-    joblib = ("hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "hydra.launcher.n_jobs=2", "train.epochs=30")
+    # grace_period=5: a trial whose sweeper lost the storage as it asked for it is failed and
+    # retried 5 s after it started rather than 60 (the rerun waits for that when it fills the budget).
+    joblib = ("hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "hydra.launcher.n_jobs=2", "train.epochs=30",
+              "hydra.sweeper.grace_period=5")
     sweep = Sweep(tmp_path, mlflow_uri, optuna_url, *joblib)
     sweep.wait_for_trials(1, timeout=180)
     read_only.make(tmp_path / "mlruns")
@@ -234,9 +237,10 @@ def test_the_mlflow_server_killed_stops_the_sweep_within_its_retry_budget_and_th
     took = time.monotonic() - killed
     line = the_one_error_line(sweep, "mlflow.tracking_uri")
     assert server.url in line
-    # 7 s of retries for the call in flight, or of waiting between trials, then the way out
-    # (MLflow's client alone retried for minutes).
-    assert took < 30, (took, line)
+    # 7 s of retries for the call in flight, or of waiting between trials, then the way out:
+    # bounded by that budget and the sweep's end on a loaded machine (MLflow's client alone,
+    # with its own defaults, retries for over four minutes).
+    assert took < 60, (took, line)
     hit = assert_stopped_at_the_fault(optuna_url, between_trials_ok=True)
 
     server.start()
@@ -266,15 +270,18 @@ def test_between_trials_a_server_that_comes_back_within_the_budget_is_waited_for
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    assert store_patience() == 7
+    patience = store_patience()
+    assert patience == 7
     port = free_port()
     server = HTTPServer(("127.0.0.1", port), Health, bind_and_activate=False)
     started = time.monotonic()
     later = threading.Timer(2.0, lambda: (server.server_bind(), server.server_activate(), server.serve_forever()))
     later.start()
     try:
-        wait_until_alive(f"http://127.0.0.1:{port}")  # down for 2 s, then up
-        assert 1.5 < time.monotonic() - started < 7
+        wait_until_alive(f"http://127.0.0.1:{port}")  # down for 2 s, then up: no error
+        # It waited for the server (up 2 s after `started` at the earliest), and returned
+        # within its budget: the server came back inside it.
+        assert 2.0 <= time.monotonic() - started < patience
     finally:
         server.shutdown()
         server.server_close()
@@ -282,7 +289,9 @@ def test_between_trials_a_server_that_comes_back_within_the_budget_is_waited_for
     started = time.monotonic()
     with pytest.raises(StoreError, match=f"mlflow.tracking_uri=http://127.0.0.1:{port}: reaching the MLflow server failed"):
         wait_until_alive(f"http://127.0.0.1:{port}")  # down for good
-    assert 7 <= time.monotonic() - started < 12
+    # It gave up at the first look after its budget (it looks once a second): the budget, not
+    # later than the machine's delay allows.
+    assert patience <= time.monotonic() - started < patience + 10
 
 
 def test_the_default_budget_is_about_30_seconds(monkeypatch):

@@ -52,10 +52,10 @@ def test_a_study_resumed_with_another_objective_is_refused(tmp_path):
 
 @pytest.mark.parametrize("recorded", ["nothing", "only its host"])
 def test_a_resume_whose_budget_an_unowned_trial_fills_waits_for_it_then_fails_and_retries_it(
-        tmp_path, monkeypatch, caplog, recorded):
+        tmp_path, caplog, recorded):
     """A sweeper that lost its storage between asking a trial and recording itself on it (or
     between recording its host and its process id) leaves it RUNNING: the rerun, whose budget
-    that trial fills, waits until ``UNOWNED_GRACE_SECONDS`` have passed since it started, fails
+    that trial fills, waits until its grace (``hydra.sweeper.grace_period``; 1 s here) has passed since it started, fails
     it and runs its retry, instead of ending at once with the study one trial short and the
     trial RUNNING."""
     import logging
@@ -66,7 +66,6 @@ def test_a_resume_whose_budget_an_unowned_trial_fills_waits_for_it_then_fails_an
     from sweeper.sweep import space as search_space
     from sweeper.sweep.loop import TrialLoop
 
-    monkeypatch.setattr(studies, "UNOWNED_GRACE_SECONDS", 1.0)
     url = str(tmp_path / "optuna.log")
     storage = open_storage(url)
     study = optuna.create_study(storage=storage, study_name="s")
@@ -77,7 +76,8 @@ def test_a_resume_whose_budget_an_unowned_trial_fills_waits_for_it_then_fails_an
         storage.set_trial_system_attr(orphan._trial_id, studies.OWNER_HOST, socket.gethostname())
     space = search_space.parse({"x": "interval(0,1)"}, [], OverridesParser.create())
     loop = TrialLoop(study, storage, space, ["val_rmse"], url, url, "", {"name": "none"},
-                     f"sqlite:///{tmp_path}/mlflow.db", None, lambda overrides: pytest.fail("no group here"), False)
+                     f"sqlite:///{tmp_path}/mlflow.db", None, lambda overrides: pytest.fail("no group here"), False,
+                     unowned_grace=1.0)
 
     with caplog.at_level(logging.INFO, logger="sweeper"):
         asked = loop._next(1, 2, None)

@@ -58,6 +58,8 @@ class TrialLoop:
         launcher: Any,
         compose_once: Callable[[list[str]], DictConfig],
         verbose: bool,
+        *,
+        unowned_grace: float = studies.UNOWNED_GRACE_SECONDS,
     ) -> None:
         self.study, self.storage, self.space, self.objectives = study, storage, space, objectives
         # The jobs are told job_storage_url: no password (see store.password_to_environment).
@@ -65,6 +67,7 @@ class TrialLoop:
         self.parent_run_id, self.pruner_spec, self.mlflow_uri = parent_run_id, pruner_spec, mlflow_uri
         self.launcher, self.compose_once, self.verbose = launcher, compose_once, verbose
         self.heartbeat = studies.heartbeat_interval(storage)  # seconds; None: a journal file has none
+        self.unowned_grace = unowned_grace  # seconds before a trial no sweeper recorded itself on is FAIL
         self.started = time.monotonic()
         self.job_idx = 0
         self.n_trials, self.n_jobs = 0, 1
@@ -158,7 +161,7 @@ class TrialLoop:
         ``wait``, a study whose budget is used while trials still run waits for them to end (or
         go stale, and be failed and retried) before it says done; and so it waits for a trial
         no sweeper recorded itself on (its sweeper lost the storage right after asking for it),
-        failed and retried once ``studies.UNOWNED_GRACE_SECONDS`` pass."""
+        failed and retried once ``unowned_grace`` seconds pass."""
         said = False
         while True:
             self.fail_orphans()
@@ -170,7 +173,7 @@ class TrialLoop:
                 said = True
                 log.info("waiting for trial %s: no sweeper recorded itself on it (its sweeper may have lost the "
                          "storage as it asked for it); it is FAIL and retried %.0f s after it started if none does",
-                         ", ".join(str(t.number) for t in unowned), studies.UNOWNED_GRACE_SECONDS)
+                         ", ".join(str(t.number) for t in unowned), self.unowned_grace)
             if waiting and (self.heartbeat or unowned):
                 # Other workers' trials are still running: wait until they end, or until their
                 # heartbeat stops (or no owner shows) and they are failed, so the study never
@@ -236,7 +239,7 @@ class TrialLoop:
 
     def fail_orphans(self) -> None:
         """FAIL the trials whose sweeper died or stopped beating, with a progress line each."""
-        for trial in studies.fail_orphaned_trials(self.study, self.storage):
+        for trial in studies.fail_orphaned_trials(self.study, self.storage, self.unowned_grace):
             reason = self.storage.get_trial(trial._trial_id).user_attrs.get(studies.REASON)
             log.info("trial %d FAIL %s | %s", trial.number,
                      reason or "its sweeper stopped sending heartbeats", _retry_note(trial))
