@@ -110,15 +110,42 @@ def _metrics_like_sklearn(y, proba):
             "f1_macro": f1_score(y, predicted, average="macro"), "roc_auc": auc}
 
 
+def _sklearn_test_accuracy(d, seeds: range) -> float:
+    """Mean test accuracy of scikit-learn's MLPClassifier on the split ``d``, configured as the
+    default network: 64-32 relu, SGD lr 0.01 with momentum 0.9, batches of 32, L2 1e-4, 200
+    epochs; one fit per seed of ``seeds``."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    scores = []
+    for seed in seeds:
+        reference = MLPClassifier((64, 32), solver="sgd", learning_rate_init=0.01, momentum=0.9,
+                                  nesterovs_momentum=False, batch_size=32, alpha=1e-4, max_iter=200,
+                                  tol=0.0, n_iter_no_change=200, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            reference.fit(d.X_train, d.y_train.argmax(axis=1))
+        scores.append(reference.score(d.X_test, d.y_test.argmax(axis=1)))
+    return float(np.mean(scores))
+
+
 @pytest.mark.slow
-def test_digits_reaches_95_percent_and_logs_what_a_classifier_should(run_cli, mlflow_client, mlflow_uri, tmp_path):
-    pytest.importorskip("sklearn")
+def test_digits_is_as_accurate_as_sklearn_and_logs_what_a_classifier_should(run_cli, mlflow_client, mlflow_uri,
+                                                                            tmp_path):
     proc = run_cli("data=digits")
     assert proc.returncode == 0, proc.stderr
     assert "10 classes of digit (stratified split)" in proc.stdout
     [run] = mlflow_client.search_runs([mlflow_client.get_experiment_by_name("digits").experiment_id])
     m, params = run.data.metrics, run.data.params
-    assert m["test_accuracy"] >= 0.95
+    # As accurate on the same test rows as scikit-learn's MLP of the same shape and optimiser
+    # (its mean over three seeds: 0.958-0.975 each), within two standard errors of a test
+    # accuracy over those rows (~0.02): a seed's luck is not the bound.
+    d = load_dataset(DATA / "digits.csv", "digit", task="classification", seed=0)
+    reference = _sklearn_test_accuracy(d, range(3))
+    standard_error = np.sqrt(reference * (1 - reference) / len(d.y_test))
+    assert m["test_accuracy"] >= reference - 2 * standard_error, (m["test_accuracy"], reference)
     assert params["data.task"] == "classification" and params["objective"] == "val_log_loss"
     assert params["model.output_activation"] == "softmax" and params["split.stratify"] == "True"
     assert not any(k.endswith(("_rmse", "_mae", "_r2")) for k in m)
@@ -139,7 +166,6 @@ def test_digits_reaches_95_percent_and_logs_what_a_classifier_should(run_cli, ml
     (tmp_path / "artifacts").mkdir()
     folder = Path(mlflow_client.download_artifacts(run_id, "", str(tmp_path / "artifacts")))
     info = json.loads((folder / "data.json").read_text())
-    d = load_dataset(DATA / "digits.csv", "digit", task="classification", seed=0)
     assert info["classes"] == d.classes == [str(k) for k in range(10)]
     rows = pd.read_csv(DATA / "digits.csv").iloc[d.indices["test"]]
     out = model.predict(rows.drop(columns="digit"))
@@ -157,7 +183,6 @@ def test_digits_reaches_95_percent_and_logs_what_a_classifier_should(run_cli, ml
 @pytest.mark.slow
 def test_binary_string_labels_log_sklearns_roc_auc_and_predict_labels(run_cli, run_module, mlflow_client, mlflow_uri,
                                                                       workdir):
-    pytest.importorskip("sklearn")
     frame = pd.read_csv(DATA / "penguins.csv")
     frame[frame["species"] != "Gentoo"].to_csv(workdir / "two.csv", index=False)  # Adelie vs Chinstrap
     proc = run_cli("data=csv", "data.path=two.csv", "data.target=species", "train.epochs=40")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import numpy as np
@@ -125,19 +124,14 @@ def test_unseen_category_in_test_rows_encodes_as_all_zeros(tmp_path: Path) -> No
     np.testing.assert_array_equal(ds.X_test[:-1, cols].sum(axis=1), 1.0)
 
 
-def test_diamonds_encodes_to_26_inputs_quickly() -> None:
-    start = time.perf_counter()
-    pd.read_csv(DIAMONDS)
-    read_seconds = time.perf_counter() - start
-    start = time.perf_counter()
+def test_diamonds_encodes_to_26_inputs() -> None:
+    """(Its speed against scikit-learn's encoders: benchmarks/load_speed.py.)"""
     ds = load_dataset(DIAMONDS, target="price")
-    own_seconds = time.perf_counter() - start - read_seconds
     assert ds.n_inputs == 26 == ds.X_train.shape[1]
     assert sum(n.startswith("cut=") for n in ds.feature_names) == 5
     assert sum(n.startswith("color=") for n in ds.feature_names) == 7
     assert sum(n.startswith("clarity=") for n in ds.feature_names) == 8
     assert sum(ds.rows.values()) == 53_940
-    assert own_seconds < 1.0
 
 
 # --- target scaling ----------------------------------------------------------------------

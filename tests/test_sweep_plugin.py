@@ -70,6 +70,8 @@ def main(cfg):
             if link is not None and link.report(epoch, value):
                 state = "PRUNED"
                 break
+            while cfg.stall is not None and link is not None and link.trial_number >= cfg.stall:
+                time.sleep(0.05)  # a trial that runs until it is interrupted
     except KeyboardInterrupt:  # Ctrl-C, as the project's app does
         client.set_terminated(run_id, "KILLED")
         raise
@@ -93,6 +95,7 @@ lr: 1.0
 epochs: 6
 sleep: 0.0
 fail: false
+stall: null
 objective: val_loss
 mlflow:
   tracking_uri: sqlite:///{tmp}/mlflow.db
@@ -223,36 +226,35 @@ def test_a_bad_group_option_or_group_key_fails_before_any_trial(toy: Path, overr
 
 
 def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(toy: Path) -> None:
-    args = ("hydra.sweeper.n_trials=6", "sleep=0.3", "epochs=5", "hydra.sweeper.pruner=none")
-    proc = subprocess.Popen(sweep_command(toy, *args), cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for(toy, lambda trials: sum(t.state in FINISHED for t in trials) >= 1
-              and any(t.state == TrialState.RUNNING for t in trials))
+    """Trials 0 and 1 finish; trial 2 runs (it stalls after its first epoch) until Ctrl-C, which
+    makes it FAIL "interrupted (Ctrl-C)". The same command resumes it with its parameters."""
+    args = ("hydra.sweeper.n_trials=6", "epochs=3", "hydra.sweeper.pruner=none")
+    proc = subprocess.Popen(sweep_command(toy, *args, "stall=2"), cwd=toy, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    _wait_for(toy, lambda trials: any(t.number == 2 and t.state == TrialState.RUNNING and t.intermediate_values
+                                      for t in trials))
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
     trials = load(toy).trials
-    assert TrialState.RUNNING not in {t.state for t in trials}
-    # The trial running at Ctrl-C is FAIL (unless it was told just before the signal landed).
-    failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(failed) <= 1 and all(t.user_attrs["reason"] == "interrupted (Ctrl-C)" for t in failed)
-    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 1
-    assert "interrupted" in output
-    _, parents, children = mlflow_runs(toy)
-    assert all(c.info.status != "RUNNING" for c in children)
+    # Trial 3 is trial 2's retry, queued (WAITING) with its parameters for the next run.
+    assert [(t.number, t.state) for t in trials] == [
+        (0, TrialState.COMPLETE), (1, TrialState.COMPLETE), (2, TrialState.FAIL), (3, TrialState.WAITING)], output
+    interrupted = trials[2]
+    assert interrupted.user_attrs["reason"] == "interrupted (Ctrl-C)"
+    assert trials[3].system_attrs["failed_trial"] == 2
+    assert "interrupted: the running trial is FAIL, finished trials are kept" in output
+    _, _, children = mlflow_runs(toy)
+    assert sorted(c.info.status for c in children) == ["FINISHED", "FINISHED", "KILLED"]
 
     # A Ctrl-C'd trial is retried like a killed one: the same command resumes with its
     # parameters, and the study ends with n_trials counted (the interrupted one through its retry).
     run_sweep(toy, *args)
     resumed = load(toy).trials
-    retries = [t for t in resumed if "failed_trial" in t.system_attrs]
-    assert [t.system_attrs["failed_trial"] for t in retries] == [t.number for t in failed]
-    for retry in retries:
-        # The same parameters as far as they were drawn: a Ctrl-C that lands while the trial's
-        # parameters are being suggested leaves some (or all) for the retry to draw.
-        interrupted = next(t for t in failed if t.number == retry.system_attrs["failed_trial"])
-        assert interrupted.params.items() <= retry.params.items()
-        assert {"x", "lr", "shape"} <= set(retry.params)
-    assert sum(t.state in FINISHED for t in resumed) == 6 + len(failed)
+    [retry] = [t for t in resumed if "failed_trial" in t.system_attrs]
+    assert retry.number == 3 and retry.state == TrialState.COMPLETE
+    assert retry.params == interrupted.params
+    assert sum(t.state in FINISHED for t in resumed) == 6 + 1
 
 
 #: Six random trials, two at a time in joblib worker processes.
