@@ -33,9 +33,9 @@ same way for all):
   file as ours) and MLflow (a nested run per trial: params, curves, final metrics, PNG);
 - ``plugin``: the PyPI Hydra sweeper ``hydra-optuna-mlflow-sweeper`` (no pruning, SQLite, the
   only persistent storage it takes) running our task function through
-  ``benchmarks/peers/hydra_plugin_task.py``. It is pip-installed (``--no-deps``: everything it
-  imports is ours already) into a cache folder and put on PYTHONPATH for its child only: Hydra
-  imports every module under ``hydra_plugins`` at start-up, and this one imports MLflow and
+  ``benchmarks/peers/hydra_plugin_task.py``. ``make bench`` (``--install-peers``) pip-installs it
+  (``--no-deps``: everything it imports is ours already) into a cache folder, put on PYTHONPATH
+  for its child only: Hydra imports every module under ``hydra_plugins`` at start-up, and this one imports MLflow and
   Optuna, so installed beside ours it would add ~1.5 s to every ``python -m sweeper``, ``--help``
   included.
 
@@ -287,23 +287,33 @@ def _script_arguments(folder: Path, trials: int, epochs: int) -> list[str]:
             "--tracking-uri", f"sqlite:///{folder}/mlflow.db", "--storage", str(folder / "optuna.log")]
 
 
+def install_plugin(cache: Path) -> Path:
+    """Pip-install the peer plugin (without its dependencies) into ``cache``, once; ``make bench``
+    does this, so that no measurement (and no test) reaches a package index."""
+    target = cache / PLUGIN_REQUIREMENT.replace("==", "-")
+    if (target / "hydra_plugins" / "hydra_optuna_sweeper").is_dir():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=cache))
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                           "--target", str(partial), PLUGIN_REQUIREMENT], capture_output=True, text=True)
+    if done.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise SystemExit(f"could not install {PLUGIN_REQUIREMENT} into {cache}:\n{done.stderr[-2000:]}")
+    try:
+        partial.rename(target)
+    except OSError:  # another run installed it meanwhile
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
 def plugin_path(cache: Path) -> Path:
-    """A folder holding the peer plugin (pip-installed once, without its dependencies) to put on
-    the plugin child's PYTHONPATH; its declared dependencies are checked against ours."""
+    """The folder holding the peer plugin, installed by ``--install-peers``, to put on the plugin
+    child's PYTHONPATH; its declared dependencies are checked against ours."""
     target = cache / PLUGIN_REQUIREMENT.replace("==", "-")
     if not (target / "hydra_plugins" / "hydra_optuna_sweeper").is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=cache))
-        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                               "--target", str(partial), PLUGIN_REQUIREMENT], capture_output=True, text=True)
-        if done.returncode != 0:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise SystemExit(f"could not install {PLUGIN_REQUIREMENT} into {cache} "
-                             f"(--no-peers runs ours alone):\n{done.stderr[-2000:]}")
-        try:
-            partial.rename(target)
-        except OSError:  # another run installed it meanwhile
-            shutil.rmtree(partial, ignore_errors=True)
+        raise SystemExit(f"error: the peer plugin {PLUGIN_REQUIREMENT} is not installed in {cache}: "
+                         f"`make bench` installs it (or --install-peers; --no-peers runs ours alone)")
     for line in _unmet_requirements(target):
         print(f"note: {PLUGIN_REQUIREMENT} declares {line}", file=sys.stderr)
     return target
@@ -571,6 +581,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-peers", action="store_true", help="run our sweep only")
     parser.add_argument("--peer-cache", type=Path, default=PLUGIN_CACHE,
                         help=f"where the peer plugin is installed (default {PLUGIN_CACHE})")
+    parser.add_argument("--install-peers", action="store_true",
+                        help="pip-install the peer plugin into --peer-cache and exit (make bench does)")
     parser.add_argument("--help-runs", type=int, default=7, help="runs of --help (median)")
     parser.add_argument("--quick", action="store_true", help="1 round, 3 trials x 5 epochs, 3 --help runs")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -584,6 +596,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         child(args.child, args.contender, args.overrides)
+        return 0
+    if args.install_peers:
+        print(f"{PLUGIN_REQUIREMENT}: {install_plugin(args.peer_cache)}", file=sys.stderr)
         return 0
     if args.quick:
         args.trials, args.epochs, args.help_runs, args.rounds = 3, 5, 3, 1

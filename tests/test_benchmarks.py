@@ -1,6 +1,7 @@
 """The epoch-speed benchmark runs end to end and prints well-formed rows (no timing asserted)."""
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from .paths import ROOT
 ROW_KEYS = {"dataset", "hidden", "batch", "dtype", "peer", "ours_ms", "peer_ms", "ratio", "limit_ms"}
 
 
+@pytest.mark.slow
 def test_epoch_speed_quick_json_prints_one_positive_row_per_dataset_and_peer():
     """--quick covers car_prices (regression) and digits (softmax classification)."""
     done = subprocess.run(
@@ -59,3 +61,14 @@ def load_benchmark(name: str):
     module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.mark.slow
+def test_load_speed_prints_our_time_beside_sklearns_and_their_ratio():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "load_speed.py"), "--dataset", "car_prices",
+                           "--repeats", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    ours, peer, ratio = (float(x) for x in re.findall(r"ours (\S+) ms, pandas \+ scikit-learn (\S+) ms, ratio (\S+) ",
+                                                        line)[0])
+    assert ours > 0 and peer > 0 and ratio == pytest.approx(ours / peer, abs=0.05 + ratio * 0.1)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = ROOT / "benchmarks" / "sweep_overhead.py"
 
 
+@pytest.mark.slow
 def test_quick_benchmark_reports_parts_that_fit_in_the_wall_time(tmp_path):
     done = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--json", "--no-peers"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=180)
@@ -38,10 +40,12 @@ def test_quick_benchmark_reports_parts_that_fit_in_the_wall_time(tmp_path):
     assert set(report["contenders"]) == {"ours"}
 
 
+@pytest.mark.slow
+@pytest.mark.benchmark
 def test_quick_benchmark_runs_each_peer_on_the_same_trials_and_epochs(tmp_path):
-    """Ours, the plain Optuna + MLflow script and the peer Hydra plugin (pip-installed into the
-    cache folder given) each finish 3 trials of at most 5 epochs, with every column of the table."""
-    command = [sys.executable, str(BENCHMARK), "--quick", "--json", "--peer-cache", str(tmp_path / "cache")]
+    """Ours, the plain Optuna + MLflow script and the peer Hydra plugin (installed by
+    ``make bench``) each finish 3 trials of at most 5 epochs, with every column of the table."""
+    command = [sys.executable, str(BENCHMARK), "--quick", "--json"]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
@@ -101,6 +105,7 @@ def test_plain_script_searches_the_default_space_with_the_schedule_fixed():
     assert asked == expected
 
 
+@pytest.mark.slow
 def test_help_imports_neither_mlflow_nor_matplotlib():
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "sweeper", "--help"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
