@@ -173,6 +173,42 @@ def test_experiment_creation_survives_a_concurrent_creator(mlflow_uri, tmp_path)
     assert location == (tmp_path / "mlruns" / "artifacts").as_uri()
 
 
+def test_experiment_tags_survive_a_concurrent_tagger(mlflow_uri):
+    """Two workers start on a new experiment: the loser of the creation race reads it before the
+    winner's tags are in, and a server on PostgreSQL refuses the loser's insert of the same tag
+    (seen: ``UniqueViolation … "tag_pk"``). The experiment is there, tagged: no error."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    class RacedClient:
+        """Another process sets each tag between this one's read and its write."""
+
+        def __init__(self, client):
+            self._client = client
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def set_experiment_tag(self, experiment_id, key, value):
+            MlflowClient(mlflow_uri).set_experiment_tag(experiment_id, key, value)  # the other process wins
+            raise MlflowException('(psycopg2.errors.UniqueViolation) duplicate key value violates unique '
+                                  'constraint "tag_pk"')
+
+    client = MlflowClient(mlflow_uri)
+    experiment_id = client.create_experiment("raced")  # created, its tags not yet in
+    assert get_or_create_experiment(RacedClient(client), "raced", "a description") == experiment_id
+    tags = client.get_experiment(experiment_id).tags
+    assert tags["mlflow.note.content"] == "a description" and "mlflow.experimentKind" in tags
+
+    class ReadOnlyClient(RacedClient):
+        def set_experiment_tag(self, experiment_id, key, value):
+            raise MlflowException("attempt to write a readonly database")
+
+    client.create_experiment("untagged")
+    with pytest.raises(MlflowException, match="readonly"):
+        get_or_create_experiment(ReadOnlyClient(client), "untagged", "a description")
+
+
 def test_help_lists_the_config_groups_and_cfg_job_prints_the_config(run_cli):
     help_text = run_cli("--help")
     assert help_text.returncode == 0

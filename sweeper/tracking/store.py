@@ -98,7 +98,7 @@ def get_or_create_experiment(client: Any, name: str, description: str | None = N
         try:
             return client.create_experiment(name, artifact_location=artifact_root(client.tracking_uri), tags=tags)
         except MlflowException as error:
-            if "already exists" not in str(error).lower() and "unique" not in str(error).lower():
+            if not _lost_a_race(error):
                 raise
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
@@ -107,8 +107,20 @@ def get_or_create_experiment(client: Any, name: str, description: str | None = N
         client.restore_experiment(experiment.experiment_id)
     for key, value in tags.items():
         if key not in experiment.tags:
-            client.set_experiment_tag(experiment.experiment_id, key, value)
+            try:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
+            except MlflowException as error:
+                # The winner of the creation race writes its tags just after the experiment: a
+                # server on PostgreSQL refuses the second insert of the same tag.
+                if not _lost_a_race(error):
+                    raise
     return experiment.experiment_id
+
+
+def _lost_a_race(error: Exception) -> bool:
+    """Whether MLflow refused a write because another process made the same row first."""
+    text = str(error).lower()
+    return "already exists" in text or "unique" in text or "duplicate key" in text
 
 
 def hide_password(url: str) -> str:
