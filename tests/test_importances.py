@@ -91,6 +91,7 @@ def test_the_parent_runs_plots_drawn_in_the_drawing_process_are_those_drawn_here
             result = parent_run.log_results(client_b, there, study, ["val_rmse"], None, drawing.executor,
                                             meanwhile=lambda: "best model")
     finally:
+        drawing.close(wait=False)  # the sweep's end: no run in this process defers to it any more
         drawing.executor.close()
     # Drawn there: no fallback warning (matplotlib's own deprecation notes aside).
     assert result == "best model" and not [r for r in caplog.records if r.name.startswith("sweeper")]
@@ -113,6 +114,7 @@ def test_plots_the_drawing_process_could_not_draw_are_drawn_here_with_one_warnin
             parent_run.log_results(client, run_id, study, ["val_rmse"], None,
                                    type("Failing", (), {"submit": lambda self, *a: bad})())
     finally:
+        drawing.close(wait=False)
         drawing.executor.close()
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("sweeper")]
     assert warning.startswith("the parent run's plots are drawn in the sweep's process: the process drawing them "
