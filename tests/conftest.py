@@ -42,6 +42,25 @@ def _empty_mlflow_db(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def empty_optuna_db(tmp_path_factory) -> Path:
+    """An Optuna SQLite storage with its tables created once per session: copy it to start a
+    fresh ``sqlite:///`` storage without Optuna's migrations."""
+    import optuna
+
+    path = tmp_path_factory.mktemp("optuna-template") / "optuna.db"
+    storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
+    storage.remove_session()
+    storage.engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_db(_empty_mlflow_db: Path) -> Path:
+    """``_empty_mlflow_db``, for tests that lay out stores of their own (copy it, never write it)."""
+    return _empty_mlflow_db
+
+
 @pytest.fixture
 def mlflow_uri(tmp_path: Path, _empty_mlflow_db: Path) -> str:
     """A fresh, empty MLflow tracking URI, ``sqlite:////<tmp>/mlruns/mlflow.db``.
@@ -166,9 +185,9 @@ _SLOW_FIXTURES = frozenset({"run_cli", "run_module", "postgres", "postgres_url",
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark ``slow`` every test that starts a process through a fixture (``_SLOW_FIXTURES``). Tests
-    marked ``benchmark`` run only with ``--benchmarks`` (``make bench``): they need the peers that
-    ``make bench`` installs, and the default suite reaches no package index."""
+    """Mark ``slow`` every test that starts a process through a fixture (``_SLOW_FIXTURES``).
+    Tests marked ``benchmark`` run only with ``--benchmarks`` (``make bench``): they need the
+    peers that ``make bench`` installs, and the default suite reaches no package index."""
     for item in items:
         if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

@@ -8,6 +8,7 @@ import dataclasses
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -40,10 +41,11 @@ def _run(module: str, *args: str, mlflow_uri: str, cwd: Path) -> subprocess.Comp
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def sweep(tmp_path_factory, empty_mlflow_db):
     """One real 8-trial sweep (search=small, 8 epochs) and its report, shared by the module's tests."""
     root = tmp_path_factory.mktemp("report_sweep")
     (root / "mlruns").mkdir()
+    shutil.copyfile(empty_mlflow_db, root / "mlruns" / "mlflow.db")
     mlflow_uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
     optuna_url = f"sqlite:///{root / 'mlruns' / 'optuna.db'}"
     proc = _run("sweeper", "-m", "search=small", "hydra.sweeper.n_trials=8", "train.epochs=8",

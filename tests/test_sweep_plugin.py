@@ -8,6 +8,7 @@ of the network; tests/test_sweep_cli.py runs the same behaviours through ``pytho
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,8 +121,11 @@ hydra:
 
 
 @pytest.fixture
-def toy(tmp_path: Path) -> Path:
-    """A Hydra app in ``tmp_path`` using the project's sweeper config, with its own stores."""
+def toy(tmp_path: Path, empty_mlflow_db: Path, empty_optuna_db: Path) -> Path:
+    """A Hydra app in ``tmp_path`` using the project's sweeper config, with its own stores (empty
+    SQLite files with their schemas, copied: no migrations in every test)."""
+    shutil.copyfile(empty_mlflow_db, tmp_path / "mlflow.db")
+    shutil.copyfile(empty_optuna_db, tmp_path / "optuna.db")
     conf = tmp_path / "conf"
     (conf / "hydra" / "sweeper").mkdir(parents=True)
     (conf / "shape").mkdir()
@@ -156,6 +160,8 @@ def mlflow_runs(app: Path) -> tuple[MlflowClient, list, list]:
     """(client, parent runs, child runs) of the toy experiment."""
     client = MlflowClient(f"sqlite:///{app}/mlflow.db")
     experiment = client.get_experiment_by_name("toy")
+    if experiment is None:
+        return client, [], []
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     parents = [r for r in runs if "sweeper.study" in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -222,7 +228,7 @@ def test_a_bad_group_option_or_group_key_fails_before_any_trial(toy: Path, overr
     assert message in first
     assert "Traceback" not in proc.stderr
     assert study_names(f"sqlite:///{toy}/optuna.db") == []
-    assert not (toy / "mlflow.db").exists() or not mlflow_runs(toy)[1]
+    assert mlflow_runs(toy)[1:] == ([], [])
 
 
 def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(toy: Path) -> None:
@@ -417,10 +423,8 @@ def test_identity_overrides_survive_hydras_grammar(url: str) -> None:
 
 
 def test_two_workers_on_one_storage_share_the_budget_the_parent_run_and_no_suggestion(toy: Path) -> None:
-    # Both stores exist before the workers start (creating a fresh MLflow SQLite schema from two
-    # processes at once is MLflow's own race, not the sweeper's).
-    MlflowClient(f"sqlite:///{toy}/mlflow.db").search_experiments()
-    optuna.storages.RDBStorage(f"sqlite:///{toy}/optuna.db")
+    # Both stores exist before the workers start (the toy fixture's copies: creating a fresh MLflow
+    # SQLite schema from two processes at once is MLflow's own race, not the sweeper's).
     command = sweep_command(toy, "hydra.sweeper.n_trials=6", "sleep=0.05")
     workers = [subprocess.Popen(command, cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for _ in range(2)]
