@@ -214,8 +214,11 @@ def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
 ):
     # 400 epochs (about a second a trial): the kill must land while the trial seen RUNNING still
     # trains (at 40 epochs it sometimes finished, and was told COMPLETE, between the look and the kill).
+    # grace_period=5: a kill that lands between asking for a trial and recording the sweeper on
+    # it leaves that trial unowned; the rerun fails and retries it 5 s after it started, not 60.
     args = sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=3", "train.epochs=400",
-                      "train.early_stopping.patience=null", "hydra.sweeper.pruner=none")
+                      "train.early_stopping.patience=null", "hydra.sweeper.pruner=none",
+                      "hydra.sweeper.grace_period=5")
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "sweeper", *args]
     proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
