@@ -199,12 +199,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("benchmark")]
 
 
+_MISSING_LINE = pytest.StashKey[str]()
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    """One line naming each real component not found, its skipped tests and how to install it."""
+    """Find the tests skipped for a missing real component (``pytest_unconfigure`` prints the line)."""
     reasons = []
     for report in terminalreporter.stats.get("skipped", []):
         if isinstance(report.longrepr, (tuple, list)):  # (file, line, reason); a list once it crossed xdist
             reasons.append((report.nodeid.split("::")[0], str(report.longrepr[2]).removeprefix("Skipped: ")))
     line = missing_summary(reasons)
     if line is not None:
-        terminalreporter.write_line(line, yellow=True, bold=True)
+        config.stash[_MISSING_LINE] = line
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's last line: each real component not found, its skipped tests, how to install it."""
+    line = config.stash.get(_MISSING_LINE, None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if line is not None and reporter is not None:
+        reporter.write_line(line, yellow=True, bold=True)
