@@ -63,8 +63,9 @@ def main(cfg):
         client.set_terminated(run_id, "FAILED")
         raise RuntimeError("asked to fail")
     state, value = "COMPLETE", None
+    epochs = cfg.epochs * (20 if link is not None and link.trial_number == cfg.long_trial else 1)
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(1, epochs + 1):
             time.sleep(cfg.sleep)
             value = (cfg.x - 1) ** 2 + cfg.shape.k + 1.0 / (epoch * cfg.lr)
             client.log_metric(run_id, "val_loss", value, step=epoch)
@@ -97,6 +98,7 @@ epochs: 6
 sleep: 0.0
 fail: false
 stall: null
+long_trial: null
 objective: val_loss
 mlflow:
   tracking_uri: sqlite:///{tmp}/mlflow.db
@@ -307,21 +309,17 @@ def test_pruning_works_from_worker_processes(toy: Path, launcher: tuple[str, ...
 @LAUNCHERS
 def test_with_two_jobs_a_trial_starts_as_soon_as_one_ends_while_a_longer_one_still_runs(
         toy: Path, launcher: tuple[str, ...]) -> None:
-    """No batch barrier: a batch of two would start its third trial only after both ended."""
-    run_sweep(
-        toy,
-        *launcher,
-        *SIX_TRIALS_TWO_AT_A_TIME,
-        "hydra.sweeper.pruner=none",
-        "epochs=choice(2,40)",
-        "sleep=0.05",
-    )
+    """No batch barrier: a batch of two would start its third trial only after both ended. Trial 0
+    trains 20 times longer (40 epochs of 0.1 s) than the others, which the second lane runs
+    meanwhile."""
+    run_sweep(toy, *launcher, *SIX_TRIALS_TWO_AT_A_TIME, "hydra.sweeper.pruner=none", "epochs=2", "sleep=0.1",
+              "long_trial=0")
     trials = load(toy).trials
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
     overlaps = [(a.number, b.number, c.number) for a in trials for b in trials for c in trials
                 if len({a.number, b.number, c.number}) == 3
                 and a.datetime_start < b.datetime_complete <= c.datetime_start < a.datetime_complete]
-    assert overlaps, [(t.number, t.params["epochs"], t.datetime_start, t.datetime_complete) for t in trials]
+    assert any(a == 0 for a, _, _ in overlaps), [(t.number, t.datetime_start, t.datetime_complete) for t in trials]
     _, _, children = mlflow_runs(toy)
     assert len(children) == 6
 
