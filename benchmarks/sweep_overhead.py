@@ -35,9 +35,9 @@ same way for all):
   only persistent storage it takes) running our task function through
   ``benchmarks/peers/hydra_plugin_task.py``. ``make bench`` (``--install-peers``) pip-installs it
   (``--no-deps``: everything it imports is ours already) into a cache folder, put on PYTHONPATH
-  for its child only: Hydra imports every module under ``hydra_plugins`` at start-up, and this one imports MLflow and
-  Optuna, so installed beside ours it would add ~1.5 s to every ``python -m sweeper``, ``--help``
-  included.
+  for its child only: Hydra imports every module under ``hydra_plugins`` at start-up, and this
+  one imports MLflow and Optuna, so installed beside ours it would add ~1.5 s to every
+  ``python -m sweeper``, ``--help`` included.
 
 The schedule is fixed to constant for every contender (``schedule=constant``; the plugin cannot
 do conditional keys such as ``schedule.gamma``); the search space is ``conf/search/default.yaml``

@@ -4,9 +4,9 @@ PostgreSQL, SLURM, Chromium and ``chattr`` are system packages, not Python ones:
 installs them (``apt-get``), a developer's machine may lack them. Every guard goes through
 ``require``: under CI (``CI`` set to anything but empty, ``0``, ``false`` or ``no``; ``.ci/run``
 exports ``CI=true``) a missing component fails the test, so CI cannot go green by skipping;
-elsewhere the test skips with a reason that starts with ``MISSING`` and names the component, and
-``make test`` ends with one line listing each missing component, its skipped tests and the
-command that installs it (``tests/conftest.py``'s terminal summary).
+elsewhere the test skips with a reason that starts with ``MISSING`` ("missing component") and
+names the component, and ``make test`` ends with one line listing each missing component, its
+skipped tests and the command that installs it (``tests/conftest.py``'s ``pytest_unconfigure``).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def missing_summary(reasons: list[tuple[str, str]]) -> str | None:
     """One line over the tests skipped for a missing component, or None when none was.
 
     ``reasons``: (test file, skip reason) per skipped test. E.g.
-    ``missing components: SLURM (11 tests: tests/test_slurm.py; install: apt-get install -y …)``.
+    ``missing components, their tests skipped: SLURM (11 tests: tests/test_slurm.py; install: sudo
+    apt-get install -y …)``.
     """
     by_component: dict[Component, dict[str, int]] = {}
     for location, reason in reasons:

@@ -30,7 +30,7 @@ _SCRUBBED_ENV = ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_N
 
 
 @pytest.fixture(scope="session")
-def _empty_mlflow_db(tmp_path_factory) -> Path:
+def empty_mlflow_db(tmp_path_factory) -> Path:
     """An MLflow SQLite database with its schema created once per session.
 
     Creating the schema (MLflow's migrations) takes seconds; copying the file takes none.
@@ -55,14 +55,8 @@ def empty_optuna_db(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def empty_mlflow_db(_empty_mlflow_db: Path) -> Path:
-    """``_empty_mlflow_db``, for tests that lay out stores of their own (copy it, never write it)."""
-    return _empty_mlflow_db
-
-
 @pytest.fixture
-def mlflow_uri(tmp_path: Path, _empty_mlflow_db: Path) -> str:
+def mlflow_uri(tmp_path: Path, empty_mlflow_db: Path) -> str:
     """A fresh, empty MLflow tracking URI, ``sqlite:////<tmp>/mlruns/mlflow.db``.
 
     The database already has MLflow's schema (copied from a session template), so neither the
@@ -71,7 +65,7 @@ def mlflow_uri(tmp_path: Path, _empty_mlflow_db: Path) -> str:
     """
     folder = tmp_path / "mlruns"
     folder.mkdir(exist_ok=True)
-    shutil.copyfile(_empty_mlflow_db, folder / "mlflow.db")
+    shutil.copyfile(empty_mlflow_db, folder / "mlflow.db")
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 

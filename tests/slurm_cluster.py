@@ -40,7 +40,6 @@ NODE_MEMORY_MB = 16384
 PARTITION = "debug"
 START_TIMEOUT = 60.0
 DB_USER, DB_PASSWORD, DB_NAME = "slurm", "slurmdb-test-pw", "slurm_acct_db"
-PACKAGES = "slurm-wlm slurmdbd munge mariadb-server"
 BINARIES = ("munged", "munge", "slurmctld", "slurmd", "slurmdbd", "sbatch", "sacct", "sacctmgr",
             "scontrol", "sinfo", "squeue", "scancel", "mariadbd", "mariadb-install-db", "mariadb")
 

@@ -59,13 +59,13 @@ CHOICES = [
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, _empty_mlflow_db):
+def store(tmp_path_factory, empty_mlflow_db):
     import shutil
 
     from mlflow import MlflowClient
 
     folder = tmp_path_factory.mktemp("choices")
-    shutil.copyfile(_empty_mlflow_db, folder / "mlflow.db")
+    shutil.copyfile(empty_mlflow_db, folder / "mlflow.db")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     return uri, MlflowClient(uri)
 

@@ -59,7 +59,7 @@ class TrialLoop:
         compose_once: Callable[[list[str]], DictConfig],
         verbose: bool,
         *,
-        unowned_grace: float = studies.UNOWNED_GRACE_SECONDS,
+        unowned_grace: float | None = None,
     ) -> None:
         self.study, self.storage, self.space, self.objectives = study, storage, space, objectives
         # The jobs are told job_storage_url: no password (see store.password_to_environment).
@@ -67,7 +67,8 @@ class TrialLoop:
         self.parent_run_id, self.pruner_spec, self.mlflow_uri = parent_run_id, pruner_spec, mlflow_uri
         self.launcher, self.compose_once, self.verbose = launcher, compose_once, verbose
         self.heartbeat = studies.heartbeat_interval(storage)  # seconds; None: a journal file has none
-        self.unowned_grace = unowned_grace  # seconds before a trial no sweeper recorded itself on is FAIL
+        # Seconds before a trial no sweeper recorded itself on is FAIL (hydra.sweeper.grace_period).
+        self.unowned_grace = studies.UNOWNED_GRACE_SECONDS if unowned_grace is None else unowned_grace
         self.started = time.monotonic()
         self.job_idx = 0
         self.n_trials, self.n_jobs = 0, 1

@@ -143,7 +143,7 @@ class OptunaSweeperImpl:
 
         run = TrialLoop(study, storage, space, objectives, storage_url, job_storage_url, parent_run_id,
                         pruner_spec, mlflow_uri, launcher, jobs.compose_once, self._verbose(),
-                        unowned_grace=studies.UNOWNED_GRACE_SECONDS if s.grace_period is None else s.grace_period)
+                        unowned_grace=s.grace_period)
         run.fail_orphans()
         parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
         finished = studies.count(study)[0]
