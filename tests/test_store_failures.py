@@ -138,21 +138,30 @@ class ReadOnly:
         """A sub-folder first, then what it holds: once a folder is immutable, its entries stay."""
         if not top:
             self._set([folder], writable)
-        entries = [path for path in folder.iterdir() if not path.is_symlink()]
+        try:
+            entries = [path for path in folder.iterdir() if not path.is_symlink()]
+        except FileNotFoundError:  # removed by the sweep in between, as _set passes over
+            return
         self._set([path for path in entries if path.is_file()], writable)
         for path in entries:
             if path.is_dir():
                 self._walk(path, writable=writable)
 
     def _set(self, paths: list[Path], writable: bool) -> None:
-        if not paths:
-            return
-        if self.root:
-            subprocess.run(["chattr", "-i" if writable else "+i", *map(str, paths)], check=True)
-        else:
-            for path in paths:
-                mode = path.stat().st_mode
-                path.chmod(mode | 0o200 if writable else mode & ~0o222)
+        """A file the running sweep removes in between (SQLite's ``mlflow.db-journal`` lives for
+        one transaction) is passed over: only a failure on a file still there is one."""
+        for path in paths:
+            try:
+                if self.root:
+                    done = subprocess.run(["chattr", "-i" if writable else "+i", str(path)],
+                                          capture_output=True, text=True)
+                    if done.returncode and path.exists():
+                        raise OSError(f"chattr on {path} failed: {done.stderr.strip()}")
+                else:
+                    mode = path.stat().st_mode
+                    path.chmod(mode | 0o200 if writable else mode & ~0o222)
+            except FileNotFoundError:
+                continue
 
 
 @pytest.fixture
