@@ -3,5 +3,12 @@
 from sweeper.app import main
 from sweeper.cli import run_command
 
-if __name__ == "__main__":
+
+def command() -> None:
+    """The ``sweeper`` console script: ``python -m sweeper`` under its own name (so Hydra's
+    ``sweeper -sc install=bash`` completes it)."""
     run_command(main)
+
+
+if __name__ == "__main__":
+    command()

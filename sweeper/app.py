@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper import CONF_DIR
 from sweeper.config import OBJECTIVES, for_task, validate
-from sweeper.cli import exit_for, start_up_done
+from sweeper.cli import exit_for
 from sweeper.errors import ConfigError, SweeperError, one_line
 from sweeper.overrides import check_bool_overrides
 from sweeper.tracking.tags import FAIL_REASON_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
@@ -33,13 +33,17 @@ SPLITS = ("train", "val", "test")
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 
 
-def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> dict:
+def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str] | None = None,
+        drawing: Any = None) -> dict:
     """Train one network as ``cfg`` says and log it to MLflow.
 
     Returns a plain, picklable dict: ``{"state": COMPLETE|PRUNED|FAIL, "objective": cfg.objective,
     "metrics": {final metrics, in the target's original units}, "run_id": MLflow run id,
     "reason": None or one line}``. A bad config or CSV raises ConfigError/DataError before any
     MLflow run is created. ``tags`` are added to the run's tags (e.g. ``sweeper.rerun_of``).
+    ``drawing`` (a launcher's, e.g. ``sweeper.launcher.local.Drawing``: ``loss_curves(history,
+    best_epoch, loss, tracking_uri, run_id)``) draws and logs a trial's ``loss_curves.png`` off
+    the trial's path; without it the run draws its own.
     """
     import numpy as np
     from threadpoolctl import threadpool_limits
@@ -51,7 +55,6 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     # thread to pay, and N sweep workers on N cores must not each start N threads
     # (benchmarks/epoch_speed.py measured every contender 3-5x slower with 2 threads).
     threadpool_limits(limits=1, user_api="blas")
-    start_up_done()
 
     validate(cfg)
     cfg = _resolved(cfg)
@@ -116,7 +119,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         mlrun.log_metrics({k: v for k, v in metrics.items() if k in PER_EPOCH}, step=result.epochs_run, last=True)
         with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
             _write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL,
-                             mlrun=mlrun if link is not None else None)
+                             mlrun=mlrun, drawing=drawing if link is not None else None)
             mlrun.log_artifacts(folder)
             if link is None and state == COMPLETE:
                 # A single run's network is a model someone uses; a sweep logs only its best
@@ -132,7 +135,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
             ended = f"pruned @{result.epochs_run}" if state == PRUNED else "failed"
             name = f"trial-{link.trial_number} ({ended})"
         mlrun.end("FAILED" if state == FAIL else "FINISHED", tags=end_tags, name=name)
-    except KeyboardInterrupt as error:  # Ctrl-C, or a SLURM job's SIGTERM (sweeper.sweep.slurm)
+    except KeyboardInterrupt as error:  # Ctrl-C, or a SLURM job's SIGTERM (sweeper.launcher.slurm)
         _log_record(mlrun, cfg, dataset)
         _end_failed(mlrun, f"interrupted ({str(error) or 'KeyboardInterrupt'})", "KILLED")
         raise
@@ -238,7 +241,7 @@ def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> dict:
+def main(cfg: DictConfig, drawing: Any = None) -> dict:
     """``python -m sweeper``: one run, or one job of a ``-m`` sweep.
 
     In a single run the final metrics are printed and a diverged run exits with status 1; bad
@@ -252,7 +255,7 @@ def main(cfg: DictConfig) -> dict:
     try:
         if HydraConfig.initialized():
             check_bool_overrides(cfg, HydraConfig.get().overrides.task)
-        result = run(cfg)
+        result = run(cfg, drawing=drawing)
     except (SweeperError, KeyboardInterrupt) as error:
         if single:
             exit_for(error)
@@ -492,21 +495,22 @@ def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:
 
 
 def _write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, result: Any, with_model: bool,
-                     mlrun: Any = None) -> None:
+                     mlrun: Any, drawing: Any = None) -> None:
     """config.yaml, data.json, loss_curves.png and (unless the run failed) model.npz, and for a
     classifier that did not fail confusion_matrix.csv and .png (test rows).
 
-    A trial's ``loss_curves.png`` (``mlrun`` given) goes to the sweep's drawing process when
-    the sweep defers drawing (``plots.DeferredDrawing``), which logs it to the run itself. A plot
-    that cannot be drawn costs the run its picture, never its other artifacts.
+    A trial's ``loss_curves.png`` goes to ``drawing`` when the launcher gave one (see ``run``),
+    which logs it to the run itself. A plot that cannot be drawn costs the run its picture,
+    never its other artifacts.
     """
     from sweeper.tracking import plots
     from sweeper.tracking.model_file import save_model
 
     _write_record(folder, cfg, dataset)
     loss = net.loss_function.name
-    if mlrun is None or not plots.draw_loss_curves_later(result.history, result.best_epoch, loss,
-                                                         mlrun.client.tracking_uri, mlrun.run_id):
+    if drawing is not None:
+        drawing.loss_curves(result.history, result.best_epoch, loss, mlrun.client.tracking_uri, mlrun.run_id)
+    else:
         try:
             plots.plot_loss_curves(result.history, result.best_epoch, folder / "loss_curves.png", loss)
         except Exception as error:

@@ -8,7 +8,6 @@ error into ``error: <key>: <what is wrong>; allowed: ...`` with exit status 2. S
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import re
 import sys
@@ -123,44 +122,10 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def sweeper_main() -> None:
-    """The ``sweeper`` console script: ``python -m sweeper`` under its own name (so Hydra's
-    ``sweeper -sc install=bash`` completes it)."""
-    from sweeper.app import main
-
-    run_command(main)
-
-
-#: Whether the command is still starting (``run_command`` until ``start_up_done``).
-_starting = False
-
-
 def run_command(main: Callable[[], object]) -> None:
-    """``run_main`` as a whole process: the command's end is the process's.
+    """``run_main`` as a whole process (``python -m sweeper``): the command's end is the
+    process's, its garbage collector off while it starts (``sweeper.launcher.processes.start_up``)."""
+    from sweeper.launcher.processes import start_up
 
-    The garbage collector is off while the command starts (imports, Hydra's composition, the
-    sweep's checks): what they make lives as long as the process, and each full collection
-    walks all of it (~20% of MLflow's, Optuna's and Hydra's import time). ``start_up_done``
-    then freezes it (``gc.freeze``) out of every later collection and turns the collector on;
-    the start's own garbage (~8% of its objects, once) is frozen with it rather than paying a
-    full collection (~0.3 s) to free it.
-    The objects left at the end are frozen out of the final pass too, which would otherwise walk
-    every object of MLflow, SQLAlchemy and matplotlib for ~0.6 s after the last line."""
-    global _starting
-    _starting = True
-    gc.disable()
-    try:
+    with start_up():
         run_main(main)
-    finally:
-        gc.freeze()
-
-
-def start_up_done() -> None:
-    """The command's work starts (a sweep's first trial, a run's training): the objects made so
-    far are frozen out of the garbage collector's passes, which then resume. A no-op outside
-    ``run_command`` (tests, ``sweeper.rerun``) and after the first call."""
-    global _starting
-    if _starting:
-        _starting = False
-        gc.freeze()
-        gc.enable()

@@ -284,6 +284,7 @@ def test_a_command_starts_without_the_collector_and_freezes_its_start_once_the_w
     import sys
 
     from sweeper import cli
+    from sweeper.launcher import processes
 
     monkeypatch.setattr(sys, "argv", ["sweeper"])
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # run_main sets it: the test's end restores it
@@ -296,10 +297,10 @@ def test_a_command_starts_without_the_collector_and_freezes_its_start_once_the_w
 
     def main():
         seen["collecting while starting"] = gc.isenabled()
-        cli.start_up_done()
+        processes.start_up_done()
         seen["collecting once working"] = gc.isenabled()
         seen["start frozen"] = len(freezes) == 1 and gc.get_freeze_count() > 0
-        cli.start_up_done()  # a sweep's in-process job calls it again: nothing more happens
+        processes.start_up_done()  # a sweep's in-process job calls it again: nothing more happens
         seen["frozen again"] = len(freezes) != 1
 
     try:
@@ -311,5 +312,5 @@ def test_a_command_starts_without_the_collector_and_freezes_its_start_once_the_w
     assert seen == {"collecting while starting": False, "collecting once working": True,
                     "start frozen": True, "frozen again": False}
     assert left_frozen > 0  # the objects left at the end skip the interpreter's final pass
-    cli.start_up_done()  # outside a command (a test, sweeper.rerun's in-process run): nothing
+    processes.start_up_done()  # outside a command (a test, sweeper.rerun's in-process run): nothing
     assert gc.isenabled() and gc.get_freeze_count() == 0

@@ -80,19 +80,19 @@ def test_the_parent_runs_plots_drawn_in_the_drawing_process_are_those_drawn_here
     """The sweep's end hands its plots to the drawing process (an in-memory study of the same
     trials) while it logs the best model: the same artifacts and importances as drawn in place,
     and ``meanwhile`` ran."""
-    from sweeper.sweep import local_launcher, parent_run
+    from sweeper.launcher.processes import Drawer
+    from sweeper.sweep import parent_run
 
     study, client, here = _study_and_parent(tmp_path / "a")
     parent_run.log_results(client, here, study, ["val_rmse"], None)
     _, client_b, there = _study_and_parent(tmp_path / "b")
-    drawing = local_launcher._drawing_process()
+    drawer = Drawer()
     try:
         with caplog.at_level("WARNING"):
-            result = parent_run.log_results(client_b, there, study, ["val_rmse"], None, drawing.executor,
+            result = parent_run.log_results(client_b, there, study, ["val_rmse"], None, drawer.submit,
                                             meanwhile=lambda: "best model")
     finally:
-        drawing.close(wait=False)  # the sweep's end: no run in this process defers to it any more
-        drawing.executor.close()
+        drawer.close()
     # Drawn there: no fallback warning (matplotlib's own deprecation notes aside).
     assert result == "best model" and not [r for r in caplog.records if r.name.startswith("sweeper")]
     expected = _logged(client, here, tmp_path / "here")
@@ -102,20 +102,18 @@ def test_the_parent_runs_plots_drawn_in_the_drawing_process_are_those_drawn_here
 
 
 def test_plots_the_drawing_process_could_not_draw_are_drawn_here_with_one_warning(tmp_path: Path, caplog) -> None:
-    from sweeper.sweep import local_launcher, parent_run
+    from sweeper.launcher.processes import Drawer, ready
+    from sweeper.sweep import parent_run
 
     study, client, run_id = _study_and_parent(tmp_path)
-    drawing = local_launcher._drawing_process()
+    drawer = Drawer()
     try:  # a study direction Optuna refuses: the call fails in the drawing process
-        drawing.executor.submit(local_launcher._ready).result(timeout=120)
-        bad = drawing.executor.submit(parent_run._write_plots_of_trials, study.trials, ["sideways"], ["val_rmse"],
-                                      tmp_path)
+        drawer.submit(ready).result(timeout=120)
+        bad = drawer.submit(parent_run._write_plots_of_trials, study.trials, ["sideways"], ["val_rmse"], tmp_path)
         with caplog.at_level("WARNING"):
-            parent_run.log_results(client, run_id, study, ["val_rmse"], None,
-                                   type("Failing", (), {"submit": lambda self, *a: bad})())
+            parent_run.log_results(client, run_id, study, ["val_rmse"], None, lambda *args: bad)
     finally:
-        drawing.close(wait=False)
-        drawing.executor.close()
+        drawer.close()
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("sweeper")]
     assert warning.startswith("the parent run's plots are drawn in the sweep's process: the process drawing them "
                               "failed: ")
@@ -134,17 +132,18 @@ def test_the_drawing_process_is_forked_from_the_sweeper_and_ends_with_its_end_of
 
     script = """
 import gc, os
-from sweeper.sweep import local_launcher
-from sweeper.sweep.job_configs import fork_context
+from omegaconf import OmegaConf
+from sweeper.launcher.local import LocalLauncher
+from sweeper.launcher.processes import fork_context
 assert fork_context() is not None, "the drawing process would come from the fork server here"
-gc.disable()  # as cli.run_command leaves it while a sweep starts
-drawing = local_launcher._drawing_process()
-process = drawing.executor.process
+gc.disable()  # as the command's start-up leaves it while a sweep starts
+launcher = LocalLauncher(n_jobs=1)
+launcher.setup(hydra_context=None, task_function=print, config=OmegaConf.create({"hydra": {}}))
+process = launcher.drawer.process
 print(process is not None and process.is_alive())  # started with the sweep, not at its first call
-print(drawing.executor.submit(os.getppid).result(timeout=60) == os.getpid())
-print(drawing.executor.submit(gc.isenabled).result(timeout=60))
-drawing.close(wait=False)
-drawing.executor.close()
+print(launcher.drawer.submit(os.getppid).result(timeout=60) == os.getpid())
+print(launcher.drawer.submit(gc.isenabled).result(timeout=60))
+launcher.close(finished=True)  # nothing pending: it ends on end-of-file
 process.join(timeout=30)
 print(process.exitcode)
 """

@@ -12,9 +12,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from sweeper import stop
 from sweeper.errors import ConfigError
 from sweeper.sweep import trial_link
-from sweeper.sweep.job_configs import composition_message
+from sweeper.composer import composition_message
 from sweeper.sweep.storage import open_storage
 
 from .stores import load_study
@@ -149,8 +150,8 @@ def test_a_stop_requested_while_the_signal_was_dropped_ends_the_trial_at_its_nex
     trial = study.ask()
     link = trial_link.TrialLink(url, "s", trial._trial_id, trial.number, None)
     assert link.report(1, 1.0) is False
-    monkeypatch.setattr(trial_link, "_stop_reason", None)
-    trial_link.request_stop("its SLURM job got SIGTERM")
+    monkeypatch.setattr(stop, "_reason", None)
+    stop.request("its SLURM job got SIGTERM")
     with pytest.raises(KeyboardInterrupt, match="its SLURM job got SIGTERM"):
         link.report(2, 0.5)
     assert load_study("s", url).trials[0].intermediate_values == {1: 1.0}
@@ -220,15 +221,15 @@ def test_a_job_config_is_a_copy_a_job_may_change(jobs):
 ])
 def test_the_check_in_a_forked_process_gives_what_the_check_here_gives(jobs, params, arguments, error, caplog,
                                                                       monkeypatch):
-    """The space check run beside the sweep's start (``check_in_background``) keeps the same
+    """The space check run beside the sweep's start (``check_beside``, in a forked process) keeps the same
     space, says the same lines, fails with the same error, and brings the compositions it made
     back (the trials reuse them)."""
     import logging
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from sweeper.launcher.processes import ForkedCall, fork_context
     from sweeper.sweep import space as search_space
-    from sweeper.sweep.job_configs import fork_context
 
     assert fork_context() is not None, "the check would run here: this test would compare it with itself"
     parser = OverridesParser.create()
@@ -239,7 +240,7 @@ def test_the_check_in_a_forked_process_gives_what_the_check_here_gives(jobs, par
     def forked(space):
         # A process that died would be replaced by the check here: that must not happen.
         monkeypatch.setattr(jobs, "check", lambda _: pytest.fail("the forked check fell back to the check here"))
-        return jobs.check_in_background(space)()
+        return jobs.check_beside(space, lambda fn, *args: ForkedCall(fork_context(), fn, args))()
 
     for check in (here, forked):
         caplog.clear()

@@ -305,7 +305,7 @@ def test_the_slurm_launcher_without_its_extra_is_one_line(tmp_path):
     blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in (
         "hydra_plugins.hydra_submitit_launcher", "hydra_plugins.hydra_submitit_launcher.config",
         "hydra_plugins.hydra_submitit_launcher.submitit_launcher"))
-    code = f"import sys; {blocked}; from sweeper.cli import sweeper_main; sweeper_main()"
+    code = f"import sys; {blocked}; from sweeper.__main__ import command; command()"
     proc = subprocess.run([sys.executable, "-c", code, "-m", "hydra/launcher=slurm", "search=small",
                            f"hydra.sweep.dir={tmp_path / 'multirun'}"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -327,7 +327,7 @@ def test_a_job_whose_python_fails_outside_the_trial_returns_a_failure_naming_the
     import submitit
     from hydra.core.utils import JobStatus
 
-    from sweeper.sweep.slurm import job_return
+    from sweeper.launcher.slurm import job_return
 
     job = submitit.LocalExecutor(folder=tmp_path).submit(_import_what_is_not_there)
     returned = job_return(job, ["x=1"])

@@ -1,4 +1,4 @@
-"""The launcher of ``hydra/launcher=slurm``; a thin shim over :mod:`sweeper.sweep.slurm`.
+"""The launcher of ``hydra/launcher=slurm``; a thin shim over :mod:`sweeper.launcher.slurm`.
 
 It is Hydra's submitit SLURM launcher (``pip install -e '.[slurm]'``), except that a job SLURM
 kills is its trial's failure rather than the whole sweep's, and that a trial stops at the
@@ -19,13 +19,13 @@ if SubmititSlurmLauncher is not None:
         """Each trial of a batch a task of one SLURM job array."""
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
-            from sweeper.sweep.slurm import submit
+            from sweeper.launcher.slurm import submit
 
             return submit(self, job_overrides, initial_job_idx)
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             """Runs inside the SLURM job (submitit unpickles this launcher there)."""
-            from sweeper.sweep.slurm import stop_on_sigterm
+            from sweeper.launcher.slurm import stop_on_sigterm
 
             stop_on_sigterm()
             return super().__call__(*args, **kwargs)

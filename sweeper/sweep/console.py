@@ -88,13 +88,18 @@ def ranked(study: optuna.Study, objectives: Sequence[str]) -> list[FrozenTrial]:
 
 @contextlib.contextmanager
 def quiet_launcher(launcher: Any, verbose: bool) -> Iterator[None]:
-    """Hold back the launcher's INFO lines (its package's logger at WARNING; the sweeper's own
-    launcher's module logger) unless ``verbose``."""
+    """Hold back the launcher's INFO lines unless ``verbose``: the loggers of the modules its
+    class and its bases come from (a plugin's package; a module of ``sweeper``), at WARNING."""
     if verbose:
         yield
         return
-    module = type(launcher).__module__
-    with quiet_logger(module if module.startswith("sweeper.") else module.rsplit(".", 1)[0]):
+    with contextlib.ExitStack() as stack:
+        for cls in type(launcher).__mro__:
+            module = cls.__module__
+            if module.startswith("sweeper."):
+                stack.enter_context(quiet_logger(module))
+            elif module.startswith("hydra_plugins."):
+                stack.enter_context(quiet_logger(module.rsplit(".", 1)[0]))
         yield
 
 

@@ -1,30 +1,24 @@
-"""The sweep's job configs: composed through Hydra's config loader, and checked before any trial.
+"""The sweep's job configs checked before any trial.
 
 A search space is checked value by value (every choice, both ends of an interval) in every
 context it can occur in, so an unknown key, an unknown group option or a value the config
 schema or the app's validator rejects names itself before the first trial. A config group's
 option is composed (once each, ~0.1 s a compose; the trials reuse them for their conditional
 keys); a plain key's value is set on a copy of its context's composed config with OmegaConf's
-``update``, which is what a compose does last with such an override.
+``update``, which is what a compose does last with such an override (:mod:`sweeper.composer`).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import multiprocessing
-import signal
-import sys
-import threading
 from typing import Any, Callable
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
 from hydra.types import HydraContext
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from sweeper.composer import Composer, composition_message, set_value, without_hydra
 from sweeper.errors import ConfigError, SweeperError, one_line, sendable
 from sweeper.overrides import check_bool_overrides
 from sweeper.sweep import space as search_space
@@ -33,126 +27,12 @@ from sweeper.sweep.trial_link import IDENTITY_KEYS
 log = logging.getLogger(__name__)
 
 
-def composition_message(err: BaseException) -> str:
-    """Hydra's and OmegaConf's multi-line composition errors, down to the facts on one line."""
-    noise = ("To append", "full_key", "reference_type", "object_type", "Set the environment")
-    text = str(err)
-    if err.__cause__ is not None:  # "Error merging override k=v" hides why; the cause says it
-        text += ": " + str(err.__cause__)
-    text = text.split("Config search path:")[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " ".join(line for line in lines if not line.startswith(noise)) or type(err).__name__
-
-
-def set_value(cfg: DictConfig, override: Override) -> None:
-    """Set a plain key's value (``key=v``, ``+key=v``, ``++key=v``) in ``cfg`` as a compose does,
-    failing with the same words: a struct config refuses an unknown key without ``+``, and ``+``
-    refuses a key that exists."""
-    key, value = override.key_or_group, override.value()
-    try:
-        if override.is_add() and OmegaConf.select(cfg, key, throw_on_missing=False) is not None \
-                and not isinstance(value, (dict, list)):
-            line = override.input_line
-            raise ValueError(f"Could not append to config. An item is already at '{key}'.\n"
-                             f"Either remove + prefix: '{line[1:]}'\nOr add a second + to add or override '{key}': '+{line}'")
-        try:
-            OmegaConf.update(cfg, key, value, merge=True, force_add=override.is_add() or override.is_force_add())
-        except (ConfigAttributeError, ConfigKeyError):
-            raise ValueError(f"Could not override '{key}'.") from None
-    except OmegaConfBaseException as err:
-        raise ValueError(f"Error merging override {override.input_line}") from err
-
-
-def override_dirname(task: list[Override], exclude_keys: list[str], item_sep: str, kv_sep: str) -> str:
-    """``hydra.job.override_dirname`` as Hydra writes it: the task overrides whose key is not
-    excluded, sorted, joined by ``item_sep``, each ``=`` written ``kv_sep``."""
-    lines = sorted(o.input_line for o in task if o.key_or_group not in exclude_keys)
-    return item_sep.join(lines).replace("=", kv_sep)
-
-
-def fork_context() -> Any:
-    """multiprocessing's ``fork`` context where a fork is safe (Linux, and this process runs
-    one thread; macOS has fork, but not safely once its system frameworks are loaded), else
-    None."""
-    if not sys.platform.startswith("linux") or threading.active_count() > 1:
-        return None
-    return multiprocessing.get_context("fork")
-
-
-def _without_hydra(cfg: DictConfig) -> DictConfig:
-    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-
-
-class JobConfigs:
-    """Composes the sweep's job configs (the sweep's own config plus a job's overrides)."""
+class JobConfigs(Composer):
+    """The sweep's job configs (:class:`Composer`), its space checked with the app's validator."""
 
     def __init__(self, hydra_context: HydraContext, config: DictConfig, validator: str | None) -> None:
-        self._loader = hydra_context.config_loader
-        self._config = config
-        self._parser = OverridesParser.create(config_loader=self._loader)
+        super().__init__(hydra_context, config)
         self._validator = validator
-        self._composed: dict[tuple[str, ...], DictConfig] = {}  # see compose_once
-        self._groups: dict[str, bool] = {}
-        self._fixed: list[str] = []  # the checked space's fixed overrides (see job_config)
-
-    def compose(self, overrides: list[str]) -> DictConfig:
-        """The config a job with ``overrides`` gets (a full Hydra compose, ~0.1 s)."""
-        return self._loader.load_sweep_config(self._config, list(overrides))
-
-    def compose_once(self, overrides: list[str]) -> DictConfig:
-        """``compose``, remembered for the sweep (callers only read it): only the fixed overrides
-        plus options of swept config groups come here, a handful of lists."""
-        # The sweep's own Hydra overrides are part of every composition, and change once (a
-        # password moved out of the storage URL: OptunaSweeperImpl._keep_out_of_files).
-        key = (*self._config.hydra.overrides.hydra, "", *overrides)
-        if key not in self._composed:
-            self._composed[key] = self.compose(overrides)
-        return self._composed[key]
-
-    def is_group(self, key: str) -> bool:
-        if key not in self._groups:  # with the sweep's own hydra.searchpath, as a compose sees it
-            self._groups[key] = bool(self._loader.get_group_options(
-                key, config_name=self._config.hydra.job.config_name,
-                overrides=list(self._config.hydra.overrides.hydra)))
-        return self._groups[key]
-
-    def job_config(self, overrides: list[str]) -> DictConfig:
-        """The config Hydra's launcher gives a job with ``overrides`` (``compose``), built in a
-        few milliseconds instead of a ~0.1 s compose.
-
-        A trial's overrides differ from the next trial's in values, and only a little in config
-        group options. So the composition of the space's fixed overrides (when the job's start
-        with them, as a trial's do) and the job's group options (and the sweep's own Hydra
-        overrides) is made once per set of options (``compose_once``) and copied: the very
-        compositions the space's check and the trials' suggestions made already. Each other
-        plain ``key=value``, Hydra's own ``++hydra...`` ones included, is then set as a compose
-        sets it, in the same order (:func:`set_value`); last, the two override lists and
-        ``hydra.job.override_dirname`` are written as Hydra writes them. What this path does not
-        cover (deleting a key, a package ``@``) is composed in full.
-        ``tests/test_job_configs.py`` checks the result equals Hydra's compose.
-        """
-        parsed = self._parser.parse_overrides(list(overrides))
-        if any(o.is_delete() or o.package is not None or o.is_sweep_override() for o in parsed):
-            return self.compose(overrides)
-        fixed = self._fixed if list(overrides[:len(self._fixed)]) == self._fixed else []
-        rest = parsed[len(fixed):]
-        groups = [o.input_line for o in rest if self.is_group(o.key_or_group)]
-        cfg = copy.deepcopy(self.compose_once(fixed + groups))
-        for override in rest:
-            if override.input_line in groups:
-                continue
-            set_value(cfg, override)
-        with open_dict(cfg):
-            hydra = cfg.hydra
-            hydra.overrides.hydra = list(self._config.hydra.overrides.hydra) + [
-                o.input_line for o in parsed if o.is_hydra_override()]
-            task = [o for o in parsed if not o.is_hydra_override()]
-            hydra.overrides.task = [o.input_line for o in task]
-            dirname = hydra.job.config.override_dirname
-            hydra.job.override_dirname = override_dirname(
-                task, list(dirname.exclude_keys), str(dirname.item_sep), str(dirname.kv_sep))
-        OmegaConf.copy_cache(from_config=self._config, to_config=cfg)
-        return cfg
 
     def yaml(self, overrides: list[str]) -> str | None:
         """The job config of ``overrides`` as YAML (resolved when it can be), without ``hydra``;
@@ -171,7 +51,7 @@ class JobConfigs:
 
     def base(self, space: search_space.SearchSpace) -> DictConfig:
         """The config of the space's fixed overrides alone, without ``hydra`` (what the preflight reads)."""
-        return _without_hydra(self._try_compose(space.fixed, "hydra.sweeper.params"))
+        return without_hydra(self._try_compose(space.fixed, "hydra.sweeper.params"))
 
     def base_values(self, space: search_space.SearchSpace) -> tuple[dict[str, Any], list[str]]:
         """The space's keys' values in the base config, where the space allows them, and the
@@ -189,38 +69,25 @@ class JobConfigs:
         self._composed = {}
         return self._searched(space, *self._check(space))
 
-    def check_in_background(self, space: search_space.SearchSpace) -> Callable[[], search_space.SearchSpace]:
-        """``check(space)`` started in a forked process, so that the sweep's start (importing
-        MLflow: ~1.6 s, as long as the check) runs beside it on another core; the function
-        returned waits for it and gives what ``check`` gives, or raises its ConfigError. The
-        compositions the check made come back with it (the trials reuse them). Where there is no
-        ``fork`` (or threads already run, which a fork would not carry), the check runs here and
-        now. Nothing the check does writes anywhere, so running it elsewhere changes no
-        outcome."""
-        context = fork_context()
-        if context is None:
+    def check_beside(self, space: search_space.SearchSpace, beside: Any) -> Callable[[], search_space.SearchSpace]:
+        """``check(space)``, run by ``beside`` (the launcher's, see :mod:`sweeper.sweep.launching`)
+        on another core where it can, so that the sweep's start (importing MLflow: ~1.6 s, as
+        long as the check) runs meanwhile; the function returned waits for it and gives what
+        ``check`` gives, or raises its ConfigError. The compositions the check made come back
+        with it (the trials reuse them). Without ``beside``, or where it cannot, or when its
+        process died, the check runs here. Nothing the check does writes anywhere, so running it
+        elsewhere changes no outcome."""
+        self._composed = {}
+        call = beside(self.check_outcome, space) if beside is not None else None
+        if call is None:
             checked = self.check(space)
             return lambda: checked
-        self._composed = {}
-        receive, send = context.Pipe(duplex=False)
-        child = context.Process(target=self._check_in_child, args=(space, send), daemon=True,
-                                name="sweeper-space-check")
-        child.start()
-        send.close()
 
         def result() -> search_space.SearchSpace:
             try:
-                outcome = receive.recv()
-            except EOFError:  # the check's process died (killed from outside): check here
-                outcome = None
-            except BaseException:  # Ctrl-C while waiting: the check is of no use any more
-                child.kill()
-                raise
-            finally:
-                receive.close()
-                child.join()
-            if outcome is None:
-                log.debug("the space check's process ended with exit code %s: checked here", child.exitcode)
+                outcome = call.result()
+            except ChildProcessError as err:  # its process died (killed from outside): check here
+                log.debug("the space check's process ended: checked here (%s)", err)
                 return self.check(space)
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -238,20 +105,14 @@ class JobConfigs:
         self._fixed = list(space.fixed)
         return space.without(dropped)
 
-    def _check_in_child(self, space: search_space.SearchSpace, send: Any) -> None:
-        """The forked process of ``check_in_background``: sends (dropped keys, notes, the
-        compositions, the group lookups), or the error the check raised. Ctrl-C is the sweep's:
-        it stops this process (``result``)."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    def check_outcome(self, space: search_space.SearchSpace) -> Any:
+        """What ``check_beside``'s other process sends back: (dropped keys, notes, the
+        compositions, the group lookups), or the error the check raised."""
         try:
             dropped, notes = self._check(space)
-            outcome: Any = (dropped, notes, self._composed, self._groups)
+            return dropped, notes, self._composed, self._groups
         except Exception as err:  # raised again in the sweep's own process
-            outcome = sendable(err)
-        try:
-            send.send(outcome)
-        finally:
-            send.close()
+            return sendable(err)
 
     def _check(self, space: search_space.SearchSpace) -> tuple[set[str], list[str]]:
         """``check``'s work: (the keys left out of the search, the lines that say why)."""
@@ -302,7 +163,7 @@ class JobConfigs:
         space's), struct as a compose leaves it: what a value is set on, copied, ~5× cheaper."""
         key = ("app", *overrides)
         if key not in self._composed:
-            cfg = _without_hydra(self._try_compose(overrides, where))
+            cfg = without_hydra(self._try_compose(overrides, where))
             OmegaConf.set_struct(cfg, True)
             self._composed[key] = cfg
         return self._composed[key]
@@ -353,7 +214,7 @@ class JobConfigs:
         except Exception as err:
             raise ConfigError(f"hydra.sweeper.validator={self._validator}: {one_line(err)}") from None
         try:
-            validator(_without_hydra(cfg) if "hydra" in cfg else cfg)
+            validator(without_hydra(cfg) if "hydra" in cfg else cfg)
         except SweeperError as err:
             return str(err)
         return None

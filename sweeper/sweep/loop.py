@@ -15,24 +15,11 @@ from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from sweeper.errors import JobLost, StoreError, one_line
-from sweeper.sweep import console, space as search_space, study as studies, trial_link
+from sweeper.sweep import console, launching, space as search_space, study as studies, trial_link
 from sweeper.sweep.storage import budget_lock, storage_calls
 from sweeper.tracking.store import wait_until_alive
 
 log = logging.getLogger(__name__)
-
-
-def runs_jobs_concurrently(launcher: Any) -> bool:
-    """Whether ``launcher.launch`` may be called from several threads at once, each call running
-    its jobs in processes of their own: the sweeper's own launcher with ``n_jobs`` > 1 (its
-    worker processes), and Hydra's joblib launcher (its loky pool takes calls from any thread)."""
-    if getattr(launcher, "concurrent_jobs", False):
-        return True
-    try:
-        from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
-    except ImportError:  # the [joblib] extra is not installed
-        return False
-    return isinstance(launcher, JoblibLauncher)
 
 
 class TrialLoop:
@@ -84,15 +71,15 @@ class TrialLoop:
     def loop(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
         """Run trials until the study holds ``n_trials`` counted ones (or ``timeout`` passes).
 
-        A launcher that can run jobs concurrently (``runs_jobs_concurrently``: the sweeper's own
-        with worker processes, Hydra's joblib launcher) keeps ``n_jobs`` trials running, each
+        A launcher that can run jobs concurrently (``launching.concurrent_launches``: the local
+        one with worker processes, joblib) keeps ``n_jobs`` trials running, each
         asked as soon as a slot frees (:meth:`_lanes`); any other launcher gets batches of
         ``n_jobs`` trials, each batch launched whole and waited for (in-process, one job at a
         time; the SLURM launcher submits a batch as one job array).
         """
         self.n_trials, self.n_jobs = n_trials, n_jobs
         returns = []
-        if n_jobs > 1 and runs_jobs_concurrently(self.launcher):
+        if n_jobs > 1 and launching.concurrent_launches(self.launcher):
             returns = self._lanes(n_trials, timeout, n_jobs)
         # Batches; after lanes, what is left: other workers' running trials to wait for, and
         # the retries of those that die.
@@ -145,9 +132,7 @@ class TrialLoop:
                     thread.join()
             except KeyboardInterrupt as err:
                 failures.append(err)
-                stop_jobs = getattr(self.launcher, "stop_jobs", None)
-                if stop_jobs is not None:  # the sweeper's own workers: their trials end interrupted
-                    stop_jobs()
+                launching.stop_jobs(self.launcher)  # jobs in other processes end interrupted
                 with lock:
                     self._fail_unfinished(list(running.values()), err)
                 raise

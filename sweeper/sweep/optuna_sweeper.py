@@ -28,9 +28,8 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeper import PROJECT_ROOT
-from sweeper.cli import start_up_done
 from sweeper.errors import ConfigError, StoreError, SweeperError, one_line
-from sweeper.sweep import console, local_launcher, parent_run, space as search_space, study as studies
+from sweeper.sweep import console, launching, parent_run, space as search_space, study as studies
 from sweeper.sweep.job_configs import JobConfigs
 from sweeper.sweep.loop import TrialLoop
 from sweeper.sweep.registry import make_pruner, make_sampler
@@ -85,20 +84,13 @@ class OptunaSweeperImpl:
         s, cfg = self.settings, self.config
         check_settings(s)
         jobs = JobConfigs(self.hydra_context, cfg, str(s.validator) if s.validator else None)
-        launcher = self.launcher
-        if local_launcher.replaces(cfg):  # its worker processes start now, beside the checks below
-            try:
-                launcher = local_launcher.LocalLauncher(self.hydra_context, self.task_function, cfg, jobs.job_config, int(s.n_jobs))
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
         finished = False
         try:
-            returns = self._run_sweep(arguments, jobs, launcher)
+            returns = self._run_sweep(arguments, jobs, self.launcher)
             finished = True
             return returns
         finally:
-            if launcher is not self.launcher:
-                launcher.close(finished)
+            launching.close(self.launcher, finished)
 
     def _run_sweep(self, arguments: list[str], jobs: JobConfigs, launcher: Any) -> Any:
         s, cfg = self.settings, self.config
@@ -107,11 +99,9 @@ class OptunaSweeperImpl:
             objective, s.direction, list(s.directions) if s.directions else None)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         params = OmegaConf.to_container(s.params, resolve=True) if s.params else {}
-        checked = jobs.check_in_background(search_space.parse(params, arguments, parser))
+        checked = jobs.check_beside(search_space.parse(params, arguments, parser), launching.beside(launcher))
         parent_run.import_store(cfg)  # beside the check, which takes about as long
         space = checked()
-        if isinstance(launcher, local_launcher.LocalLauncher):
-            launcher.warm_up()  # its drawing process imports on the core the check used
         grid = space.grid() if str(s.sampler).lower() == "grid" else None
         pruner_spec = {"name": s.pruner, "kwargs": OmegaConf.to_container(s.pruner_kwargs, resolve=True)}
         sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
@@ -158,7 +148,6 @@ class OptunaSweeperImpl:
             n_trials = math.prod(len(v) for v in grid.values())
             log.info("the grid has %d points: n_trials lowered to match", n_trials)
         status, returns = "FINISHED", []
-        start_up_done()
         try:
             returns = run.loop(n_trials, s.timeout, int(s.n_jobs))
         except KeyboardInterrupt:
@@ -268,11 +257,9 @@ class OptunaSweeperImpl:
                                                  self.settings.register_model)
             return []
 
-        launcher = run.launcher
-        drawing = launcher.drawing_executor() if isinstance(launcher, local_launcher.LocalLauncher) else None
         try:
-            model_lines = parent_run.log_results(client, parent_run_id, study, objectives, best_yaml, drawing,
-                                                 meanwhile=best_model)
+            model_lines = parent_run.log_results(client, parent_run_id, study, objectives, best_yaml,
+                                                 launching.beside(run.launcher), meanwhile=best_model)
         finally:
             parent_run.finish(client, parent_run_id, status)
 

@@ -295,14 +295,14 @@ def log_results(
     study: optuna.Study,
     objectives: list[str],
     best_config_yaml: str | None,
-    drawing: Any = None,
+    beside: Callable[..., Any] | None = None,
     meanwhile: Callable[[], Any] | None = None,
 ) -> Any:
     """Give the parent the trial counts, the best trial, ``best_config.yaml``, plots,
     ``trials.csv``, Pareto front. The plots (~0.7 s: Optuna's history plot, PED-ANOVA, the
-    importances chart) are drawn by ``drawing`` (``submit(fn, *args) -> Future``: the drawing
-    process of a sweep run in this process) while this process does the rest and then
-    ``meanwhile`` (the best model); without it, here. Returns what ``meanwhile`` returned."""
+    importances chart) are drawn by ``beside`` (the launcher's, ``sweeper.sweep.launching``: on
+    another core) while this process does the rest and then ``meanwhile`` (the best model);
+    without it, here. Returns what ``meanwhile`` returned."""
     from omegaconf import OmegaConf
 
     from sweeper.tracking.mlflow_run import flatten
@@ -315,11 +315,11 @@ def log_results(
         out = Path(tmp)
         complete = bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         plotted = None
-        if complete and drawing is not None:
+        if complete and beside is not None:
             # Drawn into a folder of their own: after a failure or a timeout, what the other
             # process still writes never reaches the run.
             trials = study.get_trials(deepcopy=False)
-            plotted = drawing.submit(_write_plots_of_trials, trials, study.directions, objectives, Path(elsewhere))
+            plotted = beside(_write_plots_of_trials, trials, study.directions, objectives, Path(elsewhere))
         study.trials_dataframe().to_csv(out / "trials.csv", index=False)
         _retrying(lambda: _counts(client, run_id, study))
         if complete:

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweeper import stop
+
 STORAGE = "SWEEPER_STORAGE"
 STUDY = "SWEEPER_STUDY"
 TRIAL_ID = "SWEEPER_TRIAL_ID"
@@ -41,31 +43,6 @@ def _quote(value: str) -> str:
 
     escaped = re.sub(r"(\\*)('|$)", escape, value)
     return "'" + escaped + "'"
-
-
-class Interrupted(KeyboardInterrupt):
-    """The job was asked to stop (a SLURM job's SIGTERM): its trial ends as an interrupted one."""
-
-
-_stop_reason: str | None = None
-
-
-def request_stop(reason: str) -> None:
-    """Make the current trial's next report raise ``Interrupted(reason)``.
-
-    A signal handler raises where the signal lands, and an exception raised inside a
-    garbage-collection callback is printed and dropped; the next epoch's report stops the trial
-    for sure.
-    """
-    global _stop_reason
-    _stop_reason = reason
-
-
-def interrupt(reason: str) -> None:
-    """From a signal handler: stop the current trial with ``Interrupted(reason)``, raised where
-    the signal lands and, in case it lands where Python drops it, again at the next report."""
-    request_stop(reason)
-    raise Interrupted(reason)
 
 
 #: The config keys of those overrides, one per variable.
@@ -115,13 +92,12 @@ class TrialLink:
 
         Multi-objective studies never prune (Optuna cannot), and a NaN/inf value is not reported:
         the job ends such a trial as FAIL itself. A storage that stopped working raises
-        StoreError naming ``hydra.sweeper.storage``; a job asked to stop (``request_stop``)
-        raises ``Interrupted``.
+        StoreError naming ``hydra.sweeper.storage``; a job asked to stop (``sweeper.stop.request``)
+        raises ``sweeper.stop.Interrupted``.
         """
         from sweeper.sweep.storage import storage_calls
 
-        if _stop_reason is not None:
-            raise Interrupted(_stop_reason)
+        stop.raise_if_requested()
         with storage_calls(self.storage_url, "reporting the trial's values"):
             trial = self._connect()
             if self._multi_objective or not math.isfinite(value):

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-import sys
 import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -103,60 +101,9 @@ def plot_loss_curves(history: Mapping[str, Sequence[float]], best_epoch: int, pa
     figure.draw(history, best_epoch, path, loss)
 
 
-# -- drawing loss_curves.png off a sweep's critical path ---------------------------------------
-
-_drawing: DeferredDrawing | None = None  # while a sweep defers drawing
-
-
-class DeferredDrawing:
-    """While open, :func:`draw_loss_curves_later` hands each ``loss_curves.png`` to ``executor``
-    (one process: a sweep running its trials one at a time in this process leaves a core idle)
-    instead of drawing it before the next trial starts (~100 ms a trial on car_prices)."""
-
-    def __init__(self, executor: Any) -> None:
-        global _drawing
-        self.executor = executor
-        self.pending: list[concurrent.futures.Future] = []
-        _drawing = self
-
-    def close(self, wait: bool) -> None:
-        """Stop deferring. With ``wait`` (the sweep finished), wait for the drawings sent and
-        warn of each that failed; without (the sweep failed, maybe on the very store the
-        pictures go to), drop them: the sweep's one error line stays the only one."""
-        global _drawing
-        _drawing = None
-        if not wait:
-            return
-        done, late = concurrent.futures.wait(self.pending, timeout=DRAWING_TIMEOUT)
-        for future in done:
-            problem = one_line(future.exception()) if future.exception() is not None else future.result()
-            if problem is not None:
-                print(f"warning: {problem}", file=sys.stderr)
-        if late:
-            print(f"warning: {len(late)} loss_curves.png not drawn within {DRAWING_TIMEOUT} s of the sweep's end",
-                  file=sys.stderr)
-
-
-#: How long a sweep's end waits for the pictures still being drawn (one takes ~0.1 s).
-DRAWING_TIMEOUT = 60
-
-
-def draw_loss_curves_later(history: Mapping[str, Sequence[float]], best_epoch: int, loss: str,
-                           tracking_uri: str, run_id: str) -> bool:
-    """Send the drawing and logging of run ``run_id``'s ``loss_curves.png`` to the drawing
-    process when a sweep defers drawing (:class:`DeferredDrawing`); False when it does not (the
-    caller draws it itself)."""
-    drawing = _drawing
-    if drawing is None:
-        return False
-    curves = {name: [float(v) for v in history[name]] for name, _ in CURVES if name in history}
-    drawing.pending.append(drawing.executor.submit(_draw_and_log, curves, best_epoch, loss, tracking_uri, run_id))
-    return True
-
-
-def _draw_and_log(history: dict, best_epoch: int, loss: str, tracking_uri: str, run_id: str) -> str | None:
-    """In the drawing process: draw ``loss_curves.png`` and log it to run ``run_id`` (an
-    artifact can be logged to an ended run). Returns what went wrong, if anything: a failure
+def draw_and_log_loss_curves(history: dict, best_epoch: int, loss: str, tracking_uri: str, run_id: str) -> str | None:
+    """Draw ``loss_curves.png`` and log it to run ``run_id`` (in a launcher's drawing process;
+    an artifact can be logged to an ended run). Returns what went wrong, if anything: a failure
     costs the run its picture only."""
     import tempfile
 

@@ -28,20 +28,18 @@ from typing import Any, Sequence
 from hydra.core.utils import JobReturn, JobStatus
 
 from sweeper.errors import JobLost
-from sweeper.sweep.trial_link import Interrupted, interrupt
+from sweeper.launcher.processes import failed_job
+from sweeper import stop
 
 RULE = "-" * 22  # around the job's traceback in submitit's FailedJobError
 
 
-JobCancelled = Interrupted  # SLURM asked the job to stop (SIGTERM): the trial ends interrupted
-
-
 def _cancelled(signum: int, frame: Any) -> None:
-    interrupt(f"its SLURM job got {signal.Signals(signum).name} (scancel, preemption or its time limit)")
+    stop.interrupt(f"its SLURM job got {signal.Signals(signum).name} (scancel, preemption or its time limit)")
 
 
 def stop_on_sigterm() -> None:
-    """In the job: SIGTERM raises ``JobCancelled`` (submitit's own handler ignores it)."""
+    """In the job: SIGTERM raises ``sweeper.stop.Interrupted`` (submitit's own handler ignores it)."""
     signal.signal(signal.SIGTERM, _cancelled)
 
 
@@ -117,4 +115,6 @@ def _lost(job: Any) -> JobLost:
 
 
 def _failed(overrides: Sequence[str], error: BaseException) -> JobReturn:
-    return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=error)
+    ret = failed_job(error)
+    ret.overrides = list(overrides)
+    return ret
