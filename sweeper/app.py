@@ -21,8 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper import CONF_DIR
 from sweeper.config import OBJECTIVES, for_task, validate
-from sweeper.cli import exit_for
-from sweeper.errors import ConfigError, SweeperError, one_line
+from sweeper.errors import ConfigError, SweeperError, exit_for, one_line
 from sweeper.overrides import check_bool_overrides
 from sweeper.tracking.tags import FAIL_REASON_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
 
@@ -245,7 +244,7 @@ def main(cfg: DictConfig, drawing: Any = None) -> dict:
     """``python -m sweeper``: one run, or one job of a ``-m`` sweep.
 
     In a single run the final metrics are printed and a diverged run exits with status 1; bad
-    input raises, and ``sweeper.cli.run_main`` turns it into one line with exit status 2. In a
+    input raises, and ``sweeper.errors.exit_for`` turns it into one line with exit status 2. In a
     sweep, exceptions propagate to the sweeper, which records the trial as FAIL and goes on.
     """
     from hydra.core.hydra_config import HydraConfig

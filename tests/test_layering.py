@@ -51,10 +51,12 @@ OWN = ("sweeper", "hydra_plugins.sweeper_optuna")
 #: A module on no floor fails test_every_floor_imports_only_lower_floors: put it on one here and
 #: in docs/architecture.md.
 FLOORS = (
-    ("sweeper", "sweeper.errors"),       # the package's paths (CONF_DIR, DATA_DIR...) and its errors
+    ("sweeper", "sweeper.errors",        # the package's paths (CONF_DIR, DATA_DIR...) and its errors
+     "sweeper.stop"),                    # how a running job is asked to stop (a signal's handler -> its report)
     ("sweeper.nn",                       # the network (NumPy only)
      "sweeper.data",                     # CSV -> arrays (NumPy, pandas)
-     "sweeper.overrides"),               # the checks of a command line's overrides (Hydra's parser)
+     "sweeper.overrides",                # the checks of a command line's overrides (Hydra's parser)
+     "sweeper.composer"),                # job configs composed as Hydra's launchers do, cached
     ("sweeper.train",),                  # the epoch loop, early stopping, metrics (nn)
     ("sweeper.tracking",),               # MLflow: params, curves, artifacts, the model (data, nn)
     ("sweeper.config",),                 # structured configs and validate (each range by its owner)

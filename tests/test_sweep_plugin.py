@@ -296,14 +296,14 @@ def test_pruning_works_from_worker_processes(toy: Path, launcher: tuple[str, ...
     # (here, under joblib's): the importances are those of the stored study.
     import json
 
-    from sweeper.report import importance
+    from sweeper.tracking import importances
 
     assert "plots are drawn in the sweep's process" not in proc.stdout + proc.stderr
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"optimization_history.png", "param_importances.json", "param_importances.png"} <= artifacts
     logged = json.loads(Path(client.download_artifacts(parent.info.run_id, "param_importances.json", str(toy)))
                         .read_text())
-    assert logged == json.loads(json.dumps(importance.of_study(load(toy), ["val_loss"])))
+    assert logged == json.loads(json.dumps(importances.of_study(load(toy), ["val_loss"])))
 
 
 @LAUNCHERS

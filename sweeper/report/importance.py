@@ -1,89 +1,14 @@
-"""A sweep's parameter importances: measured once, on its Optuna study, when the sweep ends.
-
-The parent run (``sweeper.sweep.parent_run``) calls ``of_study`` and logs the answer as
-``param_importances.json`` and its plot as ``param_importances.png``; the report reads both
-back (``download``) and shows them as they are, so the parent and the report never disagree.
-Optuna's PED-ANOVA evaluator ranks the knobs for the objective and, with ``target=``, for the
-generalisation gap. It is named, not left to Optuna's default: before Optuna 5 the default was
-fANOVA, which needs scikit-learn.
-"""
+"""A sweep's parameter importances as its parent run logged them (``sweeper.tracking.importances``)."""
 
 from __future__ import annotations
 
 import json
-import logging
-import math
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
-#: Fewer finished trials than this and importances are noise: none are computed.
-MIN_TRIALS = 4
-#: The parent run's artifacts: the values and their plot.
-JSON, PNG = "param_importances.json", "param_importances.png"
-
-
-def _measured_study(study: Any) -> Any | None:
-    """An in-memory copy of ``study``'s COMPLETE trials that logged a finite gap, with their
-    own distributions (single-valued ones left out), their first objective as the value and the
-    gap as a user attribute. None with fewer than ``MIN_TRIALS`` such trials or nothing searched."""
-    import optuna
-    from optuna.study import StudyDirection
-    from optuna.trial import TrialState
-
-    kept = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        gap = (t.user_attrs.get("metrics") or {}).get("generalization_gap")
-        distributions = {k: d for k, d in t.distributions.items() if not d.single()}
-        if gap is not None and math.isfinite(gap) and math.isfinite(t.values[0]):
-            kept.append(optuna.trial.create_trial(
-                params={k: t.params[k] for k in distributions}, distributions=distributions, value=t.values[0],
-                user_attrs={"generalization_gap": float(gap)}))
-    if len(kept) < MIN_TRIALS or not any(t.distributions for t in kept):
-        return None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    copy = optuna.create_study(direction="maximize" if study.directions[0] == StudyDirection.MAXIMIZE else "minimize")
-    copy.add_trials(kept)
-    return copy
-
-
-def of_study(study: Any, objectives: list[str]) -> dict[str, Any]:
-    """``{"objective": {knob: importance}, "generalization_gap": {...}, "trials_with": {knob: n},
-    "trials": n}`` of a sweep's Optuna study: PED-ANOVA on its COMPLETE trials (their real
-    distributions, the first objective, the gap each trial logged), each dict summing to 1.
-
-    ``trials_with`` counts the trials having each knob: a conditional one (``schedule.gamma``)
-    is judged on those, PED-ANOVA's regimes. Empty dicts with too few trials (``MIN_TRIALS``)
-    or when the evaluator cannot rank them. ``objectives`` names the study's values (only the
-    first is measured).
-    """
-    import optuna
-
-    result: dict[str, Any] = {"objective": {}, "generalization_gap": {}, "trials_with": {}, "trials": 0}
-    measured = _measured_study(study)
-    if measured is None:
-        return result
-    trials = measured.get_trials(deepcopy=False)
-    result["trials"] = len(trials)
-    result["trials_with"] = {k: sum(k in t.params for t in trials) for k in sorted({k for t in trials for k in t.params})}
-    # PED-ANOVA ranks knobs by what separates the best trials in the study's direction; a small
-    # gap is the good end, so a maximising study (val_r2) gets the gap negated.
-    sign = -1.0 if measured.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    targets = {"objective": None, "generalization_gap": lambda t: sign * t.user_attrs["generalization_gap"]}
-    for name, target in targets.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                values = optuna.importance.get_param_importances(
-                    measured, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=target)
-        except (ValueError, RuntimeError) as error:
-            logging.getLogger(__name__).info("no %s importances of %s: %s", name, objectives[0], error)
-            continue
-        if all(math.isfinite(v) for v in values.values()):
-            result[name] = dict(values)
-    return result
+from sweeper.tracking.importances import JSON, PNG
 
 
 def download(info: dict[str, Any], json_path: Path, png_path: Path) -> str | None:

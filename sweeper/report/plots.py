@@ -191,39 +191,3 @@ def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
     _legend(fig, axes, COLOR_BY)
     fig.suptitle("When each trial peaked on validation (dotted: the epoch budget)", fontsize=11, x=0.02, ha="left")
     return _save(fig, path)
-
-
-def importances(values: dict[str, Any], objective: str, path: Path) -> Path:
-    """Optuna's parameter importances for the objective and, separately, for the gap
-    (``sweeper.report.importance.of_study``); a knob only some trials have is labelled "(n of N)".
-    Drawn once per sweep, by its parent run (``param_importances.png``), which the report shows."""
-    plt = _pyplot()
-    knobs = set(values.get("objective", {})) | set(values.get("generalization_gap", {}))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.9 + 0.42 * max(4, len(knobs))))
-    titles = {"objective": f"for {objective}", "generalization_gap": "for the generalisation gap"}
-    total, having = values.get("trials", 0), values.get("trials_with", {})
-
-    def label(knob: str) -> str:
-        n = having.get(knob, total)
-        return knob if n >= total else f"{knob} ({n} of {total})"
-
-    for ax, (name, title) in zip(axes, titles.items()):
-        ranked = sorted(values.get(name, {}).items(), key=lambda kv: kv[1])
-        ax.set_title(f"Importance {title}", fontsize=10)
-        if not ranked:
-            _empty(ax, f"not computed: needs {_min_trials()} finished trials\nand a searched knob")
-            continue
-        color = "tab:blue" if name == "objective" else "tab:purple"
-        ax.barh([label(k) for k, _ in ranked], [v for _, v in ranked], color=color)
-        for y, (_, v) in enumerate(ranked):
-            ax.text(v, y, f" {v:.2f}", va="center", fontsize=8.5)
-        ax.set_xlim(0, max(v for _, v in ranked) * 1.2 or 1)
-        ax.set_xlabel("share of importance (PED-ANOVA, sums to 1)")
-    fig.suptitle("Which knobs mattered (Optuna importances on the finished trials)", fontsize=11, x=0.02, ha="left")
-    return _save(fig, path)
-
-
-def _min_trials() -> int:
-    from sweeper.report.importance import MIN_TRIALS
-
-    return MIN_TRIALS

@@ -72,7 +72,7 @@ def task_of(params: Iterable[Mapping[str, object]], metrics: Iterable[Mapping[st
 
 def maximized(objective: str) -> bool:
     """True when higher is better (R², accuracy, F1, ROC AUC): the direction the sweep inferred."""
-    from sweeper.sweep.study import infer_direction
+    from sweeper.train.metrics import infer_direction
 
     return infer_direction(objective) == "maximize"
 

@@ -409,7 +409,7 @@ def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
 
     from optuna.visualization import matplotlib as vis
 
-    from sweeper.report import importance, plots
+    from sweeper.tracking import importances
 
     target = {}
     if len(objectives) > 1:
@@ -421,9 +421,9 @@ def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
             _plot(vis.plot_pareto_front, out / "pareto_front.png", study=study, target_names=objectives)
     # One importance answer for the sweep: PED-ANOVA on its COMPLETE trials, for the first
     # objective and for the gap, kept as JSON that sweeper.report shows as it is.
-    values = importance.of_study(study, objectives)
-    (out / "param_importances.json").write_text(json.dumps(values, indent=2) + "\n")
-    plots.importances(values, objectives[0], out / "param_importances.png")
+    values = importances.of_study(study, objectives)
+    (out / importances.JSON).write_text(json.dumps(values, indent=2) + "\n")
+    importances.draw(values, objectives[0], out / importances.PNG)
 
 
 def log_best_model(client: Any, run_id: str, best: optuna.trial.FrozenTrial, tracking_uri: str,

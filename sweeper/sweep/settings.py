@@ -66,7 +66,7 @@ _SETTING_RANGES = (
 def check_settings(settings: DictConfig) -> None:
     """Refuse a ``hydra.sweeper`` key the schema lacks (``+hydra.sweeper.nope=1`` adds one) or a
     number out of range before anything is opened or created."""
-    from sweeper.cli import user_keys
+    from sweeper.errors import user_keys
 
     known = {f.name for f in dataclasses.fields(OptunaSweeperConf)}
     unknown = [key for key in settings if key not in known]

@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.errors import ConfigError
+from sweeper.train.metrics import infer_direction
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -41,12 +42,6 @@ IDENTITY = "sweeper:identity"
 
 
 #: Metrics where higher is better; every other (errors, losses, the gap, time) is minimised.
-MAXIMIZED = ("r2", "accuracy", "f1_macro", "roc_auc")
-
-
-def infer_direction(metric: str) -> str:
-    """``maximize`` for R², accuracy, F1 and ROC AUC metrics, ``minimize`` for errors and losses."""
-    return "maximize" if metric.endswith(MAXIMIZED) else "minimize"
 
 
 def objectives_and_directions(

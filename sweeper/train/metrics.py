@@ -133,3 +133,12 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
     _, group, counts = np.unique(score, return_inverse=True, return_counts=True)
     average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # ranks of a tied group, averaged
     return float((average_rank[group][positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+#: The metrics whose higher values are better; every other (errors, losses, the gap) is minimised.
+MAXIMIZED = ("r2", "accuracy", "f1_macro", "roc_auc")
+
+
+def infer_direction(metric: str) -> str:
+    """``maximize`` for R², accuracy, F1 and ROC AUC metrics, ``minimize`` for errors and losses."""
+    return "maximize" if metric.endswith(MAXIMIZED) else "minimize"
