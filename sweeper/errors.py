@@ -9,10 +9,14 @@ traceback, as Hydra users expect.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import re
 import sys
+import threading
+from typing import Any
 
 FULL_ERROR = "HYDRA_FULL_ERROR"
 
@@ -153,3 +157,34 @@ def user_keys(object_type: object) -> list[str]:
 def _first_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+# -- a Hydra job's outcome, through JobReturn's public properties ------------------------------
+
+_stderr_swap = threading.Lock()
+
+
+def failed_job(error: BaseException) -> Any:
+    """A Hydra ``JobReturn`` of a job that ended with ``error``."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    ret = JobReturn()
+    ret.status = JobStatus.FAILED
+    ret.return_value = error
+    return ret
+
+
+def job_error(ret: Any) -> BaseException | None:
+    """The error a failed ``JobReturn`` holds; None for a completed one. Read through Hydra's
+    public ``return_value``, which raises it, after writing "Error executing job with
+    overrides" to stderr: a line the sweep's terminal does not show (its own line says it)."""
+    from hydra.core.utils import JobStatus
+
+    if ret.status == JobStatus.COMPLETED:
+        return None
+    with _stderr_swap, contextlib.redirect_stderr(io.StringIO()):
+        try:
+            ret.return_value
+        except BaseException as error:  # what the job raised, whatever it was
+            return error
+    return None

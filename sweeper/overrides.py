@@ -6,6 +6,7 @@ search space before any trial, so both refuse the same values with the same line
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
@@ -22,18 +23,53 @@ def check_bool_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
     must be one of those, or ConfigError names the key.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf.nodes import BooleanNode
 
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         if override.is_delete() or override.is_sweep_override():
             continue
-        parent_key, _, leaf = override.key_or_group.rpartition(".")
-        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-        node = parent._get_node(leaf) if isinstance(parent, DictConfig) and leaf in parent else None
-        if isinstance(node, BooleanNode) and not isinstance(override.value(), bool):
+        # A value that is not a bool and came out of the composition a bool was converted by a
+        # node typed bool (an untyped key keeps what it is given).
+        composed = OmegaConf.select(cfg, override.key_or_group, default=None, throw_on_resolution_failure=False)
+        if isinstance(composed, bool) and not isinstance(override.value(), bool):
             raise not_bool(override.key_or_group, override.value())
 
 
 def not_bool(key: str, value: Any) -> ConfigError:
     """The one line for a bool key given ``value``."""
     return ConfigError(f"{key}: {value!r} is not a bool; allowed: true, false")
+
+
+def quote(value: str) -> str:
+    """Quote ``value`` for Hydra's override grammar (any URL, password or path survives)."""
+    # Hydra reads a backslash literally unless a run of them precedes a quote or the closing
+    # quote; such runs are doubled, and every quote is escaped.
+    def escape(match: re.Match) -> str:
+        backslashes, quote = match.groups()
+        return backslashes * 2 + ("\\" + quote if quote else "")
+
+    escaped = re.sub(r"(\\*)('|$)", escape, value)
+    return "'" + escaped + "'"
+
+
+#: A string Hydra's grammar reads as itself, unquoted (and not as a bool, null or number).
+_PLAIN = re.compile(r"[A-Za-z_][\w\-./+@]*")
+_KEYWORDS = {"true", "false", "null", "inf", "nan"}
+
+
+def element_str(value: Any) -> str:
+    """``value`` written in Hydra's override grammar (``[64,32]``, ``true``, ``'a b'``): what
+    parsing it gives back."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(element_str(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{element_str(k)}:{element_str(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if _PLAIN.fullmatch(text) and text.lower() not in _KEYWORDS:
+        return text
+    return quote(text)

@@ -30,12 +30,12 @@ import time
 from typing import Any, Callable
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
+from hydra.core.utils import JobReturn, run_job, setup_globals
 from hydra.experimental.callback import Callback
 from hydra.types import HydraContext
 
 from sweeper import stop
-from sweeper.errors import JobLost, one_line, sendable
+from sweeper.errors import JobLost, failed_job, job_error, one_line, sendable
 
 #: What the fork server imports once (beside the sweeper's own start, on another core), so a
 #: worker forked from it starts with what a job imports already imported: ~1.5 s less for each
@@ -196,27 +196,6 @@ def _draw(conn: Any, sweepers_end: Any = None) -> None:
             conn.send(_outcome(fn, args))
         except (EOFError, OSError):
             return
-
-
-def failed_job(error: BaseException) -> JobReturn:
-    """A ``JobReturn`` of a job that ended with ``error`` (Hydra's public setters)."""
-    ret = JobReturn()
-    ret.status = JobStatus.FAILED
-    ret.return_value = error
-    return ret
-
-
-def job_error(ret: JobReturn) -> BaseException | None:
-    """The error a failed ``JobReturn`` holds, None for a completed one (read through Hydra's
-    public ``return_value``, which raises it)."""
-    if ret.status == JobStatus.COMPLETED:
-        return None
-    try:
-        with contextlib.redirect_stderr(None):  # it also writes "Error executing job..." there
-            ret.return_value
-    except BaseException as err:  # noqa: B036 (what the job raised, whatever it was)
-        return err
-    return None
 
 
 @dataclasses.dataclass(frozen=True)

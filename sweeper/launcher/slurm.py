@@ -27,8 +27,7 @@ from typing import Any, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
 
-from sweeper.errors import JobLost
-from sweeper.launcher.processes import failed_job
+from sweeper.errors import JobLost, failed_job
 from sweeper import stop
 
 RULE = "-" * 22  # around the job's traceback in submitit's FailedJobError

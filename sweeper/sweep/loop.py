@@ -14,7 +14,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
-from sweeper.errors import JobLost, StoreError, one_line
+from sweeper.errors import JobLost, StoreError, job_error, one_line
 from sweeper.sweep import console, launching, space as search_space, study as studies, trial_link
 from sweeper.sweep.storage import budget_lock, storage_calls
 from sweeper.tracking.store import wait_until_alive
@@ -49,6 +49,8 @@ class TrialLoop:
         unowned_grace: float | None = None,
     ) -> None:
         self.study, self.storage, self.space, self.objectives = study, storage, space, objectives
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+        self.trial_ids: dict[int, int] = {}  # trial number -> the storage's id, as each is asked
         # The jobs are told job_storage_url: no password (see store.password_to_environment).
         self.storage_url, self.job_storage_url = storage_url, job_storage_url
         self.parent_run_id, self.pruner_spec, self.mlflow_uri = parent_run_id, pruner_spec, mlflow_uri
@@ -191,7 +193,7 @@ class TrialLoop:
         quiet = console.quiet_launcher(self.launcher, self.verbose) if lock is None else contextlib.nullcontext()
         lock = lock or contextlib.nullcontext()
         try:
-            with studies.Heartbeat(self.storage, [t._trial_id for t in trials], self.heartbeat), quiet:
+            with studies.Heartbeat(self.storage, [self._id(t) for t in trials], self.heartbeat), quiet:
                 results = self.launcher.launch(batch, initial_job_idx=index)
             broken = None
             with lock, storage_calls(self.storage_url, "recording the trials' results"):
@@ -226,7 +228,7 @@ class TrialLoop:
     def fail_orphans(self) -> None:
         """FAIL the trials whose sweeper died or stopped beating, with a progress line each."""
         for trial in studies.fail_orphaned_trials(self.study, self.storage, self.unowned_grace):
-            reason = self.storage.get_trial(trial._trial_id).user_attrs.get(studies.REASON)
+            reason = self.storage.get_trial(self._id(trial)).user_attrs.get(studies.REASON)
             log.info("trial %d FAIL %s | %s", trial.number,
                      reason or "its sweeper stopped sending heartbeats", _retry_note(trial))
 
@@ -246,18 +248,26 @@ class TrialLoop:
                 # No lock on this database, and workers sharing it counted, then asked, at the
                 # same moment: this one is past the budget. Hand it back (WAITING, no params
                 # yet); the next ask anywhere reuses it.
-                storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+                storage.set_trial_state_values(self._id(trial), TrialState.WAITING)
                 break
             trials.append(trial)
-            studies.mark_owner(storage, trial._trial_id)
-            storage.set_trial_system_attr(trial._trial_id, trial_link.PRUNER_ATTR, self.pruner_spec)
+            trial_id = self._id(trial)
+            studies.mark_owner(storage, trial_id)
+            storage.set_trial_system_attr(trial_id, trial_link.PRUNER_ATTR, self.pruner_spec)
             overrides = self.space.suggest(trial, self.compose_once)
-            storage.set_trial_system_attr(trial._trial_id, studies.OVERRIDES, overrides)
+            storage.set_trial_system_attr(trial_id, studies.OVERRIDES, overrides)
             identity = trial_link.overrides_for(
-                self.job_storage_url, self.study.study_name, trial._trial_id, trial.number, self.parent_run_id
+                self.job_storage_url, self.study.study_name, trial_id, trial.number, self.parent_run_id
             )
             batch.append(overrides + identity)
         return trials, batch
+
+    def _id(self, trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
+        """The storage's id of ``trial`` (Optuna's public storage API, asked once per trial)."""
+        if trial.number not in self.trial_ids:
+            self.trial_ids[trial.number] = self.storage.get_trial_id_from_study_id_trial_number(
+                self.study_id, trial.number)
+        return self.trial_ids[trial.number]
 
     def _tell_fail(self, trial: optuna.Trial, reason: str) -> bool:
         """FAIL ``trial`` unless it is already finished (told before the interruption); whether
@@ -273,10 +283,11 @@ class TrialLoop:
         """Tell ``trial`` how its job ended, with a progress line; a job that found the tracking
         store or the storage broken is not told (the sweep stops, ``_fail_unfinished``): its
         StoreError is returned instead."""
-        if result.status != JobStatus.COMPLETED and isinstance(result._return_value, StoreError):
-            return result._return_value
-        state, values, metrics, run_id, reason = self._outcome(result)
-        lost = result.status != JobStatus.COMPLETED and isinstance(result._return_value, JobLost)
+        error = job_error(result)
+        if isinstance(error, StoreError):
+            return error
+        state, values, metrics, run_id, reason = self._outcome(result, error)
+        lost = isinstance(error, JobLost)
         if run_id:
             trial.set_user_attr(studies.RUN_ID, run_id)
         if metrics:
@@ -298,17 +309,18 @@ class TrialLoop:
                 raise
         if lost:
             # Its job was killed, like a worker that died: one retry with the same parameters.
-            frozen = self.storage.get_trial(trial._trial_id)
+            frozen = self.storage.get_trial(self._id(trial))
             studies.retry(self.study, frozen)
             reason = f"{reason} | {_retry_note(frozen)}"
         self._progress(trial, state, values, reason)
         return None
 
-    def _outcome(self, result: JobReturn) -> tuple[TrialState, list[float] | None, dict, str | None, str | None]:
-        if result.status != JobStatus.COMPLETED:
-            error = result._return_value
+    def _outcome(self, result: JobReturn, error: BaseException | None
+                 ) -> tuple[TrialState, list[float] | None, dict, str | None, str | None]:
+        """How the job ended: (state, objective values, metrics, MLflow run id, reason)."""
+        if error is not None or result.status != JobStatus.COMPLETED:
             return TrialState.FAIL, None, {}, None, str(error) if isinstance(error, JobLost) else one_line(error)
-        ret = result._return_value
+        ret = result.return_value
         if not isinstance(ret, dict) or ret.get("state") not in ("COMPLETE", "PRUNED", "FAIL"):
             return TrialState.FAIL, None, {}, None, f"the task function returned {type(ret).__name__}, not a trial result"
         metrics = {k: float(v) for k, v in (ret.get("metrics") or {}).items() if isinstance(v, (int, float))}
@@ -327,7 +339,7 @@ class TrialLoop:
         return TrialState.COMPLETE, values, metrics, run_id, None
 
     def _progress(self, live: optuna.Trial, state: TrialState, values: list[float] | None, reason: str | None) -> None:
-        trial = self.storage.get_trial(live._trial_id)
+        trial = self.storage.get_trial(self._id(live))
         number = trial.number
         took = trial.duration.total_seconds() if trial.duration else 0.0
         if values is not None:

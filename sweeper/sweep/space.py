@@ -39,14 +39,10 @@ from optuna.distributions import (
 )
 
 from sweeper.errors import ConfigError
+from sweeper.overrides import element_str
 
 _ABSENT = object()
 _OPTUNA_SCALARS = (str, int, float, bool)
-
-
-def _element_str(value: Any) -> str:
-    """``value`` written in Hydra's override grammar (``[64,32]``, ``true``, ``'a b'``)."""
-    return Override._get_value_element_as_str(value)
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,7 @@ class Param:
 
     def override(self, value: Any) -> str:
         text = self.choice_text.get(value) if isinstance(self.distribution, CategoricalDistribution) else None
-        return f"{self.override_key}={text if text is not None else _element_str(value)}"
+        return f"{self.override_key}={text if text is not None else element_str(value)}"
 
     def endpoints(self) -> list[Any]:
         """Values that exercise the whole range: every choice, or both ends of an interval."""
@@ -152,8 +148,8 @@ def base_values(space: SearchSpace, base: DictConfig, groups: set[str]) -> tuple
             continue  # a conditional key the base's group option lacks
         d = p.distribution
         if isinstance(d, CategoricalDistribution):
-            stored = {p.choice_text.get(c, _element_str(c)).replace(" ", ""): c for c in d.choices}
-            match = stored.get(_element_str(value).replace(" ", ""), _ABSENT) if value is not _ABSENT else _ABSENT
+            stored = {p.choice_text.get(c, element_str(c)).replace(" ", ""): c for c in d.choices}
+            match = stored.get(element_str(value).replace(" ", ""), _ABSENT) if value is not _ABSENT else _ABSENT
             if match is _ABSENT:
                 outside.append(p.key)
             else:
@@ -179,11 +175,11 @@ def _distribution(key: str, override: Override) -> tuple[BaseDistribution, dict[
         if isinstance(value, ChoiceSweep):
             choices, text = [], {}
             for element in value.list:
-                stored = element if element is None or isinstance(element, _OPTUNA_SCALARS) else _element_str(element)
+                stored = element if element is None or isinstance(element, _OPTUNA_SCALARS) else element_str(element)
                 if stored not in choices:
                     choices.append(stored)
                 if not isinstance(element, _OPTUNA_SCALARS):
-                    text[stored] = _element_str(element)
+                    text[stored] = element_str(element)
             if not choices:
                 raise ValueError("choice() needs at least one value")
             return CategoricalDistribution(choices), text
@@ -212,7 +208,7 @@ def parse(params: dict[str, Any] | None, arguments: Iterable[str], parser: Overr
 
     A command-line override of a key replaces the ``params`` entry for that key.
     """
-    texts = [f"{k}={_element_str(v) if not isinstance(v, str) else v}" for k, v in (params or {}).items()]
+    texts = [f"{k}={element_str(v) if not isinstance(v, str) else v}" for k, v in (params or {}).items()]
     texts += list(arguments)
     try:
         overrides = parser.parse_overrides(texts)

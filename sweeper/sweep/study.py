@@ -188,13 +188,16 @@ def fail_orphaned_trials(
     failed = []
     now = datetime.datetime.now()
     grace = UNOWNED_GRACE_SECONDS if unowned_after is None else unowned_after
+    study_id = None
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         unowned = (_unowned(trial) and trial.datetime_start is not None
                    and (now - trial.datetime_start).total_seconds() >= grace)
         if unowned or _owner_is_dead(trial):
+            study_id = study_id if study_id is not None else storage.get_study_id_from_name(study.study_name)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             try:
-                storage.set_trial_user_attr(trial._trial_id, REASON, "its sweeper process died")
-                if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                storage.set_trial_user_attr(trial_id, REASON, "its sweeper process died")
+                if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                     failed.append(trial)
                     retry(study, trial)
             except optuna.exceptions.UpdateFinishedTrialError:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweeper import stop
+from sweeper.overrides import quote
 
 STORAGE = "SWEEPER_STORAGE"
 STUDY = "SWEEPER_STUDY"
@@ -33,18 +34,6 @@ PARENT_RUN_ID = "SWEEPER_PARENT_RUN_ID"
 PRUNER_ATTR = "sweeper:pruner"
 
 
-def _quote(value: str) -> str:
-    """Quote ``value`` for Hydra's override grammar (any URL, password or path survives)."""
-    # Hydra reads a backslash literally unless a run of them precedes a quote or the closing
-    # quote; such runs are doubled, and every quote is escaped.
-    def escape(match: re.Match) -> str:
-        backslashes, quote = match.groups()
-        return backslashes * 2 + ("\\" + quote if quote else "")
-
-    escaped = re.sub(r"(\\*)('|$)", escape, value)
-    return "'" + escaped + "'"
-
-
 #: The config keys of those overrides, one per variable.
 IDENTITY_KEYS = tuple(f"hydra.job.env_set.{name}" for name in (STORAGE, STUDY, TRIAL_ID, TRIAL_NUMBER, PARENT_RUN_ID))
 
@@ -54,17 +43,19 @@ def overrides_for(
 ) -> list[str]:
     """The Hydra overrides that tell one job which Optuna trial it is (``IDENTITY_KEYS``)."""
     values = (storage_url, study_name, str(trial_id), str(trial_number), parent_run_id or "")
-    return [f"++{key}={_quote(value)}" for key, value in zip(IDENTITY_KEYS, values)]
+    return [f"++{key}={quote(value)}" for key, value in zip(IDENTITY_KEYS, values)]
 
 
 @dataclass
 class TrialLink:
-    """The Optuna trial the current job runs as: an ``optuna.Trial`` on the shared storage.
+    """The Optuna trial the current job runs as, on the shared storage.
 
-    Every pruner takes the same path: ``trial.report`` then ``trial.should_prune`` at each epoch,
-    as in Optuna's own examples. On the default local storage, a journal file, both calls take
-    0.6–1 ms an epoch with a median pruner (most of it the write's sync to disk); PostgreSQL,
-    shared by workers on many machines, ~6 ms.
+    Every pruner takes the same path, what ``trial.report`` and ``trial.should_prune`` do in
+    Optuna's own examples, through Optuna's public storage and pruner API: the epoch's value is
+    the trial's intermediate value (``BaseStorage.set_trial_intermediate_value``), then the
+    trial's pruner decides (``BasePruner.prune(study, frozen_trial)``). On the default local
+    storage, a journal file, both take 0.6–1 ms an epoch with a median pruner (most of it the
+    write's sync to disk); PostgreSQL, shared by workers on many machines, ~6 ms.
     """
 
     storage_url: str
@@ -72,20 +63,18 @@ class TrialLink:
     trial_id: int
     trial_number: int
     parent_run_id: str | None
-    _trial: Any = field(default=None, init=False, repr=False)
-    _multi_objective: bool = field(default=False, init=False, repr=False)
+    _study: Any = field(default=None, init=False, repr=False)
+    _storage: Any = field(default=None, init=False, repr=False)
 
     def _connect(self) -> Any:
-        if self._trial is None:
-            import optuna
-
+        """The trial's study, loaded with its pruner (once per process and pruner)."""
+        if self._study is None:
             from sweeper.sweep.storage import open_storage
 
             spec = open_storage(self.storage_url).get_trial(self.trial_id).system_attrs.get(PRUNER_ATTR) or {}
-            study = _job_study(self.storage_url, self.study_name, json.dumps(spec, sort_keys=True))
-            self._multi_objective = len(study.directions) > 1
-            self._trial = optuna.trial.Trial(study, self.trial_id)
-        return self._trial
+            self._study, self._storage = _job_study(self.storage_url, self.study_name,
+                                                    json.dumps(spec, sort_keys=True))
+        return self._study
 
     def report(self, epoch: int, value: float) -> bool:
         """Report the objective's value after ``epoch``; return True if the trial should stop.
@@ -99,16 +88,16 @@ class TrialLink:
 
         stop.raise_if_requested()
         with storage_calls(self.storage_url, "reporting the trial's values"):
-            trial = self._connect()
-            if self._multi_objective or not math.isfinite(value):
+            study = self._connect()
+            if len(study.directions) > 1 or not math.isfinite(value):
                 return False
-            trial.report(float(value), int(epoch))
-            return bool(trial.should_prune())
+            self._storage.set_trial_intermediate_value(self.trial_id, int(epoch), float(value))
+            return bool(study.pruner.prune(study, self._storage.get_trial(self.trial_id)))
 
 
 @functools.lru_cache(maxsize=4)
-def _job_study(storage_url: str, study_name: str, pruner_spec: str) -> Any:
-    """The study as the jobs of one process see it, with the trial's pruner.
+def _job_study(storage_url: str, study_name: str, pruner_spec: str) -> tuple[Any, Any]:
+    """(study, its storage) as the jobs of one process see them, with the trial's pruner.
 
     Kept for the process, so the jobs after the first (in-process, or in one joblib worker)
     reuse the storage's view of the finished trials instead of reading them all again.
@@ -119,13 +108,15 @@ def _job_study(storage_url: str, study_name: str, pruner_spec: str) -> Any:
     from sweeper.sweep.storage import open_storage
 
     spec = json.loads(pruner_spec)
-    return optuna.load_study(
+    storage = open_storage(storage_url)
+    study = optuna.load_study(
         study_name=study_name,
-        storage=open_storage(storage_url),
+        storage=storage,
         # The sweeper samples; the job never does, so the cheapest sampler will do.
         sampler=optuna.samplers.RandomSampler(),
         pruner=make_pruner(spec.get("name", "none"), spec.get("kwargs")),
     )
+    return study, storage
 
 
 def current() -> TrialLink | None:
