@@ -3,7 +3,7 @@
 Each run goes through the real CLI (``python -m sweeper -m``) in a temporary folder with its
 own journal-file study and MLflow store: the small search space, TPE, the median pruner (on, as
 users run it), ``N`` trials. With ``n_jobs=2`` the default launcher keeps two trials running in
-two worker processes (``sweeper.sweep.local_launcher``); ``--joblib`` adds Hydra's joblib
+two worker processes (``sweeper.launcher.local``); ``--joblib`` adds Hydra's joblib
 launcher with two jobs as a third contender. Runs are interleaved (n_jobs=1, n_jobs=2, [joblib],
 then again) and the medians of ``--rounds`` rounds are compared.
 

@@ -17,7 +17,7 @@ ask/tell, ...) and records each span's self time (its duration minus the spans n
 so the parts never overlap and add up to at most the wall time; what no span covers
 (interpreter start, imports, Hydra's start-up, logging) is the ``unattributed`` part. Nothing
 in the product is changed by the benchmark; it runs the default launcher with ``n_jobs=1``
-(``sweeper.sweep.local_launcher``, in-process), where every job shares the child process.
+(``sweeper.launcher.local``, in-process), where every job shares the child process.
 
 Then the cold start of ``python -m sweeper --help``: the median wall time of several runs, and
 which heavy libraries ``python -X importtime`` shows it importing (MLflow and matplotlib must
@@ -88,7 +88,7 @@ FIXED_SCHEDULE = "schedule=constant"  # every contender; the plugin cannot sweep
 # Order is the table's order. "per_trial" parts happen once per trial, the others once a sweep.
 PARTS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     "hydra_job": ("Hydra job setup (the job config, run_job, .hydra/ files, logging)", True,
-                  [("sweeper.sweep.local_launcher", "LocalLauncher.launch"),
+                  [("sweeper.launcher.local", "LocalLauncher.launch"),
                    ("hydra._internal.core_plugins.basic_launcher", "BasicLauncher.launch")]),
     "job_other": ("job: validate + resolve config, network, final metrics", True,
                   [("sweeper.app", "run")]),
@@ -110,7 +110,7 @@ PARTS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
                        [("sweeper.app", "_write_artifacts")]),
     "plot": ("artifacts: loss_curves.png (ours: handed to the drawing process)", True,
              [("sweeper.tracking.plots", "plot_loss_curves"),
-              ("sweeper.tracking.plots", "draw_loss_curves_later")]),
+              ("sweeper.launcher.local", "Drawing.loss_curves")]),
     "artifact_upload": ("artifacts: log_artifacts (copy to the store)", True,
                         [("sweeper.tracking.mlflow_run", "MlflowRun.log_artifacts")]),
     "optuna_report": ("Optuna per-epoch trial.report + should_prune (job side)", True,

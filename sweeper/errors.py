@@ -117,11 +117,11 @@ def user_line(error: BaseException) -> str:
         return _first_line(error)
     if isinstance(error, MissingConfigException) and error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")
-        if error.options:
-            return f"{group}: unknown option '{option}'; allowed: {', '.join(error.options)}"
-        if error.missing_cfg_file in _PLUGIN_CONFIGS:  # a config of ours built on an optional plugin's
+        if error.missing_cfg_file in _PLUGIN_CONFIGS:  # an optional plugin's config, or ours built on one
             choice, extra = _PLUGIN_CONFIGS[error.missing_cfg_file]
             return f"{choice} needs the [{extra}] extra: pip install -e '.[{extra}]'"
+        if error.options:
+            return f"{group}: unknown option '{option}'; allowed: {', '.join(error.options)}"
         return f"config '{error.missing_cfg_file}' not found"
     if isinstance(error, OverrideParseException):
         detail = [line for line in str(error).splitlines()
@@ -144,7 +144,8 @@ def user_line(error: BaseException) -> str:
 
 
 #: Configs of Hydra plugins that ship as extras, and the choice of ours that builds on each.
-_PLUGIN_CONFIGS = {"hydra/launcher/submitit_slurm": ("hydra/launcher=slurm", "slurm")}
+_PLUGIN_CONFIGS = {"hydra/launcher/submitit_slurm": ("hydra/launcher=slurm", "slurm"),
+                   "hydra/launcher/joblib": ("hydra/launcher=joblib", "joblib")}
 
 
 def user_keys(object_type: object) -> list[str]:

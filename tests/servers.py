@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -59,10 +60,26 @@ MLFLOW_START_TIMEOUT = 120.0
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing uses right now, below the kernel's ephemeral range.
+
+    The kernel's own pick (``bind(0)``) is an ephemeral port, which any outgoing connection of
+    the machine (a test's client, a daemon talking to another) may take as its source port
+    before the server binds it: under load, slurmctld lost its port that way ("Address already
+    in use"). A port below that range is never given to an outgoing connection."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    pick = random.SystemRandom()  # not the test's seeded random: two workers must not agree
+    for _ in range(200):
+        port = pick.randrange(10000, max(low, 10001))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 between 10000 and {low}")
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -299,19 +299,23 @@ def test_ctrl_c_of_the_sweeper_cancels_the_jobs_of_its_batch(slurm, database, ml
 
 # -- without the extra ----------------------------------------------------------------------------
 
-def test_the_slurm_launcher_without_its_extra_is_one_line(tmp_path):
-    """``hydra/launcher=slurm`` where hydra-submitit-launcher is not installed (its modules made
-    unimportable here): one line naming the extra, exit status 2, before anything runs."""
-    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in (
-        "hydra_plugins.hydra_submitit_launcher", "hydra_plugins.hydra_submitit_launcher.config",
-        "hydra_plugins.hydra_submitit_launcher.submitit_launcher"))
+@pytest.mark.parametrize("launcher,modules", [
+    ("slurm", ("hydra_plugins.hydra_submitit_launcher", "hydra_plugins.hydra_submitit_launcher.config",
+               "hydra_plugins.hydra_submitit_launcher.submitit_launcher")),
+    ("joblib", ("hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_joblib_launcher.config",
+                "hydra_plugins.hydra_joblib_launcher.joblib_launcher")),
+])
+def test_a_launcher_without_its_extra_is_one_line(tmp_path, launcher, modules):
+    """``hydra/launcher=slurm`` (or ``joblib``) where its Hydra plugin is not installed (its
+    modules made unimportable here): one line naming the extra, exit status 2, before anything runs."""
+    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in modules)
     code = f"import sys; {blocked}; from sweeper.__main__ import command; command()"
-    proc = subprocess.run([sys.executable, "-c", code, "-m", "hydra/launcher=slurm", "search=small",
+    proc = subprocess.run([sys.executable, "-c", code, "-m", f"hydra/launcher={launcher}", "search=small",
                            f"hydra.sweep.dir={tmp_path / 'multirun'}"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines() == ["error: hydra/launcher=slurm needs the [slurm] extra: "
-                                                "pip install -e '.[slurm]'"]
+    assert proc.stderr.strip().splitlines() == [f"error: hydra/launcher={launcher} needs the [{launcher}] extra: "
+                                                f"pip install -e '.[{launcher}]'"]
     assert not (tmp_path / "multirun").exists()
 
 

@@ -92,6 +92,7 @@ defaults:
   - shape: a
   - _self_
   - override hydra/sweeper: optuna
+  - override hydra/launcher: local
 x: 0.0
 lr: 1.0
 epochs: 6
