@@ -14,6 +14,7 @@ import pytest
 
 from sweeper import stop
 from sweeper.errors import ConfigError
+from sweeper.sweep.settings import Pruner
 from sweeper.sweep import trial_link
 from sweeper.composer import composition_message
 from sweeper.sweep.storage import open_storage
@@ -107,19 +108,19 @@ def test_a_job_reports_through_its_trial_and_the_median_pruner_stops_a_worse_one
             trial.report(value, epoch)
         study.tell(trial, 1.0 + 0.1 * i)
 
-    def run(level: float, pruner: dict) -> list[bool]:
+    def run(level: float, pruner: Pruner) -> list[bool]:
         trial = study.ask()
-        storage.set_trial_system_attr(trial._trial_id, trial_link.PRUNER_ATTR, pruner)
-        link = trial_link.TrialLink(url, "s", trial._trial_id, trial.number, None)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name("s"), trial.number)
+        link = trial_link.TrialLink(url, "s", trial_id, trial.number, None, pruner.text())
         answers = [link.report(epoch, value) for epoch, value in enumerate(_curve(level, 30))]
         study.tell(trial, level)
         return answers
 
-    median = {"name": "median", "kwargs": {"n_warmup_steps": 5}}
+    median = Pruner("median", {"n_warmup_steps": 5})
     worse = run(2.0, median)
     assert worse == [False] * 5 + [True] * 25  # pruned from the first step after the warm-up
     assert not any(run(0.9, median))  # better than every peer: never
-    assert not any(run(2.0, {"name": "none", "kwargs": {}}))
+    assert not any(run(2.0, Pruner("none", {})))
     stored = load_study("s", url).trials[6]
     assert stored.intermediate_values == dict(enumerate(_curve(2.0, 30)))  # every epoch, as reported
 

@@ -65,6 +65,7 @@ def test_a_resume_whose_budget_an_unowned_trial_fills_waits_for_it_then_fails_an
 
     from sweeper.sweep import space as search_space
     from sweeper.sweep.loop import TrialLoop
+    from sweeper.sweep.trial_link import Identity
 
     url = str(tmp_path / "optuna.log")
     storage = open_storage(url)
@@ -75,9 +76,9 @@ def test_a_resume_whose_budget_an_unowned_trial_fills_waits_for_it_then_fails_an
     if recorded == "only its host":
         storage.set_trial_system_attr(orphan._trial_id, studies.OWNER_HOST, socket.gethostname())
     space = search_space.parse({"x": "interval(0,1)"}, [], OverridesParser.create())
-    loop = TrialLoop(study, storage, space, ["val_rmse"], url, url, "", {"name": "none"},
-                     f"sqlite:///{tmp_path}/mlflow.db", None, lambda overrides: pytest.fail("no group here"), False,
-                     unowned_grace=1.0)
+    loop = TrialLoop(study, storage, space, ["val_rmse"], storage_url=url, identity=Identity(url, "s", None),
+                     mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db", launcher=None,
+                     compose_once=lambda overrides: pytest.fail("no group here"), unowned_grace=1.0)
 
     with caplog.at_level(logging.INFO, logger="sweeper"):
         asked = loop._next(1, 2, None)

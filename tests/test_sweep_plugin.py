@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from sweeper.sweep import trial_link
+from sweeper.sweep.settings import Pruner
 
 from .stores import load_study, study_names
 from .workers import assert_no_process_left
@@ -417,8 +418,10 @@ def test_current_is_none_outside_a_multirun_even_with_stale_variables(
 def test_identity_overrides_survive_hydras_grammar(url: str) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(trial_link.overrides_for(url, "my study", 12, 11, "abc"))
-    assert [o.value() for o in parsed] == [url, "my study", "12", "11", "abc"]
+    pruner = Pruner("median", {"n_warmup_steps": 5}).text()
+    parsed = OverridesParser.create().parse_overrides(trial_link.overrides_for(url, "my study", 12, 11, "abc", pruner))
+    assert [o.value() for o in parsed] == [url, "my study", "12", "11", "abc", pruner]
+    assert Pruner.from_text(parsed[-1].value()) == Pruner("median", {"n_warmup_steps": 5})
 
 
 def test_two_workers_on_one_storage_share_the_budget_the_parent_run_and_no_suggestion(toy: Path) -> None:

@@ -25,7 +25,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 
 from sweeper.errors import JobLost, failed_job
 from sweeper import stop

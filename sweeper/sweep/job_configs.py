@@ -15,7 +15,6 @@ import logging
 from typing import Any, Callable
 
 from hydra.types import HydraContext
-from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sweeper.composer import Composer, composition_message, set_value, without_hydra
@@ -30,7 +29,8 @@ log = logging.getLogger(__name__)
 class JobConfigs(Composer):
     """The sweep's job configs (:class:`Composer`), its space checked with the app's validator."""
 
-    def __init__(self, hydra_context: HydraContext, config: DictConfig, validator: str | None) -> None:
+    def __init__(self, hydra_context: HydraContext, config: DictConfig,
+                 validator: Callable[[DictConfig], None] | None) -> None:
         super().__init__(hydra_context, config)
         self._validator = validator
 
@@ -192,7 +192,7 @@ class JobConfigs(Composer):
                 if search_space.has_key(self._try_compose(fixed + [choice], f"hydra.sweeper.params: {choice}"), key)]
 
     def _check_job_config(self, cfg: DictConfig, where: str, base: DictConfig) -> None:
-        """Run the app's own check (``hydra.sweeper.validator``, a function's dotted path).
+        """Run the app's own check (``hydra.sweeper.validator``).
 
         An error the space's fixed overrides alone cause (``objective=test_rmse``), i.e. one
         ``base`` (their composed config) has too, is reported as it is, not as if the swept
@@ -207,14 +207,10 @@ class JobConfigs(Composer):
 
     def _job_config_error(self, cfg: DictConfig) -> str | None:
         """What ``hydra.sweeper.validator`` says of ``cfg``: None when it passes (or none is set)."""
-        if not self._validator:
+        if self._validator is None:
             return None
         try:
-            validator = get_method(self._validator)
-        except Exception as err:
-            raise ConfigError(f"hydra.sweeper.validator={self._validator}: {one_line(err)}") from None
-        try:
-            validator(without_hydra(cfg) if "hydra" in cfg else cfg)
+            self._validator(without_hydra(cfg) if "hydra" in cfg else cfg)
         except SweeperError as err:
             return str(err)
         return None

@@ -37,26 +37,27 @@ class TrialLoop:
         storage: optuna.storages.BaseStorage,
         space: search_space.SearchSpace,
         objectives: list[str],
+        *,
         storage_url: str,
-        job_storage_url: str,
-        parent_run_id: str,
-        pruner_spec: dict,
+        identity: trial_link.Identity,
         mlflow_uri: str,
         launcher: Any,
         compose_once: Callable[[list[str]], DictConfig],
-        verbose: bool,
-        *,
+        verbose: bool = False,
         unowned_grace: float | None = None,
     ) -> None:
+        """``storage_url``: the storage as the sweeper opened it (its error lines and budget lock
+        name it); ``identity``: what every job is told (``trial_link.Identity``);
+        ``compose_once``: the cached composition the space's conditional keys are read from;
+        ``unowned_grace``: seconds before a trial no sweeper recorded itself on is FAIL
+        (``hydra.sweeper.grace_period``; None: ``studies.UNOWNED_GRACE_SECONDS``)."""
         self.study, self.storage, self.space, self.objectives = study, storage, space, objectives
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.trial_ids: dict[int, int] = {}  # trial number -> the storage's id, as each is asked
-        # The jobs are told job_storage_url: no password (see store.password_to_environment).
-        self.storage_url, self.job_storage_url = storage_url, job_storage_url
-        self.parent_run_id, self.pruner_spec, self.mlflow_uri = parent_run_id, pruner_spec, mlflow_uri
+        self.storage_url, self.identity, self.mlflow_uri = storage_url, identity, mlflow_uri
+        self.parent_run_id = identity.parent_run_id
         self.launcher, self.compose_once, self.verbose = launcher, compose_once, verbose
         self.heartbeat = studies.heartbeat_interval(storage)  # seconds; None: a journal file has none
-        # Seconds before a trial no sweeper recorded itself on is FAIL (hydra.sweeper.grace_period).
         self.unowned_grace = studies.UNOWNED_GRACE_SECONDS if unowned_grace is None else unowned_grace
         self.started = time.monotonic()
         self.job_idx = 0
@@ -253,13 +254,9 @@ class TrialLoop:
             trials.append(trial)
             trial_id = self._id(trial)
             studies.mark_owner(storage, trial_id)
-            storage.set_trial_system_attr(trial_id, trial_link.PRUNER_ATTR, self.pruner_spec)
             overrides = self.space.suggest(trial, self.compose_once)
             storage.set_trial_system_attr(trial_id, studies.OVERRIDES, overrides)
-            identity = trial_link.overrides_for(
-                self.job_storage_url, self.study.study_name, trial_id, trial.number, self.parent_run_id
-            )
-            batch.append(overrides + identity)
+            batch.append(overrides + self.identity.overrides(trial_id, trial.number))
         return trials, batch
 
     def _id(self, trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:

@@ -24,16 +24,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError, StoreError, SweeperError, one_line
-from sweeper.sweep import console, launching, parent_run, space as search_space, study as studies
+from sweeper.sweep import console, launching, parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.job_configs import JobConfigs
 from sweeper.sweep.loop import TrialLoop
-from sweeper.sweep.registry import make_pruner, make_sampler
-from sweeper.sweep.settings import check_settings
+from sweeper.sweep.settings import Settings
 from sweeper.sweep.storage import hide_password, is_journal, open_storage, resolve_storage_url
 from sweeper.tracking import DEFAULT_TRACKING_URI, experiment_name
 from sweeper.tracking.store import password_to_environment
@@ -49,7 +47,8 @@ class OptunaSweeperImpl:
     """Hydra Sweeper logic; ``hydra_plugins.sweeper_optuna.OptunaSweeper`` delegates here."""
 
     def __init__(self, **settings: Any) -> None:
-        self.settings = OmegaConf.create(settings)
+        self.raw_settings = OmegaConf.create(settings)  # parsed once, as the sweep starts
+        self.settings: Settings | None = None
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
@@ -81,9 +80,8 @@ class OptunaSweeperImpl:
         return bool(OmegaConf.select(self.config, "hydra.verbose", default=False))
 
     def _sweep(self, arguments: list[str]) -> Any:
-        s, cfg = self.settings, self.config
-        check_settings(s)
-        jobs = JobConfigs(self.hydra_context, cfg, str(s.validator) if s.validator else None)
+        self.settings = Settings.parse(self.raw_settings)
+        jobs = JobConfigs(self.hydra_context, self.config, self.settings.validator)
         finished = False
         try:
             returns = self._run_sweep(arguments, jobs, self.launcher)
@@ -94,19 +92,16 @@ class OptunaSweeperImpl:
 
     def _run_sweep(self, arguments: list[str], jobs: JobConfigs, launcher: Any) -> Any:
         s, cfg = self.settings, self.config
+        assert s is not None
         objective = str(OmegaConf.select(cfg, "objective", default="val_rmse"))
         objectives, directions = studies.objectives_and_directions(
             objective, s.direction, list(s.directions) if s.directions else None)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        params = OmegaConf.to_container(s.params, resolve=True) if s.params else {}
-        checked = jobs.check_beside(search_space.parse(params, arguments, parser), launching.beside(launcher))
+        checked = jobs.check_beside(search_space.parse(dict(s.params), arguments, parser), launching.beside(launcher))
         parent_run.import_store(cfg)  # beside the check, which takes about as long
         space = checked()
-        grid = space.grid() if str(s.sampler).lower() == "grid" else None
-        pruner_spec = {"name": s.pruner, "kwargs": OmegaConf.to_container(s.pruner_kwargs, resolve=True)}
-        sampler_kwargs = OmegaConf.to_container(s.sampler_kwargs, resolve=True)
-        make_sampler(str(s.sampler), s.seed, sampler_kwargs, grid)  # a bad sampler fails here
-        make_pruner(pruner_spec["name"], pruner_spec["kwargs"])  # and a bad pruner
+        grid = space.grid() if s.sampler.is_grid else None
+        s.sampler.build(grid=grid)  # a bad sampler fails here
         identity, resolved, description = self._preflight(jobs.base(space), objectives)
         if resolved != objectives:  # objective=auto, now known to be val_rmse or val_log_loss
             objectives, directions = studies.objectives_and_directions(
@@ -115,32 +110,33 @@ class OptunaSweeperImpl:
         storage_url, storage = self._open_storage()
         job_storage_url = password_to_environment(storage_url, "hydra.sweeper.storage")
         if job_storage_url != storage_url:  # only a PostgreSQL URL changes: typed as it was
-            self._keep_out_of_files(str(s.storage), job_storage_url)
+            self._keep_out_of_files(s.storage, job_storage_url)
         client, experiment_id, mlflow_uri = parent_run.connect(cfg, description)
         study_name = str(s.study_name or experiment_name(cfg))
-        study, created = studies.create_or_load(storage, study_name, directions)
+        study, created = studies.create_or_load(storage, study_name, directions, s.pruner.build())
         studies.check_metric_names(study, objectives)
         study.set_metric_names(objectives)
-        study.sampler = make_sampler(str(s.sampler), studies.worker_seed(s.seed, study, created), sampler_kwargs, grid)
+        study.sampler = s.sampler.build(studies.worker_seed(s.sampler.seed, study, created), grid)
         studies.check_identity(study, identity)
         if created and s.start_from_defaults and grid is None:
             self._enqueue_defaults(study, jobs, space)
-        tags = {SAMPLER_TAG: str(s.sampler), PRUNER_TAG: str(s.pruner)}
+        tags = {SAMPLER_TAG: s.sampler.name, PRUNER_TAG: s.pruner.name}
         parent_run_id = parent_run.find_or_create(client, experiment_id, study, storage, created, tags)
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
 
-        run = TrialLoop(study, storage, space, objectives, storage_url, job_storage_url, parent_run_id,
-                        pruner_spec, mlflow_uri, launcher, jobs.compose_once, self._verbose(),
-                        unowned_grace=s.grace_period)
+        run = TrialLoop(study, storage, space, objectives, storage_url=storage_url,
+                        identity=trial_link.Identity(job_storage_url, study.study_name, parent_run_id, s.pruner.text()),
+                        mlflow_uri=mlflow_uri, launcher=launcher, compose_once=jobs.compose_once,
+                        verbose=self._verbose(), unowned_grace=s.grace_period)
         run.fail_orphans()
         parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
         finished = studies.count(study)[0]
         log.info("study '%s' (%s, sampler %s, pruner %s): %d of %d trials finished; MLflow parent run %s",
-                 study.study_name, "new" if created else "resumed", s.sampler, s.pruner, finished, s.n_trials,
+                 study.study_name, "new" if created else "resumed", s.sampler.name, s.pruner.name, finished, s.n_trials,
                  parent_run_id)
-        n_trials = int(s.n_trials)
+        n_trials = s.n_trials
         if finished >= n_trials:
             log.info("the study already has %d finished trials: nothing to run (raise hydra.sweeper.n_trials "
                      "for more)", finished)
@@ -149,7 +145,7 @@ class OptunaSweeperImpl:
             log.info("the grid has %d points: n_trials lowered to match", n_trials)
         status, returns = "FINISHED", []
         try:
-            returns = run.loop(n_trials, s.timeout, int(s.n_jobs))
+            returns = run.loop(n_trials, s.timeout, s.n_jobs)
         except KeyboardInterrupt:
             status = "KILLED"
         except StoreError as error:
@@ -171,7 +167,8 @@ class OptunaSweeperImpl:
 
     def _open_storage(self) -> tuple[str, optuna.storages.BaseStorage]:
         """(absolute URL, storage) of ``hydra.sweeper.storage``; one line naming it if it cannot open."""
-        given = str(self.settings.storage)
+        assert self.settings is not None
+        given = self.settings.storage
         url = resolve_storage_url(given, PROJECT_ROOT)
         earlier = Path(url).with_name("optuna.db")
         if is_journal(url) and not Path(url).exists() and earlier.exists():
@@ -192,13 +189,10 @@ class OptunaSweeperImpl:
         lines are logged, the identity is what the study must keep (`studies.check_identity`),
         the objectives have ``auto`` resolved for the data's task, the description is the
         experiment's. Returns (identity, objectives, description)."""
-        if not self.settings.preflight:
+        assert self.settings is not None
+        if self.settings.preflight is None:
             return {}, objectives, None
-        try:
-            preflight = get_method(str(self.settings.preflight))
-        except Exception as err:
-            raise ConfigError(f"hydra.sweeper.preflight={self.settings.preflight}: {one_line(err)}") from None
-        found = preflight(base, objectives) or {}
+        found = self.settings.preflight(base, objectives) or {}
         for line in found.get("lines", []):
             log.info("%s", line)
         identity = {str(k): str(v) for k, v in found.get("identity", {}).items()}
@@ -237,7 +231,7 @@ class OptunaSweeperImpl:
             except Exception:
                 pass
         try:
-            done = f"{studies.count(run.study)[0]} of {self.settings.n_trials} trials finished"
+            done = f"{studies.count(run.study)[0]} of {run.n_trials} trials finished"
         except Exception:
             done = "finished trials are kept"
         raise SweeperError(f"{error}; the sweep stopped ({done}): rerun the same command to resume once it works again")
@@ -266,7 +260,7 @@ class OptunaSweeperImpl:
         default = mlflow_uri == resolve_storage_url(DEFAULT_TRACKING_URI, PROJECT_ROOT)
         shown = DEFAULT_TRACKING_URI if default else hide_password(mlflow_uri)
         ui = shown if mlflow_uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {shown}"
-        dashboard = run.job_storage_url  # no password: it is in the environment
+        dashboard = run.identity.storage_url  # no password: it is in the environment
         if is_journal(dashboard) and Path(dashboard).is_relative_to(Path.cwd()):
             dashboard = str(Path(dashboard).relative_to(Path.cwd()))
         store = "" if shown == DEFAULT_TRACKING_URI else f" --tracking-uri {shown}"

@@ -1,21 +1,27 @@
-"""``hydra.sweeper.*``: the typed schema of the Optuna sweeper's settings.
+"""``hydra.sweeper.*``: the Optuna sweeper's settings, typed once.
 
-Registered in Hydra's ConfigStore as ``hydra/sweeper/optuna_schema``. It holds the keys and
-their types only; every default, with what it means, is in ``conf/hydra/sweeper/optuna.yaml``,
-which extends it, so a misspelt key or a wrong type fails at once and each default is written
-once.
+:class:`OptunaSweeperConf` is their schema, registered in Hydra's ConfigStore as
+``hydra/sweeper/optuna_schema``: the keys and their types only. Every default, with what it
+means, is in ``conf/hydra/sweeper/optuna.yaml``, which extends it, so a misspelt key or a wrong
+type fails at once and each default is written once. :meth:`Settings.parse` turns the composed
+node into one frozen object, checked (ranges, the sampler's and pruner's names, the app's
+hooks) before anything is opened or created; the rest of the sweeper reads only that.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
+import optuna
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from hydra.utils import get_method
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from sweeper.errors import ConfigError
+from sweeper.errors import ConfigError, one_line, user_keys
+from sweeper.sweep.registry import make_pruner, make_sampler
 
 SWEEPER_TARGET = "hydra_plugins.sweeper_optuna.optuna_sweeper.OptunaSweeper"
 #: Set by the app's own config (conf/hydra/sweeper/optuna.yaml), not by a user: left out of the
@@ -63,11 +69,9 @@ _SETTING_RANGES = (
 )
 
 
-def check_settings(settings: DictConfig) -> None:
+def _check_keys_and_ranges(settings: DictConfig) -> None:
     """Refuse a ``hydra.sweeper`` key the schema lacks (``+hydra.sweeper.nope=1`` adds one) or a
-    number out of range before anything is opened or created."""
-    from sweeper.errors import user_keys
-
+    number out of range."""
     known = {f.name for f in dataclasses.fields(OptunaSweeperConf)}
     unknown = [key for key in settings if key not in known]
     if unknown:
@@ -75,6 +79,105 @@ def check_settings(settings: DictConfig) -> None:
     for key, allowed, ok in _SETTING_RANGES:
         if not ok(settings[key]):
             raise ConfigError(f"hydra.sweeper.{key}={settings[key]}; must be {allowed}")
+
+
+@dataclass(frozen=True)
+class Pruner:
+    """``hydra.sweeper.pruner`` with its ``pruner_kwargs``: which Optuna pruner stops a trial.
+
+    It travels to each job with the trial's identity (:meth:`text`, see
+    ``sweeper.sweep.trial_link``), where :meth:`build` makes it once per process."""
+
+    name: str
+    kwargs: Mapping[str, Any]
+
+    def build(self) -> optuna.pruners.BasePruner:
+        return make_pruner(self.name, dict(self.kwargs))
+
+    def text(self) -> str:
+        return json.dumps({"name": self.name, "kwargs": dict(self.kwargs)}, sort_keys=True)
+
+    @classmethod
+    def from_text(cls, text: str) -> Pruner:
+        spec = json.loads(text)
+        return cls(str(spec["name"]), spec.get("kwargs") or {})
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """``hydra.sweeper.sampler`` with its ``sampler_kwargs`` and ``seed``."""
+
+    name: str
+    kwargs: Mapping[str, Any]
+    seed: int | None
+
+    def build(self, seed: int | None = None, grid: dict[str, list] | None = None) -> optuna.samplers.BaseSampler:
+        """The sampler, seeded with ``seed`` (default: ``hydra.sweeper.seed``); ``grid`` is
+        the grid sampler's every point."""
+        return make_sampler(self.name, self.seed if seed is None else seed, dict(self.kwargs), grid)
+
+    @property
+    def is_grid(self) -> bool:
+        return self.name.lower() == "grid"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``hydra.sweeper.*`` as the sweep uses them (see ``conf/hydra/sweeper/optuna.yaml``)."""
+
+    n_trials: int
+    timeout: float | None
+    n_jobs: int
+    sampler: Sampler
+    pruner: Pruner
+    storage: str
+    study_name: str | None
+    direction: str | None
+    directions: tuple[str, ...] | None
+    heartbeat_interval: int
+    grace_period: int | None
+    register_model: str | None
+    start_from_defaults: bool
+    params: Mapping[str, Any]
+    #: The app's check of a composed job config (raises ``SweeperError``), run on every value of
+    #: the space before any trial; None: no check.
+    validator: Callable[[DictConfig], None] | None
+    #: ``(config, objectives) -> {"lines", "identity", "objectives", "description"}``, run once on
+    #: the config of the space's fixed overrides before the study or the parent run exists.
+    preflight: Callable[[DictConfig, list[str]], Mapping[str, Any]] | None
+
+    @classmethod
+    def parse(cls, raw: DictConfig) -> Settings:
+        """The settings of the composed ``hydra.sweeper`` node; one line naming the key when one
+        is unknown, out of range, or names no sampler, pruner or function."""
+        _check_keys_and_ranges(raw)
+        plain = OmegaConf.to_container(raw, resolve=True)
+        assert isinstance(plain, dict)
+        pruner = Pruner(str(plain["pruner"]).lower() if plain["pruner"] is not None else "none",
+                        plain["pruner_kwargs"] or {})
+        pruner.build()  # a bad name or keyword fails here
+        return cls(
+            n_trials=int(plain["n_trials"]), timeout=plain["timeout"], n_jobs=int(plain["n_jobs"]),
+            sampler=Sampler(str(plain["sampler"]), plain["sampler_kwargs"] or {}, plain["seed"]),
+            pruner=pruner, storage=str(plain["storage"]), study_name=plain["study_name"],
+            direction=plain["direction"],
+            directions=tuple(str(d) for d in plain["directions"]) if plain["directions"] else None,
+            heartbeat_interval=int(plain["heartbeat_interval"]), grace_period=plain["grace_period"],
+            register_model=plain["register_model"], start_from_defaults=bool(plain["start_from_defaults"]),
+            params=plain["params"] or {},
+            validator=_function("validator", plain["validator"]),
+            preflight=_function("preflight", plain["preflight"]),
+        )
+
+
+def _function(key: str, path: str | None) -> Any:
+    """The function ``hydra.sweeper.<key>`` names by its dotted path, or None."""
+    if not path:
+        return None
+    try:
+        return get_method(str(path))
+    except Exception as err:
+        raise ConfigError(f"hydra.sweeper.{key}={path}: {one_line(err)}") from None
 
 
 ConfigStore.instance().store(

@@ -71,9 +71,11 @@ def objectives_and_directions(
 
 
 def create_or_load(
-    storage: optuna.storages.BaseStorage, study_name: str, directions: list[str]
+    storage: optuna.storages.BaseStorage, study_name: str, directions: list[str],
+    pruner: optuna.pruners.BasePruner | None = None,
 ) -> tuple[optuna.Study, bool]:
-    """The study called ``study_name``, created if missing; also whether this call created it.
+    """The study called ``study_name`` with ``pruner``, created if missing; also whether this
+    call created it.
 
     Creation is atomic in the storage, so when several workers start together exactly one of
     them is told it created the study.
@@ -84,7 +86,7 @@ def create_or_load(
         created = True
     except optuna.exceptions.DuplicatedStudyError:
         created = False
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
     if list(study.directions) != wanted:
         have = [d.name.lower() for d in study.directions]
         raise ConfigError(

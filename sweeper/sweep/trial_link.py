@@ -8,8 +8,10 @@ Hydra sets ``env_set`` variables in the process and never unsets them, so a plai
 in-process multirun job would otherwise think it is still a trial). ``env_set`` also exports the
 variables to any process the job starts.
 
-Everything else about the trial (its pruner, the study's directions) is read from the storage,
-which is the single source of truth.
+The identity carries the pruner that may stop the trial (``hydra.sweeper.pruner`` and its
+kwargs, :class:`sweeper.sweep.settings.Pruner`), built once per process; everything else about
+the trial (the study's directions, its peers' values) is read from the storage, the single
+source of truth.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,21 +30,40 @@ STUDY = "SWEEPER_STUDY"
 TRIAL_ID = "SWEEPER_TRIAL_ID"
 TRIAL_NUMBER = "SWEEPER_TRIAL_NUMBER"
 PARENT_RUN_ID = "SWEEPER_PARENT_RUN_ID"
+PRUNER = "SWEEPER_PRUNER"
 
-# Trial system attribute (written by the sweeper at ask time) holding the pruner the job rebuilds.
-PRUNER_ATTR = "sweeper:pruner"
+#: A trial's pruner when none is given (``sweeper.sweep.settings.Pruner.text()``): never pruned.
+NO_PRUNER = json.dumps({"kwargs": {}, "name": "none"}, sort_keys=True)
 
 
 #: The config keys of those overrides, one per variable.
-IDENTITY_KEYS = tuple(f"hydra.job.env_set.{name}" for name in (STORAGE, STUDY, TRIAL_ID, TRIAL_NUMBER, PARENT_RUN_ID))
+IDENTITY_KEYS = tuple(f"hydra.job.env_set.{name}"
+                      for name in (STORAGE, STUDY, TRIAL_ID, TRIAL_NUMBER, PARENT_RUN_ID, PRUNER))
 
 
-def overrides_for(
-    storage_url: str, study_name: str, trial_id: int, trial_number: int, parent_run_id: str | None
-) -> list[str]:
-    """The Hydra overrides that tell one job which Optuna trial it is (``IDENTITY_KEYS``)."""
-    values = (storage_url, study_name, str(trial_id), str(trial_number), parent_run_id or "")
+def overrides_for(storage_url: str, study_name: str, trial_id: int, trial_number: int, parent_run_id: str | None,
+                  pruner: str = NO_PRUNER) -> list[str]:
+    """The Hydra overrides that tell one job which Optuna trial it is, and the pruner that may
+    stop it (``Pruner.text()``) (``IDENTITY_KEYS``)."""
+    values = (storage_url, study_name, str(trial_id), str(trial_number), parent_run_id or "", pruner)
     return [f"++{key}={quote(value)}" for key, value in zip(IDENTITY_KEYS, values)]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What each job of a sweep is told besides its own trial: the storage as the jobs reach it
+    (no password: ``store.password_to_environment``), the study, the MLflow parent run and the
+    pruner (``Pruner.text()``)."""
+
+    storage_url: str
+    study_name: str
+    parent_run_id: str | None
+    pruner: str = NO_PRUNER
+
+    def overrides(self, trial_id: int, trial_number: int) -> list[str]:
+        """The overrides of the job of trial ``trial_number`` (the storage's ``trial_id``)."""
+        return overrides_for(self.storage_url, self.study_name, trial_id, trial_number, self.parent_run_id,
+                             self.pruner)
 
 
 @dataclass
@@ -63,17 +83,14 @@ class TrialLink:
     trial_id: int
     trial_number: int
     parent_run_id: str | None
+    pruner: str = NO_PRUNER  # Pruner.text()
     _study: Any = field(default=None, init=False, repr=False)
     _storage: Any = field(default=None, init=False, repr=False)
 
     def _connect(self) -> Any:
         """The trial's study, loaded with its pruner (once per process and pruner)."""
         if self._study is None:
-            from sweeper.sweep.storage import open_storage
-
-            spec = open_storage(self.storage_url).get_trial(self.trial_id).system_attrs.get(PRUNER_ATTR) or {}
-            self._study, self._storage = _job_study(self.storage_url, self.study_name,
-                                                    json.dumps(spec, sort_keys=True))
+            self._study, self._storage = _job_study(self.storage_url, self.study_name, self.pruner)
         return self._study
 
     def report(self, epoch: int, value: float) -> bool:
@@ -96,25 +113,25 @@ class TrialLink:
 
 
 @functools.lru_cache(maxsize=4)
-def _job_study(storage_url: str, study_name: str, pruner_spec: str) -> tuple[Any, Any]:
-    """(study, its storage) as the jobs of one process see them, with the trial's pruner.
+def _job_study(storage_url: str, study_name: str, pruner: str) -> tuple[Any, Any]:
+    """(study, its storage) as the jobs of one process see them, with the trial's pruner
+    (``pruner``: ``Pruner.text()``), built once.
 
     Kept for the process, so the jobs after the first (in-process, or in one joblib worker)
     reuse the storage's view of the finished trials instead of reading them all again.
     """
     import optuna
 
-    from sweeper.sweep.registry import make_pruner
+    from sweeper.sweep.settings import Pruner
     from sweeper.sweep.storage import open_storage
 
-    spec = json.loads(pruner_spec)
     storage = open_storage(storage_url)
     study = optuna.load_study(
         study_name=study_name,
         storage=storage,
         # The sweeper samples; the job never does, so the cheapest sampler will do.
         sampler=optuna.samplers.RandomSampler(),
-        pruner=make_pruner(spec.get("name", "none"), spec.get("kwargs")),
+        pruner=Pruner.from_text(pruner).build(),
     )
     return study, storage
 
@@ -138,4 +155,5 @@ def current() -> TrialLink | None:
         trial_id=int(env[TRIAL_ID]),
         trial_number=int(env[TRIAL_NUMBER]),
         parent_run_id=str(env[PARENT_RUN_ID]) or None,
+        pruner=str(env.get(PRUNER) or NO_PRUNER),
     )
