@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     import optuna
     from optuna.importance import get_param_importances
 
-    from sweeper.sweep.parent_run import _write_plots
+    from sweeper.tracking.study_plots import write_plots
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent("""
         get_param_importances(study, evaluator=optuna.importance.FanovaImportanceEvaluator())
     except ImportError:
         print("fanova unavailable")
-    _write_plots(study, ["val_rmse"], Path(sys.argv[1]))
+    write_plots(study, ["val_rmse"], Path(sys.argv[1]))
 """)
 
 
@@ -104,12 +104,13 @@ def test_the_parent_runs_plots_drawn_in_the_drawing_process_are_those_drawn_here
 def test_plots_the_drawing_process_could_not_draw_are_drawn_here_with_one_warning(tmp_path: Path, caplog) -> None:
     from sweeper.launcher.processes import Drawer, ready
     from sweeper.sweep import parent_run
+    from sweeper.tracking import study_plots
 
     study, client, run_id = _study_and_parent(tmp_path)
     drawer = Drawer()
     try:  # a study direction Optuna refuses: the call fails in the drawing process
         drawer.submit(ready).result(timeout=120)
-        bad = drawer.submit(parent_run._write_plots_of_trials, study.trials, ["sideways"], ["val_rmse"], tmp_path)
+        bad = drawer.submit(study_plots.write_plots_of_trials, study.trials, ["sideways"], ["val_rmse"], tmp_path)
         with caplog.at_level("WARNING"):
             parent_run.log_results(client, run_id, study, ["val_rmse"], None, lambda *args: bad)
     finally:

@@ -33,7 +33,9 @@ from sweeper.sweep.job_configs import JobConfigs
 from sweeper.sweep.loop import TrialLoop
 from sweeper.sweep.settings import Settings
 from sweeper.sweep.storage import hide_password, is_journal, open_storage, resolve_storage_url
+from sweeper import tracking
 from sweeper.tracking import DEFAULT_TRACKING_URI, experiment_name
+from sweeper.tracking.mlflow_model import log_best_model
 from sweeper.tracking.store import password_to_environment
 from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG
 
@@ -98,7 +100,7 @@ class OptunaSweeperImpl:
             objective, s.direction, list(s.directions) if s.directions else None)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         checked = jobs.check_beside(search_space.parse(dict(s.params), arguments, parser), launching.beside(launcher))
-        parent_run.import_store(cfg)  # beside the check, which takes about as long
+        tracking.import_store(cfg)  # beside the check, which takes about as long
         space = checked()
         grid = space.grid() if s.sampler.is_grid else None
         s.sampler.build(grid=grid)  # a bad sampler fails here
@@ -111,7 +113,7 @@ class OptunaSweeperImpl:
         job_storage_url = password_to_environment(storage_url, "hydra.sweeper.storage")
         if job_storage_url != storage_url:  # only a PostgreSQL URL changes: typed as it was
             self._keep_out_of_files(s.storage, job_storage_url)
-        client, experiment_id, mlflow_uri = parent_run.connect(cfg, description)
+        client, experiment_id, mlflow_uri = tracking.connect(cfg, description)
         study_name = str(s.study_name or experiment_name(cfg))
         study, created = studies.create_or_load(storage, study_name, directions, s.pruner.build())
         studies.check_metric_names(study, objectives)
@@ -247,8 +249,8 @@ class OptunaSweeperImpl:
 
         def best_model() -> list[str]:
             if len(objectives) == 1 and best and best[0].user_attrs.get(studies.RUN_ID):
-                return parent_run.log_best_model(client, parent_run_id, best[0], mlflow_uri,
-                                                 self.settings.register_model)
+                return log_best_model(client, parent_run_id, str(best[0].user_attrs[studies.RUN_ID]), best[0].number,
+                                      mlflow_uri, self.settings.register_model)
             return []
 
         try:

@@ -17,68 +17,15 @@ import optuna
 from optuna.trial import TrialState
 
 from sweeper.sweep import study as study_attrs
+from sweeper.tracking import study_plots
+from sweeper.tracking.tags import (
+    BEST_RUN_TAG, BEST_TRIAL_TAG, FAIL_REASON_TAG, NOTE_TAG, PARENT_TAG, PARETO_TAG, STATE_TAG, STUDY_TAG, TRIAL_TAG,
+)
 
 log = logging.getLogger(__name__)
 
-from sweeper.tracking.tags import (
-    BEST_RUN_TAG,
-    BEST_TRIAL_TAG,
-    FAIL_REASON_TAG,
-    MODEL_OF_TAG,
-    NOTE_TAG,
-    PARENT_TAG,
-    PARETO_TAG,
-    STATE_TAG,
-    STUDY_TAG,
-    TRIAL_TAG,
-)
-
 # How long a worker that did not create the study waits for its creator to name the parent run.
 _WAIT_FOR_PARENT_SECONDS = 30.0
-
-
-def import_store(config: Any) -> None:
-    """Import MLflow's client and, for a database URI, SQLAlchemy's ORM and Alembic (what
-    MLflow's SQL store is built on): ~1.4 s of the sweep's start that touches no store
-    (``connect`` then opens it), run while the space is checked."""
-    import contextlib
-    import importlib
-
-    from mlflow import MlflowClient  # noqa: F401
-    from omegaconf import OmegaConf
-
-    from sweeper.tracking import tracking_uri
-
-    uri = tracking_uri(OmegaConf.select(config, "mlflow.tracking_uri", default=None), create=False)
-    if not uri.startswith(("http://", "https://", "file:", "databricks")) and "://" in uri:
-        for name in ("sqlalchemy.orm", "alembic.command"):
-            with contextlib.suppress(ImportError):  # MLflow's own dependencies
-                importlib.import_module(name)
-
-
-def connect(config: Any, description: str | None) -> tuple[Any, str, str]:
-    """(client, experiment id, tracking URI) of the sweep; one line, at once, if unreachable
-    (MLflow's client would retry a server that does not answer for minutes)."""
-    import urllib.request
-
-    from mlflow import MlflowClient
-    from omegaconf import OmegaConf
-
-    from sweeper.errors import ConfigError, one_line
-    from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
-
-    uri = tracking_uri(OmegaConf.select(config, "mlflow.tracking_uri", default=None))
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
-                pass
-        except Exception as err:
-            raise ConfigError(f"mlflow.tracking_uri={uri}: the MLflow server does not answer ({one_line(err)})") from None
-    client = MlflowClient(tracking_uri=uri)
-    try:
-        return client, get_or_create_experiment(client, experiment_name(config), description), uri
-    except Exception as err:
-        raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(err)}") from None
 
 
 def _live_run(client: Any, run_id: str | None) -> bool:
@@ -274,26 +221,6 @@ def _retrying(write: Any, attempts: int = 4) -> None:
             time.sleep(0.5 * (attempt + 1))
 
 
-def _plot(fn: Any, path: Path, **kwargs: Any) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    try:
-        ax = fn(**kwargs)
-    except Exception as err:  # e.g. importances need two completed trials
-        log.info("skipped %s: %s", path.name, str(err).splitlines()[0] if str(err) else type(err).__name__)
-        plt.close("all")
-        return False
-    figure = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-    figure.set_size_inches(9, 5.5)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close("all")
-    return True
-
-
 def log_results(
     client: Any,
     run_id: str,
@@ -324,13 +251,13 @@ def log_results(
             # Drawn into a folder of their own: after a failure or a timeout, what the other
             # process still writes never reaches the run.
             trials = study.get_trials(deepcopy=False)
-            plotted = beside(_write_plots_of_trials, trials, study.directions, objectives, Path(elsewhere))
+            plotted = beside(study_plots.write_plots_of_trials, trials, study.directions, objectives, Path(elsewhere))
         study.trials_dataframe().to_csv(out / "trials.csv", index=False)
         _retrying(lambda: _counts(client, run_id, study))
         if complete:
             _retrying(lambda: _log_best(client, run_id, study, objectives, best_params))
             if plotted is None:
-                _write_plots(study, objectives, out)
+                study_plots.write_plots(study, objectives, out)
             if len(objectives) > 1:
                 _pareto_front(study, objectives).to_csv(out / "pareto_front.csv", index=False)
             if best_config_yaml is not None:
@@ -338,7 +265,7 @@ def log_results(
         result = meanwhile() if meanwhile is not None else None
         records = _plots_drawn(plotted, Path(elsewhere), out)
         if plotted is not None and records is None:
-            _write_plots(study, objectives, out)
+            study_plots.write_plots(study, objectives, out)
         for name, level, message in records or []:
             logging.getLogger(name).log(level, "%s", message)
         client.log_artifacts(run_id, str(out))
@@ -368,34 +295,6 @@ def _plots_drawn(plotted: Any, folder: Path, out: Path) -> list[tuple[str, int, 
     return records
 
 
-def _write_plots_of_trials(trials: list[optuna.trial.FrozenTrial], directions: list[Any], objectives: list[str],
-                           out: Path) -> list[tuple[str, int, str]]:
-    """In the drawing process or a worker: ``_write_plots`` of an in-memory study holding
-    ``trials`` (all of them, so their numbers stay), and the log records it made, for the sweep
-    to log."""
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    keep, logger = Keep(logging.INFO), logging.getLogger("sweeper")
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(keep)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # a worker process's own log set-up (its last job's) stays out of it
-    try:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(directions=directions)
-        study.add_trials(trials)
-        _write_plots(study, objectives, out)
-    finally:
-        logger.removeHandler(keep)
-        logger.setLevel(level)
-        logger.propagate = propagate
-    return [(r.name, r.levelno, r.getMessage()) for r in records]
-
-
 def _pareto_front(study: optuna.Study, objectives: list[str]) -> Any:
     import pandas as pd
 
@@ -406,72 +305,6 @@ def _pareto_front(study: optuna.Study, objectives: list[str]) -> Any:
         row.update(t.params)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
-    import json
-    import warnings
-
-    from optuna.visualization import matplotlib as vis
-
-    from sweeper.tracking import importances
-
-    target = {}
-    if len(objectives) > 1:
-        target = {"target": lambda t: t.values[0], "target_name": objectives[0]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Optuna's matplotlib backend is "experimental"
-        _plot(vis.plot_optimization_history, out / "optimization_history.png", study=study, **target)
-        if len(objectives) > 1:
-            _plot(vis.plot_pareto_front, out / "pareto_front.png", study=study, target_names=objectives)
-    # One importance answer for the sweep: PED-ANOVA on its COMPLETE trials, for the first
-    # objective and for the gap, kept as JSON that sweeper.report shows as it is.
-    values = importances.of_study(study, objectives)
-    (out / importances.JSON).write_text(json.dumps(values, indent=2) + "\n")
-    importances.draw(values, objectives[0], out / importances.PNG)
-
-
-def log_best_model(client: Any, run_id: str, best: optuna.trial.FrozenTrial, tracking_uri: str,
-                   register_as: str | None) -> list[str]:
-    """Log the best trial's network as the parent run's MLflow Model ``model`` and register it
-    as ``register_as`` (a new version each time a sweep ends) when set; the summary's lines
-    that say where it is."""
-    from sweeper.errors import one_line
-    from sweeper.tracking.mlflow_model import register
-
-    uri = _log_model_of(client, run_id, str(best.user_attrs[study_attrs.RUN_ID]), tracking_uri)
-    lines = [f"best model: runs:/{run_id}/model (trial #{best.number})"]
-    if register_as:
-        try:
-            lines.append(f"registered as {register(uri or f'runs:/{run_id}/model', str(register_as))}")
-        except Exception as err:
-            log.warning("hydra.sweeper.register_model=%s: not registered: %s", register_as, one_line(err))
-    return lines
-
-
-def _log_model_of(client: Any, run_id: str, best_run_id: str, tracking_uri: str) -> str | None:
-    """Log run ``best_run_id``'s network (its ``model.npz``) as the parent run's MLflow Model
-    ``model``; returns the model's URI, or None when that trial's model is already the parent's
-    (a resumed sweep whose best did not change, another worker that got there first) or cannot
-    be logged (a warning line says why)."""
-    import json
-
-    from sweeper.tracking.mlflow_model import example_rows, log_model
-
-    parent = client.get_run(run_id)
-    if parent.data.tags.get(MODEL_OF_TAG) == best_run_id:
-        return None
-    try:
-        with tempfile.TemporaryDirectory(prefix="sweeper-best-") as folder:
-            npz = client.download_artifacts(best_run_id, "model.npz", folder)
-            info = json.loads(Path(client.download_artifacts(best_run_id, "data.json", folder)).read_text())
-            uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info["features"],
-                            example_rows(info), classes=info.get("classes"))
-    except Exception as err:
-        log.warning("the best model was not logged to the parent run: %s", str(err).splitlines()[0])
-        return None
-    client.set_tag(run_id, MODEL_OF_TAG, best_run_id)
-    return uri
 
 
 def finish(client: Any, run_id: str, status: str = "FINISHED") -> None:

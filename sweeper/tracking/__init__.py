@@ -6,7 +6,7 @@ Importing this package does not import MLflow; the functions that need it import
 import contextlib
 import logging
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 # Downloading a run's artifacts draws a progress bar per file on stderr: not for our commands.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -62,3 +62,47 @@ __all__ = [
     "get_or_create_experiment",
     "tracking_uri",
 ]
+
+
+# -- a sweep's MLflow experiment ------------------------------------------------------------
+
+def import_store(config: Any) -> None:
+    """Import MLflow's client and, for a database URI, SQLAlchemy's ORM and Alembic (what
+    MLflow's SQL store is built on): ~1.4 s of the sweep's start that touches no store
+    (``connect`` then opens it), run while the space is checked."""
+    import contextlib
+    import importlib
+
+    from mlflow import MlflowClient  # noqa: F401
+    from omegaconf import OmegaConf
+
+
+    uri = tracking_uri(OmegaConf.select(config, "mlflow.tracking_uri", default=None), create=False)
+    if not uri.startswith(("http://", "https://", "file:", "databricks")) and "://" in uri:
+        for name in ("sqlalchemy.orm", "alembic.command"):
+            with contextlib.suppress(ImportError):  # MLflow's own dependencies
+                importlib.import_module(name)
+
+
+def connect(config: Any, description: str | None) -> tuple[Any, str, str]:
+    """(client, experiment id, tracking URI) of the sweep; one line, at once, if unreachable
+    (MLflow's client would retry a server that does not answer for minutes)."""
+    import urllib.request
+
+    from mlflow import MlflowClient
+    from omegaconf import OmegaConf
+
+    from sweeper.errors import ConfigError, one_line
+
+    uri = tracking_uri(OmegaConf.select(config, "mlflow.tracking_uri", default=None))
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
+                pass
+        except Exception as err:
+            raise ConfigError(f"mlflow.tracking_uri={uri}: the MLflow server does not answer ({one_line(err)})") from None
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        return client, get_or_create_experiment(client, experiment_name(config), description), uri
+    except Exception as err:
+        raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(err)}") from None

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from sweeper.tracking import quiet_logger
+from sweeper.tracking.tags import MODEL_OF_TAG
+
+log = logging.getLogger(__name__)
 
 MODEL_NAME = "model"
 #: What the model imports at load time, relative to the ``sweeper`` package.
@@ -124,3 +128,43 @@ def register(model_uri: str, name: str) -> str:
     with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints two lines of its own
         version = mlflow.register_model(model_uri, name)
     return f"models:/{name}/{version.version}"
+
+
+def log_best_model(client: Any, run_id: str, best_run_id: str, trial_number: int, tracking_uri: str,
+                   register_as: str | None) -> list[str]:
+    """Log the best trial's network (its MLflow run ``best_run_id``) as the sweep's parent run
+    ``run_id``'s MLflow Model ``model`` and register it as ``register_as`` (a new version each
+    time a sweep ends) when set; the summary's lines that say where it is."""
+    from sweeper.errors import one_line
+
+    uri = _log_model_of(client, run_id, best_run_id, tracking_uri)
+    lines = [f"best model: runs:/{run_id}/model (trial #{trial_number})"]
+    if register_as:
+        try:
+            lines.append(f"registered as {register(uri or f'runs:/{run_id}/model', str(register_as))}")
+        except Exception as err:
+            log.warning("hydra.sweeper.register_model=%s: not registered: %s", register_as, one_line(err))
+    return lines
+
+
+def _log_model_of(client: Any, run_id: str, best_run_id: str, tracking_uri: str) -> str | None:
+    """Log run ``best_run_id``'s network (its ``model.npz``) as the parent run's MLflow Model
+    ``model``; returns the model's URI, or None when that trial's model is already the parent's
+    (a resumed sweep whose best did not change, another worker that got there first) or cannot
+    be logged (a warning line says why)."""
+    import json
+
+    parent = client.get_run(run_id)
+    if parent.data.tags.get(MODEL_OF_TAG) == best_run_id:
+        return None
+    try:
+        with tempfile.TemporaryDirectory(prefix="sweeper-best-") as folder:
+            npz = client.download_artifacts(best_run_id, "model.npz", folder)
+            info = json.loads(Path(client.download_artifacts(best_run_id, "data.json", folder)).read_text())
+            uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info["features"],
+                            example_rows(info), classes=info.get("classes"))
+    except Exception as err:
+        log.warning("the best model was not logged to the parent run: %s", str(err).splitlines()[0])
+        return None
+    client.set_tag(run_id, MODEL_OF_TAG, best_run_id)
+    return uri
