@@ -89,6 +89,7 @@ FIXED_SCHEDULE = "schedule=constant"  # every contender; the plugin cannot sweep
 PARTS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     "hydra_job": ("Hydra job setup (the job config, run_job, .hydra/ files, logging)", True,
                   [("sweeper.launcher.local", "LocalLauncher.launch"),
+                   ("sweeper.sweep.local_launcher", "LocalLauncher.launch"),  # before issue 25
                    ("hydra._internal.core_plugins.basic_launcher", "BasicLauncher.launch")]),
     "job_other": ("job: validate + resolve config, network, final metrics", True,
                   [("sweeper.app", "run")]),
@@ -110,7 +111,8 @@ PARTS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
                        [("sweeper.app", "_write_artifacts")]),
     "plot": ("artifacts: loss_curves.png (ours: handed to the drawing process)", True,
              [("sweeper.tracking.plots", "plot_loss_curves"),
-              ("sweeper.launcher.local", "Drawing.loss_curves")]),
+              ("sweeper.launcher.local", "Drawing.loss_curves"),
+              ("sweeper.tracking.plots", "draw_loss_curves_later")]),  # before issue 25
     "artifact_upload": ("artifacts: log_artifacts (copy to the store)", True,
                         [("sweeper.tracking.mlflow_run", "MlflowRun.log_artifacts")]),
     "optuna_report": ("Optuna per-epoch trial.report + should_prune (job side)", True,

@@ -13,15 +13,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional
 
-import optuna
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_method
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from sweeper.errors import ConfigError, one_line, user_keys
-from sweeper.sweep.registry import make_pruner, make_sampler
+
+if TYPE_CHECKING:  # Hydra imports this module to print --help: Optuna only when a sweep runs
+    import optuna
 
 SWEEPER_TARGET = "hydra_plugins.sweeper_optuna.optuna_sweeper.OptunaSweeper"
 #: Set by the app's own config (conf/hydra/sweeper/optuna.yaml), not by a user: left out of the
@@ -92,6 +93,8 @@ class Pruner:
     kwargs: Mapping[str, Any]
 
     def build(self) -> optuna.pruners.BasePruner:
+        from sweeper.sweep.registry import make_pruner
+
         return make_pruner(self.name, dict(self.kwargs))
 
     def text(self) -> str:
@@ -114,6 +117,8 @@ class Sampler:
     def build(self, seed: int | None = None, grid: dict[str, list] | None = None) -> optuna.samplers.BaseSampler:
         """The sampler, seeded with ``seed`` (default: ``hydra.sweeper.seed``); ``grid`` is
         the grid sampler's every point."""
+        from sweeper.sweep.registry import make_sampler
+
         return make_sampler(self.name, self.seed if seed is None else seed, dict(self.kwargs), grid)
 
     @property
