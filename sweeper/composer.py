@@ -11,6 +11,8 @@ trial's YAML) and the local launcher (each job's config) compose through it.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import weakref
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -62,17 +64,31 @@ def without_hydra(cfg: DictConfig) -> DictConfig:
 
 
 
+@dataclasses.dataclass
+class _Cache:
+    """What the composers of one sweep's config share (see ``Composer``)."""
+
+    composed: dict[tuple[str, ...], DictConfig] = dataclasses.field(default_factory=dict)  # compose_once
+    groups: dict[str, bool] = dataclasses.field(default_factory=dict)  # is_group
+    fixed: list[str] = dataclasses.field(default_factory=list)  # overrides every job starts with, if known
+
+
+#: One cache per sweep config (the object Hydra gives the sweeper and its launcher): the
+#: sweeper's check composes each group option once, and the launcher's job configs reuse them.
+_caches: weakref.WeakKeyDictionary[DictConfig, _Cache] = weakref.WeakKeyDictionary()
+
+
 class Composer:
     """Composes a sweep's job configs (the sweep's own config plus a job's overrides) as Hydra's
-    launchers do, with the compositions of config-group options cached for the sweep."""
+    launchers do, with the compositions of config-group options cached for the sweep: every
+    composer of the same config object (the sweeper's, its launcher's) shares them."""
 
     def __init__(self, hydra_context: HydraContext, config: DictConfig) -> None:
         self._loader = hydra_context.config_loader
         self._config = config
         self._parser = OverridesParser.create(config_loader=self._loader)
-        self._composed: dict[tuple[str, ...], DictConfig] = {}  # see compose_once
-        self._groups: dict[str, bool] = {}
-        self._fixed: list[str] = []  # overrides every job starts with, if known (see job_config)
+        self._cache = _caches.setdefault(config, _Cache())
+        self._composed, self._groups = self._cache.composed, self._cache.groups
 
     def compose(self, overrides: list[str]) -> DictConfig:
         """The config a job with ``overrides`` gets (a full Hydra compose, ~0.1 s)."""
@@ -113,7 +129,8 @@ class Composer:
         parsed = self._parser.parse_overrides(list(overrides))
         if any(o.is_delete() or o.package is not None or o.is_sweep_override() for o in parsed):
             return self.compose(overrides)
-        fixed = self._fixed if list(overrides[:len(self._fixed)]) == self._fixed else []
+        known = self._cache.fixed
+        fixed = known if list(overrides[:len(known)]) == known else []
         rest = parsed[len(fixed):]
         groups = [o.input_line for o in rest if self.is_group(o.key_or_group)]
         cfg = copy.deepcopy(self.compose_once(fixed + groups))

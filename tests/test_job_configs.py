@@ -187,24 +187,29 @@ def test_a_job_config_built_from_the_cached_composition_equals_hydras_compose(jo
 def test_a_trials_job_config_reuses_the_compositions_of_the_check_and_equals_hydras_compose(jobs, monkeypatch):
     """A trial's overrides start with the space's fixed ones: its config is built on what the
     space's check composed for its group option, with no compose of its own (trial 0 waited
-    ~0.2 s for one)."""
+    ~0.2 s for one), by the sweeper and by its launcher alike (another Composer of the same
+    sweep config: they share the compositions)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import HydraContext
     from omegaconf import OmegaConf
 
+    from sweeper.composer import Composer
     from sweeper.sweep import space as search_space
 
-    monkeypatch.setattr(jobs, "_fixed", [])  # the module's other tests see no checked space
+    monkeypatch.setattr(jobs._cache, "fixed", [])  # the module's other tests see no checked space
     params = {"schedule": "choice(constant,step)", "schedule.gamma": "interval(0.5,0.9)",
               "optimizer.lr": "interval(1e-3,0.1)"}
     space = jobs.check(search_space.parse(params, ["train.epochs=7", "data=diamonds"], OverridesParser.create()))
     trials = [[*space.fixed, "schedule=step", "schedule.gamma=0.7", "optimizer.lr=0.01", *IDENTITY],
               [*space.fixed, "schedule=constant", "optimizer.lr=0.02", *IDENTITY]]
     composed = [jobs.compose(overrides) for overrides in trials]
-    monkeypatch.setattr(jobs, "compose", lambda overrides: pytest.fail(f"composed again for {overrides}"))
-    for overrides, want in zip(trials, composed):
-        built = jobs.job_config(overrides)
-        assert OmegaConf.to_yaml(built) == OmegaConf.to_yaml(want)
-        assert built.hydra.job.override_dirname == want.hydra.job.override_dirname
+    launchers = Composer(HydraContext(config_loader=jobs._loader, callbacks=None), jobs._config)
+    for composer in (jobs, launchers):
+        monkeypatch.setattr(composer, "compose", lambda overrides: pytest.fail(f"composed again for {overrides}"))
+        for overrides, want in zip(trials, composed):
+            built = composer.job_config(overrides)
+            assert OmegaConf.to_yaml(built) == OmegaConf.to_yaml(want)
+            assert built.hydra.job.override_dirname == want.hydra.job.override_dirname
 
 
 def test_a_job_config_is_a_copy_a_job_may_change(jobs):

@@ -66,7 +66,7 @@ class JobConfigs(Composer):
 
         Returns the space to search: without the keys a fixed group option lacks.
         """
-        self._composed = {}
+        self._composed.clear()
         return self._searched(space, *self._check(space))
 
     def check_beside(self, space: search_space.SearchSpace, beside: Any) -> Callable[[], search_space.SearchSpace]:
@@ -77,7 +77,7 @@ class JobConfigs(Composer):
         with it (the trials reuse them). Without ``beside``, or where it cannot, or when its
         process died, the check runs here. Nothing the check does writes anywhere, so running it
         elsewhere changes no outcome."""
-        self._composed = {}
+        self._composed.clear()
         call = beside(self.check_outcome, space) if beside is not None else None
         if call is None:
             checked = self.check(space)
@@ -102,7 +102,7 @@ class JobConfigs(Composer):
         """The space to search, the check's lines logged."""
         for note in notes:
             log.info("%s", note)
-        self._fixed = list(space.fixed)
+        self._cache.fixed[:] = space.fixed
         return space.without(dropped)
 
     def check_outcome(self, space: search_space.SearchSpace) -> Any:
