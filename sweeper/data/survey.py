@@ -34,7 +34,6 @@ from sweeper.data.missing import DROP_ROWS, ERROR, Missing
 from sweeper.data.target import MAX_CLASSES, label_cells_of_target
 from sweeper.errors import DataError
 
-ROLES = ("numeric", "date", "categorical")
 #: A text column is free text when its distinct values are at least this share of its cells.
 IDENTIFIER_SHARE = 0.5
 
