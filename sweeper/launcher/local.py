@@ -119,7 +119,7 @@ class LocalLauncher(Launcher):
         """Run the jobs of ``job_overrides`` (numbered from ``initial_job_idx``) and return how
         each ended, in order."""
         assert self.config is not None and self.hydra_context is not None
-        processes.start_up_done()
+        processes.start_up_done(job_here=False)  # the sweep imported what its jobs use (they draw elsewhere)
         if self.composer is None:
             self.composer = Composer(self.hydra_context, self.config)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)

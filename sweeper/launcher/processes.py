@@ -456,13 +456,24 @@ def start_up() -> Any:
         gc.freeze()
 
 
-def start_up_done() -> None:
-    """The command's work starts (its first job): the objects made so far are frozen out of the
+#: What a job imports (a run's own imports are lazy, so --help stays light): imported by the
+#: first job's start while the collector is still off, then frozen with the rest.
+JOB_IMPORTS = ("numpy", "pandas", "mlflow", "mlflow.tracking", "sqlalchemy.orm", "alembic.command",
+               "matplotlib.figure", "matplotlib.backends.backend_agg", "sweeper.data", "sweeper.train",
+               "sweeper.tracking.mlflow_run", "sweeper.tracking.plots")
+
+
+def start_up_done(job_here: bool = True) -> None:
+    """The command's work starts: what a job imports is imported when the job runs in this
+    process (``job_here``: ``JOB_IMPORTS``), and everything made so far is frozen out of the
     garbage collector's passes, which then resume. A no-op outside ``start_up`` and after the
     first call."""
     global _starting
     if _starting:
         _starting = False
+        for name in JOB_IMPORTS if job_here else ():
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
         gc.freeze()
         gc.enable()
 
@@ -479,4 +490,4 @@ class StartUpDone(Callback):
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         if config.hydra.runtime.choices.get("hydra/launcher") != "local":
-            start_up_done()
+            start_up_done(job_here=False)
