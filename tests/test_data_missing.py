@@ -251,6 +251,53 @@ def test_constant_target_and_duplicate_header_are_one_line_each(tmp_path):
         read_csv(path)
 
 
+# --- rows that do not match their header ------------------------------------------------------
+
+
+def test_a_first_row_with_an_extra_field_is_refused_with_its_line_not_realigned(tmp_path):
+    """pandas makes a first data row's extra leading fields the index (which was dropped): the
+    run trained on shifted columns, Price really the Doors column. Refused, with the line."""
+    lines = (ROOT / "data" / "car_prices.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    lines[1] = "17," + lines[1]
+    path = tmp_path / "shifted.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as caught:
+        load_dataset(path, "Price")
+    assert str(caught.value) == (f"data.path: shifted.csv line 2 has {len(header) + 1} fields, its header "
+                                 f"{len(header)}; the row is refused, not realigned (read as ','-separated, sniffed)")
+
+
+@pytest.mark.parametrize("text, line, fields", [
+    ("a,b,c\n1,2,3\n4,5,6\n7,8\n", 4, 2),                 # a short row: its last cell is not "missing"
+    ("a,b,c\n1,2,3\n\n4,5,6,7\n", 4, 4),                  # a blank line is skipped, and counted
+    ('a,b,c\n"x\ny",2,3\n1,2,3,4\n', 4, 4),               # a quoted line break is part of its row
+])
+def test_a_row_with_more_or_fewer_fields_than_the_header_names_its_line(tmp_path, text, line, fields):
+    path = tmp_path / "rows.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=rf"^data\.path: rows\.csv line {line} has {fields} fields, its header 3; "
+                                        r"the row is refused, not realigned"):
+        read_csv(path)
+
+
+def test_a_refused_row_names_the_separator_that_would_fit(tmp_path):
+    """A semicolon file with decimal commas read with data.sep=comma: the hint names data.sep."""
+    path = tmp_path / "semi.csv"
+    path.write_text("x;y;z\n1;2;3\n4;5,5;6\n")
+    with pytest.raises(DataError, match=r"line 3 has 2 fields, its header 1; the row is refused, not realigned "
+                                        r"\(read as ','-separated; data\.sep=semicolon splits both into as many fields\)$"):
+        read_csv(path, sep=",")
+    assert list(read_csv(path).columns) == ["x", "y", "z"]  # sniffed, it reads as it should
+
+
+def test_a_delimiter_ending_only_the_header_still_reads(tmp_path):
+    path = tmp_path / "trailing.csv"
+    path.write_text("a,b,\n1,2\n3,4,\n")
+    frame = read_csv(path)
+    assert list(frame.columns) == ["a", "b"] and frame.to_dict("list") == {"a": [1, 3], "b": [2, 4]}
+
+
 # --- dates and dialects -----------------------------------------------------------------------
 
 

@@ -196,6 +196,20 @@ def test_bad_data_settings_are_one_line_in_a_single_run(run_cli, mlflow_client, 
     assert mlflow_client.search_runs(["0"]) == [] and len(mlflow_client.search_experiments()) == 1
 
 
+def test_a_csv_with_a_shifted_row_is_one_line_for_a_run_and_a_sweep_and_nothing_is_logged(
+        run_cli, optuna_url, mlflow_client, workdir):
+    """The first data row has an extra leading field: pandas would have realigned every column
+    (Price read from Doors) and the run ended COMPLETE. Refused before any run or study exists."""
+    lines = (PROJECT_ROOT / "data" / "car_prices.csv").read_text().splitlines()
+    lines[1] = "17," + lines[1]
+    (workdir / "shifted.csv").write_text("\n".join(lines) + "\n")
+    common = ("data=csv", "data.path=shifted.csv", "data.target=Price", "train.epochs=3")
+    for proc in (run_cli(*common), sweep(run_cli, optuna_url, *common, "search=small", "hydra.sweeper.n_trials=1")):
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "shifted.csv line 2 has 19 fields, its header 18; the row is refused, not realigned" in one_error_line(proc)
+    assert_nothing_created(optuna_url, mlflow_client)
+
+
 def test_a_study_resumed_on_another_target_is_refused(run_cli, optuna_url, mlflow_client, workdir):
     numbers_frame().to_csv(workdir / "nums.csv", index=False)
     common = ("data=csv", "data.path=nums.csv", "search=small", "hydra.sweeper.n_trials=1", "train.epochs=3")

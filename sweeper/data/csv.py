@@ -88,9 +88,39 @@ def check_dialect(sep: str | None, encoding: str | None) -> None:
             ) from None
 
 
-def _header(path: Path, sep: str, encoding: str) -> list[str]:
+def _header(path: Path, sep: str, encoding: str, sep_given: bool) -> list[str]:
+    """The header's fields, once every row is checked to have as many: pandas would realign a
+    row with more (its extra leading fields made the index, then dropped) or fewer (its last
+    cells read as missing), so such a row is refused with its line number. A row may lack the
+    nameless last columns a delimiter at the end of the header makes; blank lines are skipped,
+    as pandas skips them."""
     with open(path, encoding=encoding, newline="") as handle:
-        return next(csv.reader(handle, delimiter=sep, skipinitialspace=True), [])
+        reader = csv.reader(handle, delimiter=sep, skipinitialspace=True)
+        header = next(reader, [])
+        named = len(header)
+        while named > 1 and not header[named - 1].strip():
+            named -= 1
+        line = reader.line_num + 1
+        for row in reader:
+            if (named <= len(row) <= len(header)) or not any(cell.strip() for cell in row):
+                line = reader.line_num + 1
+                continue
+            raise DataError(f"data.path: {path.name} line {line} has {len(row)} fields, its header {len(header)}; "
+                            f"the row is refused, not realigned{_other_separator(path, encoding, sep, line, sep_given)}")
+    return header
+
+
+def _other_separator(path: Path, encoding: str, sep: str, line: int, sep_given: bool) -> str:
+    """The hint of a refused row: the separator it was read with, and another that splits the
+    header and that line into as many fields (more than one), if there is one."""
+    with open(path, encoding=encoding, newline="") as handle:
+        texts = [text for number, text in enumerate(handle, start=1) if number in (1, line)]
+    for other in SEPARATORS:
+        widths = {len(next(csv.reader([text], delimiter=other), [])) for text in texts}
+        if other != sep and len(widths) == 1 and widths.pop() > 1:
+            name = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}[other]
+            return f" (read as {sep!r}-separated; data.sep={name} splits both into as many fields)"
+    return f" (read as {sep!r}-separated{'' if sep_given else ', sniffed'})"
 
 
 def _check_unique_header(names: Sequence[str], source: str) -> None:
@@ -131,7 +161,8 @@ def read_csv(
     `yes, no` files read the same as `yes,no`. ``frame.attrs`` records ``sep``, ``encoding`` and
     ``decimal_comma`` (the columns read with a decimal comma). Raises DataError (one line naming
     the file or key) when the file is missing, empty, has no data rows, repeats a column name,
-    cannot be decoded or is not parseable as CSV.
+    has a row with more or fewer fields than its header (its line number), cannot be decoded or
+    is not parseable as CSV.
     """
     resolved = resolve_path(path)
     check_dialect(sep, encoding)
@@ -145,7 +176,7 @@ def read_csv(
             with open(resolved, "rb") as handle:
                 sample = handle.read(_SNIFF_BYTES).decode(chosen, errors="ignore")
             used_sep = sep or sniff_separator(sample)
-            header = _header(resolved, used_sep, chosen)
+            header = _header(resolved, used_sep, chosen, sep is not None)
             frame = pd.read_csv(
                 resolved, sep=used_sep, encoding=chosen, skipinitialspace=True,
                 na_values=list(na_values), keep_default_na=True,
@@ -157,6 +188,8 @@ def read_csv(
                 f"data.encoding: file '{resolved}' is not {chosen} text (byte {exc.start}); "
                 "set data.encoding (e.g. cp1252) or save it as UTF-8"
             ) from None
+        except DataError:  # a row that does not match its header (_header): said as it is
+            raise
         except pd.errors.EmptyDataError:
             raise DataError(f"data.path: file '{resolved}' is empty") from None
         except (pd.errors.ParserError, ValueError) as exc:
