@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-import sweeper.app as app
+import sweeper.app.job as app  # the run's body and its steps
 
 from .curves import epoch_values
 

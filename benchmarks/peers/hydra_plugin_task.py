@@ -26,6 +26,7 @@ import hydra
 from omegaconf import DictConfig, open_dict
 
 import sweeper.app
+import sweeper.app.artifacts
 from sweeper import CONF_DIR
 from sweeper.tracking.tags import TRIAL_TAG
 
@@ -48,7 +49,7 @@ def task(cfg: DictConfig) -> float | None:
     tags = {TRIAL_TAG: str(number)}
     if parent_run_id:
         tags["mlflow.parentRunId"] = str(parent_run_id)
-    sweeper.app.log_run_model = _no_model
+    sweeper.app.artifacts.log_run_model = _no_model
     result = sweeper.app.run(cfg, run_name=f"trial-{number}", tags=tags)
     if result["state"] != sweeper.app.COMPLETE:
         return None

@@ -1,36 +1,29 @@
-"""The Hydra task function: config -> data -> network -> trainer -> MLflow.
-
-``main`` is what ``python -m sweeper`` (and every job of a ``-m`` sweep) runs; ``run`` is its
-body, callable with any composed config (``sweeper.rerun`` and tests use it directly).
-
-Order matters for "nothing half-written in MLflow": the config is validated and the CSV loaded
-before the MLflow run exists; once it exists, every way out ends it (FINISHED, FAILED or KILLED).
-"""
+"""One training run: config -> data -> network -> trainer -> MLflow (``run``)."""
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper import CONF_DIR
-from sweeper.config import OBJECTIVES, for_task, validate
-from sweeper.errors import ConfigError, SweeperError, exit_for, one_line
-from sweeper.overrides import check_bool_overrides
+from sweeper.app import artifacts
+from sweeper.config import for_task, validate
+from sweeper.errors import ConfigError, one_line
 from sweeper.tracking.tags import FAIL_REASON_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
 
-CONFIG_DIR = CONF_DIR
 SPLITS = ("train", "val", "test")
 
 # Run states, the same words in the returned dict, the ``sweeper.state`` tag and Optuna.
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 
+#: Metrics logged per epoch (step = epoch) whose final value has the same name.
+PER_EPOCH = ("val_loss", "val_accuracy")
+
+#: What a run returns and logs as final metrics, besides ``{train,val,test}_{rmse,mae,r2}``.
+CURVE_METRICS = ("val_loss", "best_epoch", "epochs_run", "generalization_gap", "train_seconds")
 
 def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str] | None = None,
         drawing: Any = None) -> dict:
@@ -117,14 +110,14 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         mlrun.log_metrics({k: v for k, v in metrics.items() if k not in PER_EPOCH})
         mlrun.log_metrics({k: v for k, v in metrics.items() if k in PER_EPOCH}, step=result.epochs_run, last=True)
         with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
-            _write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL,
+            artifacts.write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL,
                              mlrun=mlrun, drawing=drawing if link is not None else None)
             mlrun.log_artifacts(folder)
             if link is None and state == COMPLETE:
                 # A single run's network is a model someone uses; a sweep logs only its best
                 # one, once, at the end (the per-trial path stays as cheap as it was).
                 mlrun.flush()
-                log_run_model(cfg, mlrun, Path(folder) / "model.npz", dataset.info())
+                artifacts.log_run_model(cfg, mlrun, Path(folder) / "model.npz", dataset.info())
         end_tags = {STATE_TAG: state, TRAIN_STATUS_TAG: result.status}
         if state == FAIL:
             end_tags[FAIL_REASON_TAG] = reason
@@ -144,17 +137,6 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         raise
     return {"state": state, "objective": str(cfg.objective), "metrics": metrics,
             "run_id": mlrun.run_id, "reason": reason, "data": dataset.summary()}
-
-
-def log_run_model(cfg: DictConfig, mlrun: Any, model_npz: Path, info: dict) -> str:
-    """Log ``model_npz`` as the run's MLflow Model ``model`` (``sweeper.tracking.mlflow_model``)."""
-    from sweeper.tracking import tracking_uri
-    from sweeper.tracking.mlflow_model import example_rows, log_model
-
-    experiment_id = mlrun.client.get_run(mlrun.run_id).info.experiment_id
-    return log_model(tracking_uri(cfg.mlflow.tracking_uri), experiment_id, mlrun.run_id, model_npz,
-                     info["features"], example_rows(info), classes=info.get("classes"))
-
 
 def load_data(cfg: DictConfig) -> Any:
     """The ``sweeper.data.Dataset`` that ``cfg``'s ``data`` and ``split`` keys describe (its
@@ -183,7 +165,6 @@ def load_data(cfg: DictConfig) -> Any:
         stratify=cfg.split.stratify,
     )
 
-
 def network_targets(dataset: Any, output_activation: str) -> dict[str, Any]:
     """What the network trains on per split: ``dataset.y_<split>``, except for a classifier of 2
     classes with one sigmoid output, whose target is the second class's column (n, 1) of 0/1."""
@@ -192,108 +173,6 @@ def network_targets(dataset: Any, output_activation: str) -> dict[str, Any]:
     binary = dataset.task == "classification" and output_activation == "sigmoid"
     return {split: np.ascontiguousarray(getattr(dataset, f"y_{split}")[:, 1:]) if binary
             else getattr(dataset, f"y_{split}") for split in SPLITS}
-
-
-#: Metrics logged per epoch (step = epoch) whose final value has the same name.
-PER_EPOCH = ("val_loss", "val_accuracy")
-
-#: What a run returns and logs as final metrics, besides ``{train,val,test}_{rmse,mae,r2}``.
-CURVE_METRICS = ("val_loss", "best_epoch", "epochs_run", "generalization_gap", "train_seconds")
-
-
-def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
-    """The sweep's one check before its first trial (``hydra.sweeper.preflight``).
-
-    ``cfg`` is the config of the search space's fixed overrides. Every objective must be a
-    metric a trial returns and not a test metric; the dataset must load and encode (every
-    offending column in one DataError). Returns ``{"lines": the dataset's summary lines,
-    "identity": what the study's trials are about, "description": the experiment's}``
-    (identity: target, file name, SHA-256, columns; a study resumed on another target or file
-    is refused).
-    """
-    from sweeper.config import objective_for
-    from sweeper.train import CLASSIFICATION_METRICS, METRICS
-
-    validate(cfg)
-    resolved = _resolved(cfg)
-    dataset = load_data(resolved)
-    classifies = dataset.task == "classification"
-    for_task(resolved, dataset.task, len(dataset.classes), dataset.stratified)  # output_activation
-    names = CLASSIFICATION_METRICS if classifies else METRICS
-    produced = [f"{split}_{name}" for split in SPLITS for name in names] + list(CURVE_METRICS)
-    objectives = [objective_for(str(cfg.objective), dataset.task) if name == "auto" else name for name in objectives]
-    if len(objectives) == 1 and objectives[0] in OBJECTIVES:
-        objective_for(objectives[0], dataset.task)  # a metric of the other task: one line naming it
-    for name in objectives:
-        if name.startswith("test_") and name in produced:
-            raise ConfigError(
-                f"hydra.sweeper.directions: {name!r} is a test metric; a sweep optimises "
-                "validation metrics and keeps the test set for the final word"
-            )
-        if name not in produced:
-            allowed = ", ".join(m for m in produced if not m.startswith("test_"))
-            raise ConfigError(f"hydra.sweeper.directions: no trial produces {name!r}; allowed: {allowed}")
-    identity = {"data.target": dataset.target, "data.path": Path(dataset.path).name,
-                "data.sha256": dataset.sha256, "data.features": ",".join(dataset.preprocessor.features)}
-    return {"lines": dataset.summary(), "identity": identity, "description": experiment_description(dataset.info()),
-            "objectives": objectives}
-
-
-@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
-def main(cfg: DictConfig, drawing: Any = None) -> dict:
-    """``python -m sweeper``: one run, or one job of a ``-m`` sweep.
-
-    In a single run the final metrics are printed and a diverged run exits with status 1; bad
-    input raises, and ``sweeper.errors.exit_for`` turns it into one line with exit status 2. In a
-    sweep, exceptions propagate to the sweeper, which records the trial as FAIL and goes on.
-    """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    single = not HydraConfig.initialized() or HydraConfig.get().mode == RunMode.RUN
-    try:
-        if HydraConfig.initialized():
-            check_bool_overrides(cfg, HydraConfig.get().overrides.task)
-        result = run(cfg, drawing=drawing)
-    except (SweeperError, KeyboardInterrupt) as error:
-        if single:
-            exit_for(error)
-        raise
-    if single:
-        print("\n".join(result["data"]))
-        print(format_result(result, cfg))
-        if result["state"] == FAIL:
-            print(f"error: the run FAILED: {result['reason']}", file=sys.stderr)
-            sys.exit(1)
-    return result
-
-
-def format_result(result: Mapping[str, Any], cfg: DictConfig) -> str:
-    """The final metrics as a few aligned lines for the terminal."""
-    metrics = result["metrics"]
-    lines = [f"{result['state']}  MLflow run {result['run_id']}"]
-    if "test_accuracy" in metrics:
-        lines.append(f"{'':6}{'accuracy':>10}{'log_loss':>10}{'f1_macro':>10}{'roc_auc':>10}")
-        for split in SPLITS:
-            lines.append(f"{split:6}" + "".join(f"{metrics[f'{split}_{name}']:>10.4f}"
-                                                for name in ("accuracy", "log_loss", "f1_macro", "roc_auc")))
-    if "test_rmse" in metrics:
-        lines.append(f"{'':6}{'rmse':>14}{'mae':>14}{'r2':>10}")
-        for split in SPLITS:
-            lines.append(
-                f"{split:6}{metrics[f'{split}_rmse']:>14.6g}{metrics[f'{split}_mae']:>14.6g}"
-                f"{metrics[f'{split}_r2']:>10.4f}"
-            )
-    extra = ("best_epoch", "epochs_run", "generalization_gap", "train_seconds")
-    lines.append("  ".join(f"{k}={metrics[k]:.6g}" for k in extra if k in metrics))
-    objective = str(result.get("objective", cfg.objective))  # cfg's may say auto
-    if objective in metrics:
-        lines.append(f"objective {objective} = {metrics[objective]:.6g}")
-    return "\n".join(lines)
-
-
-# --- steps of run() --------------------------------------------------------------------------
-
 
 def _resolved(cfg: DictConfig) -> DictConfig:
     """A plain, fully resolved copy of ``cfg`` whose ``data.path`` is absolute and whose
@@ -315,7 +194,6 @@ def _resolved(cfg: DictConfig) -> DictConfig:
         container["mlflow"]["tracking_uri"] = password_to_environment(
             str(container["mlflow"]["tracking_uri"]), "mlflow.tracking_uri")
     return OmegaConf.create(container)
-
 
 def _network(cfg: DictConfig, n_inputs: int, n_outputs: int, seed: Any) -> Any:
     """The untrained ``sweeper.nn.Network`` that ``cfg.model`` and ``cfg.regularization`` describe
@@ -341,7 +219,6 @@ def _network(cfg: DictConfig, n_inputs: int, n_outputs: int, seed: Any) -> Any:
         elu_alpha=cfg.model.elu_alpha,
     )
 
-
 def _trial_link() -> Any:
     """The Optuna trial this job runs as (``sweeper.sweep.trial_link.current()``), or None."""
     try:
@@ -350,13 +227,11 @@ def _trial_link() -> Any:
         return None
     return current()
 
-
 def experiment_description(info: Mapping[str, Any]) -> str:
     """One line for the MLflow experiment: the file, the target, the rows (``Dataset.info()``)."""
     return (f"{Path(info['path']).name}: {info['target']} predicted from {len(info['features'])} columns; "
             f"{sum(info['rows'].values())} of {info['rows_in_file']} rows used "
             f"({', '.join(f'{n} {split}' for split, n in info['rows'].items())}). Logged by sweeper.")
-
 
 def run_description(cfg: DictConfig) -> str:
     """One line for an MLflow run: the network and how it is trained."""
@@ -366,7 +241,6 @@ def run_description(cfg: DictConfig) -> str:
         if cfg.optimizer.momentum else ""
     return (f"{network}, lr {cfg.optimizer.lr:g}{momentum}, {cfg.schedule.name} schedule, "
             f"batch {cfg.train.batch_size or 'full'}, up to {cfg.train.epochs} epochs")
-
 
 def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Mapping[str, str] | None,
                       info: Mapping[str, Any]):
@@ -395,12 +269,10 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
             raise store_error("mlflow.tracking_uri", uri, "starting a run", error) from None
         raise ConfigError(f"mlflow.tracking_uri={hide_password(uri)}: {shown_error(error, uri)}") from None
 
-
 def _params(cfg: DictConfig) -> dict[str, str]:
     from sweeper.tracking.mlflow_run import flatten
 
     return flatten(OmegaConf.to_container(cfg, resolve=True))
-
 
 class _CurveLogger:
     """Trainer callback: buffers ``train_loss``, ``val_loss``, ``test_loss``, ``lr`` (and for a
@@ -420,7 +292,7 @@ class _CurveLogger:
         if self.val_codes is not None:
             from sweeper.train import accuracy
 
-            values["val_accuracy"] = accuracy(self.val_codes, _predicted_codes(log.predictions["val"]))
+            values["val_accuracy"] = accuracy(self.val_codes, artifacts.predicted_codes(log.predictions["val"]))
         self.mlrun.log_metrics(values, step=log.epoch)
         self.logged_epochs = log.epoch
         return False
@@ -431,16 +303,6 @@ class _CurveLogger:
         for epoch in range(self.logged_epochs + 1, n_epochs + 1):
             self.mlrun.log_metrics({key: values[epoch - 1] for key, values in history.items()}, step=epoch)
         self.logged_epochs = n_epochs
-
-
-def _predicted_codes(outputs: Any) -> Any:
-    """The most probable class (n,) of a classifier's outputs (p > ½ for one sigmoid output)."""
-    import numpy as np
-
-    from sweeper.nn import class_probabilities
-
-    return np.argmax(class_probabilities(outputs), axis=1)
-
 
 def _objective_value(objective: str, log: Any, dataset: Any) -> float:
     """The objective on this epoch's validation predictions, in the target's original units (or
@@ -459,7 +321,6 @@ def _objective_value(objective: str, log: Any, dataset: Any) -> float:
     metric = METRICS[objective.removeprefix("val_")]
     inverse = dataset.preprocessor.inverse_target
     return metric(inverse(dataset.y_val), inverse(log.predictions["val"]))
-
 
 def _final_metrics(net: Any, dataset: Any, targets: Mapping[str, Any]) -> dict[str, float]:
     """``{train,val,test}_{rmse,mae,r2}`` in original units (classification:
@@ -482,7 +343,6 @@ def _final_metrics(net: Any, dataset: Any, targets: Mapping[str, Any]) -> dict[s
             metrics["val_loss"] = net.data_loss(predictions, targets[split])
     return metrics
 
-
 def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:
     """``best_epoch``, ``epochs_run`` and (with ``gap``) ``generalization_gap`` (val − train loss
     at the best epoch)."""
@@ -492,59 +352,6 @@ def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:
         metrics["generalization_gap"] = result.history["val_loss"][i] - result.history["train_loss"][i]
     return metrics
 
-
-def _write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, result: Any, with_model: bool,
-                     mlrun: Any, drawing: Any = None) -> None:
-    """config.yaml, data.json, loss_curves.png and (unless the run failed) model.npz, and for a
-    classifier that did not fail confusion_matrix.csv and .png (test rows).
-
-    A trial's ``loss_curves.png`` goes to ``drawing`` when the launcher gave one (see ``run``),
-    which logs it to the run itself. A plot that cannot be drawn costs the run its picture,
-    never its other artifacts.
-    """
-    from sweeper.tracking import plots
-    from sweeper.tracking.model_file import save_model
-
-    _write_record(folder, cfg, dataset)
-    loss = net.loss_function.name
-    if drawing is not None:
-        drawing.loss_curves(result.history, result.best_epoch, loss, mlrun.client.tracking_uri, mlrun.run_id)
-    else:
-        try:
-            plots.plot_loss_curves(result.history, result.best_epoch, folder / "loss_curves.png", loss)
-        except Exception as error:
-            print(f"warning: loss_curves.png not drawn: {one_line(error)}", file=sys.stderr)
-    if with_model:
-        save_model(folder / "model.npz", net, dataset.preprocessor, cfg.model)
-        if dataset.task == "classification":
-            _write_confusion_matrix(folder, net, dataset)
-
-
-def _write_confusion_matrix(folder: Path, net: Any, dataset: Any) -> None:
-    """confusion_matrix.csv (true class per row, predicted per column, with names) and .png,
-    on the test rows."""
-    import pandas as pd
-
-    from sweeper.tracking.plots import confusion_matrix, plot_confusion_matrix
-
-    names = dataset.classes
-    matrix = confusion_matrix(dataset.codes("test"), _predicted_codes(net.forward(dataset.X_test)), len(names))
-    frame = pd.DataFrame(matrix, index=pd.Index(names, name="true \\ predicted"), columns=names)
-    frame.to_csv(folder / "confusion_matrix.csv")
-    try:
-        accuracy = matrix.trace() / max(matrix.sum(), 1)
-        plot_confusion_matrix(matrix, names, folder / "confusion_matrix.png",
-                              f"Test rows: {matrix.sum()}, accuracy {accuracy:.3f}")
-    except Exception as error:
-        print(f"warning: confusion_matrix.png not drawn: {one_line(error)}", file=sys.stderr)
-
-
-def _write_record(folder: Path, cfg: DictConfig, dataset: Any) -> None:
-    """config.yaml and data.json: what a rerun needs, logged whatever the run's end."""
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    (folder / "data.json").write_text(json.dumps(dataset.info(), indent=2) + "\n")
-
-
 def _log_record(mlrun: Any, cfg: DictConfig, dataset: Any) -> None:
     """Log config.yaml and data.json of a run that raised (best effort: the error comes first;
     nothing is tried once the store has failed)."""
@@ -552,11 +359,10 @@ def _log_record(mlrun: Any, cfg: DictConfig, dataset: Any) -> None:
         return
     try:
         with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
-            _write_record(Path(folder), cfg, dataset)
+            artifacts.write_record(Path(folder), cfg, dataset)
             mlrun.log_artifacts(folder)
     except BaseException:
         pass
-
 
 def _end_failed(mlrun: Any, reason: str, status: str) -> None:
     """End a run that raised; never let a logging error hide the original exception."""
@@ -566,4 +372,3 @@ def _end_failed(mlrun: Any, reason: str, status: str) -> None:
         mlrun.end(status, tags={STATE_TAG: FAIL, FAIL_REASON_TAG: reason})
     except Exception:
         pass
-
