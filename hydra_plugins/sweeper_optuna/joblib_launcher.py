@@ -11,21 +11,23 @@ from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
 
+# The plugin's modules, not its class: Hydra's plugin scan lists every launcher class a module
+# holds, so an imported base class would be listed again by `--info plugins`.
 try:
-    from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
-    from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as HydraJoblibLauncher
+    import hydra_plugins.hydra_joblib_launcher.config as joblib_config
+    import hydra_plugins.hydra_joblib_launcher.joblib_launcher as joblib_launcher
 except ImportError:  # the [joblib] extra is not installed
-    HydraJoblibLauncher = None
+    joblib_launcher = None
 
-if HydraJoblibLauncher is not None:
+if joblib_launcher is not None:
 
-    class JoblibLauncher(HydraJoblibLauncher):
+    class JoblibLauncher(joblib_launcher.JoblibLauncher):
         """Hydra's joblib launcher, each trial a job of its loky processes."""
 
         concurrent_launches = True
 
     @dataclass
-    class JoblibLauncherConf(JobLibLauncherConf):
+    class JoblibLauncherConf(joblib_config.JobLibLauncherConf):
         """Hydra's joblib launcher's keys (``n_jobs``, ``backend``, ...)."""
 
         _target_: str = "hydra_plugins.sweeper_optuna.joblib_launcher.JoblibLauncher"

@@ -12,10 +12,11 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-from sweeper.launcher.local import LocalLauncher as _LocalLauncher
+# The module, not its class: Hydra's plugin scan lists every launcher class a module holds.
+from sweeper.launcher import local
 
 
-class LocalLauncher(_LocalLauncher):
+class LocalLauncher(local.LocalLauncher):
     """Hydra's basic launcher with cached job configs, worker processes and a drawing process."""
 
 

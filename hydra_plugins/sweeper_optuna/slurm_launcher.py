@@ -8,14 +8,16 @@ passes over it quietly.
 
 from typing import Any, Sequence
 
+# The plugin's module, not its class: Hydra's plugin scan lists every launcher class a module
+# holds, so an imported base class would be listed again by `--info plugins`.
 try:
-    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
+    import hydra_plugins.hydra_submitit_launcher.submitit_launcher as submitit_launcher
 except ImportError:  # the [slurm] extra is not installed
-    SubmititSlurmLauncher = None
+    submitit_launcher = None
 
-if SubmititSlurmLauncher is not None:
+if submitit_launcher is not None:
 
-    class SlurmLauncher(SubmititSlurmLauncher):
+    class SlurmLauncher(submitit_launcher.SlurmLauncher):
         """Each trial of a batch a task of one SLURM job array."""
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:

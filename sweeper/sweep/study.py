@@ -41,9 +41,6 @@ PARENT_RUN_ID = "sweeper:parent_run_id"
 IDENTITY = "sweeper:identity"
 
 
-#: Metrics where higher is better; every other (errors, losses, the gap, time) is minimised.
-
-
 def objectives_and_directions(
     objective: str, direction: str | None, directions: list[str] | None
 ) -> tuple[list[str], list[str]]:
