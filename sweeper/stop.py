@@ -35,9 +35,3 @@ def raise_if_requested() -> None:
     """Raise ``Interrupted`` if a stop was requested (``request``)."""
     if _reason is not None:
         raise Interrupted(_reason)
-
-
-def clear() -> None:
-    """Forget a request (a process that runs jobs after one was stopped)."""
-    global _reason
-    _reason = None

@@ -118,7 +118,7 @@ def _other_separator(path: Path, encoding: str, sep: str, line: int, sep_given: 
     for other in SEPARATORS:
         widths = {len(next(csv.reader([text], delimiter=other), [])) for text in texts}
         if other != sep and len(widths) == 1 and widths.pop() > 1:
-            name = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}[other]
+            name = next(name for name, char in _SEPARATOR_NAMES.items() if char == other and name.isalpha())
             return f" (read as {sep!r}-separated; data.sep={name} splits both into as many fields)"
     return f" (read as {sep!r}-separated{'' if sep_given else ', sniffed'})"
 

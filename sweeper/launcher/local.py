@@ -7,8 +7,8 @@ job's ``.hydra/`` files and its log are as under Hydra's basic launcher; what di
 - a job's config comes from :meth:`sweeper.composer.Composer.job_config` (the cached
   composition of its config-group options with its values set), ~10 ms instead of a ~0.1 s
   compose;
-- with ``n_jobs`` > 1 (``hydra.sweeper.n_jobs``, which ``conf/hydra/launcher/local.yaml``
-  follows), jobs run in N worker processes started once for the sweep, and :meth:`launch` may
+- with ``n_jobs`` > 1 (``hydra.sweeper.n_jobs``, which the launcher's config follows:
+  ``hydra_plugins/sweeper_optuna/local_launcher.py``), jobs run in N worker processes started once for the sweep, and :meth:`launch` may
   be called from N threads at once (``concurrent_launches``): the sweeper then keeps N trials
   running, starting the next as one ends. Each trains with one BLAS thread. A worker that dies
   mid-job (killed, out of memory) makes that job a :class:`~sweeper.errors.JobLost` (its trial

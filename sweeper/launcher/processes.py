@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, run_job, setup_globals
@@ -37,12 +37,15 @@ from hydra.types import HydraContext
 from sweeper import stop
 from sweeper.errors import JobLost, failed_job, job_error, one_line, sendable
 
+#: What a job imports (a run's own imports are lazy, so --help stays light). A module missing
+#: here is skipped.
+JOB_IMPORTS = ("numpy", "pandas", "mlflow", "mlflow.tracking", "sqlalchemy.orm", "alembic.command",
+               "matplotlib.figure", "matplotlib.backends.backend_agg", "sweeper.data", "sweeper.train",
+               "sweeper.tracking.mlflow_run", "sweeper.tracking.plots")
 #: What the fork server imports once (beside the sweeper's own start, on another core), so a
-#: worker forked from it starts with what a job imports already imported: ~1.5 s less for each
-#: worker's first job. A module missing here is skipped.
-PRELOAD = ("numpy", "pandas", "optuna", "optuna.storages.journal", "mlflow", "mlflow.tracking",
-           "sqlalchemy", "alembic.command", "git", "matplotlib.figure", "matplotlib.backends.backend_agg",
-           "sweeper.tracking.plots", "sweeper.tracking.mlflow_run", "sweeper.train", "sweeper.data")
+#: worker forked from it starts with what a job imports already imported, the trial link's
+#: Optuna and MLflow's git tags included: ~1.5 s less for each worker's first job.
+PRELOAD = (*JOB_IMPORTS, "optuna", "optuna.storages.journal", "git")
 # Not what the sweep's end imports where it draws the parent's plots (optuna.importance, Optuna's
 # matplotlib plots), beside the best model: where scikit-learn is installed, optuna.importance
 # imports its ensembles (~1 s), which the fork server would pay for in every sweep (and every
@@ -166,14 +169,19 @@ class Drawer:
             self.conn.close()
 
 
+def import_all(names: Sequence[str]) -> None:
+    """Import each module of ``names`` that is installed."""
+    for name in names:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
 def ready() -> None:
     """The drawing process's first call: it imports what it draws and logs the pictures with
     (``PRELOAD``, already there when forked from the fork server) and what the sweep's end draws
     the parent run's plots with (``END_IMPORTS``, ~1.5 s), so neither the first picture nor the
     end waits for it."""
-    for name in (*PRELOAD, *END_IMPORTS):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+    import_all((*PRELOAD, *END_IMPORTS))
     gc.freeze()  # what it imported stays: no collection walks it again
 
 
@@ -456,24 +464,15 @@ def start_up() -> Any:
         gc.freeze()
 
 
-#: What a job imports (a run's own imports are lazy, so --help stays light): imported by the
-#: first job's start while the collector is still off, then frozen with the rest.
-JOB_IMPORTS = ("numpy", "pandas", "mlflow", "mlflow.tracking", "sqlalchemy.orm", "alembic.command",
-               "matplotlib.figure", "matplotlib.backends.backend_agg", "sweeper.data", "sweeper.train",
-               "sweeper.tracking.mlflow_run", "sweeper.tracking.plots")
-
-
 def start_up_done(job_here: bool = True) -> None:
     """The command's work starts: what a job imports is imported when the job runs in this
-    process (``job_here``: ``JOB_IMPORTS``), and everything made so far is frozen out of the
+    process (``job_here``: ``JOB_IMPORTS``, with the collector still off), and everything made so far is frozen out of the
     garbage collector's passes, which then resume. A no-op outside ``start_up`` and after the
     first call."""
     global _starting
     if _starting:
         _starting = False
-        for name in JOB_IMPORTS if job_here else ():
-            with contextlib.suppress(ImportError):
-                importlib.import_module(name)
+        import_all(JOB_IMPORTS if job_here else ())
         gc.freeze()
         gc.enable()
 

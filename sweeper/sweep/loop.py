@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable, Sequence
 
 import optuna
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
@@ -315,7 +315,7 @@ class TrialLoop:
     def _outcome(self, result: JobReturn, error: BaseException | None
                  ) -> tuple[TrialState, list[float] | None, dict, str | None, str | None]:
         """How the job ended: (state, objective values, metrics, MLflow run id, reason)."""
-        if error is not None or result.status != JobStatus.COMPLETED:
+        if error is not None:  # job_error gives every job that did not complete its error
             return TrialState.FAIL, None, {}, None, str(error) if isinstance(error, JobLost) else one_line(error)
         ret = result.return_value
         if not isinstance(ret, dict) or ret.get("state") not in ("COMPLETE", "PRUNED", "FAIL"):
