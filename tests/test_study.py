@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -141,3 +143,68 @@ def test_a_journal_lock_optuna_cannot_remove_is_a_storage_failure_and_a_refused_
     with pytest.raises(type(refused.value)):
         with storage_calls(url, "telling"):
             raise refused.value
+
+
+def _space(*overrides: str) -> dict[str, str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sweeper.sweep import space
+
+    return space.parse({}, overrides, OverridesParser.create()).described()
+
+
+def test_the_default_study_name_follows_the_space_and_the_objectives():
+    """Another space or objective is another study, so the README's sweeps run one after another
+    on one store; the same command gives the same name, so rerunning it resumes."""
+    default = _space("model.hidden=choice([32],[64,32])", "optimizer.lr=tag(log,interval(1e-3,0.1))")
+    assert default == {"model.hidden": "choice([32],[64,32])", "optimizer.lr": "tag(log,interval(0.001,0.1))"}
+    name = studies.default_name("car_prices", "default", default, ["val_rmse"])
+    assert re.fullmatch(r"car_prices-default-[0-9a-f]{6}", name)
+    assert studies.default_name("car_prices", "default", dict(reversed(default.items())), ["val_rmse"]) == name
+    others = [
+        studies.default_name("car_prices", "default", _space("model.hidden=choice([32],[64])",
+                             "optimizer.lr=tag(log,interval(1e-3,0.1))"), ["val_rmse"]),
+        studies.default_name("car_prices", "default", _space("model.hidden=choice([32],[64,32])",
+                             "optimizer.lr=interval(1e-3,0.1)"), ["val_rmse"]),
+        studies.default_name("car_prices", "default", default, ["val_rmse", "generalization_gap"]),
+    ]
+    assert len({name, *others}) == 4
+    assert studies.default_name("car_prices", None, default, ["val_rmse"]) == "car_prices-" + name.rsplit("-", 1)[1]
+
+
+@pytest.mark.parametrize("change, line", [
+    (("model.hidden=choice([32],[64])", "optimizer.lr=interval(0.001,0.1)"),
+     "its trials searched model.hidden=choice([32],[64,32]), this sweep model.hidden=choice([32],[64])"),
+    (("model.hidden=choice([32],[64,32])",),
+     "its trials searched optimizer.lr=interval(0.001,0.1), this sweep does not"),
+    (("model.hidden=choice([32],[64,32])", "optimizer.lr=interval(0.001,0.1)", "train.batch_size=range(16,65,16)"),
+     "its trials did not search train.batch_size, this sweep train.batch_size=range(16,65,16)"),
+])
+def test_a_named_study_resumed_over_another_space_is_refused_before_any_trial(tmp_path, change, line):
+    """Optuna would fail every trial with 'CategoricalDistribution does not support dynamic value
+    space.' and count it toward n_trials; the sweep stops first, naming the key and both
+    distributions."""
+    from sweeper.errors import ConfigError
+
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    first = _space("model.hidden=choice([32],[64,32])", "optimizer.lr=interval(1e-3,0.1)")
+    study, _ = studies.create_or_load(storage, "mine", ["minimize"])
+    studies.check_space(study, first)  # a new study records its space
+    study, _ = studies.create_or_load(storage, "mine", ["minimize"])
+    studies.check_space(study, dict(reversed(first.items())))  # the same space resumes
+    with pytest.raises(ConfigError) as refused:
+        studies.check_space(study, _space(*change))
+    assert str(refused.value) == (f"hydra.sweeper.study_name='mine': {line}; leave study_name unset (the default "
+                                  f"name follows the space) or name a new study")
+
+
+def test_a_study_from_before_spaces_were_recorded_is_checked_against_its_trials(tmp_path):
+    from sweeper.errors import ConfigError
+
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    study = optuna.create_study(storage=storage, study_name="old")
+    study.ask({"model.hidden": optuna.distributions.CategoricalDistribution(["[32]", "[64,32]"])})
+    studies.check_space(study, _space("model.hidden=choice([32],[64,32])"))
+    with pytest.raises(ConfigError, match=r"searched model.hidden=choice\(\[32\],\[64,32\]\), "
+                                          r"this sweep model.hidden=choice\(\[32\],\[64\]\)"):
+        studies.check_space(study, _space("model.hidden=choice([32],[64])"))

@@ -8,8 +8,10 @@ epochs few so the whole file stays around three minutes on two cores.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from optuna.trial import TrialState
 from sweeper.tracking import plots
 
 from tests.curves import epoch_values
-from tests.paths import DATA
+from tests.paths import DATA, ROOT
 from .stores import load_study, study_names
 from .workers import assert_no_process_left
 
@@ -353,3 +355,47 @@ def test_the_summary_table_lists_the_best_trials_first_with_the_parameters_that_
     assert (duration(7.4), duration(750), duration(3723)) == ("0:07", "12:30", "1:02:03")
     assert eta([1.0, 3.0, 2.0], remaining=5, n_jobs=2) == "ETA 0:06"  # median 2 s x 3 rounds
     assert eta([], remaining=5, n_jobs=1) == eta([1.0], remaining=0, n_jobs=1) == ""
+
+
+def readme_sweeps() -> list[list[str]]:
+    """The overrides of each command of the README's "Sweeps" block, in order (``make sweep`` is
+    ``python -m sweeper -m``; the SLURM line, which needs a cluster, is left to tests/test_slurm.py)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("\n## Sweeps\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if not words or "…" in words:
+            continue
+        if words[:2] == ["make", "sweep"]:
+            words = ["python", "-m", "sweeper", "-m"]
+        assert words[:4] == ["python", "-m", "sweeper", "-m"], line
+        commands.append(words[4:])
+    return commands
+
+
+def test_the_readme_sweeps_run_one_after_another_on_one_store(run_cli, optuna_url):
+    """Each command of the README's Sweeps block, run in order on one Optuna and one MLflow store
+    (a tenth of its trials, 2 epochs each), completes trials: a command over another space or
+    objective gets a study of its own instead of failing each trial on Optuna's distribution
+    check, and ``n_trials=50`` resumes the default study up to that total. A trial may still
+    FAIL for the reason any sweep's may (a large learning rate diverges), never for another."""
+    commands = readme_sweeps()
+    assert len(commands) == 7
+    for overrides in commands:
+        basic = "hydra/sweeper=basic" in overrides
+        budget = [o for o in overrides if o.startswith("hydra.sweeper.n_trials=")]
+        scaled = [o for o in overrides if o not in budget] + ["train.epochs=2"]
+        if not basic:
+            trials = math.ceil(int(budget[0].split("=")[1]) / 10) if budget else 3
+            scaled += [f"hydra.sweeper.storage={optuna_url}", f"hydra.sweeper.n_trials={trials}"]
+        proc = ok(run_cli("-m", *scaled))
+        ran = re.findall(r"trial \d+ (COMPLETE|PRUNED|FAIL)", proc.stderr + proc.stdout)
+        assert basic or "COMPLETE" in ran, (overrides, proc.stdout, proc.stderr)
+
+    studies = {name: load_study(name, optuna_url).trials for name in study_names(optuna_url)}
+    assert sorted(len(trials) for trials in studies.values()) == [3, 3, 3, 6]  # default: 3, then 5, then 6
+    default = [name for name, trials in studies.items() if len(trials) == 6]
+    assert re.fullmatch(r"car_prices-default-[0-9a-f]{6}", default[0])
+    failed = [t.user_attrs.get("reason", "") for trials in studies.values() for t in trials if t.state == TrialState.FAIL]
+    assert all(re.match(r"train_loss (became nan|.* exceeded divergence_factor)", r) for r in failed), failed

@@ -104,7 +104,7 @@ class OptunaSweeperImpl:
         space = checked()
         grid = space.grid() if s.sampler.is_grid else None
         s.sampler.build(grid=grid)  # a bad sampler fails here
-        identity, resolved, description = self._preflight(jobs.base(space), objectives)
+        identity, resolved, description, lines = self._preflight(jobs.base(space), objectives)
         if resolved != objectives:  # objective=auto, now known to be val_rmse or val_log_loss
             objectives, directions = studies.objectives_and_directions(
                 resolved[0], s.direction, resolved if s.directions else None)
@@ -114,12 +114,20 @@ class OptunaSweeperImpl:
         if job_storage_url != storage_url:  # only a PostgreSQL URL changes: typed as it was
             self._keep_out_of_files(s.storage, job_storage_url)
         client, experiment_id, mlflow_uri = tracking.connect(cfg, description)
-        study_name = str(s.study_name or experiment_name(cfg))
+        described = space.described()
+        search = OmegaConf.select(cfg, "hydra.runtime.choices.search", default=None)
+        study_name = s.study_name or studies.default_name(experiment_name(cfg), search, described, objectives)
         study, created = studies.create_or_load(storage, study_name, directions, s.pruner.build())
+        if created and not s.study_name and experiment_name(cfg) in optuna.get_all_study_names(storage):
+            log.info("this storage holds a study named '%s' (the default name of earlier versions): "
+                     "resume it with hydra.sweeper.study_name=%s", experiment_name(cfg), experiment_name(cfg))
         studies.check_metric_names(study, objectives)
+        studies.check_space(study, described)
         study.set_metric_names(objectives)
         study.sampler = s.sampler.build(studies.worker_seed(s.sampler.seed, study, created), grid)
         studies.check_identity(study, identity)
+        for line in lines:  # what the data is, said once nothing can refuse the sweep any more
+            log.info("%s", line)
         if created and s.start_from_defaults and grid is None:
             self._enqueue_defaults(study, jobs, space)
         tags = {SAMPLER_TAG: s.sampler.name, PRUNER_TAG: s.pruner.name}
@@ -184,21 +192,20 @@ class OptunaSweeperImpl:
             message = one_line(err).replace(given, shown).replace(url, shown)
             raise ConfigError(f"hydra.sweeper.storage={shown}: {message}") from None
 
-    def _preflight(self, base: DictConfig, objectives: list[str]) -> tuple[dict[str, str], list[str], str | None]:
+    def _preflight(self, base: DictConfig, objectives: list[str]) -> tuple[dict[str, str], list[str], str | None, list[str]]:
         """Run ``hydra.sweeper.preflight`` once on ``base`` (the config of the space's fixed
         overrides: the app loads its dataset and checks the objectives) before the study or the
         parent run exists. It returns ``{"lines", "identity", "objectives", "description"}``: the
-        lines are logged, the identity is what the study must keep (`studies.check_identity`),
-        the objectives have ``auto`` resolved for the data's task, the description is the
-        experiment's. Returns (identity, objectives, description)."""
+        identity is what the study must keep (`studies.check_identity`), the objectives have
+        ``auto`` resolved for the data's task, the description is the experiment's, the lines are
+        logged once every check has passed. Returns (identity, objectives, description, lines)."""
         assert self.settings is not None
         if self.settings.preflight is None:
-            return {}, objectives, None
+            return {}, objectives, None, []
         found = self.settings.preflight(base, objectives) or {}
-        for line in found.get("lines", []):
-            log.info("%s", line)
         identity = {str(k): str(v) for k, v in found.get("identity", {}).items()}
-        return identity, [str(name) for name in found.get("objectives", objectives)], found.get("description")
+        objectives = [str(name) for name in found.get("objectives", objectives)]
+        return identity, objectives, found.get("description"), [str(line) for line in found.get("lines", [])]
 
     def _enqueue_defaults(self, study: optuna.Study, jobs: JobConfigs, space: search_space.SearchSpace) -> None:
         """Make the new study's first trial the base config (``start_from_defaults``)."""

@@ -67,6 +67,7 @@ _SETTING_RANGES = (
     ("seed", "an integer in [0, 2**32 - 1] or null", lambda v: v is None or 0 <= v < 2**32),
     ("heartbeat_interval", ">= 1 second", lambda v: v >= 1),
     ("grace_period", ">= 1 second or null", lambda v: v is None or v >= 1),
+    ("study_name", "a non-empty name or null", lambda v: v is None or str(v).strip() != ""),
 )
 
 

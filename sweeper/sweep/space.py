@@ -88,6 +88,11 @@ class SearchSpace:
         """This space without the keys ``dropped`` (which must hold the keys conditional on them)."""
         return SearchSpace([p for p in self.params if p.key not in dropped], self.fixed)
 
+    def described(self) -> dict[str, str]:
+        """Each swept key's distribution in the sweep grammar, e.g. ``{"optimizer.lr":
+        "tag(log,interval(0.001,0.1))"}``: what a study records of its space."""
+        return {p.key: describe(p.distribution) for p in self.params}
+
     def grid(self) -> dict[str, list]:
         """Every value of every parameter, for Optuna's GridSampler (intervals cannot be gridded)."""
         grid = {}
@@ -159,6 +164,19 @@ def base_values(space: SearchSpace, base: DictConfig, groups: set[str]) -> tuple
         else:
             outside.append(p.key)
     return values, outside
+
+
+def describe(d: BaseDistribution) -> str:
+    """``d`` in the sweep grammar: ``choice(relu,tanh)``, ``int(interval(5,30))``,
+    ``tag(log,interval(0.001,0.1))``, ``range(16,129,16)``."""
+    if isinstance(d, CategoricalDistribution):
+        return "choice(" + ",".join(c if isinstance(c, str) else element_str(c) for c in d.choices) + ")"
+    if isinstance(d, IntDistribution) and d.step != 1:
+        return f"range({d.low},{d.high + 1},{d.step})"
+    text = f"interval({d.low},{d.high})"
+    if isinstance(d, IntDistribution):
+        text = f"int({text})"
+    return f"tag(log,{text})" if d.log else text
 
 
 def has_key(cfg: DictConfig | None, key: str) -> bool:

@@ -10,6 +10,8 @@ running elsewhere.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import os
 import re
 import socket
@@ -21,6 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.errors import ConfigError
+from sweeper.sweep.space import describe
 from sweeper.train.metrics import infer_direction
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -37,8 +40,10 @@ METRICS = "metrics"
 RETRY_OF = "failed_trial"
 # Study system attributes.
 PARENT_RUN_ID = "sweeper:parent_run_id"
-# Study user attribute: what the study's trials are about (see check_identity).
+# Study user attributes: what the study's trials are about (see check_identity) and the space
+# they were drawn from (see check_space).
 IDENTITY = "sweeper:identity"
+SPACE = "sweeper:space"
 
 
 def objectives_and_directions(
@@ -91,6 +96,42 @@ def create_or_load(
             f"not {directions}; choose another study_name"
         )
     return study, created
+
+
+def default_name(experiment: str, search: str | None, space: dict[str, str], objectives: list[str]) -> str:
+    """The study name when ``hydra.sweeper.study_name`` is unset: ``<experiment>-<search>-<digest>``,
+    e.g. ``car_prices-default-3f2a1c``, where the digest (6 hex digits of SHA-256) covers the swept
+    keys' distributions (``SearchSpace.described``) and the objectives. Another space or objective
+    is another study, so sweeps over different spaces run one after another on one store, and
+    rerunning a command resumes its own study."""
+    text = json.dumps([sorted(space.items()), list(objectives)])
+    digest = hashlib.sha256(text.encode()).hexdigest()[:6]
+    return "-".join(part for part in (experiment, search, digest) if part)
+
+
+def check_space(study: optuna.Study, space: dict[str, str]) -> None:
+    """Keep a study to one search space: the first sweep records ``space`` (key -> distribution
+    in the sweep grammar); a later sweep whose space differs (a key's distribution changed, added
+    or gone) is refused in one line before any trial, naming the key, instead of failing each
+    trial on Optuna's distribution check. A study without the record (older sweeps) is compared
+    with the distributions its trials stored."""
+    recorded = study.user_attrs.get(SPACE)
+    if recorded is None:
+        recorded = {}
+        for trial in study.get_trials(deepcopy=False):
+            recorded.update({key: describe(d) for key, d in trial.distributions.items()})
+        if not recorded:
+            study.set_user_attr(SPACE, dict(space))
+            return
+    if recorded == space:
+        return
+    key = min(k for k in set(recorded) | set(space) if recorded.get(k) != space.get(k))
+    before = f"searched {key}={recorded[key]}" if key in recorded else f"did not search {key}"
+    now = f"this sweep {key}={space[key]}" if key in space else "this sweep does not"
+    raise ConfigError(
+        f"hydra.sweeper.study_name={study.study_name!r}: its trials {before}, {now}; leave study_name "
+        f"unset (the default name follows the space) or name a new study"
+    )
 
 
 def worker_seed(seed: int | None, study: optuna.Study, created: bool) -> int | None:
