@@ -119,12 +119,12 @@ def held_out(metrics: dict, objectives: Sequence[str]) -> str:
 
 def summary(
     study: optuna.Study, objectives: Sequence[str], best: Sequence[FrozenTrial], seconds: float,
-    model_lines: Sequence[str], parent_run_id: str, ui: str, dashboard: str, store: str,
+    model_lines: Sequence[str], parent_run_id: str, ui: tuple[str | None, str, str], dashboard: str, store: str,
 ) -> list[str]:
     """The lines a sweep ends with: counts, the best trial(s) with their held-out score, the
-    top trials and what differs among them, where the model is, and the commands that show more
-    (``ui``: the MLflow UI's address or command, ``dashboard``: optuna-dashboard's storage
-    argument, ``store``: the report's ``--tracking-uri`` option or empty)."""
+    top trials and what differs among them, where the model is, and what shows more (``ui``:
+    `sweeper.tracking.store.ui_links` of the parent run, ``dashboard``: optuna-dashboard's
+    storage argument, ``store``: the report's ``--tracking-uri`` option or empty)."""
     from sweeper.sweep.study import FINISHED, METRICS, RUN_ID
 
     states = [t.state for t in study.get_trials(deepcopy=False)]
@@ -143,8 +143,12 @@ def summary(
         if len(top) > 2:  # the top trials and the parameters that differ among them
             lines.extend(top)
     lines.extend(model_lines)
+    command, runs, parent = ui
     lines.append(f"MLflow parent run {parent_run_id}:")
-    lines.append(f"  MLflow UI:  {ui}")
+    if command:
+        lines.append(f"  MLflow UI:  {command}   then open")
+    lines.append(f"  {'' if command else 'MLflow UI:':12}{runs}")
+    lines.append(f"  the sweep:  {parent}")
     lines.append(f"  dashboard:  optuna-dashboard {dashboard}   (pip install optuna-dashboard)")
     lines.append(f"  report:     python -m sweeper.report --sweep {parent_run_id}{store}")
     return lines

@@ -36,7 +36,7 @@ from sweeper.sweep.storage import hide_password, is_journal, open_storage, resol
 from sweeper import tracking
 from sweeper.tracking import DEFAULT_TRACKING_URI, experiment_name
 from sweeper.tracking.mlflow_model import log_best_model
-from sweeper.tracking.store import password_to_environment
+from sweeper.tracking.store import password_to_environment, ui_links
 from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,8 @@ class OptunaSweeperImpl:
 
         default = mlflow_uri == resolve_storage_url(DEFAULT_TRACKING_URI, PROJECT_ROOT)
         shown = DEFAULT_TRACKING_URI if default else hide_password(mlflow_uri)
-        ui = shown if mlflow_uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {shown}"
+        ui = ui_links(mlflow_uri, client.get_run(parent_run_id).info.experiment_id, parent_run_id,
+                      objectives[0], study.directions[0] == optuna.study.StudyDirection.MINIMIZE)
         dashboard = run.identity.storage_url  # no password: it is in the environment
         if is_journal(dashboard) and Path(dashboard).is_relative_to(Path.cwd()):
             dashboard = str(Path(dashboard).relative_to(Path.cwd()))

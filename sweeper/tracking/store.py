@@ -15,6 +15,7 @@ from sweeper.tracking.tags import EXPERIMENT_KIND_TAG, MODEL_TRAINING, NOTE_TAG
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 _SQLITE = "sqlite:///"
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 
 def tracking_uri(cfg_value: str | None = None, create: bool = True) -> str:
@@ -39,6 +40,37 @@ def tracking_uri(cfg_value: str | None = None, create: bool = True) -> str:
         path = Path(uri)
         return str(path if path.is_absolute() else PROJECT_ROOT / path)
     return uri
+
+
+def ui_links(uri: str, experiment_id: str, run_id: str, metric: str | None = None,
+             ascending: bool = True) -> tuple[str | None, str, str]:
+    """How a user opens ``run_id`` of ``experiment_id`` in the MLflow UI, for the store ``uri``
+    (as `tracking_uri` resolved it): (the ``mlflow ui`` command that serves a local store, run
+    from the working directory, or None for a server; the address of the experiment's runs
+    table, sorted by ``metric`` when given; the address of the run's page).
+
+    The runs table's address says ``workflowType=machine_learning``: MLflow 3 otherwise opens an
+    experiment on its GenAI overview, or on the view last chosen in that browser. Sorted by a
+    metric, the table lists a sweep's trials as rows of their own, best first, rather than
+    folded under their parent run. A server's addresses carry no user or password (the browser
+    asks for them)."""
+    from urllib.parse import quote, urlsplit
+
+    command = None
+    base = UI_ADDRESS
+    if uri.startswith(("http://", "https://")):
+        parts = urlsplit(uri)
+        base = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl().rstrip("/")
+    else:
+        shown = uri
+        if uri.startswith(_SQLITE) and Path(uri[len(_SQLITE):]).is_relative_to(Path.cwd()):
+            shown = _SQLITE + str(Path(uri[len(_SQLITE):]).relative_to(Path.cwd()))
+        command = f"mlflow ui --backend-store-uri {shown}"
+    experiment = f"{base}/#/experiments/{experiment_id}"
+    runs = f"{experiment}/runs?workflowType=machine_learning"
+    if metric:
+        runs += f"&orderByKey={quote(f'metrics.`{metric}`')}&orderByAsc={'true' if ascending else 'false'}"
+    return command, runs, f"{experiment}/runs/{run_id}"
 
 
 def check_file_store(uri: str, key: str) -> None:
