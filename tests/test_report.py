@@ -107,7 +107,8 @@ def test_trials_csv_matches_the_logged_curves_and_params(sweep):
 
 def _log_scripted_run(client, experiment_id: str, parent_id: str, trial: int, *, val: list[float],
                       epochs: int, patience: int | None, state: str, train_status: str,
-                      old_sweeper: bool = False, rmse: tuple[float, float] | None = None, lr: float | None = None) -> str:
+                      old_sweeper: bool = False, rmse: tuple[float, float] | None = None,
+                      lr: float | None = None) -> str:
     """A child run logged as ``sweeper.app`` logs one: tags, dotted params, curves per epoch, final
     metrics with ``best_epoch``, ``epochs_run`` and (unless it failed) ``generalization_gap``;
     ``old_sweeper``: without those three, as no run of this sweeper is; ``rmse``: its (val_rmse,
@@ -435,7 +436,8 @@ def test_runs_that_did_not_log_best_epoch_or_gap_get_empty_cells_and_a_note(mlfl
     frame = trials.frame.set_index("trial")
     assert list(frame["best_epoch"].isna()) == [False, True, True]
     assert frame.loc[0, "best_epoch"] == 5 and frame.loc[0, "generalization_gap"] == pytest.approx(0.12)
-    assert frame.loc[[1, 2], ["epochs_run", "val_loss_rise", "generalization_gap", "early_stop_saving"]].isna().all().all()
+    unlogged = ["epochs_run", "val_loss_rise", "generalization_gap", "early_stop_saving"]
+    assert frame.loc[[1, 2], unlogged].isna().all().all()
     note = ("Some finished runs did not log best_epoch (2 of 3), epochs_run (2 of 3), generalization_gap (2 of 3): "
             "their cells are empty and the statistics leave them out (runs logged by an older sweeper).")
     assert note in overall_findings(trials)

@@ -194,7 +194,8 @@ def _validation_rise(finished: pd.DataFrame) -> list[str]:
     if rise.empty:
         return []
     most = rise.loc[rise["val_loss_rise"].idxmax()]
-    trained = f"{len(rise)} finished trial{'s' * (len(rise) != 1)} that trained past {'their' if len(rise) > 1 else 'its'}"
+    several = len(rise) > 1
+    trained = f"{len(rise)} finished trial{'s' * several} that trained past {'their' if several else 'its'}"
     return [f"In the {trained} best epoch, validation loss rose a median {rise['val_loss_rise'].median():.1%} by the "
             f"last epoch (the most: {_trial_name(most)}, {most['val_loss_rise']:+.1%})."]
 

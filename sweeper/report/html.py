@@ -23,16 +23,17 @@ FORMULAS = {
     "best_epoch": "Logged by the run: the epoch (from 1) of the lowest val_loss, as early stopping picks it "
                   "(an epoch improves when val_loss < best so far − min_delta).",
     "epochs_run": "Logged by the run: the epochs it trained.",
-    "rise (val_loss_rise in trials.csv)": "(val_loss at epochs_run − val_loss at best_epoch) / val_loss at best_epoch: how much "
-                     "validation loss rose while the run trained past its best epoch (0 when the best was the "
-                     "last). The number of epochs past the best is not shown: with early stopping it is the "
-                     "patience, a setting.",
+    "rise (val_loss_rise in trials.csv)":
+        "(val_loss at epochs_run − val_loss at best_epoch) / val_loss at best_epoch: how much validation loss "
+        "rose while the run trained past its best epoch (0 when the best was the last). The number of epochs "
+        "past the best is not shown: with early stopping it is the patience, a setting.",
     "generalization_gap": "Logged by the run: val_loss − train_loss at the best epoch ({loss_unit}, without "
                           "penalties).",
     "val_test_gap": "({test_error} − {val_error}) / {val_error}: positive means the test error is that much worse "
                     "than validation promised. The fixed validation/test split gives every trial a share of it; "
                     "selection is said to flatter the best trial only when its gap exceeds the other finished "
-                    f"trials' median by ≥ {MIN_SELECTION_EXCESS * 100:g} percentage points and by their interquartile range.",
+                    f"trials' median by ≥ {MIN_SELECTION_EXCESS * 100:g} percentage points and by their "
+                    "interquartile range.",
     "early_stop_saving": "(E − epochs_run) / E with E = train.epochs, for COMPLETE trials trained with early "
                          "stopping; empty where it was off.",
     "importances": "As the sweep's parent run logged them (param_importances.json and .png): Optuna's "
