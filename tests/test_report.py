@@ -94,7 +94,7 @@ def test_trials_csv_matches_the_logged_curves_and_params(sweep):
         best = int(np.argmin(val)) + 1  # min_delta = 0: the first epoch of the minimum
         assert row["best_epoch"] == best == run.data.metrics["best_epoch"]
         assert row["epochs_run"] == len(val)
-        assert row["overfit_epochs"] == len(val) - best
+        assert row["val_loss_rise"] == pytest.approx((val[-1] - val[best - 1]) / val[best - 1], rel=1e-12, abs=1e-15)
         assert row["generalization_gap"] == pytest.approx(val[best - 1] - train[best - 1], rel=1e-12, abs=1e-15)
         for key, logged in run.data.params.items():
             assert _same_param(row[key], logged), (key, row[key], logged)
@@ -107,16 +107,18 @@ def test_trials_csv_matches_the_logged_curves_and_params(sweep):
 
 def _log_scripted_run(client, experiment_id: str, parent_id: str, trial: int, *, val: list[float],
                       epochs: int, patience: int | None, state: str, train_status: str,
-                      old_sweeper: bool = False) -> str:
+                      old_sweeper: bool = False, rmse: tuple[float, float] | None = None,
+                      lr: float | None = None) -> str:
     """A child run logged as ``sweeper.app`` logs one: tags, dotted params, curves per epoch, final
     metrics with ``best_epoch``, ``epochs_run`` and (unless it failed) ``generalization_gap``;
-    ``old_sweeper``: without those three, as no run of this sweeper is."""
+    ``old_sweeper``: without those three, as no run of this sweeper is; ``rmse``: its (val_rmse,
+    test_rmse), else tanh trials score ~100, relu ones ~150, and test is 10% worse; ``lr``, else 0.01 × (trial + 1)."""
     from mlflow.entities import Metric, Param
 
     run = client.create_run(experiment_id, run_name=f"trial-{trial}",
                             tags={"mlflow.parentRunId": parent_id, "sweeper.trial": str(trial)})
     run_id = run.info.run_id
-    params = {"model.activation": "relu" if trial % 2 else "tanh", "optimizer.lr": str(0.01 * (trial + 1)),
+    params = {"model.activation": "relu" if trial % 2 else "tanh", "optimizer.lr": str(lr or 0.01 * (trial + 1)),
               "train.epochs": str(epochs), "train.early_stopping.patience": str(patience),
               "train.early_stopping.min_delta": "0.0", "train.early_stopping.restore_best": "True",
               "regularization.max_norm": "None", "objective": "val_rmse"}
@@ -125,9 +127,10 @@ def _log_scripted_run(client, experiment_id: str, parent_id: str, trial: int, *,
     for epoch, loss in enumerate(val, start=1):
         metrics += [Metric("val_loss", loss, now, epoch), Metric("train_loss", loss * 0.8, now, epoch),
                     Metric("test_loss", loss * 1.1, now, epoch), Metric("lr", 0.01, now, epoch)]
-    if state != "FAIL":  # tanh trials score ~100, relu ones ~150; test is always 10% worse
+    if state != "FAIL":
         val_rmse = (100.0 if params["model.activation"] == "tanh" else 150.0) + trial
-        metrics += [Metric("val_rmse", val_rmse, now, 0), Metric("test_rmse", 1.1 * val_rmse, now, 0)]
+        val_rmse, test_rmse = rmse or (val_rmse, 1.1 * val_rmse)
+        metrics += [Metric("val_rmse", val_rmse, now, 0), Metric("test_rmse", test_rmse, now, 0)]
     if not old_sweeper:
         best = int(np.argmin(val)) + 1
         metrics += [Metric("best_epoch", best, now, 0), Metric("epochs_run", len(val), now, 0)]
@@ -182,9 +185,9 @@ def test_the_parent_runs_importances_are_ped_anova_on_the_sweeps_own_study(sweep
     assert logged["objective"] == pytest.approx(dict(expected)) and logged["trials"] == len(complete)
 
 
-def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlflow_client, tmp_path):
+def test_early_stop_saving_and_val_loss_rise_on_scripted_curves(mlflow_uri, mlflow_client, tmp_path):
     from sweeper.report import load_trials
-    from sweeper.report.build import write_report
+    from sweeper.report.build import display_table, write_report
     from sweeper.report.findings import knob_findings, overall_findings
     from sweeper.report.source import load_sweep
     from sweeper.report.trials import build_trials
@@ -214,17 +217,20 @@ def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlf
 
     table = load_trials(parent_id, tracking_uri=mlflow_uri).set_index("run_id")
     assert list(table["state"]) == ["COMPLETE", "COMPLETE", "COMPLETE", "PRUNED", "FAIL", "COMPLETE"]
-    expected = {  # run: (best_epoch, epochs_run, overfit_epochs, early_stop_saving)
-        stopped: (6, 9, 3, 11 / 20),
-        off: (6, 10, 4, math.nan),
-        completed: (6, 6, 0, 0.0),
-        pruned: (2, 3, 1, math.nan),
-        failed: (1, 2, 1, math.nan),
+    expected = {  # run: (best_epoch, epochs_run, val_loss_rise, early_stop_saving)
+        stopped: (6, 9, 0.44 / 0.4 - 1, 11 / 20),
+        off: (6, 10, 0.7 / 0.5 - 1, math.nan),
+        completed: (6, 6, 0.0, 0.0),
+        pruned: (2, 3, 1.95 / 1.9 - 1, math.nan),
+        failed: (1, 2, math.nan, math.nan),  # it diverged: its last loss measures no overfitting
     }
-    for run_id, (best, run, overfit, saving) in expected.items():
+    for run_id, (best, run, rise, saving) in expected.items():
         row = table.loc[run_id]
-        assert (row["best_epoch"], row["epochs_run"], row["overfit_epochs"]) == (best, run, overfit), run_id
+        assert (row["best_epoch"], row["epochs_run"]) == (best, run), run_id
+        assert row["val_loss_rise"] == pytest.approx(rise, nan_ok=True), run_id
         assert row["early_stop_saving"] == pytest.approx(saving, nan_ok=True), run_id
+    # Epochs run past the best epoch are early stopping's patience, a setting: no column shows them.
+    assert "overfit_epochs" not in table.columns
     assert table.loc[stopped, "generalization_gap"] == pytest.approx(0.4 - 0.32)
     assert math.isnan(table.loc[failed, "generalization_gap"])  # a diverged run logs none
     assert table.loc[stopped, "val_test_gap"] == pytest.approx(0.1)
@@ -244,21 +250,170 @@ def test_early_stop_saving_and_overfit_epochs_on_scripted_curves(mlflow_uri, mlf
             "(55% among those it stopped).") in overall
     assert "1 finished trials ran without early stopping; they trained a median 4 epochs past their best " \
            "validation epoch." in overall
-    assert not any("did not log" in s for s in overall)
+    # The measured rise, over the finished trials that trained past their best epoch (stopped and off; the others
+    # peaked at their last); never that those epochs "fitted the training set", true by construction.
+    assert ("In the 2 finished trials that trained past their best epoch, validation loss rose a median 25.0% by the "
+            "last epoch (the most: trial 1, +40.0%).") in overall
+    assert not any("fitted the training set" in s or "did not log" in s for s in overall), overall
 
     # The parent has no param_importances.json (the sweep never ended): the page says so, no figure.
     report = write_report(trials, tmp_path / "sweep", k=3)
     page = (tmp_path / "sweep" / "report.html").read_text(encoding="utf-8")
+    for shown in (display_table(trials, trials.frame, knobs=True), display_table(trials, trials.top(3), knobs=False)):
+        assert not {"overfit", "overfit_epochs", "patience"} & set(shown.columns), list(shown.columns)
+        assert "rise" in shown.columns
+    headers = set(re.findall(r"<th[^>]*>([^<]*)</th>", page))
+    assert "rise" in headers and not any("overfit" in h or "patience" in h for h in headers), headers
+    assert "overfit" not in report.table
     assert "No parameter importances: the sweep&#39;s parent run has no param_importances.json" in page
     assert page.count("<img ") == len(PLOTS) - 1 and not (tmp_path / "sweep" / "importances.json").exists()
     assert {p.name for p in report.files} == REPORT_FILES - {"importances.json", "importances.png"}
 
     # A plain run id is a one-row report, and not a sweep: no importances.
     single = load_trials(stopped, tracking_uri=mlflow_uri)
-    assert list(single["run_id"]) == [stopped] and single.loc[0, "overfit_epochs"] == 3
+    assert list(single["run_id"]) == [stopped] and single.loc[0, "val_loss_rise"] == pytest.approx(0.1)
     write_report(build_trials(load_sweep(mlflow_uri, sweep_id=stopped)), tmp_path / "single")
     assert (f"No parameter importances: run {stopped} is a single run, not a sweep"
             in (tmp_path / "single" / "report.html").read_text(encoding="utf-8"))
+
+
+def _scripted_sweep(client, name: str, rmse: list[tuple[float, float]], space: str | None = None,
+                    lrs: list[float] | None = None) -> str:
+    """A parent run (tagged ``sweeper.space`` when given) and one COMPLETE trial per (val_rmse, test_rmse)
+    (with its ``lrs`` entry as optimizer.lr, when given)."""
+    experiment_id = client.create_experiment(name)
+    tags = {"sweeper.study": name, **({"sweeper.space": space} if space else {})}
+    parent_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    for trial, pair in enumerate(rmse):
+        _log_scripted_run(client, experiment_id, parent_id, trial, epochs=3, patience=3, state="COMPLETE",
+                          train_status="completed", val=[1.0, 0.9, 0.8], rmse=pair, lr=lrs[trial] if lrs else None)
+    client.set_terminated(parent_id)
+    return parent_id
+
+
+#: val_rmse of trials 0-4: trial 2 is the best (selected), trial 0 (the defaults) is not.
+VAL_RMSE = (120.0, 110.0, 100.0, 130.0, 140.0)
+
+
+@pytest.mark.parametrize("best_test,others_gap,sentence", [
+    # Trial 0 and the best trial lose 7.5% and 8% on test: the split's doing, not the selection's.
+    (108.0, 0.075, "The best trial (trial 2) has its test RMSE +8.0% against its validation RMSE, and the 4 other "
+                   "finished trials' median is +7.5%: that gap comes with the validation/test split, not with "
+                   "selecting on validation."),
+    # The best trial loses 30%, the others 7.5%: selection flattered it.
+    (130.0, 0.075, "Selecting on validation flattered the best trial (trial 2): its test RMSE is +30.0% against its "
+                   "validation RMSE, where the 4 other finished trials' median is +7.5%."),
+], ids=["shared by the split", "selection"])
+def test_selection_is_blamed_only_when_the_best_trials_val_test_gap_exceeds_the_others(
+        mlflow_uri, mlflow_client, best_test, others_gap, sentence):
+    from sweeper.report.findings import overall_findings
+    from sweeper.report.source import load_sweep
+    from sweeper.report.trials import build_trials
+
+    rmse = [(v, best_test if v == min(VAL_RMSE) else v * (1 + others_gap)) for v in VAL_RMSE]
+    trials = build_trials(load_sweep(mlflow_uri, sweep_id=_scripted_sweep(mlflow_client, "selection", rmse)))
+    assert trials.top(1)["trial"].item() == 2
+    found = overall_findings(trials)
+    assert sentence in found, found
+    assert sum("flattered" in s for s in found) == sentence.startswith("Selecting")
+
+
+def _outside(fig) -> tuple | None:
+    """Where a matplotlib figure's drawn artists reach beyond it (a label cut off in the PNG), as
+    (x0, y0, x1, y1) in inches against the figure's size; None when everything is inside."""
+    fig.canvas.draw()
+    drawn, size = fig.get_tightbbox(fig.canvas.get_renderer()), fig.bbox_inches
+    inside = drawn.x0 >= size.x0 - 0.01 and drawn.y0 >= size.y0 - 0.01 and drawn.x1 <= size.x1 + 0.01 \
+        and drawn.y1 <= size.y1 + 0.01
+    return None if inside else (*drawn.min, *drawn.max, "figure", *size.max)
+
+
+def _assert_lr_axis_is_the_searched_log_range(fig, low: float, high: float) -> None:
+    """The best-epoch figure's lr panel: a log-scaled number axis spanning [low, high], short tick labels."""
+    ax = fig.axes[0]
+    assert ax.get_title() == "optimizer.lr" and ax.get_xscale() == "log"
+    left, right = ax.get_xlim()
+    assert left <= low and high <= right < 10 * high
+    fig.canvas.draw()
+    labels = [t for t in ax.get_xticklabels() if t.get_text() and left <= t.get_position()[0] <= right]
+    widths = [t.get_window_extent().width for t in labels]
+    assert labels and max(widths) < 60, [(t.get_text(), w) for t, w in zip(labels, widths)]
+    assert _outside(fig) is None, _outside(fig)
+
+
+def test_a_log_searched_lr_is_drawn_on_a_log_axis_even_with_few_trials(mlflow_uri, mlflow_client):
+    """Three trials with 17-digit learning rates: once three categories labelled with every digit."""
+    import json
+
+    from sweeper.report import plots
+    from sweeper.report.source import load_sweep
+    from sweeper.report.trials import build_trials
+
+    space = json.dumps({"optimizer.lr": {"low": 1e-4, "high": 0.1, "log": True}})
+    lrs = [0.0019351140885595273, 0.007501954443620123, 0.01]
+    parent_id = _scripted_sweep(mlflow_client, "lr_axis", [(100.0, 110.0)] * 3, space=space, lrs=lrs)
+    trials = build_trials(load_sweep(mlflow_uri, sweep_id=parent_id))
+    assert sorted(trials.params[r]["optimizer.lr"] for r in trials.params) == lrs
+    assert trials.space == {"optimizer.lr": {"low": 1e-4, "high": 0.1, "log": True}}
+    _assert_lr_axis_is_the_searched_log_range(plots.best_epoch_figure(trials), 1e-4, 0.1)
+
+
+def test_the_sweeper_tags_its_searched_numbers_and_the_report_draws_lr_on_their_log_axis(sweep):
+    import json
+
+    from mlflow import MlflowClient
+
+    from sweeper.report import plots
+    from sweeper.report.source import load_sweep
+    from sweeper.report.trials import build_trials
+
+    tagged = json.loads(MlflowClient(sweep["uri"]).get_run(sweep["parent"]).data.tags["sweeper.space"])
+    # search=small: optimizer.lr tag(log, interval(1e-3, 0.1)), schedule.gamma interval(0.8, 0.99); choices left out
+    assert tagged == {"optimizer.lr": {"low": 0.001, "high": 0.1, "log": True},
+                      "schedule.gamma": {"low": 0.8, "high": 0.99, "log": False}}
+    trials = build_trials(load_sweep(sweep["uri"], sweep_id=sweep["parent"]))
+    _assert_lr_axis_is_the_searched_log_range(plots.best_epoch_figure(trials), 0.001, 0.1)
+
+
+@pytest.mark.parametrize("style", ["default", "ggplot"])
+def test_the_importances_plot_cuts_off_no_label(sweep, style):
+    """The parent's importances, drawn again from the values it logged: every label inside the picture, in
+    matplotlib's default style and in ggplot's, which Optuna's history plot leaves on in the process drawing both."""
+    import json
+
+    import matplotlib.style
+
+    from sweeper.tracking import importances
+
+    values = json.loads((sweep["out"] / "importances.json").read_text())
+    with matplotlib.style.context(style):
+        figure = importances.figure(values, "val_rmse")
+        assert values["objective"] and _outside(figure) is None, _outside(figure)
+
+
+@pytest.mark.parametrize("states,final", [
+    (("FAIL", "PRUNED"), None),             # no COMPLETE trial
+    (("COMPLETE", "COMPLETE"), math.nan),   # COMPLETE trials whose numbers are NaN
+], ids=["no complete trial", "nan metrics"])
+def test_a_sweep_without_a_usable_trial_gets_a_report_that_says_so(mlflow_uri, mlflow_client, tmp_path, states, final):
+    from sweeper.report.__main__ import main
+
+    experiment_id = mlflow_client.create_experiment("unusable")
+    parent_id = mlflow_client.create_run(experiment_id, run_name="unusable",
+                                         tags={"sweeper.study": "unusable"}).info.run_id
+    for trial, state in enumerate(states):
+        _log_scripted_run(mlflow_client, experiment_id, parent_id, trial, epochs=3, patience=3, state=state,
+                          train_status="completed" if state == "COMPLETE" else "stopped", val=[1.0, 0.9, 0.8],
+                          rmse=(final, final) if final is not None else None)
+    mlflow_client.set_terminated(parent_id)
+
+    out = tmp_path / "report"
+    assert main(["--sweep", parent_id, "--tracking-uri", mlflow_uri, "--out", str(out), "--no-log"]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "No finished trial." in page and "All 2 trials" in page
+    said = ("0 of 2 trials completed; 1 pruned and 1 failed" if final is None
+            else "No finished trial has a finite validation RMSE: none is ranked.")
+    assert said in page
 
 
 def test_runs_that_did_not_log_best_epoch_or_gap_get_empty_cells_and_a_note(mlflow_uri, mlflow_client, tmp_path):
@@ -281,7 +436,8 @@ def test_runs_that_did_not_log_best_epoch_or_gap_get_empty_cells_and_a_note(mlfl
     frame = trials.frame.set_index("trial")
     assert list(frame["best_epoch"].isna()) == [False, True, True]
     assert frame.loc[0, "best_epoch"] == 5 and frame.loc[0, "generalization_gap"] == pytest.approx(0.12)
-    assert frame.loc[[1, 2], ["epochs_run", "overfit_epochs", "generalization_gap", "early_stop_saving"]].isna().all().all()
+    unlogged = ["epochs_run", "val_loss_rise", "generalization_gap", "early_stop_saving"]
+    assert frame.loc[[1, 2], unlogged].isna().all().all()
     note = ("Some finished runs did not log best_epoch (2 of 3), epochs_run (2 of 3), generalization_gap (2 of 3): "
             "their cells are empty and the statistics leave them out (runs logged by an older sweeper).")
     assert note in overall_findings(trials)
@@ -304,6 +460,27 @@ window.addEventListener('load', () => {
 </script>"""
 
 
+#: Appended to a copy of report.html: after load (every <details> opened), writes the page's width and
+#: each element whose content is wider than its box and cut off or scrolled (overflow not visible),
+#: and the page itself when it is wider than the window.
+_CLIP_CHECK = """<script>
+window.addEventListener('load', () => {
+  document.querySelectorAll('details').forEach(d => d.open = true);
+  const clipped = [];
+  const page = document.documentElement;
+  if (page.scrollWidth > page.clientWidth + 1) clipped.push(`page ${page.scrollWidth}>${page.clientWidth}`);
+  for (const el of document.body.querySelectorAll('*')) {
+    if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== 'visible')
+      clipped.push(`${el.tagName.toLowerCase()}.${el.className} ${el.scrollWidth}>${el.clientWidth}`);
+  }
+  const p = document.createElement('p');
+  p.id = 'clip-check';
+  p.textContent = `width=${window.innerWidth} clipped=${clipped.length}: ${clipped.join('; ')}`;
+  document.body.appendChild(p);
+});
+</script>"""
+
+
 def test_html_opens_in_headless_chromium_with_every_plot(sweep, tmp_path):
     chromium = components.chromium()
     page = (sweep["out"] / "report.html").read_text(encoding="utf-8")
@@ -319,6 +496,16 @@ def test_html_opens_in_headless_chromium_with_every_plot(sweep, tmp_path):
     dom = subprocess.run([*base, "--dump-dom", checked.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert f"images={len(PLOTS)} decoded={len(PLOTS)} errors=0" in dom.stdout, dom.stdout[-500:]
+
+    # Nothing cut off or scrolled sideways at a laptop's width or half a desktop's: tables included.
+    clip = tmp_path / "clip.html"
+    clip.write_text(page.replace("</body>", _CLIP_CHECK + "</body>"), encoding="utf-8")
+    for width in (1280, 800):
+        dom = subprocess.run([*base, f"--window-size={width},2000", "--dump-dom", clip.as_uri()],
+                             capture_output=True, text=True, timeout=120)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        found = re.search(r'<p id="clip-check">([^<]*)</p>', dom.stdout)
+        assert found and found.group(1).startswith(f"width={width} clipped=0:"), found and found.group(1)
 
     shot = tmp_path / "report.png"
     subprocess.run([*base, "--hide-scrollbars", "--window-size=1280,4000", f"--screenshot={shot}",

@@ -52,12 +52,15 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def display_table(trials: Trials, rows: pd.DataFrame, knobs: bool) -> pd.DataFrame:
+def display_table(trials: Trials, rows: pd.DataFrame, knobs: bool, state: bool = True) -> pd.DataFrame:
     """``rows`` as strings for reading: the objective, the task's score on validation and test
-    (RMSE or accuracy), the gaps, the best epoch, the saving."""
+    (RMSE or accuracy), the gaps, the best epoch, how far validation loss rose after it, the saving;
+    with ``knobs``, one ``params`` column of the searched knobs' values (``key=value``, one cell
+    that wraps, so the table fits a narrow window); ``state`` False leaves the state column out."""
     out = pd.DataFrame(index=rows.index)
     out["trial"] = [_fmt(t, "d") if not pd.isna(t) else r[:8] for t, r in zip(rows["trial"], rows["run_id"])]
-    out["state"] = rows["state"]
+    if state:
+        out["state"] = rows["state"]
     out[trials.objective] = [_fmt(v, ".5g") for v in rows["objective_value"]]
     val_score, test_score = f"val_{trials.task.score}", f"test_{trials.task.score}"
     if trials.objective != val_score:
@@ -66,13 +69,16 @@ def display_table(trials: Trials, rows: pd.DataFrame, knobs: bool) -> pd.DataFra
     out["gap"] = [_fmt(v, ".3g") for v in rows["generalization_gap"]]
     out["val→test"] = [_fmt(v, "+.1%") for v in rows["val_test_gap"]]
     out["best/run"] = [f"{_fmt(b, 'd')}/{_fmt(e, 'd')}" for b, e in zip(rows["best_epoch"], rows["epochs_run"])]
-    out["overfit"] = [_fmt(v, ".0f") for v in rows["overfit_epochs"]]
+    out["rise"] = [_fmt(v, "+.1%") for v in rows["val_loss_rise"]]
     out["saving"] = [_fmt(v, ".0%") for v in rows["early_stop_saving"]]
     if knobs:
-        for knob in trials.knobs:
-            out[knob] = [_fmt(trials.params[r].get(knob), ".4g") if isinstance(trials.params[r].get(knob), float)
-                         else str(trials.params[r].get(knob, "")) for r in rows["run_id"]]
-    return out.reset_index(drop=True)
+        out["params"] = ["  ".join(f"{knob}={_param(trials.params[r][knob])}".replace(" ", "\u00a0")
+                                   for knob in trials.knobs if knob in trials.params[r]) for r in rows["run_id"]]
+    return out.reset_index(drop=True).astype(str)
+
+
+def _param(value: Any) -> str:
+    return format(value, ".4g") if isinstance(value, float) else str(value)
 
 
 def stdout_table(trials: Trials, k: int) -> str:
@@ -90,11 +96,12 @@ def stdout_table(trials: Trials, k: int) -> str:
 
 
 def _legend(task: Task) -> str:
-    """What the table's gap, val→test and saving columns mean; val→test is named only when it
-    compares a metric other than the one the table shows (log loss beside accuracy)."""
+    """What the table's gap, val→test, rise and saving columns mean; val→test is named only when
+    it compares a metric other than the one the table shows (log loss beside accuracy)."""
     shown = task.flattery == task.score
     val_test = "" if shown else f"val→test = (test − val) / val {METRIC_NAMES[task.flattery]}; "
     return (f"gap = val − train {task.loss} at the best epoch; {val_test}"
+            f"rise = how much val {task.loss} rose from the best epoch to the last; "
             "saving = share of the epoch budget early stopping saved, – where it was off")
 
 
@@ -117,7 +124,7 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
     sentences = findings.overall_findings(trials) + findings.knob_findings(trials)
     page = render(
         trials,
-        display_table(trials, trials.top(k), knobs=True),
+        display_table(trials, trials.top(k), knobs=True, state=False),
         display_table(trials, trials.frame, knobs=True),
         sentences,
         list(zip(drawn, captions)),

@@ -10,6 +10,11 @@ on the best epoch: no sentence when the data cannot support one. When the gap ch
 its baseline is not positive) a relative change means nothing, so the move must instead be at
 least ``MIN_GAP_CHANGE`` of the sweep's median |gap|. At most ``MAX_KNOB_SENTENCES`` are kept,
 largest effects first.
+
+Overall, a sentence states only what was measured, never what a setting makes true: early
+stopping's saving, how far validation loss rose after the best epoch (``val_loss_rise``), and
+whether the best trial's test error is further from its validation error than the other trials'
+(``selection_excess``): the split gives every trial a share of that gap, selection only the excess.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ MIN_OBJECTIVE_CHANGE = 0.05
 MIN_GAP_CHANGE = 0.20
 MIN_EPOCH_RATIO = 1.25
 MAX_KNOB_SENTENCES = 10
+#: The least excess of the best trial's val→test gap over the other trials' median (0.05 = 5
+#: percentage points) for a sentence to say selection flattered it (``selection_excess``).
+MIN_SELECTION_EXCESS = 0.05
 
 
 @dataclass
@@ -47,7 +55,7 @@ def knob_splits(trials: Trials, knob: str) -> Iterator[Split]:
     """The splits of ``knob``'s finished trials; see the module docstring."""
     finished = trials.finished
     present = [run_id in trials.params and knob in trials.params[run_id] for run_id in finished["run_id"]]
-    rows = finished[present]
+    rows = finished[np.asarray(present, dtype=bool)]  # a list would select columns when it is empty
     values = [trials.params[run_id][knob] for run_id in rows["run_id"]]
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     if numeric and len(set(values)) >= 2:
@@ -145,6 +153,8 @@ def overall_findings(trials: Trials) -> list[str]:
            + (f"; {states.get(PRUNED, 0)} pruned and {states.get(FAIL, 0)} failed (listed, left out of the statistics)."
               if len(finished) < len(frame) else ".")]
     top = trials.top(1)
+    if top.empty and len(finished):
+        out.append(f"No finished trial has a finite {metric_name(trials.objective)}: none is ranked.")
     if not top.empty:
         best = top.iloc[0]
         name = metric_name(trials.objective)
@@ -160,25 +170,34 @@ def overall_findings(trials: Trials) -> list[str]:
         among = f" ({stopped['early_stop_saving'].median():.0%} among those it stopped)" if len(stopped) else ""
         out.append(f"Early stopping ended {len(stopped)} of {len(on)} finished trials early, saving a median "
                    f"{on['early_stop_saving'].median():.0%} of the epoch budget{among}.")
-    off = finished[finished["patience"].isna()].dropna(subset=["overfit_epochs"])
+    counted = finished.dropna(subset=["best_epoch", "epochs_run"])
+    past = counted["epochs_run"] - counted["best_epoch"]
+    off = past[counted["patience"].isna()]
     if len(off):
         out.append(f"{len(off)} finished trials ran without early stopping; they trained a median "
-                   f"{off['overfit_epochs'].median():g} epochs past their best validation epoch.")
-    overfit = finished["overfit_epochs"].dropna()
-    if len(overfit):
-        share = (finished["best_epoch"] / finished["epochs_run"]).median()
-        still_improving = int((overfit == 0).sum())
-        if overfit.median() == 0:
-            out.append(f"{still_improving} of {len(overfit)} finished trials were still improving on validation at "
-                       "their last epoch: they stopped before overfitting, and more epochs may help.")
-        else:
-            out.append(f"The best validation epoch came a median {overfit.median():g} epochs before training ended "
-                       f"({share:.0%} of the way through); the epochs after it fitted the training set without "
-                       "helping validation.")
-    flattery = finished["val_test_gap"].dropna()
-    if len(flattery) >= MIN_FINISHED:
-        out += _validation_vs_test(trials, flattery)
+                   f"{off.median():g} epochs past their best validation epoch.")
+    if (past == 0).any():
+        out.append(f"{int((past == 0).sum())} of {len(past)} finished trials were still improving on validation at "
+                   "their last epoch: more epochs may help.")
+    out += _validation_rise(finished)
+    if finished["val_test_gap"].notna().sum() >= MIN_FINISHED:
+        out += _validation_vs_test(trials)
     return out
+
+
+def _validation_rise(finished: pd.DataFrame) -> list[str]:
+    """How much validation loss rose between the best epoch and the last (``val_loss_rise``), over the
+    finished trials that trained past their best epoch: a measure of overfitting, where the number
+    of epochs past the best is only early stopping's patience."""
+    rise = finished.dropna(subset=["val_loss_rise"])
+    rise = rise[rise["best_epoch"] < rise["epochs_run"]]
+    if rise.empty:
+        return []
+    most = rise.loc[rise["val_loss_rise"].idxmax()]
+    several = len(rise) > 1
+    trained = f"{len(rise)} finished trial{'s' * several} that trained past {'their' if several else 'its'}"
+    return [f"In the {trained} best epoch, validation loss rose a median {rise['val_loss_rise'].median():.1%} by the "
+            f"last epoch (the most: {_trial_name(most)}, {most['val_loss_rise']:+.1%})."]
 
 
 def _not_logged(finished: pd.DataFrame) -> list[str]:
@@ -193,15 +212,40 @@ def _not_logged(finished: pd.DataFrame) -> list[str]:
             "(runs logged by an older sweeper)."]
 
 
-def _validation_vs_test(trials: Trials, flattery: pd.Series) -> list[str]:
-    """How far validation flattered test on the task's error-like metric (``val_test_gap``: RMSE,
-    log loss), and, when the table shows another score (accuracy), the score's medians on both."""
+def selection_excess(selected: float, unselected: pd.Series) -> float | None:
+    """How much selecting on validation flattered the selected trial: its ``val_test_gap`` minus the
+    median gap of the finished trials not selected, when that excess is at least
+    max(``MIN_SELECTION_EXCESS``, the unselected gaps' interquartile range); None otherwise.
+
+    Every trial's gap holds the fixed validation/test split's part (the unselected trials, trial 0
+    among them, show it); only the selected trial's excess over them comes from choosing it for a
+    low validation error.
+    """
+    excess = selected - float(unselected.median())
+    spread = float(unselected.quantile(0.75) - unselected.quantile(0.25))
+    return excess if excess >= max(MIN_SELECTION_EXCESS, spread) else None
+
+
+def _validation_vs_test(trials: Trials) -> list[str]:
+    """Whether selection flattered the best trial on the task's error-like metric (``val_test_gap``:
+    RMSE, log loss), against the other finished trials (``selection_excess``), and, when the table
+    shows another score (accuracy), the score's medians on both."""
     task, finished = trials.task, trials.finished
-    median = flattery.median()
-    direction = "flattered the model" if median > 0 else "was pessimistic"
-    out = [f"Validation {direction}: the median {metric_name('test_' + task.flattery)} is {abs(median):.0%} "
-           f"{'above' if median > 0 else 'below'} the {metric_name('val_' + task.flattery)} "
-           f"({(flattery > 0).sum()} of {len(flattery)} finished trials did worse on test)."]
+    val_error, test_error = metric_name("val_" + task.flattery), metric_name("test_" + task.flattery)
+    out = []
+    best = trials.top(1)
+    if not best.empty and pd.notna(best.iloc[0]["val_test_gap"]):
+        selected = best.iloc[0]
+        others = finished.loc[finished["run_id"] != selected["run_id"], "val_test_gap"].dropna()
+        gap, reference = f"{selected['val_test_gap']:+.1%}", f"{others.median():+.1%}"
+        others_are = f"the {len(others)} other finished trials' median is {reference}"
+        if selection_excess(selected["val_test_gap"], others) is not None:
+            out.append(f"Selecting on validation flattered the best trial ({_trial_name(selected)}): its {test_error} "
+                       f"is {gap} against its {val_error}, where {others_are}.")
+        else:
+            out.append(f"The best trial ({_trial_name(selected)}) has its {test_error} {gap} against its {val_error}, "
+                       f"and {others_are}: that gap comes with the validation/test split, not with selecting on "
+                       "validation.")
     if task.score != task.flattery:
         scores = finished[[f"val_{task.score}", f"test_{task.score}"]].dropna()
         val, test = scores.iloc[:, 0], scores.iloc[:, 1]

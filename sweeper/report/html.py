@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from sweeper.report.findings import MIN_GROUP
+from sweeper.report.findings import MIN_GROUP, MIN_SELECTION_EXCESS
 from sweeper.report.task import Task
 from sweeper.report.trials import Trials
 from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG, STUDY_TAG
@@ -23,11 +23,17 @@ FORMULAS = {
     "best_epoch": "Logged by the run: the epoch (from 1) of the lowest val_loss, as early stopping picks it "
                   "(an epoch improves when val_loss < best so far − min_delta).",
     "epochs_run": "Logged by the run: the epochs it trained.",
-    "overfit_epochs": "epochs_run − best_epoch: epochs trained after the best validation epoch.",
+    "rise (val_loss_rise in trials.csv)":
+        "(val_loss at epochs_run − val_loss at best_epoch) / val_loss at best_epoch: how much validation loss "
+        "rose while the run trained past its best epoch (0 when the best was the last). The number of epochs "
+        "past the best is not shown: with early stopping it is the patience, a setting.",
     "generalization_gap": "Logged by the run: val_loss − train_loss at the best epoch ({loss_unit}, without "
                           "penalties).",
-    "val_test_gap": "({test_error} − {val_error}) / {val_error}: how far validation flattered test; positive means "
-                    "the test error is that much worse than validation promised.",
+    "val_test_gap": "({test_error} − {val_error}) / {val_error}: positive means the test error is that much worse "
+                    "than validation promised. The fixed validation/test split gives every trial a share of it; "
+                    "selection is said to flatter the best trial only when its gap exceeds the other finished "
+                    f"trials' median by ≥ {MIN_SELECTION_EXCESS * 100:g} percentage points and by their "
+                    "interquartile range.",
     "early_stop_saving": "(E − epochs_run) / E with E = train.epochs, for COMPLETE trials trained with early "
                          "stopping; empty where it was off.",
     "importances": "As the sweep's parent run logged them (param_importances.json and .png): Optuna's "
@@ -49,10 +55,16 @@ def formulas(task: Task) -> dict[str, str]:
     return {**{name: text.format(**fill) for name, text in FORMULAS.items()}, **task.glossary}
 
 
+#: Display columns whose cells wrap (the others keep each cell on one line).
+WRAPPED = ("params",)
+
+
 def _rows(frame: pd.DataFrame) -> dict[str, Any]:
-    """A display table (strings) for the template: its columns, each column's alignment
-    (``num`` or ``text``: a column mostly of numbers is right-aligned) and its rows of cells."""
-    return {"columns": list(frame.columns), "align": {c: _align(frame[c]) for c in frame.columns},
+    """A display table (strings) for the template: its columns, each column's class (``num`` or
+    ``text``: a column mostly of numbers is right-aligned; ``wrap``: a ``WRAPPED`` one) and its
+    rows of cells."""
+    return {"columns": list(frame.columns),
+            "align": {c: "wrap" if c in WRAPPED else _align(frame[c]) for c in frame.columns},
             "cells": [list(row.items()) for _, row in frame.iterrows()]}
 
 

@@ -1,9 +1,12 @@
 """The report's PNG plots (matplotlib, Agg). Each function writes one file and never fails for
 lack of data: a plot without enough finished trials says so on its canvas.
 
-A knob is drawn on a numeric axis when its values are numbers with more than 6 distinct levels
-(log-scaled when positive and spanning a decade), else as evenly spaced categories with a
-little horizontal jitter so equal values stay visible.
+A knob the sweep searched as a number (an interval or an integer range: ``Trials.space``, the
+parent run's ``sweeper.space`` tag) is drawn on a numeric axis over its searched range, log-scaled
+when it was searched on a log scale. A knob without one (a choice, a sweep of an older sweeper)
+is drawn on a numeric axis when its values are numbers with more than 6 distinct levels
+(log-scaled when positive and spanning a decade), else as evenly spaced categories (numbers to 3
+significant digits) with a little horizontal jitter so equal values stay visible.
 """
 
 from __future__ import annotations
@@ -34,8 +37,12 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _lay_out(fig: Any) -> Any:
     fig.tight_layout(rect=(0, 0, 1, 0.93))  # the top band holds the title and the legend
+    return fig
+
+
+def _save(fig: Any, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)
     _pyplot().close(fig)
     return path
@@ -52,23 +59,28 @@ def _knob_values(trials: Trials, rows: pd.DataFrame, knob: str) -> list[Any]:
     return [trials.params.get(run_id, {}).get(knob, "absent") for run_id in rows["run_id"]]
 
 
-def _place(ax: Any, values: Sequence[Any], seed: int = 0) -> np.ndarray:
-    """x positions for ``values`` on ``ax`` (numeric or categorical axis, see the module docstring)."""
+def _place(ax: Any, values: Sequence[Any], searched: dict[str, Any] | None = None, seed: int = 0) -> np.ndarray:
+    """x positions for ``values`` on ``ax`` (numeric or categorical axis, see the module docstring);
+    ``searched``: the knob's searched range (``{"low", "high", "log"}``), if it was a number."""
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    if numeric and len(set(values)) > 6:
+    if numeric and (searched is not None or len(set(values)) > 6):
         x = np.asarray(values, dtype=float)
-        if x.min() > 0 and x.max() / x.min() >= 10:
+        log = searched["log"] if searched is not None else bool(x.min() > 0 and x.max() / x.min() >= 10)
+        if log:
             ax.set_xscale("log")
+        if searched is not None:
+            low, high = searched["low"], searched["high"]
+            margin = (high - low) / 20
+            ax.set_xlim((low / 1.25, high * 1.25) if log else (low - margin, high + margin))
         return x
-    labels = sorted({str(v) for v in values}, key=lambda s: (_as_number(s) is None, _as_number(s) or 0, s))
+    labels = sorted({_label(v) for v in values}, key=lambda s: (_as_number(s) is None, _as_number(s) or 0, s))
     index = {label: i for i, label in enumerate(labels)}
     ax.set_xticks(range(len(labels)))
     long = max(map(len, labels)) > 6
-    ax.set_xticklabels(["none" if lab == "None" else lab for lab in labels],
-                       rotation=30 if long else 0, ha="right" if long else "center")
+    ax.set_xticklabels(labels, rotation=30 if long else 0, ha="right" if long else "center")
     ax.set_xlim(-0.6, len(labels) - 0.4)
     jitter = np.random.default_rng(seed).uniform(-0.15, 0.15, len(values))
-    return np.asarray([index[str(v)] for v in values], dtype=float) + jitter
+    return np.asarray([index[_label(v)] for v in values], dtype=float) + jitter
 
 
 def _as_number(text: str) -> float | None:
@@ -76,6 +88,11 @@ def _as_number(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+def _label(value: Any) -> str:
+    """A category's tick label: a float to 3 significant digits, None as "none"."""
+    return format(value, ".3g") if isinstance(value, float) else "none" if value is None else str(value)
 
 
 def _scatter_by(ax: Any, trials: Trials, rows: pd.DataFrame, x: np.ndarray, y: pd.Series, colors: dict) -> None:
@@ -145,7 +162,7 @@ def top_curves(trials: Trials, k: int, path: Path) -> Path:
     _legend(fig, flat[:1], "")
     fig.suptitle(f"Top {len(top)} trials by {trials.objective}: {trials.task.loss} per epoch", fontsize=11,
                  x=0.02, ha="left")
-    return _save(fig, path)
+    return _save(_lay_out(fig), path)
 
 
 def gap_vs_regularization(trials: Trials, path: Path) -> Path:
@@ -159,7 +176,7 @@ def gap_vs_regularization(trials: Trials, path: Path) -> Path:
         if finished.empty:
             _empty(ax, "no finished trials")
             continue
-        x = _place(ax, _knob_values(trials, finished, knob))
+        x = _place(ax, _knob_values(trials, finished, knob), trials.space.get(knob))
         _scatter_by(ax, trials, finished, x, finished["generalization_gap"], colors)
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_ylabel(f"generalisation gap (val − train {trials.task.loss})")
@@ -167,11 +184,17 @@ def gap_vs_regularization(trials: Trials, path: Path) -> Path:
     _legend(fig, axes.ravel(), COLOR_BY)
     fig.suptitle("Generalisation gap at the best epoch against each regularisation knob", fontsize=11,
                  x=0.02, ha="left")
-    return _save(fig, path)
+    return _save(_lay_out(fig), path)
 
 
 def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
-    """Best validation epoch against ``optimizer.lr`` and against the schedule, coloured by activation."""
+    """``best_epoch_figure`` as a PNG."""
+    return _save(best_epoch_figure(trials), path)
+
+
+def best_epoch_figure(trials: Trials) -> Any:
+    """Best validation epoch against ``optimizer.lr`` (on a number axis, log-scaled when searched so)
+    and against the schedule, coloured by activation: a laid-out matplotlib Figure."""
     plt = _pyplot()
     finished = trials.finished[trials.finished["best_epoch"].fillna(0) >= 1]
     colors = _colors(trials)
@@ -182,7 +205,7 @@ def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
             _empty(ax, "no finished trials")
             continue
         values = _knob_values(trials, finished, knob)
-        x = _place(ax, values)
+        x = _place(ax, values, trials.space.get(knob))
         _scatter_by(ax, trials, finished, x, finished["best_epoch"], colors)
         ax.set_ylabel("best epoch")
         ax.set_ylim(0, max(finished["configured_epochs"].max(), finished["best_epoch"].max()) * 1.05 + 1)
@@ -190,4 +213,4 @@ def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
         ax.grid(True, alpha=0.3)
     _legend(fig, axes, COLOR_BY)
     fig.suptitle("When each trial peaked on validation (dotted: the epoch budget)", fontsize=11, x=0.02, ha="left")
-    return _save(fig, path)
+    return _lay_out(fig)

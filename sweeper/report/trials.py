@@ -2,13 +2,14 @@
 
 What a run logged is read as it is (``best_epoch``, ``epochs_run``, ``generalization_gap``, the
 objective's final metric; see ``sweeper.app``); the few columns derived here are arithmetic on
-those (``overfit_epochs``, ``val_test_gap``, ``early_stop_saving``), with their formulas in the
+those and the curves (``val_loss_rise``, ``val_test_gap``, ``early_stop_saving``), with their formulas in the
 docstrings below and in the report's HTML. Which final metrics a row has depends on the sweep's
 task (``sweeper.report.task``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,14 +20,14 @@ import pandas as pd
 
 from sweeper.report.source import Sweep
 from sweeper.report.task import REGRESSION, Task, maximized, task_of
-from sweeper.tracking.tags import FAIL_REASON_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
+from sweeper.tracking.tags import FAIL_REASON_TAG, SPACE_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
 
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 
 #: The columns of trials.csv around the task's final metrics (``columns``).
 LEADING_COLUMNS = ("trial", "run_id", "state", "objective_value")
 DERIVED_COLUMNS = (
-    "best_epoch", "epochs_run", "configured_epochs", "overfit_epochs", "generalization_gap",
+    "best_epoch", "epochs_run", "configured_epochs", "val_loss_rise", "generalization_gap",
     "val_test_gap", "patience", "early_stopped", "early_stop_saving", "train_seconds", "train_status", "fail_reason",
 )
 #: Params that say where a run was logged, not how it trained: never a searched knob.
@@ -59,6 +60,13 @@ class Trials:
     task: Task = REGRESSION
 
     @property
+    def space(self) -> dict[str, dict[str, Any]]:
+        """The searched numbers' ranges as the sweep's parent run tagged them (``sweeper.space``),
+        ``{"optimizer.lr": {"low": 0.001, "high": 0.1, "log": True}}``; empty for a single run, or a
+        sweep of an older sweeper."""
+        return json.loads(self.info.get(SPACE_TAG) or "{}")
+
+    @property
     def finished(self) -> pd.DataFrame:
         """COMPLETE trials: the ones with a finished curve, used by every statistic."""
         return self.frame[self.frame["state"] == COMPLETE]
@@ -83,13 +91,30 @@ def early_stop_saving(configured_epochs: int, epochs_run: int | None, patience: 
     return (configured_epochs - epochs_run) / configured_epochs
 
 
+def val_loss_rise(val_loss: list[float], best_epoch: int | None, epochs_run: int | None) -> float:
+    """How much validation loss rose after the best epoch: (v[epochs_run] − v[best_epoch]) / v[best_epoch],
+    v the ``val_loss`` curve (epochs from 1). 0 when the best epoch was the last; NaN when the run
+    did not log ``best_epoch`` or ``epochs_run``, or the curve lacks either epoch's finite value.
+
+    Unlike ``epochs_run − best_epoch`` (early stopping's patience, a setting), this measures
+    overfitting: how much worse the network got on validation while it kept training.
+    """
+    if best_epoch is None or epochs_run is None or not 1 <= best_epoch <= epochs_run <= len(val_loss):
+        return math.nan
+    best, last = val_loss[best_epoch - 1], val_loss[epochs_run - 1]
+    if not (math.isfinite(best) and math.isfinite(last)) or best <= 0:
+        return math.nan
+    return (last - best) / best
+
+
 def val_test_gap(val_error: float, test_error: float) -> float:
     """How far validation flattered test: (test_error − val_error) / val_error, on the task's
     error-like metric (``Task.flattery``): test_rmse and val_rmse for regression, test_log_loss
     and val_log_loss for classification.
 
-    Positive: the test error is that fraction above what validation promised (the sweep chose
-    on validation, so a positive value is expected and a large one is selection optimism).
+    Positive: the test error is that fraction above what validation promised. Every trial shares
+    the split's part of it; only the best trial's excess over the others' is selection's
+    (``sweeper.report.findings``).
     """
     if not (np.isfinite(val_error) and np.isfinite(test_error)) or val_error == 0:
         return math.nan
@@ -156,7 +181,9 @@ def build_trials(sweep: Sweep) -> Trials:
             "best_epoch": best,
             "epochs_run": epochs_run,
             "configured_epochs": configured,
-            "overfit_epochs": epochs_run - best if best and epochs_run is not None else None,
+            # A failed run's last loss is its divergence (MLflow stores inf as the largest float), not overfitting.
+            "val_loss_rise": math.nan if state == FAIL else val_loss_rise(trial.curves.get("val_loss", []), best,
+                                                                          epochs_run),
             "generalization_gap": metrics.get("generalization_gap", math.nan),
             "val_test_gap": val_test_gap(metrics.get(val_error, math.nan), metrics.get(test_error, math.nan)),
             "patience": patience,

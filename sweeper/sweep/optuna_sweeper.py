@@ -37,7 +37,7 @@ from sweeper import tracking
 from sweeper.tracking import DEFAULT_TRACKING_URI, experiment_name
 from sweeper.tracking.mlflow_model import log_best_model
 from sweeper.tracking.store import password_to_environment, ui_links
-from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG
+from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG, SPACE_TAG
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class OptunaSweeperImpl:
             log.info("%s", line)
         if created and s.start_from_defaults and grid is None:
             self._enqueue_defaults(study, jobs, space)
-        tags = {SAMPLER_TAG: s.sampler.name, PRUNER_TAG: s.pruner.name}
+        tags = {SAMPLER_TAG: s.sampler.name, PRUNER_TAG: s.pruner.name, SPACE_TAG: space.numbers()}
         parent_run_id = parent_run.find_or_create(client, experiment_id, study, storage, created, tags)
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ the schedule): a key the fixed option lacks is left out of the search, and the s
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -92,6 +93,13 @@ class SearchSpace:
         """Each swept key's distribution in the sweep grammar, e.g. ``{"optimizer.lr":
         "tag(log,interval(0.001,0.1))"}``: what a study records of its space."""
         return {p.key: describe(p.distribution) for p in self.params}
+
+    def numbers(self) -> str:
+        """The searched numbers' ranges as JSON, ``{"optimizer.lr": {"low": 0.001, "high": 0.1, "log": true}}``
+        (every interval and integer range; choices are left out): the parent run's ``sweeper.space``
+        tag, from which the report draws their axes."""
+        return json.dumps({p.key: {"low": p.distribution.low, "high": p.distribution.high, "log": p.distribution.log}
+                           for p in self.params if not isinstance(p.distribution, CategoricalDistribution)})
 
     def grid(self) -> dict[str, list]:
         """Every value of every parameter, for Optuna's GridSampler (intervals cannot be gridded)."""

@@ -85,9 +85,15 @@ def of_study(study: Any, objectives: list[str]) -> dict[str, Any]:
 
 
 def draw(values: dict[str, Any], objective: str, path: Path) -> Path:
+    """``figure`` as a PNG: drawn once per sweep, by its parent run (``param_importances.png``),
+    which the report shows."""
+    figure(values, objective).savefig(path, dpi=100)
+    return path
+
+
+def figure(values: dict[str, Any], objective: str) -> Any:
     """Optuna's parameter importances for the objective and, separately, for the gap
-    (``of_study``); a knob only some trials have is labelled "(n of N)".
-    Drawn once per sweep, by its parent run (``param_importances.png``), which the report shows."""
+    (``of_study``); a knob only some trials have is labelled "(n of N)". A laid-out matplotlib Figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -116,8 +122,8 @@ def draw(values: dict[str, Any], objective: str, path: Path) -> Path:
         for y, (_, v) in enumerate(ranked):
             ax.text(v, y, f" {v:.2f}", va="center", fontsize=8.5)
         ax.set_xlim(0, max(v for _, v in ranked) * 1.2 or 1)
-        ax.set_xlabel("share of importance (PED-ANOVA, sums to 1)")
-    fig.suptitle("Which knobs mattered (Optuna importances on the finished trials)", fontsize=11, x=0.02, ha="left")
+        ax.set_xlabel("share of importance")
+    fig.suptitle("Which knobs mattered (Optuna's PED-ANOVA importances on the finished trials; each panel sums to 1)",
+                 fontsize=11, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.93))  # the top band holds the title
-    fig.savefig(path, dpi=100)
-    return path
+    return fig

@@ -4,6 +4,7 @@ in MLflow"). Importing this module imports nothing else."""
 STUDY_TAG = "sweeper.study"  # parent run: the Optuna study's name
 SAMPLER_TAG = "sweeper.sampler"
 PRUNER_TAG = "sweeper.pruner"
+SPACE_TAG = "sweeper.space"  # parent run: JSON {key: {"low", "high", "log"}} of each searched number
 TRIAL_TAG = "sweeper.trial"  # child run: the Optuna trial number
 STATE_TAG = "sweeper.state"  # COMPLETE | PRUNED | FAIL, as in Optuna
 TRAIN_STATUS_TAG = "sweeper.train_status"  # completed | early_stopped | diverged | stopped
