@@ -121,6 +121,14 @@ def test_predict_names_what_is_wrong_in_one_line(trained, run_module, tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"error: INPUT.csv {tmp_path / 'no_city.csv'}: the model's column(s) 'city' are not in the file; "
         "it has: 'size', 'rooms', 'price'"]
+    rows = pd.read_csv(path).astype({"size": object})
+    rows.loc[3, "size"] = "big"
+    rows.to_csv(tmp_path / "big.csv", index=False)
+    proc = run_module("sweeper.predict", run.info.run_id, str(tmp_path / "big.csv"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: column 'size' has 1 non-numeric value(s) (first: 'big' in row 4); list it in data.categorical to "
+        "one-hot encode it, or fix the file"]
     proc = run_module("sweeper.predict", "0" * 32, str(path))
     assert proc.returncode == 2 and f"MODEL runs:/{'0' * 32}/model: cannot be loaded" in proc.stderr
     assert "Traceback" not in proc.stderr
