@@ -71,6 +71,7 @@ def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
     {accuracy, log_loss, f1_macro, roc_auc} on the rows with a target, or None)."""
     import numpy as np
     import pandas as pd
+    from mlflow.exceptions import MlflowException
 
     from sweeper.data import read_csv
     from sweeper.train import regression_metrics
@@ -85,7 +86,11 @@ def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
             f"INPUT.csv {path}: the model's column(s) {', '.join(map(repr, absent))} are not in the "
             f"file; it has: {', '.join(map(repr, map(str, rows.columns)))}"
         )
-    predictions = model.predict(rows[features])  # only the model's columns: MLflow warns of others
+    try:
+        # Only the model's columns: MLflow warns of others to models whose signature lists them (older ones).
+        predictions = model.predict(rows[features])
+    except MlflowException as error:  # the model's one line on a cell it cannot use
+        raise PredictError(error.message) from None
     out = rows.copy()
     if isinstance(predictions, pd.DataFrame):  # a classifier: the label and each class's probability
         for column in predictions.columns:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -80,8 +81,10 @@ def test_a_single_runs_model_predicts_raw_rows_to_its_logged_test_rmse(trained, 
     predictions = model.predict(rows.drop(columns="price"))
     assert predictions.shape == (len(rows),)
     assert rmse(rows["price"], predictions) == pytest.approx(run.data.metrics["test_rmse"], rel=1e-9)
-    signature = model.metadata.signature.inputs.to_dict()
-    assert [c["name"] for c in signature] == ["size", "rooms", "city"]
+    # No input schema for MLflow to cast cells to (the model reads them itself); the input
+    # example, the file's first rows, names the columns.
+    assert model.metadata.get_input_schema() is None
+    assert list(model.input_example.columns) == ["size", "rooms", "city"]
     [logged] = mlflow_client.search_logged_models(experiment_ids=[run.info.experiment_id])
     assert logged.source_run_id == run.info.run_id and logged.name == "model"
 
@@ -121,6 +124,14 @@ def test_predict_names_what_is_wrong_in_one_line(trained, run_module, tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"error: INPUT.csv {tmp_path / 'no_city.csv'}: the model's column(s) 'city' are not in the file; "
         "it has: 'size', 'rooms', 'price'"]
+    rows = pd.read_csv(path).astype({"size": object})
+    rows.loc[3, "size"] = "big"
+    rows.to_csv(tmp_path / "big.csv", index=False)
+    proc = run_module("sweeper.predict", run.info.run_id, str(tmp_path / "big.csv"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: column 'size' has 1 non-numeric value(s) (first: 'big' in row 4); list it in data.categorical to "
+        "one-hot encode it, or fix the file"]
     proc = run_module("sweeper.predict", "0" * 32, str(path))
     assert proc.returncode == 2 and f"MODEL runs:/{'0' * 32}/model: cannot be loaded" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -162,13 +173,30 @@ def test_a_sweeps_best_model_is_registered_and_predicts_like_its_trial(run_cli, 
             f"runs:/{parent.info.run_id}/model") in trial.stderr
 
 
-def test_mlflow_models_serve_answers_raw_rows_with_the_same_predictions(trained, mlflow_uri, tmp_path):
+def test_mlflow_models_serve_answers_csv_and_json_rows_and_refuses_a_missing_column_in_one_line(trained, mlflow_uri,
+                                                                                                tmp_path):
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     run, path = trained
-    rows = held_out_rows(path, "price").drop(columns="price").head(12)
+    # Raw rows as in the file, the target and all: holes in every feature column, 'rooms' too,
+    # which had none in training (pandas reads it as floats then).
+    rows = held_out_rows(path, "price").head(12)
+    rows.loc[rows.index[0], "rooms"] = np.nan
+    assert rows[["size", "rooms", "city"]].isna().any().all()
     mlflow.set_tracking_uri(mlflow_uri)
-    expected = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(rows)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    expected = model.predict(rows)
+    unusable = rows.astype({"size": object})
+    unusable.loc[unusable.index[2], "size"] = "big"
+    refusals = []  # rows, and the one line naming the column the model refuses them with
+    for refused, column in ((rows.drop(columns="city"), "city"), (unusable, "size")):
+        with pytest.raises(MlflowException) as error:
+            model.predict(refused)
+        line = error.value.message
+        assert "\n" not in line and f"column '{column}'" in line, line
+        refusals.append((refused, line))
+
     port = free_port()
     log = tmp_path / "serve.log"
     # As in an activated environment: the server runs `uvicorn` from PATH.
@@ -179,6 +207,24 @@ def test_mlflow_models_serve_answers_raw_rows_with_the_same_predictions(trained,
              "-h", "127.0.0.1", "-p", str(port)],
             stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
+
+    def bodies(frame: pd.DataFrame) -> list[tuple[str, str]]:
+        """``frame`` as the server takes it: (request body, content type) for CSV and both JSON layouts."""
+        return [(frame.to_csv(index=False), "text/csv"),
+                (json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}),
+                 "application/json"),
+                (json.dumps({"dataframe_records": json.loads(frame.to_json(orient="records"))}), "application/json")]
+
+    def post(body: str, content_type: str) -> tuple[int, dict]:
+        """The server's status and JSON answer to ``body`` POSTed to /invocations."""
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+                                         headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -191,14 +237,19 @@ def test_mlflow_models_serve_answers_raw_rows_with_the_same_predictions(trained,
             assert server.poll() is None, tail(log)
             assert time.monotonic() < deadline, tail(log)
             time.sleep(0.5)
-        split = json.loads(rows.to_json(orient="split", index=False))
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=json.dumps({"dataframe_split": split}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            served = json.loads(answer.read())["predictions"]
-        np.testing.assert_allclose(served, expected, rtol=1e-12)
+        for body, content_type in bodies(rows):
+            status, answer = post(body, content_type)
+            assert status == 200, (content_type, answer)
+            np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-12)
+        for refused, line in refusals:
+            for body, content_type in bodies(refused):
+                status, answer = post(body, content_type)
+                assert status == 400, (content_type, answer)
+                assert answer["error_code"] == "INVALID_PARAMETER_VALUE" and "stack_trace" not in answer, answer
+                assert "Traceback" not in answer["message"] and 'File "' not in answer["message"], answer
+                # MLflow's server puts "Failed to predict data '<the rows>'." before a model's own
+                # message: the model's one line is the answer's last.
+                assert answer["message"].splitlines()[-1].endswith(line), answer
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)

@@ -20,7 +20,7 @@ def log_run_model(cfg: DictConfig, mlrun: Any, model_npz: Path, info: dict) -> s
 
     experiment_id = mlrun.client.get_run(mlrun.run_id).info.experiment_id
     return log_model(tracking_uri(cfg.mlflow.tracking_uri), experiment_id, mlrun.run_id, model_npz,
-                     info["features"], example_rows(info), classes=info.get("classes"))
+                     example_rows(info), classes=info.get("classes"))
 
 def write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, result: Any, with_model: bool,
                      mlrun: Any, drawing: Any = None) -> None:

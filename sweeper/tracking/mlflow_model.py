@@ -3,11 +3,16 @@
 The model is MLflow's *models from code*: ``pyfunc_model.py`` plus the run's ``model.npz`` as
 its one artifact, so nothing is pickled. It carries the few modules of ``sweeper`` it runs
 (``SERVING_CODE``) as ``code_paths``, so it loads where ``sweeper`` is not installed (an
-environment MLflow builds from ``requirements.txt``). Its signature names the raw feature
-columns, each optional and of any type: the model converts and checks cells itself (a number
-column may arrive as int, float or with holes), and a column it needs but does not get is one
-line naming it. A regression model predicts a float64 array (n,); a classifier a DataFrame with
-the ``prediction`` (the most probable class's label) and one ``probability_<class>`` column per
+environment MLflow builds from ``requirements.txt``). Its signature has no input schema, so
+MLflow hands the model rows as they come (``mlflow models serve`` reads ``text/csv`` with
+pandas' own types) and the model converts and checks cells itself: a number column may arrive
+as int, as float with holes or as text. MLflow's column types cannot say that (a ``long``
+column refuses a hole, a ``double`` one refuses int64, and the server answers a CSV cell that
+does not parse as its column's type with a stack trace). The input example, the training CSV's
+first rows, names the columns. A column the model needs but does not get, or cannot use, is
+``MlflowException`` (INVALID_PARAMETER_VALUE: HTTP 400 from the server) with one line naming
+it. A regression model predicts a float64 array (n,); a classifier a DataFrame with the
+``prediction`` (the most probable class's label) and one ``probability_<class>`` column per
 class.
 """
 
@@ -55,19 +60,18 @@ def example_rows(info: dict, n: int = EXAMPLE_ROWS) -> Any:
 PROBABILITY = "probability_"
 
 
-def signature(features: Sequence[str], classes: Sequence[str] | None = None) -> Any:
-    """Inputs: each feature column by name, optional, of any type; output: float64 (n,), or for a
+def signature(classes: Sequence[str] | None = None) -> Any:
+    """No input schema (MLflow hands the model rows as they come); output: float64 (n,), or for a
     classifier of ``classes`` the ``prediction`` column and a ``probability_<class>`` per class."""
     import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
-    inputs = Schema([ColSpec(AnyType(), str(name), required=False) for name in features])
     if classes:
         outputs = Schema([ColSpec(AnyType(), "prediction")]
                          + [ColSpec("double", f"{PROBABILITY}{name}") for name in classes])
-        return ModelSignature(inputs=inputs, outputs=outputs)
-    return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype("float64"), (-1,))]))
+        return ModelSignature(outputs=outputs)
+    return ModelSignature(outputs=Schema([TensorSpec(np.dtype("float64"), (-1,))]))
 
 
 def pip_requirements() -> list[str]:
@@ -91,8 +95,8 @@ def _serving_code(folder: Path) -> Path:
     return target
 
 
-def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str | Path,
-              features: Sequence[str], example: Any = None, classes: Sequence[str] | None = None) -> str:
+def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str | Path, example: Any = None,
+              classes: Sequence[str] | None = None) -> str:
     """Log ``model_npz`` (a run's ``model.npz``) as the MLflow Model ``model`` of run
     ``run_id`` (a classifier's with its ``classes``' names); returns its URI (``models:/m-…``; ``runs:/<run_id>/model`` resolves to it).
 
@@ -113,7 +117,7 @@ def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={"model": str(model_npz)},
             code_paths=[str(_serving_code(Path(folder)))],
-            signature=signature(features, classes),
+            signature=signature(classes),
             input_example=example,
             pip_requirements=pip_requirements(),
         )
@@ -161,8 +165,8 @@ def _log_model_of(client: Any, run_id: str, best_run_id: str, tracking_uri: str)
         with tempfile.TemporaryDirectory(prefix="sweeper-best-") as folder:
             npz = client.download_artifacts(best_run_id, "model.npz", folder)
             info = json.loads(Path(client.download_artifacts(best_run_id, "data.json", folder)).read_text())
-            uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info["features"],
-                            example_rows(info), classes=info.get("classes"))
+            uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, example_rows(info),
+                            classes=info.get("classes"))
     except Exception as err:
         log.warning("the best model was not logged to the parent run: %s", str(err).splitlines()[0])
         return None

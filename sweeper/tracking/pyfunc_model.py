@@ -6,12 +6,17 @@ serve``, ``sweeper.predict``): ``set_model`` names the object that predicts. Its
 ``predict`` takes a pandas DataFrame of raw rows, exactly as in the training CSV (missing
 cells, strings; the target column, if present, is ignored) and returns the predictions in the
 target's original units, shape (n_rows,); a classifier returns a DataFrame: ``prediction`` (the
-most probable class) and ``probability_<class>`` for each class.
+most probable class) and ``probability_<class>`` for each class. Rows it cannot use (a feature
+column absent, a cell it cannot read) raise ``MlflowException`` with INVALID_PARAMETER_VALUE and
+one line naming the column: MLflow's model server answers it with HTTP 400, no stack trace and
+that line last in its message (after the rows it got), where any other exception would be its
+"unexpected error" and a stack trace.
 """
 
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
 
@@ -25,11 +30,15 @@ class NetworkModel(PythonModel):
 
     # The pd.DataFrame hint tells MLflow to pass a DataFrame and to leave type checks to us.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray | pd.DataFrame:
+        from sweeper.errors import DataError
         from sweeper.tracking.model_file import predict, predict_proba
 
-        if not self.preprocessor.classifies:
-            return predict(self.net, self.preprocessor, model_input)
-        proba = predict_proba(self.net, self.preprocessor, model_input)
+        try:
+            if not self.preprocessor.classifies:
+                return predict(self.net, self.preprocessor, model_input)
+            proba = predict_proba(self.net, self.preprocessor, model_input)
+        except DataError as error:
+            raise MlflowException.invalid_parameter_value(str(error)) from None
         out = pd.DataFrame({"prediction": self.preprocessor.labels.decode(np.argmax(proba, axis=1))})
         for k, name in enumerate(self.preprocessor.labels.names()):
             out[f"probability_{name}"] = proba[:, k]
