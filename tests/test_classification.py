@@ -152,10 +152,13 @@ def test_digits_is_as_accurate_as_sklearn_and_logs_what_a_classifier_should(run_
     run_id = run.info.run_id
     accuracy_curve = epoch_values(mlflow_client, run_id, "val_accuracy")
     assert sorted(accuracy_curve) == list(range(1, int(m["epochs_run"]) + 1))
-    # The runs table's val_accuracy and val_loss are the restored best epoch's, as val_log_loss is.
-    assert m["val_accuracy"] == accuracy_curve[int(m["best_epoch"])]
-    assert m["val_loss"] == pytest.approx(epoch_values(mlflow_client, run_id, "val_loss")[int(m["best_epoch"])], rel=1e-12)
-    assert m["val_loss"] == pytest.approx(m["val_log_loss"], rel=1e-9)  # the cross-entropy is the log loss
+    # Every curve has one point per epoch; the restored best network's accuracy and loss are
+    # metrics of their own, as val_log_loss is.
+    for curve in ("val_accuracy", "val_loss", "train_loss", "test_loss"):
+        assert len(mlflow_client.get_metric_history(run_id, curve)) == int(m["epochs_run"]), curve
+    assert m["model_val_accuracy"] == accuracy_curve[int(m["best_epoch"])]
+    assert m["model_val_loss"] == pytest.approx(epoch_values(mlflow_client, run_id, "val_loss")[int(m["best_epoch"])], rel=1e-12)
+    assert m["model_val_loss"] == pytest.approx(m["val_log_loss"], rel=1e-9)  # the cross-entropy is the log loss
 
     # The logged model predicts the test rows: the same metrics as scikit-learn computes on its
     # probabilities, and the confusion matrix counts those rows.

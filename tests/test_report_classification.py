@@ -69,11 +69,11 @@ def test_digits_report_shows_accuracy_ranks_by_val_accuracy_and_reads_cross_entr
     assert "–" not in set(table["val_accuracy"]) | set(table["test_accuracy"])
     for _, row in table.iterrows():
         metrics = logged[int(row["trial"])].data.metrics
-        assert row["val_accuracy"] == format(metrics["val_accuracy"], ".5g")
+        assert row["val_accuracy"] == format(metrics["model_val_accuracy"], ".5g")
         assert row["test_accuracy"] == format(metrics["test_accuracy"], ".5g")
-    shown = [logged[int(t)].data.metrics["val_accuracy"] for t in table["trial"]]
+    shown = [logged[int(t)].data.metrics["model_val_accuracy"] for t in table["trial"]]
     assert shown == sorted(shown, reverse=True)
-    assert shown[0] == max(r.data.metrics["val_accuracy"] for r in logged.values())
+    assert shown[0] == max(r.data.metrics["model_val_accuracy"] for r in logged.values())
     best = int(table["trial"].iloc[0])
     assert f"The best trial (trial {best}) reached validation accuracy" in digits_sweep["stdout"]
     assert "val − train cross-entropy" in digits_sweep["stdout"]
@@ -83,7 +83,7 @@ def test_digits_report_shows_accuracy_ranks_by_val_accuracy_and_reads_cross_entr
     assert set(CLASSIFICATION.final_metrics) <= set(csv.columns) and "val_rmse" not in csv.columns
     for trial, run in logged.items():
         m = run.data.metrics
-        assert csv.loc[trial, "val_accuracy"] == pytest.approx(m["val_accuracy"], rel=1e-12)
+        assert csv.loc[trial, "val_accuracy"] == pytest.approx(m["model_val_accuracy"], rel=1e-12)
         assert csv.loc[trial, "val_test_gap"] == pytest.approx(
             (m["test_log_loss"] - m["val_log_loss"]) / m["val_log_loss"], rel=1e-9)
 

@@ -12,15 +12,13 @@ from omegaconf import DictConfig, OmegaConf
 from sweeper.app import artifacts
 from sweeper.config import for_task, validate
 from sweeper.errors import ConfigError, one_line
-from sweeper.tracking.tags import FAIL_REASON_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
+from sweeper.tracking.tags import FAIL_REASON_TAG, LOGGED_AS, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
 
 SPLITS = ("train", "val", "test")
 
 # Run states, the same words in the returned dict, the ``sweeper.state`` tag and Optuna.
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 
-#: Metrics logged per epoch (step = epoch) whose final value has the same name.
-PER_EPOCH = ("val_loss", "val_accuracy")
 
 #: What a run returns and logs as final metrics, besides ``{train,val,test}_{rmse,mae,r2}``.
 CURVE_METRICS = ("val_loss", "best_epoch", "epochs_run", "generalization_gap", "train_seconds")
@@ -104,11 +102,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
             state = PRUNED if result.status == STOPPED else COMPLETE
             reason = result.reason if state == PRUNED else None
             metrics = _final_metrics(net, dataset, targets) | _curve_metrics(result) | {"train_seconds": train_seconds}
-        # A final value whose name is also a curve's (val_loss; a classifier's val_accuracy) is the
-        # final network's (the best epoch's, when restored), logged at the last epoch after the
-        # curve's value there, so MLflow's runs table shows it; the curve keeps every epoch's.
-        mlrun.log_metrics({k: v for k, v in metrics.items() if k not in PER_EPOCH})
-        mlrun.log_metrics({k: v for k, v in metrics.items() if k in PER_EPOCH}, step=result.epochs_run, last=True)
+        mlrun.log_metrics({LOGGED_AS.get(k, k): v for k, v in metrics.items()})
         with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
             artifacts.write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL,
                              mlrun=mlrun, drawing=drawing if link is not None else None)

@@ -142,9 +142,9 @@ def child_runs(client: Any, parent: Any) -> list[Any]:
 def curves(client: Any, run_id: str) -> dict[str, list[float]]:
     """``{"train_loss": [...], "val_loss": [...], "test_loss": [...]}``, index i = epoch i + 1.
 
-    One ``get_metric_history`` call per metric. Should a step be logged twice, the first value
-    wins: a run logs its final ``val_loss`` (the restored best epoch's) at the last epoch,
-    after that epoch's own; a missing step is NaN.
+    One ``get_metric_history`` call per metric. Should a step be logged twice (runs logged
+    before the final network's ``val_loss`` became ``model_val_loss`` have it at their last
+    epoch, after that epoch's own), the first value wins; a missing step is NaN.
     """
     out: dict[str, list[float]] = {}
     for key in CURVES:

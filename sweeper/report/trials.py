@@ -20,7 +20,7 @@ import pandas as pd
 
 from sweeper.report.source import Sweep
 from sweeper.report.task import REGRESSION, Task, maximized, task_of
-from sweeper.tracking.tags import FAIL_REASON_TAG, SPACE_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
+from sweeper.tracking.tags import FAIL_REASON_TAG, SPACE_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG, final_metric
 
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 
@@ -176,8 +176,8 @@ def build_trials(sweep: Sweep) -> Trials:
             "trial": int(trial_tag) if trial_tag and trial_tag.isdigit() else None,
             "run_id": run_id,
             "state": state,
-            "objective_value": metrics.get(_objective(p.get("objective"), task), math.nan),
-            **{name: metrics.get(name, math.nan) for name in task.final_metrics},
+            "objective_value": final_metric(metrics, _objective(p.get("objective"), task)),
+            **{name: final_metric(metrics, name) for name in task.final_metrics},
             "best_epoch": best,
             "epochs_run": epochs_run,
             "configured_epochs": configured,

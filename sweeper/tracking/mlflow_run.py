@@ -110,7 +110,6 @@ class MlflowRun:
         self.client = client
         self.run_id = run_id
         self._buffer: list = []
-        self._last_timestamp = 0  # ms of the latest value buffered
         self.ended = False
         self.broken: Exception | None = None
 
@@ -152,19 +151,11 @@ class MlflowRun:
             for chunk in _chunks(items, MAX_PARAMS_PER_BATCH):
                 self.client.log_batch(self.run_id, params=chunk, synchronous=True)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int = 0, *, last: bool = False) -> None:
-        """Buffer ``metrics`` at ``step``; sent by ``flush`` (or ``end``). NaN/inf are kept.
-
-        ``last``: stamped after every value logged before (at least 1 ms later), so MLflow,
-        which shows a metric's value of the highest step and then the latest time, shows these
-        even when the same step already has a value of that name.
-        """
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Buffer ``metrics`` at ``step``; sent by ``flush`` (or ``end``). NaN/inf are kept."""
         from mlflow.entities import Metric
 
         timestamp = int(time.time() * 1000)
-        if last:
-            timestamp = max(timestamp, self._last_timestamp + 1)
-        self._last_timestamp = max(self._last_timestamp, timestamp)
         for key, value in metrics.items():
             self._buffer.append(Metric(key, float(value), timestamp, int(step)))
         if len(self._buffer) >= MAX_METRICS_PER_BATCH:

@@ -1,5 +1,6 @@
 """The MLflow tag names this project writes and reads, declared once (see ../SPEC's "What lands
-in MLflow"). Importing this module imports nothing else."""
+in MLflow"), and the names its final metrics are logged under. Importing this module imports
+nothing else."""
 
 STUDY_TAG = "sweeper.study"  # parent run: the Optuna study's name
 SAMPLER_TAG = "sweeper.sampler"
@@ -21,3 +22,14 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own
 NOTE_TAG = "mlflow.note.content"  # MLflow's own: a run's or experiment's description
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3's UI opens an experiment by its kind
 MODEL_TRAINING = "custom_model_development"  # the kind that opens on the runs table
+
+#: A run's final metric whose name is also a per-epoch curve's is logged under the model's name,
+#: so every curve has one point per epoch (its latest value is its last epoch's) and the final
+#: network's value (the best epoch's, when restored) is a metric of its own.
+LOGGED_AS = {"val_loss": "model_val_loss", "val_accuracy": "model_val_accuracy"}
+
+
+def final_metric(metrics: dict[str, float], name: str, default: float = float("nan")) -> float:
+    """The final value of metric ``name`` among a run's logged ``metrics``, under the name it is
+    logged as (``val_loss`` -> ``model_val_loss``); runs logged before that name read as before."""
+    return metrics.get(LOGGED_AS.get(name, name), metrics.get(name, default))
