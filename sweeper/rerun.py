@@ -125,7 +125,7 @@ def rerun(run_id: str, uri: str | None, check: bool = False, rtol: float = 0.0) 
     check_data_unchanged(str(cfg.data.path), data_info, run_id)
     cfg.mlflow.tracking_uri = uri  # log the rerun next to the original
 
-    result = run(cfg, run_name=f"rerun-of-{run_id[:8]}", tags={RERUN_OF_TAG: run_id})
+    result = run(cfg, run_name=f"rerun-of-{run_id[:8]}", tags={RERUN_OF_TAG: run_id}, terminal=True)
     print(format_result(result, cfg))
     if not check:
         return 1 if result["state"] == FAIL else 0

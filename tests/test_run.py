@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +217,57 @@ def test_an_unreachable_tracking_server_is_one_line_within_the_bound(run_cli):
     # Retried (not at once), and bounded by the budget plus the process's start on a loaded
     # machine: MLflow's own default retries wait over four minutes.
     assert 3 <= took < 60, took
+
+
+def test_a_run_on_a_terminal_says_its_data_then_shows_its_epochs_before_it_ends(mlflow_uri, workdir):
+    """On a terminal (a pty of 100 columns here) the data line comes before training, then a live
+    bar with the epoch, train and validation loss, elapsed time and ETA, redrawn in place; the
+    final table comes after, as before."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "sweeper", "data=diamonds", "train.epochs=8",
+                             "train.early_stopping.patience=null"],
+                            stdin=follower, stdout=follower, stderr=follower, cwd=workdir, env=env)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the run ended and closed its side
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0, seen.decode(errors="replace")
+    text = seen.decode(errors="replace")
+    data, ended = text.index("data: diamonds.csv"), text.index("COMPLETE  MLflow run")
+    epochs = [m for m in re.finditer(r"\rtraining: +\d+%\|[^|]*\| ([1-8])/8 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+epoch/s, "
+                                     r"train_loss [\d.e+-]+  val_loss [\d.e+-]+\]", text)]
+    assert epochs and data < epochs[0].start() and epochs[-1].start() < ended, text[:3000]
+
+
+def test_a_long_run_off_a_terminal_says_its_epochs_in_a_line_every_few_seconds():
+    """Piped or in a sweep's trial: no bar, a line every ``every`` seconds once ``after`` have passed."""
+    import io
+
+    from sweeper.app.progress import Progress
+    from sweeper.train import EpochLog
+
+    out = io.StringIO()
+    progress = Progress(300, out, live=False, label="trial 12", after=0.0, every=3600.0)
+    for epoch in (1, 2):
+        progress(EpochLog(epoch, 0.01, {"train": 0.0341, "val": 0.0413, "test": 0.05}, {}))
+    progress.close()
+    [line] = out.getvalue().splitlines()  # the second epoch came before `every` had passed
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] trial 12: epoch 1/300  train_loss 0\.0341  val_loss 0\.0413  "
+                        r"00:00 elapsed  ETA \d\d:\d\d", line), line

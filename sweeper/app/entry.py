@@ -32,13 +32,12 @@ def main(cfg: DictConfig, drawing: Any = None) -> dict:
     try:
         if HydraConfig.initialized():
             check_bool_overrides(cfg, HydraConfig.get().overrides.task)
-        result = job.run(cfg, drawing=drawing)
+        result = job.run(cfg, drawing=drawing, terminal=single)
     except (SweeperError, KeyboardInterrupt) as error:
         if single:
             exit_for(error)
         raise
     if single:
-        print("\n".join(result["data"]))
         print(format_result(result, cfg))
         if result["state"] == FAIL:
             print(f"error: the run FAILED: {result['reason']}", file=sys.stderr)

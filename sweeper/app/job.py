@@ -24,7 +24,7 @@ COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 CURVE_METRICS = ("val_loss", "best_epoch", "epochs_run", "generalization_gap", "train_seconds")
 
 def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str] | None = None,
-        drawing: Any = None) -> dict:
+        drawing: Any = None, terminal: bool = False) -> dict:
     """Train one network as ``cfg`` says and log it to MLflow.
 
     Returns a plain, picklable dict: ``{"state": COMPLETE|PRUNED|FAIL, "objective": cfg.objective,
@@ -33,7 +33,10 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     MLflow run is created. ``tags`` are added to the run's tags (e.g. ``sweeper.rerun_of``).
     ``drawing`` (a launcher's, e.g. ``sweeper.launcher.local.Drawing``: ``loss_curves(history,
     best_epoch, loss, tracking_uri, run_id)``) draws and logs a trial's ``loss_curves.png`` off
-    the trial's path; without it the run draws its own.
+    the trial's path; without it the run draws its own. ``terminal``: a user watches this run
+    (``python -m sweeper``, ``sweeper.rerun``): what the data is goes to stdout before training,
+    and the epochs to stderr (`sweeper.app.progress`); a sweep's trial says its epochs on stdout
+    once it has run 10 s.
     """
     import numpy as np
     from threadpoolctl import threadpool_limits
@@ -50,6 +53,8 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     cfg = _resolved(cfg)
     dataset = load_data(cfg)
     cfg = for_task(cfg, dataset.task, len(dataset.classes), dataset.stratified)
+    if terminal:
+        print("\n".join(dataset.summary()), flush=True)
     targets = network_targets(dataset, cfg.model.output_activation)
     # One seed, independent streams: initialisation + dropout masks, and the epoch shuffling.
     net_seed, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
@@ -75,6 +80,9 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         callbacks = [_CurveLogger(mlrun, dataset)]
         if link is not None:
             callbacks.append(lambda log: link.report(log.epoch, _objective_value(cfg.objective, log, dataset)))
+        progress = _progress(cfg.train.epochs, link, terminal)
+        if progress is not None:
+            callbacks.append(progress)
         started = time.perf_counter()
         try:
             result = fit(
@@ -92,6 +100,8 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
             )
         finally:
             train_seconds = time.perf_counter() - started
+            if progress is not None:
+                progress.close()
         callbacks[0].log_rest(result.history)
 
         if result.status == DIVERGED:
@@ -262,6 +272,18 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
         if is_store_failure(error):
             raise store_error("mlflow.tracking_uri", uri, "starting a run", error) from None
         raise ConfigError(f"mlflow.tracking_uri={hide_password(uri)}: {shown_error(error, uri)}") from None
+
+def _progress(epochs: int, link: Any, terminal: bool) -> Any:
+    """The callback that shows this run's epochs (`sweeper.app.progress.Progress`), or None."""
+    import sys
+
+    from sweeper.app.progress import Progress
+
+    if terminal:
+        return Progress(epochs, sys.stderr, live=sys.stderr.isatty())
+    if link is not None:
+        return Progress(epochs, sys.stdout, live=False, label=f"trial {link.trial_number}", after=10.0)
+    return None
 
 def _params(cfg: DictConfig) -> dict[str, str]:
     from sweeper.tracking.mlflow_run import flatten
