@@ -6,7 +6,11 @@ from sweeper.cli import run_command
 
 def command() -> None:
     """The ``sweeper`` console script: ``python -m sweeper`` under its own name (so Hydra's
-    ``sweeper -sc install=bash`` completes it)."""
+    ``sweeper -sc install=bash`` completes it, and ``sweeper --help`` says ``sweeper``)."""
+    import sys
+
+    if {"--help", "-h"} & set(sys.argv[1:]) and getattr(sys.modules["__main__"], "__spec__", None) is None:
+        sys.argv.append("hydra.help.app_name=sweeper")  # run as the console script, not python -m sweeper
     run_command(main)
 
 

@@ -264,7 +264,7 @@ def test_the_wheel_runs_a_sweep_and_a_run_from_any_directory_and_completes_in_ba
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
                             "-q", "-w", str(dist)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
-    [wheel] = dist.glob("sweeper-*.whl")
+    [wheel] = dist.glob("sweeper_nn-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
@@ -294,6 +294,14 @@ def test_the_wheel_runs_a_sweep_and_a_run_from_any_directory_and_completes_in_ba
     assert "data: penguins.csv, 342 of 344 rows" in single.stdout
     # mlruns/ is where the command ran, as MLflow's own default is.
     assert (elsewhere / "mlruns" / "mlflow.db").is_file() and (elsewhere / "mlruns" / "optuna.log").is_file()
+
+    # The console script's help names it as typed; Hydra's plugin scan finds each launcher once.
+    assert run("sweeper", "--help").stdout.startswith("sweeper: train a NumPy feed-forward network")
+    info = run("sweeper", "--info", "plugins").stdout
+    launchers = info.split("Launcher:")[1].split("Sweeper:")[0].split()
+    ours = [name for name in launchers if name.startswith("Sweeper")]
+    assert sorted(ours) == ["SweeperJoblibLauncher", "SweeperLocalLauncher", "SweeperSlurmLauncher"], info
+    assert len(launchers) == len(set(launchers)), info  # no name twice (submitit has its own Local and Slurm)
 
     script = run("sweeper", "-sc", "install=bash")
     assert script.returncode == 0 and "hydra_bash_completion" in script.stdout

@@ -69,6 +69,12 @@ def test_one_run_logs_params_curves_metrics_and_a_reloadable_model(run_cli, mlfl
     for tag in ("sweeper.version.numpy", "sweeper.version.optuna", "sweeper.version.mlflow",
                 "sweeper.version.hydra-core"):
         assert run.data.tags[tag]
+    # MLflow's Run Name, Source and User columns: what it trained, the command, who ran it.
+    import getpass
+
+    assert run.info.run_name == "car_prices-relu-64x32"
+    assert run.data.tags["mlflow.source.name"] == "python -m sweeper"
+    assert run.data.tags["mlflow.source.type"] == "LOCAL" and run.data.tags["mlflow.user"] == getpass.getuser()
     assert {a.path for a in mlflow_client.list_artifacts(run.info.run_id)} == ARTIFACTS
 
     from sweeper.data import split_indices

@@ -77,6 +77,7 @@ def test_small_sweep_gives_n_trials_and_n_child_runs_matching_optuna(run_cli, op
     assert parent.info.status == "FINISHED"
     assert {parent.data.tags["sweeper.sampler"], parent.data.tags["sweeper.pruner"]} == {"tpe", "median"}
     assert len(children) == 8
+    assert {r.data.tags.get("mlflow.source.name") for r in (parent, *children)} == {"python -m sweeper"}
     by_number = {int(c.data.tags["sweeper.trial"]): c for c in children}
     assert sorted(by_number) == [t.number for t in study.trials]
     for trial in study.trials:

@@ -21,7 +21,7 @@ except ImportError:  # the [joblib] extra is not installed
 
 if joblib_launcher is not None:
 
-    class JoblibLauncher(joblib_launcher.JoblibLauncher):
+    class SweeperJoblibLauncher(joblib_launcher.JoblibLauncher):
         """Hydra's joblib launcher, each trial a job of its loky processes."""
 
         concurrent_launches = True
@@ -30,6 +30,6 @@ if joblib_launcher is not None:
     class JoblibLauncherConf(joblib_config.JobLibLauncherConf):
         """Hydra's joblib launcher's keys (``n_jobs``, ``backend``, ...)."""
 
-        _target_: str = "hydra_plugins.sweeper_optuna.joblib_launcher.JoblibLauncher"
+        _target_: str = "hydra_plugins.sweeper_optuna.joblib_launcher.SweeperJoblibLauncher"
 
     ConfigStore.instance().store(group="hydra/launcher", name="joblib", node=JoblibLauncherConf, provider="sweeper")

@@ -16,7 +16,7 @@ from hydra.core.config_store import ConfigStore
 from sweeper.launcher import local
 
 
-class LocalLauncher(local.LocalLauncher):
+class SweeperLocalLauncher(local.LocalLauncher):
     """Hydra's basic launcher with cached job configs, worker processes and a drawing process."""
 
 
@@ -24,7 +24,7 @@ class LocalLauncher(local.LocalLauncher):
 class LocalLauncherConf:
     """``hydra.launcher`` of ``hydra/launcher=local``."""
 
-    _target_: str = "hydra_plugins.sweeper_optuna.local_launcher.LocalLauncher"
+    _target_: str = "hydra_plugins.sweeper_optuna.local_launcher.SweeperLocalLauncher"
     # 1: jobs in this process (each loss_curves.png drawn in a drawing process meanwhile);
     # N > 1: N worker processes, the next trial starting as one ends. Follows hydra.sweeper.n_jobs.
     n_jobs: Any = "${oc.select:hydra.sweeper.n_jobs,1}"

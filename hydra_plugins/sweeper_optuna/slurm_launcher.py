@@ -17,7 +17,7 @@ except ImportError:  # the [slurm] extra is not installed
 
 if submitit_launcher is not None:
 
-    class SlurmLauncher(submitit_launcher.SlurmLauncher):
+    class SweeperSlurmLauncher(submitit_launcher.SlurmLauncher):
         """Each trial of a batch a task of one SLURM job array."""
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:

@@ -264,6 +264,10 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
         all_tags[TRIAL_TAG] = str(link.trial_number)
         parent = link.parent_run_id
         run_name = run_name or f"trial-{link.trial_number}"
+    # A single run is named after what it trained, e.g. car_prices-relu-64x32 (MLflow's default
+    # is a random pair of words).
+    network = f"{cfg.model.activation}-{'x'.join(str(width) for width in cfg.model.hidden)}" if cfg.model.hidden else "linear"
+    run_name = run_name or f"{Path(str(info['path'])).stem}-{network}"
     try:
         client = MlflowClient(tracking_uri=uri)
         experiment_id = get_or_create_experiment(client, experiment_name(cfg), experiment_description(info))

@@ -1,6 +1,6 @@
 """Trials as SLURM jobs: what ``hydra/launcher=slurm`` adds to Hydra's submitit launcher.
 
-The launcher class is ``hydra_plugins.sweeper_optuna.slurm_launcher.SlurmLauncher`` (Hydra
+The launcher class is ``hydra_plugins.sweeper_optuna.slurm_launcher.SweeperSlurmLauncher`` (Hydra
 instantiates plugins only from that namespace); this module is its logic. The plugin submits a
 batch as one job array and returns each job's result, as Hydra's own submitit launcher does,
 with two differences a sweep needs:

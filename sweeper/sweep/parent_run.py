@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from sweeper.sweep import study as study_attrs
 from sweeper.tracking import study_plots
+from sweeper.tracking.mlflow_run import environment_tags
 from sweeper.tracking.tags import (
     BEST_RUN_TAG, BEST_TRIAL_TAG, FAIL_REASON_TAG, NOTE_TAG, PARENT_TAG, PARETO_TAG, STATE_TAG, STUDY_TAG, TRIAL_TAG,
 )
@@ -90,6 +91,7 @@ def find_or_create(
         )
     if run_id is None:
         run = client.create_run(experiment_id, run_name=study.study_name, tags={
+            **environment_tags(),
             STUDY_TAG: study.study_name,
             NOTE_TAG: f"Optuna sweep '{study.study_name}': one nested run per trial; the sweep's "
                                    "own metrics (best_*, n_*), its best trial's config and model, and its plots"})
