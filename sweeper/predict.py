@@ -39,7 +39,8 @@ def load(uri: str, tracking: str | None) -> Any:
     must exist); PredictError naming it if absent."""
     import mlflow
 
-    from sweeper.tracking import existing_store, hide_password, shown_error
+    from sweeper.errors import one_line
+    from sweeper.tracking import existing_store
 
     client, tracking = existing_store(tracking)
     mlflow.set_tracking_uri(tracking)
@@ -47,7 +48,7 @@ def load(uri: str, tracking: str | None) -> Any:
     try:
         return mlflow.pyfunc.load_model(uri)
     except Exception as err:
-        raise PredictError(_why_not_loaded(client, uri, hide_password(tracking), shown_error(err, tracking))) from None
+        raise PredictError(_why_not_loaded(client, uri, tracking, one_line(err))) from None
 
 
 def _why_not_loaded(client: Any, uri: str, tracking: str, error: str) -> str:

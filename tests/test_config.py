@@ -220,17 +220,24 @@ def test_help_lists_the_config_groups_and_cfg_job_prints_the_config(run_cli):
     assert printed.model.activation == "tanh" and printed.data.name == "car_prices"
 
 
+def _no_password_variables(monkeypatch) -> None:
+    for name in ("PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "")  # so that the test's end restores the variable, set or not
+        monkeypatch.delenv(name)
+
+
 def test_a_store_that_cannot_be_read_is_one_line_without_its_password(monkeypatch):
     from sweeper.errors import SweeperError
     from sweeper.tracking import existing_store
     from tests.servers import free_port
 
+    _no_password_variables(monkeypatch)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    uri = f"http://user:s3cret@127.0.0.1:{free_port()}"
+    port = free_port()
     with pytest.raises(SweeperError) as caught:
-        existing_store(uri)
+        existing_store(f"http://user:s3cret@127.0.0.1:{port}")
     message = str(caught.value)
-    assert message.startswith(f"--tracking-uri {uri.replace('s3cret', '***')}: cannot read it")
+    assert message.startswith(f"--tracking-uri http://127.0.0.1:{port}: cannot read it")
     assert "s3cret" not in message and "\n" not in message
 
 
@@ -242,27 +249,42 @@ def test_a_store_that_cannot_be_read_is_one_line_without_its_password(monkeypatc
      {"MLFLOW_TRACKING_USERNAME": "bob", "MLFLOW_TRACKING_PASSWORD": "pw"}),
     ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db", {}),
     ("http://mlflow:5000", "http://mlflow:5000", {}),
+    # Typed as they are: the userinfo ends at the last @, a # before the host is the password's.
+    ("postgresql+psycopg2://u:p@s#s/:x@db:5432/mlflow?sslmode=prefer", "postgresql+psycopg2://u@db:5432/mlflow?sslmode=prefer",
+     {"PGPASSWORD": "p@s#s/:x"}),
+    ("postgresql://u:a#b@db/optuna", "postgresql://u@db/optuna", {"PGPASSWORD": "a#b"}),
+    ("http://bob:p#w@d@mlflow:5000/", "http://mlflow:5000/",
+     {"MLFLOW_TRACKING_USERNAME": "bob", "MLFLOW_TRACKING_PASSWORD": "p#w@d"}),
+    ("postgresql://u@db/optuna?application_name=a@b", "postgresql://u@db/optuna?application_name=a@b", {}),
 ])
 def test_a_password_moves_from_the_url_to_the_variable_its_client_reads(monkeypatch, url, safe, environment):
-    from sweeper.tracking.store import password_to_environment
+    from sweeper.tracking.store import without_password
 
-    for name in ("PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        monkeypatch.setenv(name, "")  # so that the test's end restores the variable, set or not
-        monkeypatch.delenv(name)
-    assert password_to_environment(url, "mlflow.tracking_uri") == safe
+    _no_password_variables(monkeypatch)
+    assert without_password(url, "mlflow.tracking_uri") == safe
     for name, value in environment.items():
         assert os.environ[name] == value
 
 
 def test_a_password_that_disagrees_with_the_environment_is_one_line_naming_the_key(monkeypatch):
     from sweeper.errors import ConfigError
-    from sweeper.tracking.store import password_to_environment
+    from sweeper.tracking.store import without_password
 
     monkeypatch.setenv("PGPASSWORD", "other")
     with pytest.raises(ConfigError) as caught:
-        password_to_environment("postgresql://u:s3cret@db/optuna", "hydra.sweeper.storage")
-    assert str(caught.value).startswith("hydra.sweeper.storage=postgresql://u:***@db/optuna: ")
+        without_password("postgresql://u:s3cret@db/optuna", "hydra.sweeper.storage")
+    assert str(caught.value).startswith("hydra.sweeper.storage=postgresql://u@db/optuna: ")
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_password_no_variable_can_carry_is_refused_in_one_line_naming_the_key():
+    from sweeper.errors import ConfigError
+    from sweeper.tracking.store import without_password
+
+    with pytest.raises(ConfigError) as caught:
+        without_password("mysql+pymysql://u:s3@cret@db/optuna", "hydra.sweeper.storage")
+    assert str(caught.value).startswith("hydra.sweeper.storage=mysql+pymysql://u@db/optuna: a password in a mysql URL")
+    assert "s3" not in str(caught.value) and "cret" not in str(caught.value)
 
 
 def test_the_command_line_loses_its_passwords_before_hydra_reads_it(monkeypatch):

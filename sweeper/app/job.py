@@ -189,13 +189,13 @@ def _resolved(cfg: DictConfig) -> DictConfig:
     """
     from hydra.utils import to_absolute_path
 
-    from sweeper.tracking.store import password_to_environment
+    from sweeper.tracking.store import without_password
 
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)
     container["data"]["path"] = to_absolute_path(str(container["data"]["path"]))
     if container.get("mlflow", {}).get("tracking_uri"):
-        container["mlflow"]["tracking_uri"] = password_to_environment(
+        container["mlflow"]["tracking_uri"] = without_password(
             str(container["mlflow"]["tracking_uri"]), "mlflow.tracking_uri")
     return OmegaConf.create(container)
 
@@ -252,7 +252,7 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
     experiment described by the dataset's ``info``. Fails as StoreError or ConfigError."""
     from mlflow import MlflowClient
 
-    from sweeper.tracking import experiment_name, get_or_create_experiment, hide_password, shown_error, tracking_uri
+    from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
     from sweeper.tracking.mlflow_run import MlflowRun, environment_tags
     from sweeper.tracking.store import is_store_failure, store_error
     from sweeper.tracking.tags import NOTE_TAG
@@ -275,7 +275,7 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
     except Exception as error:
         if is_store_failure(error):
             raise store_error("mlflow.tracking_uri", uri, "starting a run", error) from None
-        raise ConfigError(f"mlflow.tracking_uri={hide_password(uri)}: {shown_error(error, uri)}") from None
+        raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(error)}") from None
 
 def _progress(epochs: int, link: Any, terminal: bool) -> Any:
     """The callback that shows this run's epochs (`sweeper.app.progress.Progress`), or None."""

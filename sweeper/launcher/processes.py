@@ -275,7 +275,7 @@ class Workers:
             self.busy.add(process)
         try:
             # The sweeper's environment as it is now (a password moved there after the workers
-            # started: sweeper.tracking.store.password_to_environment) goes with each job.
+            # started: sweeper.tracking.store.without_password) goes with each job.
             conn.send((cfg, dict(os.environ)))
             ret = conn.recv()
         except (EOFError, OSError):

@@ -24,7 +24,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError, StoreError, SweeperError, one_line
@@ -32,11 +32,11 @@ from sweeper.sweep import console, launching, parent_run, space as search_space,
 from sweeper.sweep.job_configs import JobConfigs
 from sweeper.sweep.loop import TrialLoop
 from sweeper.sweep.settings import Settings
-from sweeper.sweep.storage import hide_password, is_journal, open_storage, resolve_storage_url
+from sweeper.sweep.storage import is_journal, open_storage, resolve_storage_url
 from sweeper import tracking
 from sweeper.tracking import DEFAULT_TRACKING_URI, experiment_name
 from sweeper.tracking.mlflow_model import log_best_model
-from sweeper.tracking.store import password_to_environment, ui_links
+from sweeper.tracking.store import ui_links, without_password
 from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG, SPACE_TAG
 
 log = logging.getLogger(__name__)
@@ -110,9 +110,6 @@ class OptunaSweeperImpl:
                 resolved[0], s.direction, resolved if s.directions else None)
 
         storage_url, storage = self._open_storage()
-        job_storage_url = password_to_environment(storage_url, "hydra.sweeper.storage")
-        if job_storage_url != storage_url:  # only a PostgreSQL URL changes: typed as it was
-            self._keep_out_of_files(s.storage, job_storage_url)
         client, experiment_id, mlflow_uri = tracking.connect(cfg, description)
         described = space.described()
         search = OmegaConf.select(cfg, "hydra.runtime.choices.search", default=None)
@@ -137,7 +134,7 @@ class OptunaSweeperImpl:
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
 
         run = TrialLoop(study, storage, space, objectives, storage_url=storage_url,
-                        identity=trial_link.Identity(job_storage_url, study.study_name, parent_run_id, s.pruner.text()),
+                        identity=trial_link.Identity(storage_url, study.study_name, parent_run_id, s.pruner.text()),
                         mlflow_uri=mlflow_uri, launcher=launcher, compose_once=jobs.compose_once,
                         verbose=self._verbose(), unowned_grace=s.grace_period)
         run.fail_orphans()
@@ -176,9 +173,10 @@ class OptunaSweeperImpl:
         return returns
 
     def _open_storage(self) -> tuple[str, optuna.storages.BaseStorage]:
-        """(absolute URL, storage) of ``hydra.sweeper.storage``; one line naming it if it cannot open."""
+        """(absolute URL, storage) of ``hydra.sweeper.storage``, opened without its password (in
+        the variable its client reads: `without_password`); one line naming it if it cannot open."""
         assert self.settings is not None
-        given = self.settings.storage
+        given = without_password(self.settings.storage, "hydra.sweeper.storage")
         url = resolve_storage_url(given, PROJECT_ROOT)
         earlier = Path(url).with_name("optuna.db")
         if is_journal(url) and not Path(url).exists() and earlier.exists():
@@ -188,9 +186,7 @@ class OptunaSweeperImpl:
         try:
             return url, open_storage(url, self.settings.heartbeat_interval, self.settings.grace_period)
         except Exception as err:
-            shown = hide_password(given)
-            message = one_line(err).replace(given, shown).replace(url, shown)
-            raise ConfigError(f"hydra.sweeper.storage={shown}: {message}") from None
+            raise ConfigError(f"hydra.sweeper.storage={given}: {one_line(err)}") from None
 
     def _preflight(self, base: DictConfig, objectives: list[str]) -> tuple[dict[str, str], list[str], str | None, list[str]]:
         """Run ``hydra.sweeper.preflight`` once on ``base`` (the config of the space's fixed
@@ -218,16 +214,6 @@ class OptunaSweeperImpl:
                      "sampled, as their base value is not in the space: %s", ", ".join(outside))
         else:
             log.info("trial 0 trains the base config (hydra.sweeper.start_from_defaults)")
-
-    def _keep_out_of_files(self, given: str, safe: str) -> None:
-        """Replace ``given`` (the storage URL as the user wrote it) by ``safe`` in the config the
-        jobs are composed from, so no job's ``.hydra/*.yaml`` nor ``multirun.yaml`` holds it."""
-        with read_write(self.config), open_dict(self.config):
-            self.config.hydra.sweeper.storage = safe
-            overrides = self.config.hydra.overrides.hydra
-            for i, override in enumerate(list(overrides)):
-                if given in override:
-                    overrides[i] = override.replace(given, safe)
 
     def _stopped(self, run: TrialLoop, client: Any, error: StoreError) -> None:
         """End a sweep whose tracking store or storage stopped working: no MLflow write is
@@ -267,10 +253,10 @@ class OptunaSweeperImpl:
             parent_run.finish(client, parent_run_id, status)
 
         default = mlflow_uri == resolve_storage_url(DEFAULT_TRACKING_URI, PROJECT_ROOT)
-        shown = DEFAULT_TRACKING_URI if default else hide_password(mlflow_uri)
+        shown = DEFAULT_TRACKING_URI if default else mlflow_uri
         ui = ui_links(mlflow_uri, client.get_run(parent_run_id).info.experiment_id, parent_run_id,
                       objectives[0], study.directions[0] == optuna.study.StudyDirection.MINIMIZE)
-        dashboard = run.identity.storage_url  # no password: it is in the environment
+        dashboard = run.identity.storage_url
         if is_journal(dashboard) and Path(dashboard).is_relative_to(Path.cwd()):
             dashboard = str(Path(dashboard).relative_to(Path.cwd()))
         store = "" if shown == DEFAULT_TRACKING_URI else f" --tracking-uri {shown}"

@@ -25,7 +25,7 @@ import sqlalchemy.exc
 import sqlalchemy.pool
 from sqlalchemy.engine import make_url
 
-from sweeper.tracking.store import hide_password, store_error
+from sweeper.tracking.store import store_error
 
 # SQLite lets one writer in at a time; waiting this long for the lock (instead of failing at
 # once with "database is locked") lets concurrent workers share one file.

@@ -52,7 +52,7 @@ def overrides_for(storage_url: str, study_name: str, trial_id: int, trial_number
 @dataclass(frozen=True)
 class Identity:
     """What each job of a sweep is told besides its own trial: the storage as the jobs reach it
-    (no password: ``store.password_to_environment``), the study, the MLflow parent run and the
+    (no password: ``store.without_password``), the study, the MLflow parent run and the
     pruner (``Pruner.text()``)."""
 
     storage_url: str

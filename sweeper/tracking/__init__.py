@@ -45,10 +45,9 @@ from sweeper.tracking.store import (
     artifact_root,
     existing_store,
     experiment_name,
-    hide_password,
-    shown_error,
     get_or_create_experiment,
     tracking_uri,
+    without_password,
 )
 
 __all__ = [
@@ -57,10 +56,9 @@ __all__ = [
     "artifact_root",
     "existing_store",
     "experiment_name",
-    "hide_password",
-    "shown_error",
     "get_or_create_experiment",
     "tracking_uri",
+    "without_password",
 ]
 
 

@@ -7,6 +7,7 @@ the same store and experiment whatever their working directory.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,26 @@ _SQLITE = "sqlite:///"
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 
-def tracking_uri(cfg_value: str | None = None, create: bool = True) -> str:
-    """The MLflow tracking URI to use.
+def tracking_uri(cfg_value: str | None = None, create: bool = True, key: str = "mlflow.tracking_uri") -> str:
+    """The MLflow tracking URI to use, without a password.
 
-    Resolution order: an explicit ``mlflow.tracking_uri`` value (``cfg_value``) wins; else the
-    ``MLFLOW_TRACKING_URI`` environment variable (MLflow's own convention); else
-    ``sqlite:///mlruns/mlflow.db``. A relative ``sqlite:///`` path (or a bare relative folder,
-    MLflow's file store: see `check_file_store`) is anchored at the project root, never at Hydra's output folder or the working directory,
-    so every command sees the same store. For SQLite the database's folder is created (unless
-    ``create`` is False), because SQLite cannot create missing parent folders.
+    Resolution order: an explicit ``mlflow.tracking_uri`` value (``cfg_value``, named ``key`` in
+    messages) wins; else the ``MLFLOW_TRACKING_URI`` environment variable (MLflow's own
+    convention); else ``sqlite:///mlruns/mlflow.db``. A password moves to the variables its
+    client reads (`without_password`); ``MLFLOW_TRACKING_URI`` is rewritten without it, so MLflow
+    and the processes started later read the same clean URI. A relative ``sqlite:///`` path (or a
+    bare relative folder, MLflow's file store: see `check_file_store`) is anchored at the project
+    root, never at Hydra's output folder or the working directory, so every command sees the same
+    store. For SQLite the database's folder is created (unless ``create`` is False), because SQLite
+    cannot create missing parent folders.
     """
-    uri = cfg_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if cfg_value:
+        uri = without_password(cfg_value, key)
+    elif os.environ.get("MLFLOW_TRACKING_URI"):
+        uri = without_password(os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI")
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+    else:
+        uri = DEFAULT_TRACKING_URI
     if uri.startswith(_SQLITE):
         db_path = Path(uri[len(_SQLITE):])
         if not db_path.is_absolute():
@@ -155,69 +165,53 @@ def _lost_a_race(error: Exception) -> bool:
     return "already exists" in text or "unique" in text or "duplicate key" in text
 
 
-def hide_password(url: str) -> str:
-    """``url`` with its password shown as ``***``, for messages (``scheme://user:***@host``);
-    a URL that does not parse is returned as it is."""
-    from urllib.parse import urlsplit
-
-    from sqlalchemy.engine import make_url
-
-    if url.startswith(("http://", "https://")):
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user, _, host = parts.netloc.rpartition("@")
-        return parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}").geturl()
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
+#: ``scheme://user:password@host...``: the userinfo ends at the URL's last ``@`` (as browsers
+#: read it), so an unencoded ``@``, ``#``, ``:`` or ``/`` stays in the password. A URL without a
+#: ``:password`` does not match.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<user>[^:/?#@]*):(?P<password>.*)@(?P<host>[^@]*)",
+                       re.DOTALL)
 
 
-def password_to_environment(url: str, key: str) -> str:
+def without_password(url: str, key: str) -> str:
     """``url`` without its password, which moves to the environment variable its client reads
-    instead: libpq's ``PGPASSWORD`` for PostgreSQL, MLflow's ``MLFLOW_TRACKING_USERNAME`` and
-    ``MLFLOW_TRACKING_PASSWORD`` for an MLflow server (``http(s)://user:pw@host``). Processes
-    this one starts inherit it; one on another machine brings its own (or ``~/.pgpass``).
+    instead: libpq's ``PGPASSWORD`` for PostgreSQL (``postgresql[+driver]://user:pw@host``, the
+    user stays), MLflow's ``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD`` for an
+    MLflow server (``http(s)://user:pw@host``). Every URL a command is given goes through here
+    first, so what it connects with, shows, writes and logs holds no password; processes it
+    starts inherit the variables.
 
-    Other URLs, and URLs without a password, are returned as they are. ConfigError naming
-    ``key`` when the variable already holds another password.
+    libpq and SQLAlchemy document a password's ``@``, ``#``, ``/`` and ``:`` as percent-encoded
+    (``%40``...): such a password is decoded. One typed as it is works too: its userinfo ends at
+    the URL's last ``@`` and a ``#`` before the host is the password's, not a fragment.
+    URLs without a password are returned as they are. ConfigError naming ``key`` when the
+    variable already holds another password, or when the URL's client reads none (MySQL, ...):
+    its password would reach Hydra's files and MLflow's params.
     """
-    from urllib.parse import unquote, urlsplit, urlunsplit
-
-    from sqlalchemy.engine import make_url
+    from urllib.parse import unquote
 
     from sweeper.errors import ConfigError
 
-    if url.startswith(("http://", "https://")):
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        secrets = {"MLFLOW_TRACKING_USERNAME": unquote(parts.username or ""),
-                   "MLFLOW_TRACKING_PASSWORD": unquote(parts.password)}
-        safe = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    found = _USERINFO.fullmatch(url)
+    if found is None or not found["password"]:
+        return url
+    scheme, user, password, host = found["scheme"], found["user"], unquote(found["password"]), found["host"]
+    backend = scheme.lower().partition("+")[0]
+    if backend in ("http", "https"):
+        secrets = {"MLFLOW_TRACKING_USERNAME": unquote(user), "MLFLOW_TRACKING_PASSWORD": password}
+        safe = f"{scheme}://{host}"
+    elif backend == "postgresql":
+        secrets = {"PGPASSWORD": password}
+        safe = f"{scheme}://{user}@{host}"
     else:
-        try:
-            parsed = make_url(url)
-        except Exception:
-            return url
-        if not parsed.password or parsed.get_backend_name() != "postgresql":
-            return url
-        secrets = {"PGPASSWORD": str(parsed.password)}
-        safe = parsed._replace(password=None).render_as_string(hide_password=False)  # set() keeps a None
+        raise ConfigError(f"{key}={scheme}://{user}@{host}: a password in a {backend} URL would reach Hydra's "
+                          "files and MLflow's params; give it to the driver instead (for MySQL an option file: "
+                          "?read_default_file=~/.my.cnf)")
     for name, secret in secrets.items():
         if os.environ.get(name, secret) != secret:
-            raise ConfigError(f"{key}={hide_password(url)}: its password is not the one in ${name}; give it "
+            raise ConfigError(f"{key}={safe}: its password is not the one in ${name}; give it "
                               f"once (the URL without a password uses ${name})")
     os.environ.update(secrets)
     return safe
-
-
-def shown_error(error: BaseException, uri: str) -> str:
-    """``one_line(error)`` with ``uri`` (which MLflow's messages repeat) password-masked."""
-    from sweeper.errors import one_line
-
-    return one_line(error).replace(uri, hide_password(uri))
 
 
 def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") -> tuple[Any, str]:
@@ -226,9 +220,9 @@ def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") ->
     ``key`` when the SQLite file is missing or the store cannot be read."""
     from mlflow import MlflowClient
 
-    from sweeper.errors import SweeperError
+    from sweeper.errors import SweeperError, one_line
 
-    uri = tracking_uri(cfg_value, create=False)
+    uri = tracking_uri(cfg_value, create=False, key=key)
     check_file_store(uri, key)
     if uri.startswith(_SQLITE) and not Path(uri[len(_SQLITE):]).is_file():
         raise SweeperError(f"{key} {uri}: no MLflow store there (the SQLite file does not exist)")
@@ -236,7 +230,7 @@ def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") ->
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as error:
-        raise SweeperError(f"{key} {hide_password(uri)}: cannot read it: {shown_error(error, uri)}") from None
+        raise SweeperError(f"{key} {uri}: cannot read it: {one_line(error)}") from None
     return client, uri
 
 
@@ -268,12 +262,10 @@ def is_store_failure(error: BaseException) -> bool:
 
 def store_error(key: str, url: str, doing: str, error: BaseException) -> Any:
     """The StoreError that reports ``error`` (raised while ``doing``) of the store ``key=url``:
-    one line, the database's or server's own words, the password as ``***``."""
+    one line, the database's or server's own words (``url`` holds no password: `without_password`)."""
     from sweeper.errors import StoreError, one_line, root_cause
 
-    shown = hide_password(url)
-    cause = one_line(root_cause(error)).replace(url, shown)
-    return StoreError(f"{key}={shown}: {doing} failed: {cause}")
+    return StoreError(f"{key}={url}: {doing} failed: {one_line(root_cause(error))}")
 
 
 def wait_until_alive(uri: str) -> None:
