@@ -553,6 +553,114 @@ def test_a_password_in_the_tracking_uri_is_in_no_output_file_param_tag_or_artifa
     postgres.drop_database(name)
 
 
+# Unencoded, as a user types them: "#" (urlsplit once read a fragment there) and "@" (SQLAlchemy
+# splits at the first one). Neither half may show anywhere.
+HTTP_PASSWORD_HALVES = ("h7tp#first", "h7tp-second")
+PG_PASSWORD_HALVES = ("pg#first", "pg-second")
+
+
+def _sweeper_with(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``_run_sweeper`` with extra environment variables (none of the password variables inherited)."""
+    scrubbed = SCRUBBED_ENV + ("PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    full_env = {k: v for k, v in os.environ.items() if k not in scrubbed}
+    full_env.update({"MPLBACKEND": "Agg", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", **(env or {})})
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _leaks(halves: tuple[str, ...], texts: list[str], folder: Path, skip: tuple[Path, ...] = ()) -> list[str]:
+    """Where a half of the password shows: in ``texts`` (by index) or in a file under ``folder``."""
+    found = [f"output {i}" for i, text in enumerate(texts) if any(half in text for half in halves)]
+    for path in folder.rglob("*"):
+        if path.is_file() and path not in skip and any(half.encode() in path.read_bytes() for half in halves):
+            found.append(str(path))
+    return found
+
+
+def test_a_password_in_mlflow_tracking_uri_or_a_config_file_reaches_nothing_a_run_or_sweep_writes(
+        mlflow_server, tmp_path):
+    """``http://user:pw@host`` with "#" and "@" in the password, from ``MLFLOW_TRACKING_URI`` and
+    from a config file (``--config-dir``), for a run and a sweep against a server that needs no
+    password (MLflow sends basic auth it does not need): all run; then the report (its HTML and
+    the artifacts it logs) and the error lines of report, rerun and predict. No half of the
+    password is in any output line, file under the folder (Hydra's ``.hydra/*.yaml``,
+    ``multirun.yaml``, the report), MLflow param, tag or artifact."""
+    experiment = unique_name("http-password")
+    password = "@".join(HTTP_PASSWORD_HALVES)
+    uri = mlflow_server.url.replace("http://", f"http://bob:{password}@")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "mine.yaml").write_text(f"defaults:\n  - config\n  - _self_\nmlflow:\n  tracking_uri: '{uri}'\n")
+    from_file = ["--config-dir", str(conf), "--config-name", "mine"]
+    from_env = {"MLFLOW_TRACKING_URI": uri}
+    quick = ["train.epochs=2", f"mlflow.experiment={experiment}"]
+
+    def sweep(name: str) -> list[str]:
+        return ["-m", "search=small", "hydra.sweeper.n_trials=2", f"hydra.sweeper.study_name={name}",
+                f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}", f"hydra.sweep.dir={tmp_path / name}"]
+
+    finished = [_sweeper_with("sweeper", *quick, cwd=tmp_path, env=from_env),
+                _sweeper_with("sweeper", *from_file, *quick, cwd=tmp_path),
+                _sweeper_with("sweeper", *sweep("env-sweep"), *quick, cwd=tmp_path, env=from_env),
+                _sweeper_with("sweeper", *from_file, *sweep("file-sweep"), *quick, cwd=tmp_path)]
+    for proc in finished:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    parents, children = mlflow_sweep(client, experiment)
+    assert len(parents) == 4 and len(children) == 4  # two runs, two sweeps' parents; two trials each
+
+    report = _sweeper_with("sweeper.report", "--tracking-uri", uri, "--experiment", experiment,
+                           "--out", str(tmp_path / "report"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert f"store <code>{mlflow_server.url}</code>" in html
+    refused = [_sweeper_with("sweeper.report", "--sweep", "abc", "--tracking-uri", uri, cwd=tmp_path),
+               _sweeper_with("sweeper.report", "--sweep", "abc", cwd=tmp_path, env=from_env),
+               _sweeper_with("sweeper.rerun", "abc", "--tracking-uri", uri, cwd=tmp_path),
+               _sweeper_with("sweeper.rerun", "abc", cwd=tmp_path, env=from_env),
+               _sweeper_with("sweeper.predict", "abc", str(tmp_path / "rows.csv"), "--tracking-uri", uri, cwd=tmp_path)]
+    for proc in refused:
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert mlflow_server.url in proc.stderr, proc.stderr  # the store is named, without its password
+
+    for run in parents + children:
+        assert not any(half in repr(run.data.params) + repr(run.data.tags) for half in HTTP_PASSWORD_HALVES)
+        client.download_artifacts(run.info.run_id, "", str(tmp_path / "artifacts" / run.info.run_id))
+    assert any(path.name == "report.html" for path in (tmp_path / "artifacts").rglob("*"))  # as the report logged it
+    assert any(path.name == "hydra.yaml" for path in tmp_path.rglob("*"))
+    assert any(path.name == "multirun.yaml" for path in tmp_path.rglob("*"))
+    outputs = [text for proc in finished + [report] + refused for text in (proc.stdout, proc.stderr)]
+    assert _leaks(HTTP_PASSWORD_HALVES, outputs, tmp_path, skip=(conf / "mine.yaml",)) == []
+
+
+def test_a_postgresql_password_with_hash_and_at_reaches_the_database_and_nothing_written(postgres, tmp_path):
+    """A role whose password holds "#" and "@", typed unencoded in ``hydra.sweeper.storage``: the
+    sweep and its jobs reach PostgreSQL as that role, and no half of the password is in any
+    output line or file (Hydra's ``.hydra/*.yaml``, ``multirun.yaml``)."""
+    name = postgres.create_database()
+    role = unique_name("role").replace("-", "_")
+    password = "@".join(PG_PASSWORD_HALVES)
+    admin = postgres.connect()
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role} LOGIN PASSWORD %s", (password,))
+        cursor.execute(f'ALTER DATABASE "{name}" OWNER TO {role}')
+    url = f"postgresql+psycopg2://{role}:{password}@127.0.0.1:{postgres.port}/{name}"
+    study = unique_name("pg-password")
+    sweep = _sweeper_with("sweeper", "-m", "search=small", "hydra.sweeper.n_trials=2", "train.epochs=2",
+                          f"hydra.sweeper.storage={url}", f"hydra.sweeper.study_name={study}",
+                          f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+                          f"hydra.sweep.dir={tmp_path / 'multirun'}", cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stdout[-2000:] + sweep.stderr[-3000:]
+    trials = load_study(study, postgres.url(name)).trials
+    assert len(trials) == 2 and all(t.state in FINISHED for t in trials)
+    assert _leaks(PG_PASSWORD_HALVES, [sweep.stdout, sweep.stderr], tmp_path) == []
+    postgres.drop_database(name)
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP ROLE {role}")
+    admin.close()
+
+
 RUNS_AT_ONCE = 6
 
 
