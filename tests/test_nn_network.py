@@ -270,3 +270,7 @@ def test_dead_units_counts_per_hidden_layer_the_units_with_one_value_on_every_ro
     for workspace in (None, net.workspace(512, training=False)):
         assert net.dead_units(X, workspace) == [2, 3]
     np.testing.assert_array_equal(net.forward(X), np.full((3000, 1), net.biases[-1][0]))
+    saturated = Network([2, 3, 1], activation="tanh", seed=0)
+    saturated.weights[0][:, 0] = 0.0
+    saturated.biases[0][0] = 0.5  # tanh(0.5) on every row: not zero, but one value
+    assert saturated.dead_units(np.random.default_rng(0).normal(size=(50, 2))) == [1]

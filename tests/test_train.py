@@ -261,20 +261,25 @@ def sgd_fit(net, X, y, lr=0.05, **options):
 
 @pytest.mark.parametrize("dead_layer", [0, 1])
 def test_a_network_whose_hidden_layer_dies_ends_collapsed_before_any_callback_sees_it(dead_layer):
-    """Every ReLU of one hidden layer dead on every row (its biases far below what its inputs
-    reach): ŷ is the output bias, the same for every row, a finite loss that no divergence
-    bound sees. The run stops at once, FAIL-like: status, epoch, layer and lr in the reason, no
-    callback (an Optuna pruner) told, and early stopping restores nothing."""
+    """Every ReLU of one hidden layer dead on every row after epoch 2 (its biases pushed far below
+    what its inputs reach): ŷ is the output bias, the same for every row, a finite loss that no
+    divergence bound sees. The run stops at epoch 3, FAIL-like: status, epoch, layer and lr in
+    the reason, no callback (an Optuna pruner) told, and early stopping restores nothing."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
     y = X @ np.array([[1.0], [-2.0], [0.5]])
     net = Network([3, 8, 4, 1], activation="relu", seed=0)
-    net.biases[dead_layer][:] = -100.0
     seen = []
-    result = sgd_fit(net, X, y, eval_sets={"val": (X[:20], y[:20])}, callbacks=[seen.append],
+
+    def kill_after_epoch_2(log):
+        seen.append(log.epoch)
+        if log.epoch == 2:
+            net.biases[dead_layer][:] = -100.0
+
+    result = sgd_fit(net, X, y, eval_sets={"val": (X[:20], y[:20])}, callbacks=[kill_after_epoch_2],
                      early_stopping=EarlyStopping(patience=5), divergence_factor=1e4)
-    assert result.status == COLLAPSED and result.epochs_run == 1 and seen == []
-    assert result.reason == (f"the network's output collapsed to a constant at epoch 1 "
+    assert result.status == COLLAPSED and result.epochs_run == 3 and seen == [1, 2]
+    assert result.reason == (f"the network's output collapsed to a constant at epoch 3 "
                              f"(every hidden unit of layer {dead_layer + 1} dead; lr=0.05)")
     assert np.ptp(net.forward(X)) == 0.0  # the collapsed weights are kept, not the best epoch's
     assert np.isfinite(result.history["train_loss"]).all()
