@@ -1,4 +1,4 @@
-"""How many trials of the default search space are wasted (FAIL: diverged) on real tables.
+"""How many trials of the default search space are wasted (FAIL: diverged or collapsed) on real tables.
 
 Runs ``python -m sweeper -m`` exactly as a user would, with the default search space
 (``conf/search/default.yaml``) and sampler, over seeds × datasets, each sweep in a throw-away

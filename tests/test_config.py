@@ -32,6 +32,14 @@ def test_bundled_dataset_path_does_not_depend_on_the_working_directory(compose, 
     assert Path(cfg.data.path).is_file()
 
 
+def test_a_dataset_sets_its_own_defaults_and_the_command_line_still_wins(compose):
+    """conf/data/diamonds.yaml's batch of 128 (at 32 its default network collapsed): it overrides
+    conf/config.yaml's 32 because `_self_` comes before the groups, and a command line's value wins."""
+    assert compose("data=diamonds").train.batch_size == 128
+    assert compose("data=diamonds", "train.batch_size=32").train.batch_size == 32
+    assert compose().train.batch_size == compose("data=penguins").train.batch_size == 32
+
+
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
 def test_each_schedule_file_has_the_keys_and_defaults_of_its_schedule_class(name, compose):
     on_disk = OmegaConf.load(CONF / "schedule" / f"{name}.yaml")

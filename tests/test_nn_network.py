@@ -257,3 +257,20 @@ def test_bad_arguments_raise_one_clear_line(kwargs, needle):
         Network(**args)
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_dead_units_counts_per_hidden_layer_the_units_with_one_value_on_every_row():
+    net = Network([2, 4, 3, 1], activation="relu", seed=0)
+    net.weights[0][:] = np.abs(net.weights[0])
+    net.biases[0][:2] = -100.0  # two units of layer 1 below anything their input reaches
+    net.biases[1][:] = -100.0   # every unit of layer 2
+    X = np.zeros((3000, 2))
+    assert net.dead_units(X) == [4, 3]  # zero rows: every unit of layer 1 takes one value
+    X[-1] = 1.0  # one row, in the last of the 512-row chunks, wakes the two units with bias 0
+    for workspace in (None, net.workspace(512, training=False)):
+        assert net.dead_units(X, workspace) == [2, 3]
+    np.testing.assert_array_equal(net.forward(X), np.full((3000, 1), net.biases[-1][0]))
+    saturated = Network([2, 3, 1], activation="tanh", seed=0)
+    saturated.weights[0][:, 0] = 0.0
+    saturated.biases[0][0] = 0.5  # tanh(0.5) on every row: not zero, but one value
+    assert saturated.dead_units(np.random.default_rng(0).normal(size=(50, 2))) == [1]

@@ -123,6 +123,22 @@ def test_diverging_run_ends_failed_with_the_reason_as_a_tag(compose, store):
     assert not math.isfinite(curves["train_loss"][-1])
 
 
+def test_collapsing_run_ends_failed_with_the_reason_as_a_tag(compose, store):
+    """lr 0.3 with momentum 0.9 kills every ReLU of the second layer in the first epoch: a
+    finite loss, a constant output, a clear FAIL, whatever early stopping would restore."""
+    result, mlflow_run, curves = train(compose, store, "model.hidden=[32,16]", "optimizer.lr=0.3",
+                                       "train.early_stopping.patience=5")
+    assert result["state"] == "FAIL"
+    assert result["reason"] == ("the network's output collapsed to a constant at epoch 1 "
+                                "(every hidden unit of layer 2 dead; lr=0.3)")
+    assert mlflow_run.info.status == "FAILED"
+    assert mlflow_run.data.tags["sweeper.state"] == "FAIL"
+    assert mlflow_run.data.tags["sweeper.train_status"] == "collapsed"
+    assert mlflow_run.data.tags["sweeper.fail_reason"] == result["reason"]
+    assert all(math.isfinite(loss) for loss in curves["train_loss"]) and len(curves["train_loss"]) == 1
+    assert "val_rmse" not in mlflow_run.data.metrics  # a constant's metrics mean nothing, as a diverged run's
+
+
 def test_early_stopping_stops_and_records_the_best_epoch(compose, store):
     result, mlflow_run, curves = train(compose, store, "train.epochs=300", "train.early_stopping.patience=3",
                                        "optimizer.lr=0.05")

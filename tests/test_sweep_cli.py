@@ -187,17 +187,25 @@ def test_median_pruning_trains_fewer_epochs_than_no_pruning_on_the_same_suggesti
         assert len(curve) == len(trial.intermediate_values) < 15
 
 
-def test_a_diverging_lr_gives_fail_trials_and_the_sweep_completes(run_cli, optuna_url, mlflow_client):
-    ok(run_cli(*sweep_args(optuna_url, "search=small", "optimizer.lr=choice(0.01,1e6)", "hydra.sweeper.sampler=random",
-                           "hydra.sweeper.n_trials=5", "train.epochs=5")))
+def test_a_diverging_or_collapsing_lr_gives_fail_trials_and_the_sweep_completes(run_cli, optuna_url, mlflow_client):
+    """lr 1e6 diverges; lr 0.3 (momentum 0.9, ReLU [32,16]) kills the second layer in the first
+    epoch, before the pruner hears of it: both FAIL with their reason, in Optuna and MLflow."""
+    ok(run_cli(*sweep_args(optuna_url, "search=small", "optimizer.lr=choice(0.01,0.3,1e6)", "model.activation=relu",
+                           "model.hidden=[32,16]", "optimizer.momentum=0.9", "schedule=constant",
+                           "hydra.sweeper.sampler=grid", "hydra.sweeper.n_trials=3", "train.epochs=5")))
     trials = load_study(STUDY, optuna_url).trials
-    assert len(trials) == 5
-    failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert failed and all(t.params["optimizer.lr"] == 1e6 for t in failed)
-    assert all(t.user_attrs.get("reason") for t in failed)
+    assert sorted((t.params["optimizer.lr"], t.state) for t in trials) == [
+        (0.01, TrialState.COMPLETE), (0.3, TrialState.FAIL), (1e6, TrialState.FAIL)]
+    failed = {t.params["optimizer.lr"]: t for t in trials if t.state == TrialState.FAIL}
+    assert failed[0.3].user_attrs["reason"] == ("the network's output collapsed to a constant at epoch 1 "
+                                                "(every hidden unit of layer 2 dead; lr=0.3)")
+    assert failed[0.3].intermediate_values == {}
+    assert re.match(r"train_loss (became nan|.* exceeded divergence_factor)", failed[1e6].user_attrs["reason"])
     _, children = parent_and_children(mlflow_client)
-    statuses = {c.info.run_id: c.info.status for c in children}
-    assert all(statuses[t.user_attrs["run_id"]] == "FAILED" for t in failed)
+    runs = {c.info.run_id: c for c in children}
+    for trial in failed.values():
+        run = runs[trial.user_attrs["run_id"]]
+        assert (run.info.status, run.data.tags["sweeper.fail_reason"]) == ("FAILED", trial.user_attrs["reason"])
 
 
 def training(client, trial_number: int) -> bool:
@@ -380,7 +388,8 @@ def test_the_readme_sweeps_run_one_after_another_on_one_store(run_cli, optuna_ur
     (a tenth of its trials, 2 epochs each), completes trials: a command over another space or
     objective gets a study of its own instead of failing each trial on Optuna's distribution
     check, and ``n_trials=50`` resumes the default study up to that total. A trial may still
-    FAIL for the reason any sweep's may (a large learning rate diverges), never for another."""
+    FAIL for the reason any sweep's may (a large learning rate diverges or collapses the network), never for
+    another."""
     commands = readme_sweeps()
     assert len(commands) == 7
     for overrides in commands:
@@ -399,4 +408,5 @@ def test_the_readme_sweeps_run_one_after_another_on_one_store(run_cli, optuna_ur
     default = [name for name, trials in studies.items() if len(trials) == 6]
     assert re.fullmatch(r"car_prices-default-[0-9a-f]{6}", default[0])
     failed = [t.user_attrs.get("reason", "") for trials in studies.values() for t in trials if t.state == TrialState.FAIL]
-    assert all(re.match(r"train_loss (became nan|.* exceeded divergence_factor)", r) for r in failed), failed
+    assert all(re.match(r"train_loss (became nan|.* exceeded divergence_factor)|the network's output collapsed", r)
+               for r in failed), failed

@@ -1,12 +1,14 @@
-"""The epoch loop: early stopping, divergence, callbacks, and a real dataset."""
+"""The epoch loop: early stopping, divergence, collapse, callbacks, and a real dataset."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from sweeper.nn import SGD, Network, make_schedule
-from sweeper.train import (CLASSIFICATION_METRICS, DIVERGED, EARLY_STOPPED, STOPPED, EarlyStopping,
-                           accuracy, classification_metrics, f1_macro, fit, log_loss, mae, r2,
-                           rmse, roc_auc)
+from sweeper.train import (CLASSIFICATION_METRICS, COLLAPSED, COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED,
+                           EarlyStopping, accuracy, classification_metrics, collapsed, f1_macro, fit, log_loss,
+                           mae, r2, rmse, roc_auc)
 
 from .paths import DATA
 
@@ -250,3 +252,97 @@ def test_divergence_factor_leaves_a_healthy_run_bit_for_bit_alone():
     assert runs[0][0] == runs[1][0]
     for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+def sgd_fit(net, X, y, lr=0.05, **options):
+    return fit(net, X, y, epochs=30, batch_size=8, optimizer=SGD(net.params(), momentum=0.9),
+               schedule=make_schedule("constant", lr), **options)
+
+
+@pytest.mark.parametrize("dead_layer", [0, 1])
+def test_a_network_whose_hidden_layer_dies_ends_collapsed_before_any_callback_sees_it(dead_layer):
+    """Every ReLU of one hidden layer dead on every row after epoch 2 (its biases pushed far below
+    what its inputs reach): ŷ is the output bias, the same for every row, a finite loss that no
+    divergence bound sees. The run stops at epoch 3, FAIL-like: status, epoch, layer and lr in
+    the reason, no callback (an Optuna pruner) told, and early stopping restores nothing."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ np.array([[1.0], [-2.0], [0.5]])
+    net = Network([3, 8, 4, 1], activation="relu", seed=0)
+    seen = []
+
+    def kill_after_epoch_2(log):
+        seen.append(log.epoch)
+        if log.epoch == 2:
+            net.biases[dead_layer][:] = -100.0
+
+    result = sgd_fit(net, X, y, eval_sets={"val": (X[:20], y[:20])}, callbacks=[kill_after_epoch_2],
+                     early_stopping=EarlyStopping(patience=5), divergence_factor=1e4)
+    assert result.status == COLLAPSED and result.epochs_run == 3 and seen == [1, 2]
+    assert result.reason == (f"the network's output collapsed to a constant at epoch 3 "
+                             f"(every hidden unit of layer {dead_layer + 1} dead; lr=0.05)")
+    assert np.ptp(net.forward(X)) == 0.0  # the collapsed weights are kept, not the best epoch's
+    assert np.isfinite(result.history["train_loss"]).all()
+
+
+def test_a_classifier_with_constant_class_probabilities_ends_collapsed():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = np.eye(3)[np.argmax(X, axis=1)]
+    net = Network([3, 8, 3], activation="relu", output_activation="softmax", loss="cross_entropy", seed=0)
+    net.biases[0][:] = -100.0
+    result = sgd_fit(net, X, y)
+    assert result.status == COLLAPSED
+    assert result.reason == "the network's output collapsed to a constant at epoch 1 (every hidden unit of layer 1 dead; lr=0.05)"
+
+
+def test_weights_an_l2_penalty_crushes_to_zero_are_a_collapse_that_says_its_spread():
+    """λ₂ = 3 makes W = 0 the minimum: no layer dies whole, but ŷ shrinks to a constant, the
+    failure a user sees (R² 0) whatever its cause, so it ends the run as a dead layer does."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = X @ np.array([[1.0], [-2.0], [0.5]]) + rng.normal(scale=0.3, size=(200, 1))
+    net = Network([3, 16, 8, 1], activation="relu", seed=0, l2=3.0)
+    result = sgd_fit(net, X, y, lr=0.01)
+    assert result.status == COLLAPSED
+    assert re.fullmatch(r"the network's output collapsed to a constant at epoch \d+ \(its spread over the training "
+                        r"rows \S+ x the target's; hidden units dead: \d+/16, \d+/8; lr=0.01\)", result.reason)
+    assert np.std(net.forward(X)) <= 1e-6 * np.std(y)
+
+
+@pytest.mark.parametrize("sizes, options", [
+    ([3, 1], {}),                                      # a linear model
+    ([3, 1], {"l2": 10.0}),                            # a heavily penalised linear model: ŷ shrinks, stays a function of x
+    ([3, 16, 1], {}),                                  # a tiny ReLU network that fits
+    ([3, 16, 1], {"l2": 1.0}),
+    ([3, 16, 8, 1], {"dropout": 0.5, "max_norm": 0.5}),
+    ([3, 16, 1], {"l1": 0.05}),
+])
+def test_healthy_and_heavily_regularised_networks_are_not_collapsed(sizes, options):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = X @ np.array([[1.0], [-2.0], [0.5]]) + rng.normal(scale=0.3, size=(200, 1))
+    net = Network(sizes, activation="relu", seed=0, **options)
+    result = sgd_fit(net, X, y, lr=0.01, eval_sets={"val": (X[:50], y[:50])})
+    assert result.status == COMPLETED and result.epochs_run == 30
+    assert np.std(net.forward(X)) > 1e-3 * np.std(y)
+
+
+def test_a_constant_target_is_met_by_a_constant_output_without_a_collapse():
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    net = Network([3, 8, 1], activation="relu", seed=0)
+    net.biases[0][:] = -100.0
+    result = sgd_fit(net, X, np.full((60, 1), 3.0))
+    assert result.status == COMPLETED and result.reason is None
+
+
+def test_the_collapse_rule_is_a_spread_below_a_millionth_of_the_targets_on_every_varying_output():
+    rows = np.linspace(-1.0, 1.0, 101)[:, None]  # std 0.58
+    spread = np.array([2.0])
+    assert collapsed(np.full((101, 1), 0.3), spread)
+    assert collapsed(0.3 + 1e-6 * rows, spread)                  # 0.58e-6 <= 1e-6 x 2
+    assert not collapsed(0.3 + 1e-5 * rows, spread)
+    assert not collapsed(np.full((101, 1), 0.3), np.array([0.0]))  # a constant target: nothing to collapse from
+    two = np.hstack([np.full((101, 1), 0.5), 0.5 + rows])         # one class's probability still varies
+    assert not collapsed(two, np.array([0.5, 0.5]))
+    assert collapsed(np.hstack([np.full((101, 1), 0.5), 0.5 + 1e-9 * rows]), np.array([0.5, 0.0]))

@@ -5,7 +5,7 @@ keys it adds to every job's config (``+mlflow_parent_run_id``, ``+optuna_trial_n
 adapter is what a user of that plugin would write around our training: it calls the same
 ``sweeper.app.run`` as a trial of ours (same data loading, network, training, MLflow run with
 params, per-epoch curves, final metrics, config.yaml, data.json, loss_curves.png, model.npz),
-nested under the plugin's study run, and returns the objective (None for a diverged run: the
+nested under the plugin's study run, and returns the objective (None for a FAIL run: the
 plugin then records the trial as FAIL).
 
 Outside our sweeper ``run`` takes a job for a single run and would log an MLflow Model on every

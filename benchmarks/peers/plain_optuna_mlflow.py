@@ -42,7 +42,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from sweeper import DATA_DIR  # noqa: E402
 from sweeper.data import load_dataset  # noqa: E402
 from sweeper.nn import SGD, Network, make_schedule  # noqa: E402
-from sweeper.train import DIVERGED, STOPPED, EarlyStopping, fit, regression_metrics, rmse  # noqa: E402
+from sweeper.train import FAILED, STOPPED, EarlyStopping, fit, regression_metrics, rmse  # noqa: E402
 
 HIDDEN = {"32": [32], "64": [64], "32,16": [32, 16], "64,32": [64, 32]}
 # The base config (conf/config.yaml): the first trial, as our sweep's start_from_defaults.
@@ -52,8 +52,8 @@ FIXED = {"data": "car_prices.csv", "target": "Price", "epochs": 200, "patience":
          "schedule": "constant", "seed": 0, "divergence_factor": 1e4}
 
 
-class Diverged(Exception):
-    """The training loss blew up: the trial is FAIL."""
+class TrainingFailed(Exception):
+    """The training loss blew up or the network's output collapsed to a constant: the trial is FAIL."""
 
 
 def suggest(trial: optuna.Trial) -> dict:
@@ -107,7 +107,7 @@ def train(params: dict, data, trial: optuna.Trial):
 
 def final_metrics(net, data, result, seconds: float) -> dict:
     metrics = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "train_seconds": seconds}
-    if result.status == DIVERGED:
+    if result.status in FAILED:
         return metrics
     inverse = data.preprocessor.inverse_target
     for split in ("train", "val", "test"):
@@ -152,10 +152,10 @@ def objective(trial: optuna.Trial, data) -> float:
                           tags={"trial": str(trial.number)}) as run:
         net, result, seconds = train(params, data, trial)
         log_trial(run.info.run_id, params, result, final_metrics(net, data, result, seconds))
-        if result.status == DIVERGED:
+        if result.status in FAILED:
             mlflow.set_tag("state", "FAIL")
             mlflow.end_run("FAILED")
-            raise Diverged(result.reason)
+            raise TrainingFailed(result.reason)
         if result.status == STOPPED:
             mlflow.set_tag("state", "PRUNED")
             raise optuna.TrialPruned(result.reason)
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     study.enqueue_trial(DEFAULTS, skip_if_exists=True)
     with mlflow.start_run(run_name=f"sweep-{args.study_name}"):
-        study.optimize(lambda trial: objective(trial, data), n_trials=args.trials, catch=(Diverged,))
+        study.optimize(lambda trial: objective(trial, data), n_trials=args.trials, catch=(TrainingFailed,))
         if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
             mlflow.log_params({f"best.{k}": v for k, v in study.best_params.items()})
             mlflow.log_metric("best_val_rmse", study.best_value)

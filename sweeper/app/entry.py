@@ -21,7 +21,7 @@ CONFIG_DIR = CONF_DIR
 def main(cfg: DictConfig, drawing: Any = None) -> dict:
     """``python -m sweeper``: one run, or one job of a ``-m`` sweep.
 
-    In a single run the final metrics are printed and a diverged run exits with status 1; bad
+    In a single run the final metrics are printed and a FAIL run (diverged, collapsed) exits 1; bad
     input raises, and ``sweeper.errors.exit_for`` turns it into one line with exit status 2. In a
     sweep, exceptions propagate to the sweeper, which records the trial as FAIL and goes on.
     """

@@ -42,7 +42,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     from threadpoolctl import threadpool_limits
 
     from sweeper.nn import SGD, make_schedule
-    from sweeper.train import DIVERGED, STOPPED, EarlyStopping, fit
+    from sweeper.train import FAILED, STOPPED, EarlyStopping, fit
 
     # One BLAS thread for the whole job process: these matrices are too small for a second
     # thread to pay, and N sweep workers on N cores must not each start N threads
@@ -104,8 +104,8 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
                 progress.close()
         callbacks[0].log_rest(result.history)
 
-        if result.status == DIVERGED:
-            # No final metrics and no gap: numbers of a network that blew up mean nothing.
+        if result.status in FAILED:
+            # No final metrics and no gap: numbers of a network that blew up or collapsed mean nothing.
             state, reason = FAIL, result.reason
             metrics = _curve_metrics(result, gap=False) | {"train_seconds": train_seconds}
         else:
@@ -318,7 +318,7 @@ class _CurveLogger:
         return False
 
     def log_rest(self, history: Mapping[str, list]) -> None:
-        """Buffer the epochs the callback never saw (the trainer skips callbacks on divergence)."""
+        """Buffer the epochs the callback never saw (the trainer skips callbacks on divergence and collapse)."""
         n_epochs = len(history["lr"])
         for epoch in range(self.logged_epochs + 1, n_epochs + 1):
             self.mlrun.log_metrics({key: values[epoch - 1] for key, values in history.items()}, step=epoch)

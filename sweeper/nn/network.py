@@ -41,7 +41,7 @@ slower path.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -157,18 +157,42 @@ class Network:
         buffers, so memory stays small however many rows X has.
         """
         X = self._as_input(X)
+        y_hat = np.empty((len(X), self.sizes[-1]), self.dtype)
+        for start, acts in self._forward_chunks(X, workspace):
+            y_hat[start : start + len(acts[-1])] = acts[-1]
+        return y_hat
+
+    def dead_units(self, X: np.ndarray, workspace: Workspace | None = None) -> list[int]:
+        """How many units of each hidden layer are dead on the rows of X, one count per hidden
+        layer (evaluation mode): unit j of layer l is dead when aˡⱼ takes one value on every
+        row, max_rows aˡⱼ = min_rows aˡⱼ (a ReLU unit whose input zˡⱼ ≤ 0 on every row). A
+        layer whose units are all dead passes nothing of the row on: ŷ is the same for every row.
+        """
+        X = self._as_input(X)
+        low = [np.full(width, np.inf) for width in self.sizes[1:-1]]
+        high = [np.full(width, -np.inf) for width in self.sizes[1:-1]]
+        for _, acts in self._forward_chunks(X, workspace):
+            for a, lo, hi in zip(acts, low, high):
+                np.minimum(lo, a.min(axis=0), out=lo)
+                np.maximum(hi, a.max(axis=0), out=hi)
+        return [int(np.count_nonzero(lo == hi)) for lo, hi in zip(low, high)]
+
+    def _forward_chunks(
+        self, X: np.ndarray, workspace: Workspace | None
+    ) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """``(start, [a¹, ..., aᴸ])`` for each chunk of ``workspace.rows`` rows of X from row
+        ``start``, in evaluation mode: every layer's activations, aᴸ = ŷ, in the workspace's
+        buffers (overwritten by the next chunk)."""
         if workspace is None:
             workspace = Workspace(self, min(len(X), FORWARD_CHUNK), training=False)
-        y_hat = np.empty((len(X), self.sizes[-1]), self.dtype)
         for start in range(0, len(X), workspace.rows):
             ws = workspace.for_rows(min(workspace.rows, len(X) - start))
-            a = X[start : start + ws.rows]
+            acts = [X[start : start + ws.rows]]
             for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-                z = np.dot(a, W, out=ws.z[i])
+                z = np.dot(acts[-1], W, out=ws.z[i])
                 z += b
-                a = self._layer_activation(i).forward(z, out=ws.a[i])
-            y_hat[start : start + ws.rows] = a
-        return y_hat
+                acts.append(self._layer_activation(i).forward(z, out=ws.a[i]))
+            yield start, acts[1:]
 
 
     def workspace(self, rows: int, training: bool = True) -> Workspace:

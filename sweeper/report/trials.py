@@ -181,7 +181,7 @@ def build_trials(sweep: Sweep) -> Trials:
             "best_epoch": best,
             "epochs_run": epochs_run,
             "configured_epochs": configured,
-            # A failed run's last loss is its divergence (MLflow stores inf as the largest float), not overfitting.
+            # A failed run's last loss is its divergence (inf stored as the largest float) or collapse, not overfitting.
             "val_loss_rise": math.nan if state == FAIL else val_loss_rise(trial.curves.get("val_loss", []), best,
                                                                           epochs_run),
             "generalization_gap": metrics.get("generalization_gap", math.nan),

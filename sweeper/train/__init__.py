@@ -2,13 +2,16 @@
 from .early_stopping import EarlyStopping
 from .metrics import (CLASSIFICATION_METRICS, METRICS, accuracy, classification_metrics, f1_macro,
                       log_loss, mae, r2, regression_metrics, rmse, roc_auc)
-from .trainer import COMPLETED, DIVERGED, EARLY_STOPPED, STOPPED, EpochLog, TrainResult, check_fit_arguments, fit
+from .trainer import (COLLAPSED, COMPLETED, DIVERGED, EARLY_STOPPED, FAILED, STOPPED, EpochLog, TrainResult,
+                      check_fit_arguments, collapsed, fit)
 
 __all__ = [
     "CLASSIFICATION_METRICS",
+    "COLLAPSED",
     "COMPLETED",
     "DIVERGED",
     "EARLY_STOPPED",
+    "FAILED",
     "METRICS",
     "STOPPED",
     "EarlyStopping",
@@ -17,6 +20,7 @@ __all__ = [
     "accuracy",
     "check_fit_arguments",
     "classification_metrics",
+    "collapsed",
     "f1_macro",
     "fit",
     "log_loss",

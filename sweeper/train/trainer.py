@@ -11,7 +11,14 @@ from sweeper.nn import SGD, Network, Schedule, check_range, make_schedule
 
 from .early_stopping import EarlyStopping
 
-COMPLETED, EARLY_STOPPED, DIVERGED, STOPPED = "completed", "early_stopped", "diverged", "stopped"
+COMPLETED, EARLY_STOPPED, DIVERGED, COLLAPSED, STOPPED = (
+    "completed", "early_stopped", "diverged", "collapsed", "stopped")
+FAILED = (DIVERGED, COLLAPSED)  # the statuses of a run whose network is no model: it ends FAIL
+# The output is constant when its spread on the training rows is at most this share of the
+# target's: a dead layer measured 1e-17 (diamonds), weights a strong penalty crushes pass it on
+# their way to 1e-18, and no network still predicting something came below 3e-4 (60 configs,
+# linear, sigmoid, float32, dropout, max-norm and penalised ones included: docs/configuration.md).
+COLLAPSE_TOLERANCE = 1e-6
 EVAL_CHUNK = 512  # rows per forward chunk of the epoch-end evaluation (fastest of 256-1024 on diamonds 2x64)
 
 
@@ -83,7 +90,10 @@ def fit(
     when ``divergence_factor`` (> 1) is set and the training loss exceeds divergence_factor × L₀,
     L₀ the training loss of the untrained network (epoch 0, evaluation mode): losses that grow
     without bound but stay finite for a while (8e170 by epoch 10) end there, before any
-    callback (an Optuna pruner) sees them.
+    callback (an Optuna pruner) sees them. It stops the same way, status ``collapsed``, when the
+    predictions on the training rows have become a constant (``collapsed``: typically every ReLU
+    of a layer dead and ŷ the output bias, a finite loss no bound sees), which no gradient leads
+    out of and restoring an earlier epoch would only hide. Neither restores the best epoch.
     """
     check_fit_arguments(epochs, batch_size, divergence_factor)
     X = np.ascontiguousarray(X_train, dtype=net.dtype)
@@ -116,6 +126,7 @@ def fit(
     result = TrainResult(history={f"{name}_loss": [] for name in sets} | {"lr": []})
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         bound = math.inf
+        target_spread = y.std(axis=0, dtype=np.float64)
         if divergence_factor is not None:
             bound = divergence_factor * max(net.data_loss(net.forward(X, eval_workspace), y), np.finfo(np.float64).tiny)
         for epoch in range(1, epochs + 1):
@@ -146,6 +157,11 @@ def fit(
                     f"{divergence_factor:g} x the untrained network's {bound / divergence_factor:.3g} (lr={lr:g})"
                 )
                 break
+            if collapsed(predictions["train"], target_spread):
+                result.status = COLLAPSED
+                result.reason = (f"the network's output collapsed to a constant at epoch {epoch} "
+                                 f"({_collapse_cause(net, X, predictions['train'], target_spread)}; lr={lr:g})")
+                break
             schedule.observe(losses[monitor])
             # Early stopping records this epoch before a callback may stop training, so a
             # pruned run's best epoch and restored weights include its last epoch.
@@ -166,7 +182,7 @@ def fit(
                 break
 
     if early_stopping is not None:
-        if result.status != DIVERGED:
+        if result.status not in FAILED:
             early_stopping.restore(net)
         result.best_epoch = early_stopping.best_epoch
     else:
@@ -174,3 +190,28 @@ def fit(
         finite = np.where(np.isfinite(curve), curve, np.inf)
         result.best_epoch = int(np.argmin(finite)) + 1 if np.isfinite(finite).any() else 0
     return result
+
+
+def collapsed(y_pred: np.ndarray, target_spread: np.ndarray) -> bool:
+    """Whether predictions ``y_pred`` ``(n, K)`` are a constant: std_rows(ŷₖ) ≤ COLLAPSE_TOLERANCE ×
+    σₖ for every output k whose target varies, σₖ = ``target_spread[k]`` (the target's std over
+    the same rows; a classifier's one-hot columns: constant class probabilities). False when no
+    target column varies: a constant is then the right answer."""
+    varies = target_spread > 0
+    spread = y_pred.std(axis=0, dtype=np.float64)
+    return bool(varies.any()) and bool(np.all(spread[varies] <= COLLAPSE_TOLERANCE * target_spread[varies]))
+
+
+def _collapse_cause(net: Network, X: np.ndarray, y_pred: np.ndarray, target_spread: np.ndarray) -> str:
+    """Why ŷ is constant, in words: the first hidden layer whose units are all dead on X (ReLUs
+    dying), else the predictions' spread as a share of the target's and the dead units per layer
+    (weights shrunk towards zero, saturated units)."""
+    dead = net.dead_units(X)
+    widths = net.sizes[1:-1]
+    layer = next((number for number, (n_dead, width) in enumerate(zip(dead, widths), 1) if n_dead == width), None)
+    if layer is not None:
+        return f"every hidden unit of layer {layer} dead"
+    varies = target_spread > 0
+    share = float(np.max(y_pred.std(axis=0, dtype=np.float64)[varies] / target_spread[varies]))
+    units = f"; hidden units dead: {', '.join(f'{n}/{w}' for n, w in zip(dead, widths))}" if widths else ""
+    return f"its spread over the training rows {share:.2g} x the target's{units}"
