@@ -121,7 +121,7 @@ PREDICT_REFUSALS = [
 ]
 
 
-def test_predict_refusal_names_the_input_or_output_exit_2(run_module, mlflow_client, tmp_path):
+def test_predict_bad_input_names_the_input_or_output_exit_2(run_module, mlflow_client, tmp_path):
     """Rows a model cannot predict without overflow (a feature 10^6 training σ out, a target
     beyond ±1e100), an output that cannot be written, an input that is not there: one line
     naming INPUT.csv or --output, exit 2, nothing written."""
