@@ -9,14 +9,17 @@ traceback, as Hydra users expect.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import io
 import os
 import re
+import shutil
 import sys
 import threading
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 FULL_ERROR = "HYDRA_FULL_ERROR"
 
@@ -72,6 +75,26 @@ def root_cause(error: BaseException) -> BaseException:
         error = inner
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for ``sweeper.rerun``, ``sweeper.report`` and ``sweeper.predict``: a
+    wrong option or argument is one line, ``error: <what argparse says>``, exit status 2
+    (argparse's own prints its usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
+#: The longest cell value an error line shows; a longer one is cut, with an ellipsis.
+SHOWN_CHARACTERS = 60
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error line, cut to `SHOWN_CHARACTERS` with ``…`` at the end: a
+    cell of a CSV may be megabytes long, and the line must stay one line a terminal can show."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS - 1] + "…"
+
+
 def one_line(error: BaseException) -> str:
     """``Type: first line of the message``, for reasons and messages that must stay on one line."""
     text = str(error).strip().splitlines()
@@ -104,8 +127,36 @@ def exit_for(error: BaseException) -> None:
     if isinstance(error, KeyboardInterrupt):
         print("interrupted: the running MLflow run was ended as KILLED", file=sys.stderr)
         sys.exit(130)
+    remove_refused_run_dir()
     print(f"error: {user_line(error)}", file=sys.stderr)
     sys.exit(2)
+
+
+def remove_refused_run_dir() -> None:
+    """Remove the output folder Hydra made for a single run before the run was refused (Hydra
+    makes it, writes ``.hydra/`` and opens the job's log before the task starts), when it holds
+    nothing else: only ``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml`` and
+    ``<job>.log`` (the refused run's own lines). Then its parents below the working directory
+    that this left empty (``outputs/DATE``). A folder holding anything more is left as it is."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.RUN:
+        return
+    hydra = HydraConfig.get()
+    folder, cwd = Path(hydra.runtime.output_dir), Path(hydra.runtime.cwd)
+    log_file = folder / f"{hydra.job.name}.log"
+    ours = {log_file}
+    if hydra.output_subdir:
+        subdir = folder / hydra.output_subdir
+        ours |= {subdir} | {subdir / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")}
+    if folder == cwd or not folder.is_dir() or not set(folder.rglob("*")) <= ours:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in folder.parents:
+        if cwd not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def user_line(error: BaseException) -> str:

@@ -14,12 +14,11 @@ Exit status: 0 done; 2 the model or the file cannot be used (one line naming it)
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from typing import Any, TextIO
 
-from sweeper.errors import SweeperError
+from sweeper.errors import ArgumentParser, SweeperError, one_line
 
 PREDICTION = "prediction"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -39,7 +38,6 @@ def load(uri: str, tracking: str | None) -> Any:
     must exist); PredictError naming it if absent."""
     import mlflow
 
-    from sweeper.errors import one_line
     from sweeper.tracking import existing_store
 
     client, tracking = existing_store(tracking)
@@ -79,7 +77,7 @@ def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
 
     network = model.unwrap_python_model()
     target = network.preprocessor.target
-    rows = read_csv(path, na_values=network.preprocessor.na_values)
+    rows = read_csv(path, na_values=network.preprocessor.na_values, key="INPUT.csv")
     features = list(network.preprocessor.features)
     absent = [name for name in features if name not in rows.columns]
     if absent:
@@ -91,7 +89,7 @@ def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
         # Only the model's columns: MLflow warns of others to models whose signature lists them (older ones).
         predictions = model.predict(rows[features])
     except MlflowException as error:  # the model's one line on a cell it cannot use
-        raise PredictError(error.message) from None
+        raise PredictError(f"INPUT.csv {path}: {error.message}") from None
     out = rows.copy()
     if isinstance(predictions, pd.DataFrame):  # a classifier: the label and each class's probability
         for column in predictions.columns:
@@ -102,11 +100,27 @@ def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
         return out, None
     if network.preprocessor.classifies:
         return out, _classification_metrics(network.preprocessor, rows[target], predictions)
-    y = pd.to_numeric(rows[target], errors="coerce").to_numpy(dtype=np.float64)
+    y = _known_targets(rows[target], target, path)
     known = ~np.isnan(y)
     if not known.any():
         return out, None
     return out, regression_metrics(y[known, None], np.asarray(predictions)[known, None])
+
+
+def _known_targets(cells: Any, target: str, path: str) -> Any:
+    """The target column's numbers, float64 (n,), NaN where a cell is missing or text (such
+    rows are left out of the metrics); PredictError naming the file, the column and the first
+    row of a number the metrics cannot square (infinite, beyond ±``LARGEST``)."""
+    import numpy as np
+    import pandas as pd
+
+    from sweeper.data.columns import LARGEST, bad_cells_message
+
+    y = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
+    huge = np.abs(y) > LARGEST
+    if huge.any():
+        raise PredictError(f"INPUT.csv {path}: {bad_cells_message(cells, huge, target, is_target=True)}")
+    return y
 
 
 def _classification_metrics(preprocessor: Any, target: Any, predictions: Any) -> dict[str, float] | None:
@@ -128,7 +142,8 @@ def _classification_metrics(preprocessor: Any, target: Any, predictions: Any) ->
 
 
 def main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    """The command: exit status 0, or 2 with one line naming what cannot be used (130 on Ctrl-C)."""
+    parser = ArgumentParser(
         prog="python -m sweeper.predict",
         description="Predict the target for the raw rows of a CSV with a logged or registered model.",
     )
@@ -139,6 +154,8 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
     args = parser.parse_args(argv)
+    if args.output is not None and not args.output.strip():
+        parser.error("argument --output/-o: the path is empty; name a file, or leave -o out to write to stdout")
     stdout = stdout or sys.stdout
     try:
         model = load(model_uri(args.model), args.tracking_uri)
@@ -147,7 +164,7 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:
             try:
                 rows.to_csv(args.output, index=False)
             except OSError as err:
-                raise PredictError(f"--output {args.output}: cannot be written: {err.strerror}") from None
+                raise PredictError(f"--output {args.output}: cannot be written: {err.strerror or one_line(err)}") from None
         else:
             rows.to_csv(stdout, index=False)
     except SweeperError as error:

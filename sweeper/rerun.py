@@ -15,7 +15,6 @@ refused); 2 the run cannot be rerun (unknown run, missing artifact, changed data
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -23,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from sweeper.errors import SweeperError
+from sweeper.errors import ArgumentParser, SweeperError
 from sweeper.tracking.tags import FAIL_REASON_TAG, RERUN_OF_TAG, STATE_TAG
 
 #: Metrics that legitimately change between identical runs.
@@ -153,7 +152,7 @@ def rerun(run_id: str, uri: str | None, check: bool = False, rtol: float = 0.0) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m sweeper.rerun",
         description="Re-execute a logged run from its logged config.yaml and log it as a new run.",
     )
@@ -166,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtol", type=float, default=0.0,
                         help="relative tolerance of --check (default 0: identical values)")
     args = parser.parse_args(argv)
+    if not args.rtol >= 0:  # also NaN
+        parser.error(f"argument --rtol: {args.rtol} is not a tolerance; allowed: a number >= 0")
     try:
         return rerun(args.run_id, args.tracking_uri, check=args.check, rtol=args.rtol)
     except RerunRefused as error:

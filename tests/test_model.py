@@ -130,8 +130,8 @@ def test_predict_names_what_is_wrong_in_one_line(trained, run_module, tmp_path):
     proc = run_module("sweeper.predict", run.info.run_id, str(tmp_path / "big.csv"))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: column 'size' has 1 non-numeric value(s) (first: 'big' in row 4); list it in data.categorical to "
-        "one-hot encode it, or fix the file"]
+        f"error: INPUT.csv {tmp_path / 'big.csv'}: column 'size' has 1 non-numeric value(s) (first: 'big' in row 4); "
+        "list it in data.categorical to one-hot encode it, or fix the file"]
     proc = run_module("sweeper.predict", "0" * 32, str(path))
     assert proc.returncode == 2 and f"MODEL runs:/{'0' * 32}/model: cannot be loaded" in proc.stderr
     assert "Traceback" not in proc.stderr

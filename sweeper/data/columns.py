@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pandas as pd
 
-from sweeper.errors import DataError
+from sweeper.errors import DataError, shown
 
 #: The label of a missing cell under ``data.missing.categorical=category`` (text columns).
 MISSING_LABEL = "<missing>"
@@ -80,14 +80,27 @@ def looks_like_dates(series: pd.Series) -> bool:
     return len(distinct) > 0 and all(isinstance(v, str) and _ISO_DATE.match(v.strip()) for v in distinct)
 
 
+#: The largest magnitude a number may have, in a feature or the target, in training and in
+#: prediction. Squares of differences of such numbers summed over 10^10 rows stay finite in
+#: float64 (4·10^200·10^10 < 1.8·10^308), so a column's σ, the loss and the RMSE in the target's
+#: own units cannot overflow; a larger number is refused as an infinite one is.
+LARGEST = 1e100
+#: The farthest, in training standard deviations from the training mean, a numeric feature of
+#: other rows (validation, test, predicted) may be: a cell 10^6 σ out is a typo or another unit,
+#: and the network's output for it would be extrapolated past what float arithmetic holds.
+FARTHEST = 1e6
+#: What to do about a number beyond ±`LARGEST`.
+TOO_LARGE_HINT = f"every number must be within ±{LARGEST:g}: change the column's unit, or fix the file"
+
+
 def numbers_with_bad_cells(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(values, bad): float64 values of shape (n,) with NaN where a cell is missing or not a
-    number, and the mask of cells that are present but not a finite number."""
+    number, and the mask of cells that are present but not a number within ±`LARGEST`."""
     if is_number_dtype(series):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         values = pd.to_numeric(series.map(_bool_as_number), errors="coerce").to_numpy(dtype=np.float64)
-    bad = (np.isnan(values) & series.notna().to_numpy()) | np.isinf(values)
+    bad = (np.isnan(values) & series.notna().to_numpy()) | (np.abs(values) > LARGEST)
     return np.where(bad, np.nan, values), bad
 
 
@@ -95,14 +108,22 @@ def _bool_as_number(value: Any) -> Any:
     return float(value) if isinstance(value, (bool, np.bool_)) else value
 
 
-def bad_cells_message(series: pd.Series, bad: np.ndarray, name: str, is_target: bool = False) -> str:
-    """One clause naming the column, how many cells are not finite numbers and the first."""
+def bad_cells_message(series: pd.Series, bad: np.ndarray, name: str, is_target: bool = False,
+                      text_hint: str = "") -> str:
+    """One line naming the column, how many cells are not numbers within ±`LARGEST` and the
+    first, then ``text_hint`` (what to do about text) or, when the first is a number too large,
+    `TOO_LARGE_HINT`."""
     first = _row(bad)
     value = series.iloc[first - 1]
-    infinite = bool(np.isinf(pd.to_numeric(pd.Series([value]), errors="coerce").to_numpy(np.float64)[0]))
-    what = "infinite" if infinite else "non-numeric"
-    shown = float(value) if infinite else value
-    return f"{subject(name, is_target)} has {int(bad.sum())} {what} value(s) (first: {shown!r} in row {first})"
+    number = float(pd.to_numeric(pd.Series([_bool_as_number(value)]), errors="coerce").iloc[0])
+    if np.isnan(number):
+        what, hint = "non-numeric", text_hint
+    elif np.isinf(number):
+        what, hint, value = "infinite", text_hint, number
+    else:
+        what, hint, value = f"out-of-range (beyond ±{LARGEST:g})", f"; {TOO_LARGE_HINT}", number
+    first_cell = f"first: {shown(value)} in row {first}"
+    return f"{subject(name, is_target)} has {int(bad.sum())} {what} value(s) ({first_cell}){hint}"
 
 
 #: What to do about text in a numeric column, or in the target.
@@ -112,11 +133,11 @@ TEXT_IN_TARGET = "the target must be numeric"
 
 def numeric_cells(series: pd.Series, name: str, is_target: bool = False) -> np.ndarray:
     """The column as float64 of shape (n,), NaN where missing; DataError on a cell that is
-    present but not a finite number, naming the column, the first bad value and its row."""
+    present but not a number within ±`LARGEST`, naming the column, the first bad value and its row."""
     values, bad = numbers_with_bad_cells(series)
     if bad.any():
         hint = TEXT_IN_TARGET if is_target else TEXT_IN_NUMBERS
-        raise DataError(f"{bad_cells_message(series, bad, name, is_target)}; {hint}")
+        raise DataError(bad_cells_message(series, bad, name, is_target, f"; {hint}"))
     return values
 
 
@@ -129,7 +150,7 @@ def date_cells(series: pd.Series, name: str) -> np.ndarray:
     if bad.any():
         first = _row(bad)
         raise DataError(
-            f"{subject(name)} is a date column but row {first} holds {series.iloc[first - 1]!r}; "
+            f"{subject(name)} is a date column but row {first} holds {shown(series.iloc[first - 1])}; "
             "use ISO dates such as 2021-03-04"
         )
     return ((parsed - _EPOCH) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64, na_value=np.nan)
@@ -141,7 +162,7 @@ def label_cells(series: pd.Series, numeric: bool) -> np.ndarray:
     if numeric:
         values, bad = numbers_with_bad_cells(series)
         if bad.any():
-            raise DataError(f"{bad_cells_message(series, bad, str(series.name))}; its levels are numbers")
+            raise DataError(bad_cells_message(series, bad, str(series.name), text_hint="; its levels are numbers"))
         return values
     missing = series.isna().to_numpy()
     out = series.astype(str).to_numpy(dtype=object)
@@ -290,6 +311,22 @@ class NumericColumn(Column):
 
     def _encode(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.mean) / self.scale)[:, None]
+
+    def transform(self, series: pd.Series) -> np.ndarray:
+        """`Column.transform`; DataError naming the column and the first row (its number in
+        the file when ``series`` keeps the file's index) that encodes beyond ±`FARTHEST`."""
+        out = super().transform(series)
+        far = np.abs(out[:, 0]) > FARTHEST
+        if far.any():
+            position = int(np.flatnonzero(far)[0])
+            label, cell = series.index[position], series.iloc[position]
+            row = int(label) + 1 if isinstance(label, (int, np.integer)) else position + 1
+            raise DataError(
+                f"{subject(self.name)} has {int(far.sum())} value(s) more than {FARTHEST:g} training standard "
+                f"deviations from the training mean {self.mean:.6g} (first: {shown(cell.item() if isinstance(cell, np.generic) else cell)} in row "
+                f"{row}); the network's output would overflow: change the column's unit, or fix the file"
+            )
+        return out
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"mean": np.array(self.mean), "scale": np.array(self.scale)}

@@ -38,13 +38,14 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def resolve_path(path: str | Path) -> Path:
-    """Absolute path of an existing regular file, or DataError naming `data.path`."""
+def resolve_path(path: str | Path, key: str = "data.path") -> Path:
+    """Absolute path of an existing regular file, or DataError naming `key` (the key or
+    argument that gave `path`)."""
     resolved = Path(path).expanduser().resolve()
     if not resolved.exists():
-        raise DataError(f"data.path: file '{resolved}' does not exist")
+        raise DataError(f"{key}: file '{resolved}' does not exist")
     if not resolved.is_file():
-        raise DataError(f"data.path: '{resolved}' is not a file")
+        raise DataError(f"{key}: '{resolved}' is not a file")
     return resolved
 
 
@@ -88,7 +89,7 @@ def check_dialect(sep: str | None, encoding: str | None) -> None:
             ) from None
 
 
-def _header(path: Path, sep: str, encoding: str, sep_given: bool) -> list[str]:
+def _header(path: Path, sep: str, encoding: str, sep_given: bool, key: str) -> list[str]:
     """The header's fields, once every row is checked to have as many: pandas would realign a
     row with more (its extra leading fields made the index, then dropped) or fewer (its last
     cells read as missing), so such a row is refused with its line number. A row may lack the
@@ -105,7 +106,7 @@ def _header(path: Path, sep: str, encoding: str, sep_given: bool) -> list[str]:
             if (named <= len(row) <= len(header)) or not any(cell.strip() for cell in row):
                 line = reader.line_num + 1
                 continue
-            raise DataError(f"data.path: {path.name} line {line} has {len(row)} fields, its header {len(header)}; "
+            raise DataError(f"{key}: {path.name} line {line} has {len(row)} fields, its header {len(header)}; "
                             f"the row is refused, not realigned{_other_separator(path, encoding, sep, line, sep_given)}")
     return header
 
@@ -123,12 +124,12 @@ def _other_separator(path: Path, encoding: str, sep: str, line: int, sep_given: 
     return f" (read as {sep!r}-separated{'' if sep_given else ', sniffed'})"
 
 
-def _check_unique_header(names: Sequence[str], source: str) -> None:
+def _check_unique_header(names: Sequence[str], source: str, key: str) -> None:
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
         if name in seen:
             raise DataError(
-                f"data.path: {source} has the column name {name!r} twice (columns {seen[name]} and "
+                f"{key}: {source} has the column name {name!r} twice (columns {seen[name]} and "
                 f"{position}); rename one in the file's header"
             )
         seen[name] = position
@@ -153,6 +154,7 @@ def read_csv(
     sep: str | None = None,
     encoding: str | None = None,
     na_values: Sequence[str] = (),
+    key: str = "data.path",
 ) -> pd.DataFrame:
     """The CSV at `path` as a DataFrame with a RangeIndex (row 1 of messages = index 0).
 
@@ -162,21 +164,22 @@ def read_csv(
     ``decimal_comma`` (the columns read with a decimal comma). Raises DataError (one line naming
     the file or key) when the file is missing, empty, has no data rows, repeats a column name,
     has a row with more or fewer fields than its header (its line number), cannot be decoded or
-    is not parseable as CSV.
+    is not parseable as CSV. `key` is what the messages call the file: the config key or the
+    command's argument that gave `path`.
     """
-    resolved = resolve_path(path)
+    resolved = resolve_path(path, key)
     check_dialect(sep, encoding)
     sep = separator(sep)
     source = resolved.name
     if resolved.stat().st_size == 0:
-        raise DataError(f"data.path: file '{resolved}' is empty")
+        raise DataError(f"{key}: file '{resolved}' is empty")
     encodings = [encoding] if encoding else ["utf-8-sig", "latin-1"]
     for attempt, chosen in enumerate(encodings):
         try:
             with open(resolved, "rb") as handle:
                 sample = handle.read(_SNIFF_BYTES).decode(chosen, errors="ignore")
             used_sep = sep or sniff_separator(sample)
-            header = _header(resolved, used_sep, chosen, sep is not None)
+            header = _header(resolved, used_sep, chosen, sep is not None, key)
             frame = pd.read_csv(
                 resolved, sep=used_sep, encoding=chosen, skipinitialspace=True,
                 na_values=list(na_values), keep_default_na=True,
@@ -191,22 +194,22 @@ def read_csv(
         except DataError:  # a row that does not match its header (_header): said as it is
             raise
         except pd.errors.EmptyDataError:
-            raise DataError(f"data.path: file '{resolved}' is empty") from None
-        except (pd.errors.ParserError, ValueError) as exc:
+            raise DataError(f"{key}: file '{resolved}' is empty") from None
+        except (pd.errors.ParserError, ValueError, csv.Error) as exc:  # csv.Error: a cell over 128 KiB
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = "" if sep else f" (read with the sniffed data.sep={used_sep!r}; set data.sep if that is wrong)"
-            raise DataError(f"data.path: file '{resolved}' is not a readable CSV: {first_line}{hint}") from None
+            raise DataError(f"{key}: file '{resolved}' is not a readable CSV: {first_line}{hint}") from None
         except OSError as exc:
-            raise DataError(f"data.path: file '{resolved}' cannot be read: {exc.strerror}") from None
+            raise DataError(f"{key}: file '{resolved}' cannot be read: {exc.strerror}") from None
         if attempt > 0:
             log.info("data: %s is not UTF-8; read it as %s (set data.encoding to choose)", source, chosen)
         break
-    _check_unique_header([name.strip() for name in header if name.strip()], source)
+    _check_unique_header([name.strip() for name in header if name.strip()], source, key)
     # A delimiter at the end of every line makes a nameless, empty column: not the user's data.
     frame = frame.drop(columns=[c for c, name in zip(frame.columns, header)
                                 if not name.strip() and frame[c].isna().all()])
     if len(frame) == 0:
-        raise DataError(f"data.path: file '{resolved}' has a header but no data rows")
+        raise DataError(f"{key}: file '{resolved}' has a header but no data rows")
     frame = frame.reset_index(drop=True)
     converted = _decimal_commas(frame) if used_sep != "," else []
     frame.attrs.update({"sep": used_sep, "encoding": "utf-8" if chosen == "utf-8-sig" else chosen,

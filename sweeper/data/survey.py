@@ -131,8 +131,8 @@ def survey(
     else:
         target_values, bad = numbers_with_bad_cells(frame[target])
         if bad.any():
-            problems.add(f"{bad_cells_message(frame[target], bad, target, is_target=True)}; {TEXT_IN_TARGET}; "
-                         "for classes, set data.task=classification")
+            problems.add(bad_cells_message(frame[target], bad, target, True,
+                                           f"; {TEXT_IN_TARGET}; for classes, set data.task=classification"))
         keep = ~np.isnan(target_values) | bad
     dropped = {"target_missing": int(n_rows - keep.sum())}
 
@@ -150,7 +150,7 @@ def survey(
         if role == "numeric":
             _, bad = numbers_with_bad_cells(series)
             if bad.any():
-                problems.add(bad_cells_message(series, bad, name) + _text_in_numbers_hint(series, bad))
+                problems.add(bad_cells_message(series, bad, name, text_hint=_text_in_numbers_hint(series, bad)))
         if role == "categorical" and name not in listed and not is_number_dtype(series):
             distinct = series.nunique()
             if distinct > max_categories and distinct >= IDENTIFIER_SHARE * present.sum():
@@ -207,11 +207,12 @@ def _check_classes(labels: np.ndarray, target: str) -> None:
 
 def _text_in_numbers_hint(series: pd.Series, bad: np.ndarray) -> str:
     """What to do about text in a numeric column: a few distinct tokens are likely missing-value
-    markers (``?``, ``n/a``, ``unknown``) for ``data.na_values``; many mean a text column."""
+    markers (``?``, ``n/a``, ``unknown``) for ``data.na_values``; many, or long ones, mean a text
+    column."""
     if is_number_dtype(series):
         return ""
     tokens = pd.unique(series[bad].astype(str).str.strip())
-    if len(tokens) <= 3:
+    if len(tokens) <= 3 and all(len(token) <= 20 for token in tokens):
         listed = ",".join(tokens)
         return f"; if that marks a missing cell, add data.na_values=[{listed}]; else {TEXT_IN_NUMBERS}"
     return f"; {TEXT_IN_NUMBERS}"

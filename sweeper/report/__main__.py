@@ -13,7 +13,9 @@ from pathlib import Path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    from sweeper.errors import ArgumentParser
+
+    parser = ArgumentParser(
         prog="python -m sweeper.report",
         description="Overfitting and early-stopping analysis of a sweep: a table on stdout; trials.csv, PNG plots "
                     "and report.html in DIR, also logged to the sweep's parent run (artifacts under report/).",
@@ -29,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-log", action="store_true", help="do not upload the report to MLflow")
     args = parser.parse_args(argv)
     if args.top < 1:
-        parser.error("--top must be at least 1")
+        parser.error(f"argument --top: {args.top} is below 1; allowed: an integer >= 1")
     return args
 
 

@@ -177,7 +177,11 @@ class OptunaSweeperImpl:
         the variable its client reads: `without_password`); one line naming it if it cannot open."""
         assert self.settings is not None
         given = without_password(self.settings.storage, "hydra.sweeper.storage")
-        url = resolve_storage_url(given, PROJECT_ROOT)
+        try:
+            url = resolve_storage_url(given, PROJECT_ROOT)
+        except OSError as err:
+            raise ConfigError(f"hydra.sweeper.storage={given}: cannot create its folder {err.filename}: "
+                              f"{err.strerror}") from None
         earlier = Path(url).with_name("optuna.db")
         if is_journal(url) and not Path(url).exists() and earlier.exists():
             shown = f"sqlite:///{earlier.relative_to(PROJECT_ROOT) if earlier.is_relative_to(PROJECT_ROOT) else earlier}"

@@ -198,6 +198,9 @@ def _distribution(key: str, override: Override) -> tuple[BaseDistribution, dict[
     value = override.value()
     where = f"hydra.sweeper.params: {override.input_line}"
     try:
+        unknown = sorted(set(getattr(value, "tags", ())) - {"log"})  # Hydra's sweeps all take tags
+        if unknown:
+            raise ValueError(f"{key}: unknown tag '{unknown[0]}'; allowed: log")
         if isinstance(value, ChoiceSweep):
             choices, text = [], {}
             for element in value.list:

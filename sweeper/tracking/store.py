@@ -265,7 +265,11 @@ def store_error(key: str, url: str, doing: str, error: BaseException) -> Any:
     one line, the database's or server's own words (``url`` holds no password: `without_password`)."""
     from sweeper.errors import StoreError, one_line, root_cause
 
-    return StoreError(f"{key}={url}: {doing} failed: {one_line(root_cause(error))}")
+    cause = root_cause(error)
+    if any(character.isalpha() for character in str(cause)):
+        return StoreError(f"{key}={url}: {doing} failed: {one_line(cause)}")
+    # SQLAlchemy's InvalidatePoolError says "()": its pool lost every connection to the server.
+    return StoreError(f"{key}={url}: {doing} failed: the store stopped answering ({type(cause).__name__})")
 
 
 def wait_until_alive(uri: str) -> None:

@@ -23,7 +23,7 @@ SOURCE_NAME_TAG = "mlflow.source.name"  # MLflow's own: the UI's Source column (
 SOURCE_TYPE_TAG = "mlflow.source.type"  # MLflow's own: LOCAL
 USER_TAG = "mlflow.user"  # MLflow's own: the UI's User column
 NOTE_TAG = "mlflow.note.content"  # MLflow's own: a run's or experiment's description
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3's UI opens an experiment by its kind
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # the experiment's kind in MLflow 3 (3.17's UI opens on the view the address says: ui_links)
 MODEL_TRAINING = "custom_model_development"  # the kind that opens on the runs table
 
 #: A run's final metric whose name is also a per-epoch curve's is logged under the model's name,
