@@ -144,11 +144,10 @@ def summary(
             lines.extend(top)
     lines.extend(model_lines)
     command, runs, parent = ui
-    lines.append(f"MLflow parent run {parent_run_id}:")
     if command:
-        lines.append(f"  MLflow UI:  {command}   then open")
-    lines.append(f"  {'' if command else 'MLflow UI:':12}{runs}")
-    lines.append(f"  the sweep:  {parent}")
-    lines.append(f"  dashboard:  optuna-dashboard {dashboard}   (pip install optuna-dashboard)")
-    lines.append(f"  report:     python -m sweeper.report --sweep {parent_run_id}{store}")
+        lines.append(f"MLflow UI:  {command}   then open")
+    lines.append(f"{'' if command else 'MLflow UI:':12}{runs}")
+    lines.append(f"the sweep:  {parent}   (MLflow parent run)")
+    lines.append(f"dashboard:  optuna-dashboard {dashboard}   (pip install optuna-dashboard)")
+    lines.append(f"report:     python -m sweeper.report --sweep {parent_run_id}{store}")
     return lines
