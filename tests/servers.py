@@ -138,14 +138,7 @@ class PostgresServer:
             self._run("initdb", "-D", str(self.data), "-U", PG_SUPERUSER, f"--pwfile={pwfile}",
                       "--auth=scram-sha-256", "-E", "UTF8", "--no-instructions",
                       capture_output=True, text=True, timeout=120)
-            # fsync off: a test cluster trades durability for speed. Connections: three
-            # workers' pools, the MLflow server's pool, and the test's own clients.
-            options = (f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
-                       "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                       "-c max_connections=300")
-            self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
-                      "-w", "-t", "60", "start",
-                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=90)
+            self.resume()
         except subprocess.CalledProcessError as err:
             self.cleanup()
             raise RuntimeError(f"PostgreSQL did not start: {err.stderr or err.stdout}\n"
@@ -153,6 +146,23 @@ class PostgresServer:
         finally:
             pwfile.unlink(missing_ok=True)
         return self
+
+    def resume(self) -> None:
+        """``pg_ctl start`` on the cluster's data (first started by :meth:`start`, or stopped by
+        :meth:`pause`)."""
+        # fsync off: a test cluster trades durability for speed. Connections: three
+        # workers' pools, the MLflow server's pool, and the test's own clients.
+        options = (f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                   "-c max_connections=300")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
+                  "-w", "-t", "60", "start",
+                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=90)
+
+    def pause(self) -> None:
+        """Stop the server as a crash would (``pg_ctl stop -m immediate``), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30", "stop",
+                  capture_output=True, timeout=60)
 
     def url(self, database: str = "postgres", driver: str | None = "psycopg2") -> str:
         """SQLAlchemy URL, ``postgresql+psycopg2://…``; ``driver=None``: ``postgresql://…``."""

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from tests import components
-from tests.servers import MlflowServer
+from tests.servers import PG_BIN, PG_PASSWORD, MlflowServer, PostgresServer
 from .stores import load_study
 
 pytestmark = pytest.mark.slow
@@ -256,6 +256,31 @@ def test_the_mlflow_server_killed_stops_the_sweep_within_its_retry_budget_and_th
     again = Sweep(tmp_path, server.url, optuna_url, "train.epochs=40")
     assert again.wait(timeout=300) == 0, again.text()
     assert_resumed_to_the_end(optuna_url, mlflow_uri, hit)
+
+
+def test_postgresql_stopped_mid_sweep_stops_it_in_one_line_naming_the_storage_and_the_rerun_resumes(
+        tmp_path, mlflow_uri):
+    """The study's database crashes under a running sweep (a cluster of its own, stopped as a
+    crash would): one line naming ``hydra.sweeper.storage`` that says the store stopped
+    answering, not SQLAlchemy's bare ``InvalidatePoolError: ()``; once it is back, the same
+    command finishes the study."""
+    components.require_path(components.POSTGRESQL, PG_BIN / "initdb", "PostgreSQL's initdb")
+    database = PostgresServer().start()
+    try:
+        url = database.url(database.create_database())
+        sweep = Sweep(tmp_path, mlflow_uri, url, "train.epochs=40")
+        sweep.wait_for_trials(1)
+        database.pause()
+        assert sweep.wait(timeout=120) != 0
+        line = the_one_error_line(sweep, "hydra.sweeper.storage")
+        assert "***" not in line and PG_PASSWORD not in line and "()" not in line, line
+        database.resume()
+        hit = assert_stopped_at_the_fault(url, between_trials_ok=True)
+        again = Sweep(tmp_path, mlflow_uri, url, "train.epochs=40")
+        assert again.wait(timeout=300) == 0, again.text()
+        assert_resumed_to_the_end(url, mlflow_uri, hit)
+    finally:
+        database.stop()
 
 
 def test_between_trials_a_server_that_comes_back_within_the_budget_is_waited_for(monkeypatch):
