@@ -25,6 +25,13 @@ BAD_INPUTS = [
     ("sweeper", ["mlflow.tracking_uri={tmp}/folder"], ["mlflow.tracking_uri={tmp}/folder", "sqlite:///{tmp}/folder/mlflow.db"]),
     ("sweeper", [f"mlflow.tracking_uri=http://user:{SECRET}@127.0.0.1:{{port}}"],
      ["mlflow.tracking_uri=http://127.0.0.1:{port}: starting a run failed", "Connection refused"]),
+    # A database that refuses the connection: one line within a minute (MLflow alone retries ~100 s).
+    ("sweeper", [f"mlflow.tracking_uri=postgresql://u:{SECRET}@127.0.0.1:{{port}}/mlflow"],
+     ["mlflow.tracking_uri=postgresql://u@127.0.0.1:{port}/mlflow: reaching the database failed", "Connection refused"]),
+    ("sweeper", ["-m", f"mlflow.tracking_uri=postgresql://u:{SECRET}@127.0.0.1:{{port}}/mlflow"],
+     ["mlflow.tracking_uri=postgresql://u@127.0.0.1:{port}/mlflow: reaching the database failed"]),
+    ("sweeper.report", ["--tracking-uri", f"postgresql://u:{SECRET}@127.0.0.1:{{port}}/mlflow"],
+     ["--tracking-uri postgresql://u@127.0.0.1:{port}/mlflow: reaching the database failed"]),
     ("sweeper", ["-m", "hydra.sweeper.n_trials=0"], ["hydra.sweeper.n_trials=0", ">= 1"]),
     ("sweeper", ["-m", "hydra.sweeper.directions=[val_rmse,nope]"], ["hydra.sweeper.directions", "'nope'"]),
     ("sweeper", ["-m", "+hydra.sweeper.params.model.nope=choice(1,2)"], ["hydra.sweeper.params", "model.nope"]),
@@ -97,7 +104,8 @@ def test_bad_input_is_one_line_exit_2_no_traceback_nothing_created(
     before = _files(tmp_path)
     experiments = len(mlflow_client.search_experiments())
     extra = [*storage, "train.epochs=2"] if command == "sweeper" else []
-    proc = run_module(command, *map(filled, args), *extra, env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    # Each answers within a minute, however slow the machine: no store's retries stand between.
+    proc = run_module(command, *map(filled, args), *extra, env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}, timeout=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr

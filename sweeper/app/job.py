@@ -252,7 +252,7 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
     experiment described by the dataset's ``info``. Fails as StoreError or ConfigError."""
     from mlflow import MlflowClient
 
-    from sweeper.tracking import experiment_name, get_or_create_experiment, tracking_uri
+    from sweeper.tracking import experiment_name, get_or_create_experiment, reach_database, tracking_uri
     from sweeper.tracking.mlflow_run import MlflowRun, environment_tags
     from sweeper.tracking.store import is_store_failure, store_error
     from sweeper.tracking.tags import NOTE_TAG
@@ -268,6 +268,8 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
     # is a random pair of words).
     network = f"{cfg.model.activation}-{'x'.join(str(width) for width in cfg.model.hidden)}" if cfg.model.hidden else "linear"
     run_name = run_name or f"{Path(str(info['path'])).stem}-{network}"
+    if link is None:  # a sweep's trials use the store its sweeper reached
+        reach_database(uri)
     try:
         client = MlflowClient(tracking_uri=uri)
         experiment_id = get_or_create_experiment(client, experiment_name(cfg), experiment_description(info))

@@ -109,8 +109,9 @@ class OptunaSweeperImpl:
             objectives, directions = studies.objectives_and_directions(
                 resolved[0], s.direction, resolved if s.directions else None)
 
+        mlflow_uri = tracking.reach(cfg)  # both stores answer before either is written to
         storage_url, storage = self._open_storage()
-        client, experiment_id, mlflow_uri = tracking.connect(cfg, description)
+        client, experiment_id = tracking.connect(cfg, mlflow_uri, description)
         described = space.described()
         search = OmegaConf.select(cfg, "hydra.runtime.choices.search", default=None)
         study_name = s.study_name or studies.default_name(experiment_name(cfg), search, described, objectives)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -70,6 +71,14 @@ def _retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     retry(study, trial)
 
 
+def _no_sql_fallback_warning(record: logging.LogRecord) -> bool:
+    """Drops Optuna's "Caught an error from sqlalchemy: … Falling back …" warning: a failed query
+    printed with its whole SQL statement (9 lines). If the database is gone, the fallback fails
+    too and the sweep stops with one line naming ``hydra.sweeper.storage``; if not, the fallback
+    answered and there is nothing to tell."""
+    return not record.getMessage().startswith("Caught an error from sqlalchemy")
+
+
 def open_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.BaseStorage:
@@ -86,6 +95,8 @@ def open_storage(
                 _storages[(url,)] = optuna.storages.JournalStorage(backend)
             return _storages[(url,)]
     key = (url, heartbeat_interval, grace_period)
+    for handler in logging.getLogger("optuna").handlers:
+        handler.addFilter(_no_sql_fallback_warning)  # once: a filter is added only if absent
     with _lock:
         if key not in _storages:
             engine_kwargs = {}

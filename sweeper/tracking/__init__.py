@@ -46,6 +46,7 @@ from sweeper.tracking.store import (
     existing_store,
     experiment_name,
     get_or_create_experiment,
+    reach_database,
     tracking_uri,
     without_password,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "existing_store",
     "experiment_name",
     "get_or_create_experiment",
+    "reach_database",
     "tracking_uri",
     "without_password",
 ]
@@ -82,12 +84,12 @@ def import_store(config: Any) -> None:
                 importlib.import_module(name)
 
 
-def connect(config: Any, description: str | None) -> tuple[Any, str, str]:
-    """(client, experiment id, tracking URI) of the sweep; one line, at once, if unreachable
-    (MLflow's client would retry a server that does not answer for minutes)."""
+def reach(config: Any) -> str:
+    """The sweep's tracking URI, once its store answers: one line, at once, if it does not (MLflow's
+    client would retry a server for minutes, a database for ~100 s). Writes nothing, so the sweep
+    asks before it opens its study's storage."""
     import urllib.request
 
-    from mlflow import MlflowClient
     from omegaconf import OmegaConf
 
     from sweeper.errors import ConfigError, one_line
@@ -99,8 +101,19 @@ def connect(config: Any, description: str | None) -> tuple[Any, str, str]:
                 pass
         except Exception as err:
             raise ConfigError(f"mlflow.tracking_uri={uri}: the MLflow server does not answer ({one_line(err)})") from None
+    reach_database(uri)
+    return uri
+
+
+def connect(config: Any, uri: str, description: str | None) -> tuple[Any, str]:
+    """(client, experiment id) of the sweep in the store at ``uri`` (as `reach` returned it): the
+    experiment is created, described, if new."""
+    from mlflow import MlflowClient
+
+    from sweeper.errors import ConfigError, one_line
+
     client = MlflowClient(tracking_uri=uri)
     try:
-        return client, get_or_create_experiment(client, experiment_name(config), description), uri
+        return client, get_or_create_experiment(client, experiment_name(config), description)
     except Exception as err:
         raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(err)}") from None

@@ -224,6 +224,7 @@ def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") ->
 
     uri = tracking_uri(cfg_value, create=False, key=key)
     check_file_store(uri, key)
+    reach_database(uri, key)
     if uri.startswith(_SQLITE) and not Path(uri[len(_SQLITE):]).is_file():
         raise SweeperError(f"{key} {uri}: no MLflow store there (the SQLite file does not exist)")
     try:
@@ -266,10 +267,42 @@ def store_error(key: str, url: str, doing: str, error: BaseException) -> Any:
     from sweeper.errors import StoreError, one_line, root_cause
 
     cause = root_cause(error)
+    store = f"{key}{' ' if key.startswith('--') else '='}{url}"  # an option, or a config key
     if any(character.isalpha() for character in str(cause)):
-        return StoreError(f"{key}={url}: {doing} failed: {one_line(cause)}")
+        return StoreError(f"{store}: {doing} failed: {one_line(cause)}")
     # SQLAlchemy's InvalidatePoolError says "()": its pool lost every connection to the server.
-    return StoreError(f"{key}={url}: {doing} failed: the store stopped answering ({type(cause).__name__})")
+    return StoreError(f"{store}: {doing} failed: the store stopped answering ({type(cause).__name__})")
+
+
+def reach_database(uri: str, key: str = "mlflow.tracking_uri", budget: float = 5.0) -> None:
+    """StoreError naming ``key`` unless the database at ``uri`` (PostgreSQL, MySQL or SQL Server:
+    MLflow's SQL stores but SQLite) takes a connection within ``budget`` seconds. MLflow's SQL store
+    retries its first connection for ~100 s (ten attempts, backing off), so a refused, wrong or
+    mistyped database would otherwise stay silent that long. Other stores: no-op."""
+    import time
+
+    if uri.split("://")[0].split("+")[0] not in ("postgresql", "mysql", "mssql"):  # MLflow's SQL stores but SQLite
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    timeout = {"connect_timeout": max(1, round(budget))} if uri.startswith(("postgresql", "mysql")) else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, poolclass=NullPool, connect_args=timeout)
+    except Exception as error:
+        raise store_error(key, uri, "reaching the database", error) from None
+    deadline = time.monotonic() + budget
+    try:
+        while True:
+            try:
+                with engine.connect():
+                    return
+            except Exception as error:
+                if time.monotonic() >= deadline:
+                    raise store_error(key, uri, "reaching the database", error) from None
+                time.sleep(0.5)
+    finally:
+        engine.dispose()
 
 
 def wait_until_alive(uri: str) -> None:
