@@ -370,7 +370,9 @@ def test_ctrl_c_with_two_worker_processes_ends_both_running_trials_and_their_mlf
 
 def test_a_worker_process_killed_mid_trial_is_replaced_and_its_trial_retried_once(toy: Path) -> None:
     pids = toy / "pids.txt"
-    args = (*SIX_TRIALS_TWO_AT_A_TIME, "sleep=0.2", "epochs=15", "hydra.sweeper.pruner=none", f"+pids={pids}")
+    # Trial 1 trains 20 times longer (80 epochs of 0.2 s) than the others: it is killed mid-trial.
+    args = (*SIX_TRIALS_TWO_AT_A_TIME, "sleep=0.2", "epochs=4", "long_trial=1", "hydra.sweeper.pruner=none",
+            f"+pids={pids}")
     proc = subprocess.Popen(sweep_command(toy, *args), cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     trials = _wait_for(toy, lambda trials: any(t.number == 1 and t.state == TrialState.RUNNING for t in trials)
