@@ -182,6 +182,38 @@ def test_workers_started_together_do_not_repeat_each_others_trials(three_workers
     assert not repeated, f"{len(params) - len(set(params))} trials repeat another's parameters"
 
 
+def test_workers_tagging_their_parent_run_at_once_all_start(mlflow_server):
+    """Workers that start together on one study each set the sweep's tags on its parent run (a
+    PostgreSQL-backed MLflow server here, where a worker once stopped at start on "duplicate key
+    value violates unique constraint tag_pk"): six at once, on fresh runs, every one succeeds."""
+    import threading
+
+    from sweeper.sweep.parent_run import set_tags
+
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    experiment_id = client.create_experiment(f"tags-{uuid.uuid4().hex[:8]}")
+    tags = {f"sweeper.tag{i}": f"value {i}" for i in range(6)}
+    for _ in range(5):
+        run_id = client.create_run(experiment_id).info.run_id
+        barrier, errors = threading.Barrier(6), []
+
+        def worker() -> None:
+            own = MlflowClient(tracking_uri=mlflow_server.url)
+            barrier.wait()
+            try:
+                set_tags(own, run_id, tags, {})
+            except Exception as error:  # noqa: BLE001 - what a worker would have died of
+                errors.append(error)
+
+        threads = [threading.Thread(target=worker) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == [], [str(e).splitlines()[0] for e in errors]
+        assert tags.items() <= client.get_run(run_id).data.tags.items()
+
+
 # -- 2. a worker killed with SIGKILL mid-trial --------------------------------------------------
 
 KILL_TRIALS = 6

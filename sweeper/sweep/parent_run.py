@@ -105,9 +105,20 @@ def find_or_create(
             # Said, not silent: the study goes on with other settings; the tag keeps the latest.
             log.info("study '%s' resumed with %s=%s (it ran with %s before)", study.study_name,
                      key.replace("sweeper.", "hydra.sweeper."), value, before[key])
-    for key, value in {STUDY_TAG: study.study_name, **tags}.items():
-        client.set_tag(run_id, key, value)
+    set_tags(client, run_id, {STUDY_TAG: study.study_name, **tags}, before)
     return run_id
+
+
+def set_tags(client: Any, run_id: str, tags: dict[str, str], before: dict[str, str]) -> None:
+    """Set ``tags`` on the parent run ``run_id`` whose tags were ``before``: those that differ, in
+    one batch. Workers starting together write the same new tags at once, and MLflow's SQL store
+    then refuses the second insert of a key ("duplicate key value violates unique constraint
+    tag_pk", seen with three PostgreSQL workers): a retry finds the row and updates it."""
+    from mlflow.entities import RunTag
+
+    changed = [RunTag(key, value) for key, value in tags.items() if before.get(key) != value]
+    if changed:
+        _retried(lambda: client.log_batch(run_id, tags=changed))
 
 
 def children(client: Any, experiment_id: str, parent_run_id: str, status: str | None = None) -> list:
@@ -205,22 +216,27 @@ def _run_params(client: Any, trial: optuna.trial.FrozenTrial) -> dict[str, str]:
         return {}
 
 
-def _retrying(write: Any, attempts: int = 4) -> None:
-    """Run ``write``, retrying when a concurrent worker wrote the same parent row first.
-
-    Workers finishing together log the same best trial to the same parent; MLflow's SQL store
-    can then raise an integrity error for the second insert of a tag, which a retry turns into
-    an update.
-    """
+def _retried(write: Callable[[], Any], attempts: int = 4) -> None:
+    """Run ``write``, retrying when a concurrent worker wrote the same parent row first (MLflow's
+    SQL store raises an integrity error for the second insert of a key, which a retry turns into
+    an update); the last attempt's error is raised."""
     for attempt in range(attempts):
         try:
             write()
             return
-        except Exception as err:
+        except Exception:
             if attempt == attempts - 1:
-                log.warning("could not log the best trial to the parent run: %s", str(err).splitlines()[0])
-                return
+                raise
             time.sleep(0.5 * (attempt + 1))
+
+
+def _retrying(write: Any, attempts: int = 4) -> None:
+    """`_retried`, for the best trial that workers finishing together log to the same parent: a
+    write that still fails is a warning, not the sweep's end."""
+    try:
+        _retried(write, attempts)
+    except Exception as err:
+        log.warning("could not log the best trial to the parent run: %s", str(err).splitlines()[0])
 
 
 def log_results(
