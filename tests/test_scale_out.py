@@ -13,6 +13,7 @@ import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -186,8 +187,6 @@ def test_workers_tagging_their_parent_run_at_once_all_start(mlflow_server):
     """Workers that start together on one study each set the sweep's tags on its parent run (a
     PostgreSQL-backed MLflow server here, where a worker once stopped at start on "duplicate key
     value violates unique constraint tag_pk"): six at once, on fresh runs, every one succeeds."""
-    import threading
-
     from sweeper.sweep.parent_run import set_tags
 
     client = MlflowClient(tracking_uri=mlflow_server.url)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
 import optuna
 import pytest
@@ -157,9 +159,6 @@ def test_a_journal_lock_left_by_a_killed_process_is_taken_over_within_seconds(tm
     """A process SIGKILLed while it appends (each epoch's value is one append) leaves the journal's
     lock file behind: the next sweep takes it over after the grace period, 5 s, not Optuna's
     default 30 s, during which a rerun after a kill said nothing."""
-    import os
-    import time
-
     from sweeper.sweep.storage import JOURNAL_LOCK_GRACE_SECONDS
 
     journal = tmp_path / "optuna.log"

@@ -175,7 +175,7 @@ def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[st
     name, so sorting or charting the runs table by ``val_rmse`` lists trials only), its number,
     and its config as params under the children's keys (its run's own params; else ``best_params``,
     the flattened config; else Optuna's parameter names)."""
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric, Param, RunTag
     from mlflow.exceptions import MlflowException
 
     if len(objectives) == 1:
@@ -200,8 +200,7 @@ def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[st
         tags[BEST_RUN_TAG] = str(first.user_attrs[study_attrs.RUN_ID])
     if len(objectives) > 1:
         tags[PARETO_TAG] = ",".join(str(t.number) for t in best)
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
+    client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
 
 
 def _run_params(client: Any, trial: optuna.trial.FrozenTrial) -> dict[str, str]:

@@ -87,6 +87,10 @@ def _no_sql_fallback_warning(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Caught an error from sqlalchemy")
 
 
+for _handler in logging.getLogger("optuna").handlers:  # Optuna's own handler, made as it was imported
+    _handler.addFilter(_no_sql_fallback_warning)
+
+
 def open_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.BaseStorage:
@@ -104,8 +108,6 @@ def open_storage(
                 _storages[(url,)] = optuna.storages.JournalStorage(backend)
             return _storages[(url,)]
     key = (url, heartbeat_interval, grace_period)
-    for handler in logging.getLogger("optuna").handlers:
-        handler.addFilter(_no_sql_fallback_warning)  # once: a filter is added only if absent
     with _lock:
         if key not in _storages:
             engine_kwargs = {}

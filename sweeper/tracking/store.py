@@ -281,12 +281,13 @@ def reach_database(uri: str, key: str = "mlflow.tracking_uri", budget: float = 5
     mistyped database would otherwise stay silent that long. Other stores: no-op."""
     import time
 
-    if uri.split("://")[0].split("+")[0] not in ("postgresql", "mysql", "mssql"):  # MLflow's SQL stores but SQLite
+    backend = uri.split("://")[0].split("+")[0]  # postgresql+psycopg2:// -> postgresql
+    if backend not in ("postgresql", "mysql", "mssql"):  # MLflow's SQL stores but SQLite
         return
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
-    timeout = {"connect_timeout": max(1, round(budget))} if uri.startswith(("postgresql", "mysql")) else {}
+    timeout = {"connect_timeout": max(1, round(budget))} if backend in ("postgresql", "mysql") else {}
     try:
         engine = sqlalchemy.create_engine(uri, poolclass=NullPool, connect_args=timeout)
     except Exception as error:
