@@ -97,6 +97,32 @@ def test_a_resume_whose_budget_an_unowned_trial_fills_waits_for_it_then_fails_an
         "storage as it asked for it); it is FAIL and retried 1 s after it started if none does"]
 
 
+def test_a_storage_that_fails_between_trials_is_one_store_error_naming_the_storage(tmp_path):
+    """The checks before each ask (orphans, the budget) read the storage too: a store that stops
+    working there (PostgreSQL stopped while a trial ended) stops the sweep with the same one
+    line as a failure while asking, not the storage's bare error (seen under load: Optuna's
+    "An exception is raised during the commit ...")."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sweeper.errors import StoreError
+    from sweeper.sweep import space as search_space
+    from sweeper.sweep.loop import TrialLoop
+    from sweeper.sweep.trial_link import Identity
+
+    url = str(tmp_path / "optuna.log")
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.tell(study.ask(), 1.0)
+    space = search_space.parse({"x": "interval(0,1)"}, [], OverridesParser.create())
+    loop = TrialLoop(study, storage, space, ["val_rmse"], storage_url=url, identity=Identity(url, "s", None),
+                     mlflow_uri=f"sqlite:///{tmp_path}/mlflow.db", launcher=None,
+                     compose_once=lambda overrides: pytest.fail("no group here"))
+    os.remove(url)
+    os.mkdir(url)  # the journal can no longer be read (as root, a chmod would not stop it)
+    with pytest.raises(StoreError, match=r"^hydra\.sweeper\.storage=.*optuna\.log: asking for trials failed: "):
+        loop._next(1, 3, None)
+
+
 def test_a_running_trial_whose_sweeper_process_is_gone_is_failed_on_a_journal_file(tmp_path):
     """A journal file has no heartbeats: the owner's process id tells a dead sweeper."""
     import subprocess

@@ -153,11 +153,12 @@ class TrialLoop:
         failed and retried once ``unowned_grace`` seconds pass."""
         said = False
         while True:
-            self.fail_orphans()
-            finished, running = studies.count(self.study)
-            remaining = n_trials - finished - running
-            waiting = remaining <= 0 and running and wait  # for trials running elsewhere
-            unowned = studies.unowned_running(self.study) if waiting else []
+            with storage_calls(self.storage_url, "asking for trials"):
+                self.fail_orphans()
+                finished, running = studies.count(self.study)
+                remaining = n_trials - finished - running
+                waiting = remaining <= 0 and running and wait  # for trials running elsewhere
+                unowned = studies.unowned_running(self.study) if waiting else []
             if unowned and not said:
                 said = True
                 log.info("waiting for trial %s: no sweeper recorded itself on it (its sweeper may have lost the "
