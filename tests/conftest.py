@@ -1,8 +1,10 @@
 """Shared fixtures: throw-away MLflow and Optuna stores and a runner for the real CLI.
 
 Every test that trains goes through ``python -m sweeper`` (or another ``python -m`` entry point)
-in a subprocess, exactly as a user would, against SQLite files under pytest's ``tmp_path``;
-nothing is written to the repository's own ``mlruns/``.
+in a process of its own, as a user would, against SQLite files under pytest's ``tmp_path``;
+nothing is written to the repository's own ``mlruns/``. ``run_module`` forks those processes
+from a zygote that imported the third-party libraries once (``tests/zygote.py``):
+``SWEEPER_TEST_FRESH_PROCESSES=1`` starts each in a fresh interpreter instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Callable
 import pytest
 
 from tests.components import missing_summary
+from tests.zygote import Zygote, command_env, shared
 
 # A shell's background job (`make test &` in a script, a CI step run without job control)
 # starts with SIGINT ignored, and every process it starts inherits that: the sweeps the Ctrl-C
@@ -25,8 +28,7 @@ from tests.components import missing_summary
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-#: Environment variables that would make a subprocess behave differently from a user's shell.
-_SCRUBBED_ENV = ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+
 
 
 @pytest.fixture(scope="session")
@@ -97,11 +99,18 @@ def workdir(tmp_path: Path) -> Path:
 RunModule = Callable[..., subprocess.CompletedProcess]
 
 
-@pytest.fixture
-def run_module(mlflow_uri: str, workdir: Path) -> RunModule:
-    """Run ``python -m MODULE ARGS...`` as a real subprocess and return the CompletedProcess.
+@pytest.fixture(scope="session")
+def zygote() -> Zygote:
+    """This test worker's :class:`tests.zygote.Zygote` (``tests.zygote.shared``)."""
+    return shared()
 
-    ``run_module("sweeper.rerun", run_id, "--check")``. The subprocess uses ``sys.executable``,
+
+@pytest.fixture
+def run_module(mlflow_uri: str, workdir: Path, zygote: Zygote) -> RunModule:
+    """Run ``python -m MODULE ARGS...`` in a process of its own (forked from the ``zygote``) and
+    return the CompletedProcess.
+
+    ``run_module("sweeper.rerun", run_id, "--check")``. The process is ``sys.executable``'s,
     runs in ``workdir`` (so Hydra's output folders go to tmp), has ``MLFLOW_TRACKING_URI`` set to
     ``mlflow_uri`` and ``HYDRA_FULL_ERROR`` unset (users see the short error), and captures
     stdout/stderr as text. It never raises on a non-zero exit: assert on ``.returncode``.
@@ -112,21 +121,8 @@ def run_module(mlflow_uri: str, workdir: Path) -> RunModule:
 
     def run(module: str, *args: str, env: dict[str, str | None] | None = None,
             cwd: Path | str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-        full_env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
-        full_env["MLFLOW_TRACKING_URI"] = mlflow_uri
-        full_env.setdefault("MPLBACKEND", "Agg")
-        # Small networks: BLAS threads cost more than they give and make timings noisy.
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            full_env.setdefault(var, "1")
-        for key, value in (env or {}).items():
-            if value is None:
-                full_env.pop(key, None)
-            else:
-                full_env[key] = value
-        return subprocess.run(
-            [sys.executable, "-m", module, *map(str, args)],
-            cwd=str(cwd or workdir), env=full_env, capture_output=True, text=True, timeout=timeout,
-        )
+        full_env = command_env({"MLFLOW_TRACKING_URI": mlflow_uri, **(env or {})})
+        return zygote.run(["-m", module, *args], full_env, cwd or workdir, timeout)
 
     return run
 

@@ -228,7 +228,10 @@ class MlflowServer:
 
     def start(self, timeout: float = MLFLOW_START_TIMEOUT) -> MlflowServer:
         self.artifacts.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+        # No job execution: it starts seven huey consumers (~20 s of CPU) for GenAI jobs a
+        # sweep never submits.
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with open(self.log, "wb") as log:
             # Its own session, so teardown can signal the server and its uvicorn workers at once.
             # cwd: anything the server writes beside itself stays in its temporary directory.

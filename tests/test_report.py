@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,8 +19,9 @@ import pytest
 
 from sweeper.report.build import ARTIFACT_PATH, PLOTS
 
-from . import components
+from . import components, zygote
 from .curves import epoch_values
+from .zygote import command_env
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +29,11 @@ REPORT_FILES = {"trials.csv", "report.html", "importances.json", *(name for name
 
 
 def _env(mlflow_uri: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
-    env.update(MLFLOW_TRACKING_URI=mlflow_uri, MPLBACKEND="Agg", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    return env
+    return command_env({"MLFLOW_TRACKING_URI": mlflow_uri})
 
 
 def _run(module: str, *args: str, mlflow_uri: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=_env(mlflow_uri),
-                          capture_output=True, text=True, timeout=300)
+    return zygote.shared().run(["-m", module, *args], _env(mlflow_uri), cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")

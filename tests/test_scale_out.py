@@ -12,7 +12,6 @@ import os
 import queue
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,12 +24,14 @@ from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from tests import zygote
 from tests.curves import epoch_values
 from tests.servers import (PG_PASSWORD, database, free_port, mlflow_server, postgres,  # noqa: F401
                            postgres_url)
 from tests.stores import load_study
-from tests.workers import (FINISHED, PROGRESS, SCRUBBED_ENV, Worker, mlflow_sweep, sweep_args,
+from tests.workers import (FINISHED, PROGRESS, Worker, mlflow_sweep, sweep_args,
                            unique_name, wait_all)
+from tests.zygote import command_env
 
 pytestmark = [
     pytest.mark.slow,
@@ -545,10 +546,7 @@ def test_a_password_given_only_through_pgpassword_reaches_every_job(database, tm
 
 def _run_sweeper(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``python -m MODULE ARGS`` as a user would type it: no PGPASSWORD in the environment."""
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV + ("PGPASSWORD",)}
-    env["MPLBACKEND"] = "Agg"
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return zygote.shared().run(["-m", module, *args], command_env(scrubbed=("PGPASSWORD",)), cwd, timeout=300)
 
 
 def test_a_password_in_the_tracking_uri_is_in_no_output_file_param_tag_or_artifact(postgres, tmp_path):
@@ -592,11 +590,9 @@ PG_PASSWORD_HALVES = ("pg#first", "pg-second")
 
 def _sweeper_with(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``_run_sweeper`` with extra environment variables (none of the password variables inherited)."""
-    scrubbed = SCRUBBED_ENV + ("PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-    full_env = {k: v for k, v in os.environ.items() if k not in scrubbed}
-    full_env.update({"MPLBACKEND": "Agg", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", **(env or {})})
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=300)
+    full_env = command_env({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", **(env or {})},
+                           scrubbed=("PGPASSWORD", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"))
+    return zygote.shared().run(["-m", module, *args], full_env, cwd, timeout=300)
 
 
 def _leaks(halves: tuple[str, ...], texts: list[str], folder: Path, skip: tuple[Path, ...] = ()) -> list[str]:

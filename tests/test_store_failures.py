@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,9 +19,10 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from tests import components
+from tests import components, zygote
 from tests.servers import PG_BIN, PG_PASSWORD, MlflowServer, PostgresServer
 from .stores import load_study
+from .zygote import command_env
 
 pytestmark = pytest.mark.slow
 
@@ -36,14 +36,11 @@ class Sweep:
 
     def __init__(self, folder: Path, mlflow_uri: str, optuna_url: str, *extra: str, **env_vars: str) -> None:
         self.out, self.err = folder / "stdout.txt", folder / "stderr.txt"
-        env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI")}
-        env.update(MPLBACKEND="Agg", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", **env_vars)
+        env = command_env({"PYTHONUNBUFFERED": "1", **env_vars})
         args = ["-m", "search=small", f"hydra.sweeper.n_trials={N_TRIALS}", f"hydra.sweeper.study_name={STUDY}",
                 f"hydra.sweeper.storage={optuna_url}", f"mlflow.tracking_uri={mlflow_uri}",
                 f"hydra.sweep.dir={folder / 'multirun'}", *extra]
-        with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "sweeper", *args], cwd=folder, env=env,
-                                            stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        self.process = zygote.shared().start(["-m", "sweeper", *args], env, folder, self.out, self.err)
 
     def wait_for_trials(self, count: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

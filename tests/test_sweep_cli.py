@@ -14,7 +14,6 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,10 +24,12 @@ from optuna.trial import TrialState
 
 from sweeper.tracking import plots
 
+from tests import zygote
 from tests.curves import epoch_values
 from tests.paths import DATA, ROOT
 from .stores import load_study, study_names
 from .workers import assert_no_process_left
+from .zygote import command_env
 
 pytestmark = pytest.mark.slow
 
@@ -230,10 +231,9 @@ def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
     args = sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=3", "train.epochs=400",
                       "train.early_stopping.patience=null", "hydra.sweeper.pruner=none",
                       "hydra.sweeper.grace_period=5")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "sweeper", *args]
-    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    env = command_env({"MLFLOW_TRACKING_URI": mlflow_uri})
+    command = ["-m", "sweeper", *args]
+    proc = zygote.shared().start(command, env, workdir, workdir / "killed.log", new_session=True)
     deadline = time.monotonic() + 180
     killed: list[int] = []
     while time.monotonic() < deadline and not killed:
@@ -250,7 +250,7 @@ def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
     assert killed, "the sweep finished before it could be killed mid-trial"
     assert_no_process_left(proc.pid)  # its drawing process and the fork server end with it
 
-    rerun = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    rerun = zygote.shared().run(command, env, workdir, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     trials = load_study(STUDY, optuna_url).trials
     # Counting rule: COMPLETE + PRUNED + FAIL count towards n_trials, except a trial whose

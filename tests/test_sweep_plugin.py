@@ -23,8 +23,10 @@ from optuna.trial import TrialState
 from sweeper.sweep import trial_link
 from sweeper.sweep.settings import Pruner
 
+from . import zygote
 from .stores import load_study, study_names
 from .workers import assert_no_process_left
+from .zygote import command_env
 
 pytestmark = pytest.mark.slow
 
@@ -148,9 +150,7 @@ def sweep_command(app: Path, *overrides: str) -> list[str]:
 
 
 def run_sweep(app: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        sweep_command(app, *overrides), cwd=app, capture_output=True, text=True, timeout=300
-    )
+    proc = zygote.shared().run(sweep_command(app, *overrides)[1:], command_env(), app, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(f"sweep failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

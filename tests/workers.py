@@ -15,11 +15,10 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from tests import zygote
+from tests.zygote import command_env
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-# Variables that would make a worker behave unlike a user's shell (see tests/conftest.py);
-# BLAS thread variables too, which the BLAS test sets itself.
-SCRUBBED_ENV = ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME",
-                "MLFLOW_RUN_ID", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PROGRESS = re.compile(r"\btrial (\d+) (COMPLETE|PRUNED|FAIL)\b")
 
 
@@ -33,14 +32,15 @@ class Worker:
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None,
                  hostname: str | None = None) -> None:
         self.log = log
-        full_env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-        full_env.update({"MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", **(env or {})})
+        full_env = command_env({"PYTHONUNBUFFERED": "1", **(env or {})})
         cmd = [sys.executable, "-m", "sweeper", "-m", *args]
-        if hostname is not None:
-            # unshare and sh exec in place: the worker keeps this process's pid.
-            cmd = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *cmd]
-        with open(log, "wb") as out:
+        if hostname is None:
             # Its own session: a kill reaches the worker and anything it started.
+            self.process = zygote.shared().start(cmd[1:], full_env, log.parent, log, new_session=True)
+            return
+        # unshare and sh exec in place: the worker keeps this process's pid.
+        cmd = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *cmd]
+        with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 cmd, cwd=log.parent, env=full_env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True)
