@@ -149,6 +149,25 @@ def sweep_command(app: Path, *overrides: str) -> list[str]:
     return [sys.executable, str(app / "toy_app.py"), "-m", *overrides]
 
 
+class Started:
+    """A toy sweep running in the background (``Zygote.start``), its stdout and stderr in ``log``."""
+
+    def __init__(self, app: Path, *overrides: str, log: str = "sweep.log", new_session: bool = False) -> None:
+        self.log = app / log
+        self.process = zygote.shared().start(sweep_command(app, *overrides)[1:], command_env(), app, self.log,
+                                             new_session=new_session)
+        self.pid = self.process.pid
+
+    def communicate(self, timeout: float) -> str:
+        """Wait for the sweep's end; its output."""
+        self.process.wait(timeout=timeout)
+        return self.log.read_text()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+
 def run_sweep(app: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = zygote.shared().run(sweep_command(app, *overrides)[1:], command_env(), app, timeout=300)
     if check and proc.returncode != 0:
@@ -239,12 +258,11 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_the_finished_ones(toy: Path) -
     """Trials 0 and 1 finish; trial 2 runs (it stalls after its first epoch) until Ctrl-C, which
     makes it FAIL "interrupted (Ctrl-C)". The same command resumes it with its parameters."""
     args = ("hydra.sweeper.n_trials=6", "epochs=3", "hydra.sweeper.pruner=none")
-    proc = subprocess.Popen(sweep_command(toy, *args, "stall=2"), cwd=toy, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = Started(toy, *args, "stall=2")
     _wait_for(toy, lambda trials: any(t.number == 2 and t.state == TrialState.RUNNING and t.intermediate_values
                                       for t in trials))
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=60)
+    proc.process.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
     trials = load(toy).trials
     # Trial 3 is trial 2's retry, queued (WAITING) with its parameters for the next run.
@@ -345,13 +363,12 @@ def test_ctrl_c_with_two_worker_processes_ends_both_running_trials_and_their_mlf
     stops their jobs, so each running trial is FAIL "interrupted (Ctrl-C)" with its MLflow run
     KILLED, no worker is left, and the same command resumes with their retries."""
     args = (*SIX_TRIALS_TWO_AT_A_TIME, "sleep=0.3", "epochs=20", "hydra.sweeper.pruner=none")
-    proc = subprocess.Popen(sweep_command(toy, *args), cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = Started(toy, *args, new_session=True)
     # Both jobs inside their epochs.
     _wait_for(toy, lambda trials: sum(t.state == TrialState.RUNNING and len(t.intermediate_values) >= 2
                                       for t in trials) == 2)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    output, _ = proc.communicate(timeout=60)
+    output = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
     trials = load(toy).trials
     assert TrialState.RUNNING not in {t.state for t in trials}
@@ -373,13 +390,12 @@ def test_a_worker_process_killed_mid_trial_is_replaced_and_its_trial_retried_onc
     # Trial 1 trains 20 times longer (80 epochs of 0.2 s) than the others: it is killed mid-trial.
     args = (*SIX_TRIALS_TWO_AT_A_TIME, "sleep=0.2", "epochs=4", "long_trial=1", "hydra.sweeper.pruner=none",
             f"+pids={pids}")
-    proc = subprocess.Popen(sweep_command(toy, *args), cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = Started(toy, *args)
     trials = _wait_for(toy, lambda trials: any(t.number == 1 and t.state == TrialState.RUNNING for t in trials)
                        and pids.exists() and any(line.startswith("1 ") for line in pids.read_text().splitlines()))
     pid = int(next(line.split()[1] for line in pids.read_text().splitlines() if line.startswith("1 ")))
     os.kill(pid, signal.SIGKILL)
-    output, _ = proc.communicate(timeout=180)
+    output = proc.communicate(timeout=180)
     assert proc.returncode == 0, output
     trials = load(toy).trials
     killed = next(t for t in trials if t.number == 1)
@@ -429,10 +445,8 @@ def test_identity_overrides_survive_hydras_grammar(url: str) -> None:
 def test_two_workers_on_one_storage_share_the_budget_the_parent_run_and_no_suggestion(toy: Path) -> None:
     # Both stores exist before the workers start (the toy fixture's copies: creating a fresh MLflow
     # SQLite schema from two processes at once is MLflow's own race, not the sweeper's).
-    command = sweep_command(toy, "hydra.sweeper.n_trials=6", "sleep=0.05")
-    workers = [subprocess.Popen(command, cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for _ in range(2)]
-    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    workers = [Started(toy, "hydra.sweeper.n_trials=6", "sleep=0.05", log=f"worker{i}.log") for i in range(2)]
+    outputs = [w.communicate(timeout=300) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     trials = load(toy).trials
     finished = [t for t in trials if t.state in FINISHED]
