@@ -9,11 +9,9 @@ from a zygote that imported the third-party libraries once (``tests/zygote.py``)
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -27,8 +25,6 @@ from tests.zygote import Zygote, command_env, shared
 # tests interrupt would train on. Their Ctrl-C comes from a terminal; so does the tests' here.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 
 
 @pytest.fixture(scope="session")

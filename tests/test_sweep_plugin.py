@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -146,7 +145,8 @@ def toy(tmp_path: Path, empty_mlflow_db: Path, empty_optuna_db: Path) -> Path:
 
 
 def sweep_command(app: Path, *overrides: str) -> list[str]:
-    return [sys.executable, str(app / "toy_app.py"), "-m", *overrides]
+    """``python``'s arguments for a toy sweep: ``[toy_app.py, -m, *overrides]``."""
+    return [str(app / "toy_app.py"), "-m", *overrides]
 
 
 class Started:
@@ -154,7 +154,7 @@ class Started:
 
     def __init__(self, app: Path, *overrides: str, log: str = "sweep.log", new_session: bool = False) -> None:
         self.log = app / log
-        self.process = zygote.shared().start(sweep_command(app, *overrides)[1:], command_env(), app, self.log,
+        self.process = zygote.shared().start(sweep_command(app, *overrides), command_env(), app, self.log,
                                              new_session=new_session)
         self.pid = self.process.pid
 
@@ -169,7 +169,7 @@ class Started:
 
 
 def run_sweep(app: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = zygote.shared().run(sweep_command(app, *overrides)[1:], command_env(), app, timeout=300)
+    proc = zygote.shared().run(sweep_command(app, *overrides), command_env(), app, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(f"sweep failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
