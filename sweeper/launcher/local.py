@@ -1,25 +1,19 @@
 """``hydra/launcher=local`` (the default): Hydra's basic launcher, with cheaper configs and
-processes.
-
-Each job is still Hydra's ``run_job`` on the job's config, so ``multirun/DATE/TIME/N``, each
-job's ``.hydra/`` files and its log are as under Hydra's basic launcher; what differs:
+processes. Each job is still Hydra's ``run_job`` (``multirun/DATE/TIME/N``, ``.hydra/``, its log
+as under the basic launcher); what differs:
 
 - a job's config comes from :meth:`sweeper.composer.Composer.job_config` (the cached
-  composition of its config-group options with its values set), ~10 ms instead of a ~0.1 s
-  compose;
-- with ``n_jobs`` > 1 (``hydra.sweeper.n_jobs``, which the launcher's config follows:
-  ``hydra_plugins/sweeper_optuna/local_launcher.py``), jobs run in N worker processes started once for the sweep, and :meth:`launch` may
-  be called from N threads at once (``concurrent_launches``): the sweeper then keeps N trials
-  running, starting the next as one ends. Each trains with one BLAS thread. A worker that dies
-  mid-job (killed, out of memory) makes that job a :class:`~sweeper.errors.JobLost` (its trial
-  FAIL, retried once) and is replaced;
+  composition of its group options, its values set): ~10 ms instead of a ~0.1 s compose;
+- with ``n_jobs`` > 1 (``hydra.sweeper.n_jobs``, followed by the launcher's config), jobs run
+  in N worker processes started once, each training with one BLAS thread, and :meth:`launch`
+  may be called from N threads at once (``concurrent_launches``). A worker that dies mid-job
+  makes that job a :class:`~sweeper.errors.JobLost` (its trial FAIL, retried once) and is replaced;
 - with ``n_jobs`` = 1, jobs run in this process, and each ``loss_curves.png`` is drawn and
   logged in a drawing process while the next job trains: the task function receives it as
   ``drawing`` (:class:`Drawing`) when it takes that keyword.
 
 Beside Hydra's ``Launcher`` contract it offers what :mod:`sweeper.sweep.launching` describes:
-``concurrent_launches``, ``beside`` (a call run on another core), ``stop_jobs`` and ``close``.
-Any Hydra sweeper can use it; any Hydra launcher can run the Optuna sweeper's jobs.
+``concurrent_launches``, ``beside``, ``stop_jobs`` and ``close``. Any Hydra sweeper can use it.
 """
 
 from __future__ import annotations
@@ -93,7 +87,6 @@ class LocalLauncher(Launcher):
         self.drawer: processes.Drawer | None = None
         self.drawing: Drawing | None = None
         self.drawer_ready = False
-        self.launched = False
         self.closed = False
 
     @property
@@ -110,8 +103,6 @@ class LocalLauncher(Launcher):
                 raise ConfigError(str(err)) from None
         elif processes.forks():  # one trial at a time here: its picture is drawn on the idle core
             self.drawer = processes.Drawer()
-            if self.drawer.context.get_start_method() == "fork":
-                self.drawer.start()  # as the sweep starts, this process runs one thread
             self.drawing = Drawing(self.drawer)
         atexit.register(self.close)  # a sweeper that does not close it (Hydra's basic one)
 
@@ -120,10 +111,9 @@ class LocalLauncher(Launcher):
         each ended, in order."""
         assert self.config is not None and self.hydra_context is not None
         processes.start_up_done(job_here=False)  # the sweep imported what its jobs use (they draw elsewhere)
-        if self.composer is None:
-            self.composer = Composer(self.hydra_context, self.config)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        self.launched = True
+        if self.composer is None:  # the first launch: ``beside`` no longer forks
+            self.composer = Composer(self.hydra_context, self.config)
         configs = []
         log.info("Launching %d jobs locally", len(job_overrides))  # Hydra's words (hydra.verbose shows them)
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
@@ -137,7 +127,9 @@ class LocalLauncher(Launcher):
             return [self.workers.run(cfg) for cfg in configs]
         self._warm_up()
         setup_globals()
-        task = self._task()
+        task = self.task_function
+        if self.drawing is not None and "drawing" in inspect.signature(task).parameters:
+            task = partial(task, drawing=self.drawing)
         returns = []
         for cfg in configs:
             returns.append(run_job(hydra_context=self.hydra_context, task_function=task, config=cfg,
@@ -145,19 +137,10 @@ class LocalLauncher(Launcher):
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return returns
 
-    def _task(self) -> TaskFunction:
-        """The task function, given ``drawing`` when it takes it."""
-        assert self.task_function is not None
-        if self.drawing is not None and "drawing" in inspect.signature(self.task_function).parameters:
-            return partial(self.task_function, drawing=self.drawing)
-        return self.task_function
-
     def _warm_up(self) -> None:
-        """Send the drawing process its first call (``processes.ready``: its imports, ~2.5 s of
-        a core) once: when the space check's call ends (``beside``) or else as the first job
-        starts, so it is ready by the first picture instead of starting with it. Sent with the
-        sweep's start, it slowed the start while the check and MLflow's import kept both cores
-        busy."""
+        """Send the drawing process its first call (``processes.ready``: its imports) once, when
+        the space check's call ends (``beside``) or else as the first job starts: ready by the
+        first picture, yet not slowing the start while the check and MLflow's import use both cores."""
         if self.drawer is not None and not self.drawer_ready:
             self.drawer_ready = True
             self.drawer.submit(processes.ready)
@@ -169,11 +152,11 @@ class LocalLauncher(Launcher):
 
         Before any job: in a process forked for it where a fork is safe (``fn`` need not
         pickle). After: on the drawing process or an idle worker (``fn`` and ``args`` pickle)."""
-        if not self.launched:
+        if self.composer is None:
             context = processes.fork_context()
             if context is None:
                 return None
-            return _WarmUpAfter(processes.ForkedCall(context, fn, args), self)
+            return processes.ForkedCall(context, fn, args, then=self._warm_up)
         executor = self.workers if self.workers is not None else self.drawer
         if executor is None or (self.workers is not None and self.workers.closed):
             return None
@@ -198,16 +181,3 @@ class LocalLauncher(Launcher):
             self.drawing.wait()
         if self.drawer is not None:
             self.drawer.close(kill=not finished)
-
-
-class _WarmUpAfter:
-    """A forked call whose end lets the drawing process import (the check's core is idle then)."""
-
-    def __init__(self, call: processes.ForkedCall, launcher: LocalLauncher) -> None:
-        self.call, self.launcher = call, launcher
-
-    def result(self) -> Any:
-        try:
-            return self.call.result()
-        finally:
-            self.launcher._warm_up()

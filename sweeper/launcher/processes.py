@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import gc
 import importlib
 import inspect
@@ -27,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, run_job, setup_globals
@@ -37,19 +36,15 @@ from hydra.types import HydraContext
 from sweeper import stop
 from sweeper.errors import JobLost, failed_job, job_error, one_line, sendable
 
-#: What a job imports (a run's own imports are lazy, so --help stays light). A module missing
-#: here is skipped.
+#: What a job imports (a run's own imports are lazy, so --help stays light); a missing one is skipped.
 JOB_IMPORTS = ("numpy", "pandas", "mlflow", "mlflow.tracking", "sqlalchemy.orm", "alembic.command",
                "matplotlib.figure", "matplotlib.backends.backend_agg", "sweeper.data", "sweeper.train",
                "sweeper.tracking.mlflow_run", "sweeper.tracking.plots")
-#: What the fork server imports once (beside the sweeper's own start, on another core), so a
-#: worker forked from it starts with what a job imports already imported, the trial link's
-#: Optuna and MLflow's git tags included: ~1.5 s less for each worker's first job.
+#: What the fork server imports once, beside the sweeper's start: a worker forked from it starts
+#: with a job's imports done (the trial link's Optuna, MLflow's git tags): ~1.5 s less a first job.
 PRELOAD = (*JOB_IMPORTS, "optuna", "optuna.storages.journal", "git")
-# Not what the sweep's end imports where it draws the parent's plots (optuna.importance, Optuna's
-# matplotlib plots), beside the best model: where scikit-learn is installed, optuna.importance
-# imports its ensembles (~1 s), which the fork server would pay for in every sweep (and every
-# worker's start). The drawing process imports them once it runs, while trials train.
+# The parent's plots' imports are not preloaded: where scikit-learn is installed, optuna.importance
+# imports its ensembles (~1 s) in every fork server; the drawing process imports them while trials train.
 END_IMPORTS = ("optuna.importance", "optuna.visualization.matplotlib")
 
 #: A job the sweeper stopped (Ctrl-C): the reason its trial and MLflow run give.
@@ -57,23 +52,21 @@ INTERRUPTED = "interrupted (Ctrl-C)"
 
 
 def fork_context() -> Any:
-    """multiprocessing's ``fork`` context where a fork is safe (Linux, and this process runs
-    one thread; macOS has fork, but not safely once its system frameworks are loaded), else
-    None."""
+    """multiprocessing's ``fork`` context where a fork is safe (Linux, and this process runs one
+    thread; macOS forks unsafely once its system frameworks are loaded), else None."""
     if not sys.platform.startswith("linux") or threading.active_count() > 1:
         return None
     return multiprocessing.get_context("fork")
 
 
 def forks() -> bool:
-    """Whether this platform has multiprocessing's fork server (Linux, macOS; not Windows, where
-    workers are spawned: each imports the app itself, and pictures are drawn in the trial)."""
+    """Whether this platform has multiprocessing's fork server (not Windows, where workers are
+    spawned and pictures are drawn in the trial)."""
     return "forkserver" in multiprocessing.get_all_start_methods()
 
 
 def _outcome(fn: Callable[..., Any], args: tuple) -> tuple[bool, Any]:
-    """In another process: ``(False, fn(*args))``, or ``(True, the error)`` sent back so that
-    the call raises it in the sweeper."""
+    """In another process: ``(False, fn(*args))``, or ``(True, the error)`` for the sweeper to raise."""
     try:
         return False, fn(*args)
     except Exception as err:
@@ -83,9 +76,11 @@ def _outcome(fn: Callable[..., Any], args: tuple) -> tuple[bool, Any]:
 class ForkedCall:
     """``fn(*args)`` in a process forked now (``context``: :func:`fork_context`): it starts
     with this process's memory, so ``fn`` need not pickle; only its result does. Ctrl-C is the
-    sweeper's: the process ignores it, and :meth:`result` stops it."""
+    sweeper's: the process ignores it, and :meth:`result` stops it, then calls ``then()``."""
 
-    def __init__(self, context: Any, fn: Callable[..., Any], args: tuple) -> None:
+    def __init__(self, context: Any, fn: Callable[..., Any], args: tuple,
+                 then: Callable[[], Any] | None = None) -> None:
+        self.then = then
         self.receive, send = context.Pipe(duplex=False)
         self.process = context.Process(target=self._child, args=(send, fn, args), daemon=True,
                                        name="sweeper-call")
@@ -112,6 +107,8 @@ class ForkedCall:
         finally:
             self.receive.close()
             self.process.join()
+            if self.then is not None:
+                self.then()
         if failed is None:
             raise ChildProcessError(f"its process ended with exit code {self.process.exitcode}")
         if failed:
@@ -122,19 +119,20 @@ class ForkedCall:
 class Drawer:
     """One process running the calls :meth:`submit` sends it, in order, fed over a pipe by one
     thread of this process (which gives each call's ``Future``). Where a fork is safe it is
-    forked at :meth:`start` (it then starts with what the sweeper imported: no fork server's
-    interpreter and imports, ~2.5 s of a core); elsewhere it comes from multiprocessing's fork
-    server at its first call. (``ProcessPoolExecutor``'s worker holds both ends of its queue,
-    and outlives a killed sweeper for ever, keeping the fork server alive.)"""
+    forked now, with what the sweeper imported (no fork server's interpreter and imports, ~2.5 s
+    of a core); elsewhere it comes from multiprocessing's fork server at its first call.
+    (``ProcessPoolExecutor``'s worker holds both ends of its queue, and outlives a killed
+    sweeper for ever, keeping the fork server alive.)"""
 
     def __init__(self) -> None:
-        self.context = fork_context()
-        if self.context is None:
-            self.context = multiprocessing.get_context("forkserver")
-            self.context.set_forkserver_preload(list(PRELOAD))
+        self.context = fork_context() or multiprocessing.get_context("forkserver")
         self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sweeper-drawing")
         self.conn: Any = None
         self.process: Any = None
+        if self.context.get_start_method() == "fork":
+            self.start()  # while this process runs one thread
+        else:
+            self.context.set_forkserver_preload(list(PRELOAD))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
         return self.thread.submit(self._call, fn, args)
@@ -143,8 +141,7 @@ class Drawer:
         """Start the process (done by the first call, if not before)."""
         if self.process is None:
             self.conn, child = self.context.Pipe()
-            # A forked process gets this end too: it closes it, so that the sweeper's end,
-            # however it comes, is its end-of-file.
+            # A forked process gets this end too, and closes it: the sweeper's end is its end-of-file.
             self.process = self.context.Process(target=_draw, args=(child, self.conn), name="sweeper-drawing",
                                                 daemon=True)
             self.process.start()
@@ -177,22 +174,18 @@ def import_all(names: Sequence[str]) -> None:
 
 
 def ready() -> None:
-    """The drawing process's first call: it imports what it draws and logs the pictures with
-    (``PRELOAD``, already there when forked from the fork server) and what the sweep's end draws
-    the parent run's plots with (``END_IMPORTS``, ~1.5 s), so neither the first picture nor the
-    end waits for it."""
+    """The drawing process's first call: it imports what the pictures need (``PRELOAD``) and the
+    parent run's plots (``END_IMPORTS``, ~1.5 s), so neither the first picture nor the end waits."""
     import_all((*PRELOAD, *END_IMPORTS))
     gc.freeze()  # what it imported stays: no collection walks it again
 
 
-def _draw(conn: Any, sweepers_end: Any = None) -> None:
+def _draw(conn: Any, sweepers_end: Any) -> None:
     """The drawing process: run each call received on ``conn`` and send back its result, until
-    the sweeper's end closes (``sweepers_end``: that end, which a forked process holds too and
-    closes). Ctrl-C in a terminal reaches every process of it: this one leaves it to the
-    sweeper, which waits for the drawings already sent."""
+    the sweeper's end (``sweepers_end``, which it closes here) closes. Ctrl-C is the sweeper's,
+    which waits for the drawings already sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sweepers_end is not None and not sweepers_end.closed:
-        sweepers_end.close()
+    sweepers_end.close()
     gc.freeze()  # what the sweeper (or the fork server) imported stays: no collection walks it again
     gc.enable()  # forked from a sweep still starting: the start-up had turned it off
     while True:
@@ -206,8 +199,7 @@ def _draw(conn: Any, sweepers_end: Any = None) -> None:
             return
 
 
-@dataclasses.dataclass(frozen=True)
-class _Call:
+class _Call(NamedTuple):
     """What ``Workers.submit`` sends a worker instead of a job: ``fn(*args)``."""
 
     fn: Callable[..., Any]
@@ -218,10 +210,9 @@ _WAKE = object()  # put on the idle queue by stop_jobs: a lane waiting for a wor
 
 
 class Workers:
-    """``n`` worker processes, each running one Hydra job at a time; started in the background so
-    the sweep's own start overlaps theirs. A worker is forked from multiprocessing's fork server,
-    which imports the app once (``PRELOAD`` and the task's module), so starting one costs
-    milliseconds (Hydra's joblib launcher starts fresh interpreters: ~10 s)."""
+    """``n`` worker processes, each running one Hydra job at a time, started in the background
+    beside the sweep's own start. Each is forked from multiprocessing's fork server, which imports
+    ``PRELOAD`` and the task's module once: milliseconds a worker (joblib's fresh interpreters: ~10 s)."""
 
     def __init__(self, n: int, hydra_context: HydraContext, task: tuple[str, str]) -> None:
         self.context = multiprocessing.get_context("forkserver" if forks() else "spawn")
@@ -278,21 +269,20 @@ class Workers:
             # started: sweeper.tracking.store.without_password) goes with each job.
             conn.send((cfg, dict(os.environ)))
             ret = conn.recv()
-        except (EOFError, OSError):
-            process.join(timeout=5)
-            ret = failed_job(JobLost(
-                f"its worker process (pid {process.pid}) ended without a result (exit code {process.exitcode})"))
-            self._retire(process, conn)
-            return ret
+        except (EOFError, OSError):  # the worker ended without a result
+            ret = None
         except Exception as err:  # a result that does not unpickle here
             ret = failed_job(RuntimeError(f"the job's result could not be read: {one_line(err)}"))
-        if isinstance(job_error(ret), JobLost):
-            process.join(timeout=5)  # an interrupted worker ends after sending its result
-            self._retire(process, conn)
+        if ret is not None and not isinstance(job_error(ret), JobLost):
+            with self.lock:
+                self.busy.discard(process)
+            self.idle.put(worker)
             return ret
-        with self.lock:
-            self.busy.discard(process)
-        self.idle.put((process, conn))
+        process.join(timeout=5)  # an interrupted worker ends after sending its result
+        self._retire(process, conn)
+        if ret is None:
+            ret = failed_job(JobLost(
+                f"its worker process (pid {process.pid}) ended without a result (exit code {process.exitcode})"))
         return ret
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
@@ -448,13 +438,11 @@ _starting = False  # whether the command is still starting (start_up until start
 def start_up() -> Any:
     """A whole command (``python -m sweeper``), its garbage collector off while it starts.
 
-    What the start makes (imports, Hydra's composition, the sweep's checks) lives as long as
-    the process, and each full collection walks all of it (~20% of MLflow's, Optuna's and
-    Hydra's import time). ``start_up_done`` then freezes it (``gc.freeze``) out of every later
-    collection and turns the collector on; the start's own garbage (~8% of its objects, once)
-    is frozen with it rather than paying a full collection (~0.3 s) to free it. The objects left
-    at the end are frozen out of the final pass too, which would otherwise walk every object of
-    MLflow, SQLAlchemy and matplotlib for ~0.6 s after the last line."""
+    What the start makes (imports, Hydra's composition, the sweep's checks) lives as long as the
+    process, and each full collection walks all of it (~20% of MLflow's, Optuna's and Hydra's
+    import time). ``start_up_done`` freezes it out of later collections (its ~8% garbage with it,
+    rather than a ~0.3 s full collection) and turns the collector on. What is left at the end is
+    frozen out of the final pass too (~0.6 s walking MLflow, SQLAlchemy and matplotlib)."""
     global _starting
     _starting = True
     gc.disable()
@@ -465,10 +453,9 @@ def start_up() -> Any:
 
 
 def start_up_done(job_here: bool = True) -> None:
-    """The command's work starts: what a job imports is imported when the job runs in this
-    process (``job_here``: ``JOB_IMPORTS``, with the collector still off), and everything made so far is frozen out of the
-    garbage collector's passes, which then resume. A no-op outside ``start_up`` and after the
-    first call."""
+    """The command's work starts: ``JOB_IMPORTS`` are imported (collector still off) if the job
+    runs here (``job_here``), everything made so far is frozen, and collection resumes. A no-op
+    outside ``start_up`` and after the first call."""
     global _starting
     if _starting:
         _starting = False
@@ -478,11 +465,9 @@ def start_up_done(job_here: bool = True) -> None:
 
 
 class StartUpDone(Callback):
-    """A Hydra callback (``hydra.callbacks.start_up`` in ``conf/config.yaml``): a job's start is
-    the end of the command's start-up (``start_up_done``): a single run's, a sweep's first job
-    in this process. A sweep whose jobs run elsewhere (the local launcher's workers, joblib,
-    SLURM) ends it as it launches them (``LocalLauncher.launch``), or, under another launcher,
-    as the sweep starts."""
+    """A Hydra callback (``hydra.callbacks.start_up`` in ``conf/config.yaml``): a job's start ends
+    the command's start-up (``start_up_done``); a sweep under another launcher than ``local``
+    (which ends it in ``launch``) ends it as the sweep starts."""
 
     def on_job_start(self, config: Any, **kwargs: Any) -> None:
         start_up_done()
