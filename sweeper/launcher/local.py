@@ -146,12 +146,9 @@ class LocalLauncher(Launcher):
             self.drawer.submit(processes.ready)
 
     def beside(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(*args)`` on another core while the caller goes on; an object whose
-        ``result()`` waits for it (raising its error, or ChildProcessError if its process died),
-        or None where nothing can run it.
-
-        Before any job: in a process forked for it where a fork is safe (``fn`` need not
-        pickle). After: on the drawing process or an idle worker (``fn`` and ``args`` pickle)."""
+        """Run ``fn(*args)`` on another core (:mod:`sweeper.sweep.launching`): before any job, in a
+        process forked for it where a fork is safe (``fn`` need not pickle); after, on the drawing
+        process or an idle worker (``fn`` and ``args`` pickle). None where nothing can run it."""
         if self.composer is None:
             context = processes.fork_context()
             if context is None:

@@ -1,15 +1,9 @@
-"""The processes a local sweep runs beside the sweeper, and how they are fed and stopped.
+"""The processes a local sweep runs beside the sweeper: :class:`ForkedCall` (the space check),
+:class:`Drawer` (the pictures) and :class:`Workers` (``n_jobs`` > 1), and the command's start-up.
 
-- :class:`ForkedCall`: one call in a process forked now (the sweep's space check, on the idle
-  core while MLflow is imported);
-- :class:`Drawer`: one long-lived process running the calls sent to it in order (each trial's
-  ``loss_curves.png`` while the next trial trains, the parent run's plots at the end);
-- :class:`Workers`: ``n`` worker processes, each running one Hydra job at a time, replaced when
-  one dies (its job then comes back as :class:`~sweeper.errors.JobLost`).
-
-Every process here holds the sweeper's end of a pipe as its only link: when the sweeper ends,
-however it ends (SIGKILL included), the process reads end-of-file and exits; a worker running
-a job also watches the sweeper's pid and stops its trial as Ctrl-C would.
+Each holds a pipe to the sweeper as its only link: when the sweeper ends, however it ends
+(SIGKILL included), the process reads end-of-file and exits; a worker running a job also
+watches the sweeper's pid and stops its trial as Ctrl-C would.
 """
 
 from __future__ import annotations
@@ -210,9 +204,10 @@ _WAKE = object()  # put on the idle queue by stop_jobs: a lane waiting for a wor
 
 
 class Workers:
-    """``n`` worker processes, each running one Hydra job at a time, started in the background
-    beside the sweep's own start. Each is forked from multiprocessing's fork server, which imports
-    ``PRELOAD`` and the task's module once: milliseconds a worker (joblib's fresh interpreters: ~10 s)."""
+    """``n`` worker processes, each running one Hydra job at a time, replaced when one dies (its
+    job then comes back as :class:`~sweeper.errors.JobLost`). Started beside the sweep's start,
+    each forked from multiprocessing's fork server, which imports ``PRELOAD`` and the task's module
+    once: milliseconds a worker (joblib's fresh interpreters: ~10 s)."""
 
     def __init__(self, n: int, hydra_context: HydraContext, task: tuple[str, str]) -> None:
         self.context = multiprocessing.get_context("forkserver" if forks() else "spawn")
@@ -352,10 +347,9 @@ class Workers:
 def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], singletons: dict, sweeper: int) -> None:
     """A worker: run each job config received on ``conn`` with Hydra's ``run_job`` and send back
     its ``JobReturn``, until the sweeper closes the connection or ends (``sweeper``: its pid)."""
-    # Ctrl-C in a terminal reaches every process of it: the sweeper alone decides, and stops a
-    # running job with SIGTERM (Workers.stop_jobs), which ends its trial interrupted.
+    # Ctrl-C is the sweeper's, which stops a running job with SIGTERM (Workers.stop_jobs).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.interrupt(_stop_reason))
     gc.freeze()  # what the fork server imported stays: no collection walks it again
     threading.Thread(target=_stop_without, args=(sweeper,), name="sweeper-watch", daemon=True).start()
     task_function = inspect.unwrap(getattr(importlib.import_module(task[0]), task[1]))
@@ -399,8 +393,8 @@ _stop_reason = "Ctrl-C"
 
 def _stop_without(sweeper: int) -> None:
     """In a worker: once the sweeper's process is gone (SIGKILL), stop the running trial as
-    Ctrl-C would (its MLflow run KILLED; the next sweep fails and retries it as an orphan)
-    instead of training it to the end for nobody; an idle worker just ends."""
+    Ctrl-C would (its MLflow run KILLED; the next sweep fails and retries it as an orphan) rather
+    than train it for nobody; an idle worker just ends."""
     global _stop_reason
     while True:
         time.sleep(1)
@@ -414,13 +408,8 @@ def _stop_without(sweeper: int) -> None:
             pass
 
 
-def _interrupted(signum: int, frame: Any) -> None:
-    stop.interrupt(_stop_reason)
-
-
 def task_reference(task_function: Callable[..., Any]) -> tuple[str, str]:
-    """(module, name) a worker imports the task function by: ``@hydra.main`` wraps the function
-    it is given, so the name finds the wrapper, which the worker unwraps."""
+    """(module, name) a worker imports the task function by (it unwraps ``@hydra.main``'s wrapper)."""
     module, name = task_function.__module__, task_function.__qualname__
     found = getattr(importlib.import_module(module), name, None) if "<" not in name else None
     if found is None or inspect.unwrap(found) is not task_function:

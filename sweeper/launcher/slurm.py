@@ -1,17 +1,13 @@
-"""Trials as SLURM jobs: what ``hydra/launcher=slurm`` adds to Hydra's submitit launcher.
-
-The launcher class is ``hydra_plugins.sweeper_optuna.slurm_launcher.SweeperSlurmLauncher`` (Hydra
-instantiates plugins only from that namespace); this module is its logic. The plugin submits a
-batch as one job array and returns each job's result, as Hydra's own submitit launcher does,
-with two differences a sweep needs:
+"""Trials as SLURM jobs: the logic of ``hydra/launcher=slurm``, whose class is
+``hydra_plugins.sweeper_optuna.slurm_launcher.SweeperSlurmLauncher`` (Hydra instantiates plugins
+only from that namespace). A batch is one job array, as under Hydra's submitit launcher, except:
 
 - A job that SLURM ends without a result (``scancel``, a lost node, the out-of-memory killer)
-  is that trial's failure (``JobLost``), not an exception that ends the whole batch and the
-  sweep with it: the sweeper fails the trial, retries it once with the same parameters, and
-  the batch's other trials are told as they ended.
-- Inside the job, SIGTERM (what ``scancel`` sends first) stops the trial like Ctrl-C: its
-  MLflow run ends KILLED and the job exits. submitit ignores SIGTERM to survive preemption,
-  which would let a cancelled trial train on, and even finish, until SLURM's ``KillWait``.
+  is that trial's failure (``JobLost``, retried once with the same parameters), not an
+  exception that ends the batch and the sweep; the batch's other trials are told as they ended.
+- Inside the job, SIGTERM (what ``scancel`` sends first) stops the trial like Ctrl-C (its MLflow
+  run KILLED). submitit ignores SIGTERM to survive preemption, which would let a cancelled trial
+  train on, and even finish, until SLURM's ``KillWait``.
 - A sweep interrupted while its batch runs (Ctrl-C) cancels the batch's jobs, which would
   otherwise train on, outliving the sweeper, for trials it has already failed.
 """
@@ -25,7 +21,9 @@ import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
-from hydra.core.utils import JobReturn
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, filter_overrides
+from omegaconf import OmegaConf
 
 from sweeper.errors import JobLost, failed_job
 from sweeper import stop
@@ -33,13 +31,10 @@ from sweeper import stop
 RULE = "-" * 22  # around the job's traceback in submitit's FailedJobError
 
 
-def _cancelled(signum: int, frame: Any) -> None:
-    stop.interrupt(f"its SLURM job got {signal.Signals(signum).name} (scancel, preemption or its time limit)")
-
-
 def stop_on_sigterm() -> None:
     """In the job: SIGTERM raises ``sweeper.stop.Interrupted`` (submitit's own handler ignores it)."""
-    signal.signal(signal.SIGTERM, _cancelled)
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.interrupt(
+        f"its SLURM job got {signal.Signals(signum).name} (scancel, preemption or its time limit)"))
 
 
 def submit(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
@@ -47,10 +42,7 @@ def submit(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     wait for every job; the plugin's own ``launch``, except that each job's result is read on
     its own (``job_return``)."""
     import submitit
-    from hydra.core.singleton import Singleton
-    from hydra.core.utils import filter_overrides
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-    from omegaconf import OmegaConf
 
     params = dict(launcher.params)
     executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
