@@ -138,9 +138,10 @@ class LocalLauncher(Launcher):
         return returns
 
     def _warm_up(self) -> None:
-        """Send the drawing process its first call (``processes.ready``: its imports) once, when
-        the space check's call ends (``beside``) or else as the first job starts: ready by the
-        first picture, yet not slowing the start while the check and MLflow's import use both cores."""
+        """Send the drawing process its first call (``processes.ready``: its imports, ~2.5 s of a
+        core) once, when the space check's call ends (``beside``) or else as the first job starts:
+        ready by the first picture, yet not slowing the start while the check and MLflow's import
+        use both cores."""
         if self.drawer is not None and not self.drawer_ready:
             self.drawer_ready = True
             self.drawer.submit(processes.ready)
