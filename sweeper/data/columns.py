@@ -170,11 +170,6 @@ def label_cells(series: pd.Series, numeric: bool) -> np.ndarray:
     return out
 
 
-def is_missing(values: np.ndarray) -> np.ndarray:
-    """Missing mask of typed cells: NaN in a float array, None in an object array."""
-    return pd.isna(values)
-
-
 def fill_cells(values: np.ndarray, missing: np.ndarray, fill: Any) -> np.ndarray:
     """`values` with the cells of mask `missing` set to `fill` (a copy only when one is)."""
     if not missing.any():
@@ -202,17 +197,13 @@ def label_text(level: object) -> str:
     return str(level)
 
 
-def _scalar(value: Any) -> np.ndarray:
-    return np.array(value) if value is not None else np.array([], dtype=np.float64)
-
-
 class Column:
-    """Base of the column encoders: `fit` on training cells, `transform` any cells.
+    """Base of the column encoders: `fit_cells` on typed training cells, `transform` any cells.
 
     ``fill`` replaces a missing cell before encoding (None: a missing cell is a DataError);
     ``indicator`` appends ``<name>_missing``. `arrays()` / `from_arrays()` give the fitted state
     as numpy arrays without object dtype. Subclasses implement `cells` (raw → typed),
-    `_fit` and `_encode` (on typed, filled cells) and their own state.
+    `_fit` and `_encode` (on typed, filled cells), and `_arrays` / `_restore` (their own state).
     """
 
     kind: ClassVar[str]
@@ -229,9 +220,6 @@ class Column:
     def _names(self) -> list[str]:
         return [self.name]
 
-    def cells(self, series: pd.Series) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
-
     def _filled(self, values: np.ndarray, missing: np.ndarray) -> np.ndarray:
         if missing.any() and self.fill is None:
             raise DataError(
@@ -240,35 +228,24 @@ class Column:
             )
         return fill_cells(values, missing, self.fill)
 
-    def fit(self, series: pd.Series) -> "Column":
-        return self.fit_cells(self.cells(series))
-
     def fit_cells(self, values: np.ndarray) -> "Column":
         """`fit` on cells already typed by `cells` (NaN / None where missing)."""
-        self._fit(self._filled(values, is_missing(values)))
+        self._fit(self._filled(values, pd.isna(values)))
         return self
 
     def transform(self, series: pd.Series) -> np.ndarray:
         """Encoded cells, shape (n, len(output_names)), float64."""
         values = self.cells(series)
-        missing = is_missing(values)
+        missing = pd.isna(values)
         out = self._encode(self._filled(values, missing))
         if self.indicator:
             out = np.hstack([out, missing[:, None].astype(np.float64)])
         return out
 
-    def _fit(self, values: np.ndarray) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def _encode(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
-
     def arrays(self) -> dict[str, np.ndarray]:
         """``fill`` (empty when there is none), ``indicator`` and the kind's own state."""
-        return {"fill": _scalar(self.fill), "indicator": np.array(self.indicator)} | self._arrays()
-
-    def _arrays(self) -> dict[str, np.ndarray]:  # pragma: no cover - interface
-        raise NotImplementedError
+        fill = np.array([], dtype=np.float64) if self.fill is None else np.array(self.fill)
+        return {"fill": fill, "indicator": np.array(self.indicator)} | self._arrays()
 
     @classmethod
     def from_arrays(cls, name: str, arrays: Mapping[str, np.ndarray]) -> "Column":
@@ -277,9 +254,6 @@ class Column:
         column = cls(name, fill=fill, indicator=bool(arrays.get("indicator", False)))
         column._restore(arrays)
         return column
-
-    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready: ``kind``, ``fill`` (null when none), ``indicator`` and kind-specific facts."""

@@ -17,7 +17,6 @@ from sweeper.data.columns import (
     OneHotColumn,
     date_cells,
     fill_cells,
-    is_missing,
     is_number_dtype,
     label_cells,
     numeric_cells,
@@ -167,7 +166,7 @@ class Preprocessor:
 
     def _column_for(self, name: str, role: str, cells: np.ndarray) -> Column:
         """The encoder of one feature, fitted on its typed training `cells`."""
-        missing = is_missing(cells)
+        missing = pd.isna(cells)
         fill = self.missing.fill(name, role, cells)
         indicator = self.missing.indicator and role != "categorical" and bool(missing.any())
         filled = cells if fill is None else fill_cells(cells, missing, fill)
