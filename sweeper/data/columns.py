@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from sweeper.errors import DataError, shown
 
@@ -55,15 +56,10 @@ def subject(name: str, is_target: bool = False) -> str:
     return f"target column '{name}'" if is_target else f"column '{name}'"
 
 
-def is_number_dtype(series: pd.Series) -> bool:
-    """Numbers or bools as pandas stores them (not text that parses as numbers)."""
-    return pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series)
-
-
 def looks_numeric(series: pd.Series) -> bool:
     """True for a numeric dtype, or text of which at least half the non-missing cells parse
     as numbers: such a column is numeric with typos, not a string column to one-hot encode."""
-    if is_number_dtype(series):
+    if is_numeric_dtype(series):
         return True
     counts = series.value_counts()  # parse each distinct text once, not every cell
     if counts.sum() == 0:
@@ -74,7 +70,7 @@ def looks_numeric(series: pd.Series) -> bool:
 
 def looks_like_dates(series: pd.Series) -> bool:
     """True when every non-missing cell is an ISO date or date-time (``2021-03-04[T10:00]``)."""
-    if is_number_dtype(series):
+    if is_numeric_dtype(series):
         return False
     distinct = series.dropna().unique()
     return len(distinct) > 0 and all(isinstance(v, str) and _ISO_DATE.match(v.strip()) for v in distinct)
@@ -96,7 +92,7 @@ TOO_LARGE_HINT = f"every number must be within ±{LARGEST:g}: change the column'
 def numbers_with_bad_cells(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(values, bad): float64 values of shape (n,) with NaN where a cell is missing or not a
     number, and the mask of cells that are present but not a number within ±`LARGEST`."""
-    if is_number_dtype(series):
+    if is_numeric_dtype(series):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         values = pd.to_numeric(series.map(_bool_as_number), errors="coerce").to_numpy(dtype=np.float64)

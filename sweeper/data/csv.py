@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
-from sweeper.data.columns import is_number_dtype
 from sweeper.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def _decimal_commas(frame: pd.DataFrame) -> list[str]:
     converted = []
     for name in frame.columns:
         series = frame[name]
-        if is_number_dtype(series):
+        if is_numeric_dtype(series):
             continue
         present = series.dropna().astype(str)
         if len(present) and present.str.match(_DECIMAL_COMMA).all() and present.str.contains(",").any():

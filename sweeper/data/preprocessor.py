@@ -7,6 +7,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from sweeper.data.columns import (
     COLUMN_KINDS,
@@ -17,7 +18,6 @@ from sweeper.data.columns import (
     OneHotColumn,
     date_cells,
     fill_cells,
-    is_number_dtype,
     label_cells,
     numeric_cells,
 )
@@ -63,7 +63,7 @@ def typed_cells(series: pd.Series, role: str) -> np.ndarray:
         return date_cells(series, name)
     if role == "numeric":
         return numeric_cells(series, name)
-    return label_cells(series, numeric=is_number_dtype(series))
+    return label_cells(series, numeric=is_numeric_dtype(series))
 
 
 class Preprocessor:
@@ -216,7 +216,7 @@ class Preprocessor:
     def _cells(self, series: pd.Series) -> pd.Series:
         """A raw column with the ``data.na_values`` tokens as missing cells (a CSV read with
         them has none left; rows handed to a model may)."""
-        if not self.na_values or is_number_dtype(series):
+        if not self.na_values or is_numeric_dtype(series):
             return series
         return series.where(~series.astype(str).str.strip().isin(self.na_values))
 

@@ -20,12 +20,12 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from sweeper.data.columns import (
     TEXT_IN_NUMBERS,
     TEXT_IN_TARGET,
     bad_cells_message,
-    is_number_dtype,
     looks_like_dates,
     looks_numeric,
     numbers_with_bad_cells,
@@ -138,7 +138,7 @@ def survey(
             _, bad = numbers_with_bad_cells(series)
             if bad.any():
                 problems.append(bad_cells_message(series, bad, name, text_hint=_text_in_numbers_hint(series, bad)))
-        if role == "categorical" and name not in listed and not is_number_dtype(series):
+        if role == "categorical" and name not in listed and not is_numeric_dtype(series):
             distinct = series.nunique()
             if distinct > max_categories and distinct >= IDENTIFIER_SHARE * present.sum():
                 column_problems["identifier"].append((name, f"{distinct} distinct values in {int(present.sum())} rows"))
@@ -197,7 +197,7 @@ def _text_in_numbers_hint(series: pd.Series, bad: np.ndarray) -> str:
     """What to do about text in a numeric column: a few distinct tokens are likely missing-value
     markers (``?``, ``n/a``, ``unknown``) for ``data.na_values``; many, or long ones, mean a text
     column."""
-    if is_number_dtype(series):
+    if is_numeric_dtype(series):
         return ""
     tokens = pd.unique(series[bad].astype(str).str.strip())
     if len(tokens) <= 3 and all(len(token) <= 20 for token in tokens):
