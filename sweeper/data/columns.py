@@ -317,15 +317,10 @@ class DateColumn(NumericColumn):
 
 class BinaryColumn(Column):
     kind = "binary"
-
-    def __init__(self, name: str, fill: Any = None, indicator: bool = False,
-                 numeric: bool = False) -> None:
-        super().__init__(name, fill, indicator)
-        self.numeric = numeric
-        self.levels: np.ndarray | None = None  # (2,), sorted: levels[0] → −1, levels[1] → +1
+    levels: np.ndarray  # (2,), sorted: levels[0] → −1, levels[1] → +1; numbers or text
 
     def cells(self, series: pd.Series) -> np.ndarray:
-        return label_cells(series, self.numeric)
+        return label_cells(series, numeric=self.levels.dtype.kind == "f")
 
     def _fit(self, values: np.ndarray) -> None:
         self.levels = label_array(values)
@@ -343,7 +338,6 @@ class BinaryColumn(Column):
 
     def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.levels = np.asarray(arrays["levels"])
-        self.numeric = self.levels.dtype.kind == "f"
 
     def describe(self) -> dict[str, Any]:
         return super().describe() | {"levels": [label_text(v) for v in self.levels]}
@@ -353,9 +347,8 @@ class OneHotColumn(Column):
     kind = "onehot"
 
     def __init__(self, name: str, fill: Any = None, indicator: bool = False,
-                 numeric: bool = False, max_categories: int | None = None) -> None:
+                 max_categories: int | None = None) -> None:
         super().__init__(name, fill, indicator)
-        self.numeric = numeric
         self.max_categories = max_categories
         self.categories: np.ndarray | None = None  # (k,), sorted: the kept training categories
         self.n_grouped = 0  # training categories past max_categories, sharing one <other> output
@@ -370,16 +363,15 @@ class OneHotColumn(Column):
         return names + ([f"{self.name}={OTHER_LABEL}"] if self.other else [])
 
     def cells(self, series: pd.Series) -> np.ndarray:
-        return label_cells(series, self.numeric)
+        return label_cells(series, numeric=self.categories.dtype.kind == "f")
 
     def _fit(self, values: np.ndarray) -> None:
         categories = label_array(values)
         k = self.max_categories
         if k is not None and len(categories) > k:
-            counts = pd.Series(values).value_counts(dropna=False).reindex(categories).to_numpy()
-            # Ascending by count, stable over the sorted categories, as OneHotEncoder does.
-            order = np.argsort(counts, kind="mergesort")
-            kept = np.sort(order[len(categories) - (k - 1):]) if k > 1 else np.array([], dtype=int)
+            counts = pd.Series(values).value_counts(dropna=False).reindex(categories).reset_index(drop=True)
+            # The k − 1 most frequent; a tie keeps the later of the sorted categories, as OneHotEncoder does.
+            kept = np.sort(counts.nlargest(k - 1, keep="last").index)
             self.n_grouped = len(categories) - len(kept)
             categories = categories[kept]
         self.categories = categories
@@ -399,7 +391,6 @@ class OneHotColumn(Column):
 
     def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.categories = np.asarray(arrays["categories"])
-        self.numeric = self.categories.dtype.kind == "f"
         self.n_grouped = int(arrays.get("grouped", 0))
 
     def describe(self) -> dict[str, Any]:

@@ -173,13 +173,12 @@ class Preprocessor:
         two_valued = len(pd.unique(filled)) == 2
         if role == "date":
             column: Column = DateColumn(name, fill, indicator)
+        elif two_valued and name not in self.categorical:
+            column = BinaryColumn(name, fill, indicator)
         elif role == "numeric":
-            column = BinaryColumn(name, fill, indicator, numeric=True) if two_valued else NumericColumn(name, fill, indicator)
-        elif name in self.categorical or not two_valued:
-            column = OneHotColumn(name, fill, indicator, numeric=cells.dtype.kind == "f",
-                                  max_categories=self.max_categories)
+            column = NumericColumn(name, fill, indicator)
         else:
-            column = BinaryColumn(name, fill, indicator, numeric=cells.dtype.kind == "f")
+            column = OneHotColumn(name, fill, indicator, max_categories=self.max_categories)
         return column.fit_cells(cells)
 
     def _require_fitted(self) -> None:
