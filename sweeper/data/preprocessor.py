@@ -150,17 +150,14 @@ class Preprocessor:
             role = roles[name] if roles is not None else column_role(series, name in listed)
             self.roles[name] = role
             self.columns.append(self._column_for(name, role, typed_cells(series, role)))
-        if self.classifies:
-            y = label_cells_of_target(frame[self.target])
-            if pd.isna(y).any():
-                raise DataError(f"target column '{self.target}' has missing values in the training rows")
-            self.labels = Labels.fit(y)
-            self.fitted = True
-            return self
-        y = numeric_cells(frame[self.target], self.target, is_target=True)
-        if np.isnan(y).any():
+        column = frame[self.target]
+        y = label_cells_of_target(column) if self.classifies else numeric_cells(column, self.target, is_target=True)
+        if pd.isna(y).any():
             raise DataError(f"target column '{self.target}' has missing values in the training rows")
-        self.target_shift, self.target_scale = fit_target_scaling(self.target_scaling, y)
+        if self.classifies:
+            self.labels = Labels.fit(y)
+        else:
+            self.target_shift, self.target_scale = fit_target_scaling(self.target_scaling, y)
         self.fitted = True
         return self
 

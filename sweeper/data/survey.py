@@ -150,10 +150,8 @@ def survey(
             column_problems[f"missing {Missing.key(roles[name])}"].append((name, str(count)))
     for kind in ("numeric", "categorical"):
         if getattr(missing, kind) == DROP_ROWS:
-            absent = np.zeros(n_rows, dtype=bool)
-            for name, cells in missing_cells.items():
-                if Missing.key(roles[name]) == kind:
-                    absent |= cells
+            of_kind = [name for name in missing_cells if Missing.key(roles[name]) == kind]
+            absent = frame[of_kind].isna().any(axis=1).to_numpy()
             dropped[f"{kind}_missing"] = int((absent & keep).sum())
             keep &= ~absent
     _raise_if_any(problems, column_problems, source)
