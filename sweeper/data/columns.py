@@ -178,9 +178,7 @@ def fill_cells(values: np.ndarray, missing: np.ndarray, fill: Any) -> np.ndarray
 def label_array(values: np.ndarray) -> np.ndarray:
     """Sorted distinct labels as float64 or unicode (NaN last): storable without pickle."""
     levels = pd.unique(values)  # hash then sort the few distinct values
-    if values.dtype == object:
-        return np.sort(levels.astype(str))
-    return np.sort(levels.astype(np.float64))
+    return np.sort(levels.astype(str if values.dtype == object else np.float64))
 
 
 def label_text(level: object) -> str:

@@ -56,24 +56,19 @@ STRATIFY = ("auto", True, False)
 MAX_CLASSES = 100
 
 
-def is_label_text(series: pd.Series) -> bool:
-    """A bool target (also one with empty cells, which pandas reads as objects), or a text one
-    whose cells are mostly not numbers: labels, not quantities."""
-    return infer_dtype(series, skipna=True) == "boolean" or not looks_numeric(series)
-
-
 def resolve_task(task: str, series: pd.Series) -> str:
     """``regression`` or ``classification`` for ``data.task`` and the target column.
 
-    ``auto``: classification when the target holds text (most cells not numbers) or booleans,
-    regression when it holds numbers. An integer target with few distinct values (a digit, a
+    ``auto``: classification when the target holds text (most cells not numbers) or booleans
+    (also with empty cells, which pandas reads as objects), regression when it holds numbers. An integer target with few distinct values (a digit, a
     star rating) is a number to auto: classify it with ``data.task=classification``.
     """
     if task not in TASKS:
         raise ConfigError(f"data.task: unknown value {task!r}; allowed: {', '.join(TASKS)}")
     if task != "auto":
         return task
-    return "classification" if is_label_text(series) else "regression"
+    labels = infer_dtype(series, skipna=True) == "boolean" or not looks_numeric(series)
+    return "classification" if labels else "regression"
 
 
 def check_stratify(stratify: object) -> None:
