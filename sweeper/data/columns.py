@@ -259,12 +259,8 @@ class Column:
 
 class NumericColumn(Column):
     kind = "numeric"
-
-    def __init__(self, name: str, fill: Any = None, indicator: bool = False,
-                 mean: float = 0.0, scale: float = 1.0) -> None:
-        super().__init__(name, None if fill is None else float(fill), indicator)
-        self.mean = float(mean)
-        self.scale = float(scale)
+    mean: float  # μ and σ of the (imputed) training values, set by fit
+    scale: float
 
     def cells(self, series: pd.Series) -> np.ndarray:
         return numeric_cells(series, self.name)
