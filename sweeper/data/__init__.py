@@ -8,44 +8,23 @@ Imports only numpy, pandas, the standard library and `sweeper.errors`.
     ds.summary()                         # what was dropped, imputed, grouped (for the terminal)
     np.savez(f, **ds.preprocessor.to_arrays())
     Preprocessor.from_arrays(np.load(f, allow_pickle=False)).transform(new_rows)
+
+Encoders, a target's classes and the registries of strategies live in their modules.
 """
 
-from sweeper.data.columns import (
-    COLUMN_KINDS,
-    MISSING_LABEL,
-    OTHER_LABEL,
-    BinaryColumn,
-    Column,
-    DateColumn,
-    NumericColumn,
-    OneHotColumn,
-)
 from sweeper.data.csv import check_dialect, read_csv, sha256_file
 from sweeper.data.dataset import Dataset, load_dataset
-from sweeper.data.missing import CATEGORICAL_STRATEGIES, NUMERIC_STRATEGIES, Missing
+from sweeper.data.missing import Missing
 from sweeper.data.preprocessor import DTYPES, Preprocessor, check_max_categories
-from sweeper.data.split import SPLITS, check_split, split_indices
-from sweeper.data.target import STRATIFY, TARGET_SCALINGS, TASKS, Labels, check_stratify
+from sweeper.data.split import check_split, split_indices
+from sweeper.data.target import TARGET_SCALINGS, TASKS, check_stratify
 
 __all__ = [
-    "CATEGORICAL_STRATEGIES",
-    "COLUMN_KINDS",
-    "MISSING_LABEL",
-    "NUMERIC_STRATEGIES",
-    "OTHER_LABEL",
     "DTYPES",
-    "SPLITS",
-    "STRATIFY",
     "TARGET_SCALINGS",
     "TASKS",
-    "Labels",
-    "BinaryColumn",
-    "Column",
     "Dataset",
-    "DateColumn",
     "Missing",
-    "NumericColumn",
-    "OneHotColumn",
     "Preprocessor",
     "check_dialect",
     "check_max_categories",

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from sweeper.errors import DataError, shown
 
@@ -55,15 +56,10 @@ def subject(name: str, is_target: bool = False) -> str:
     return f"target column '{name}'" if is_target else f"column '{name}'"
 
 
-def is_number_dtype(series: pd.Series) -> bool:
-    """Numbers or bools as pandas stores them (not text that parses as numbers)."""
-    return pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series)
-
-
 def looks_numeric(series: pd.Series) -> bool:
     """True for a numeric dtype, or text of which at least half the non-missing cells parse
     as numbers: such a column is numeric with typos, not a string column to one-hot encode."""
-    if is_number_dtype(series):
+    if is_numeric_dtype(series):
         return True
     counts = series.value_counts()  # parse each distinct text once, not every cell
     if counts.sum() == 0:
@@ -74,7 +70,7 @@ def looks_numeric(series: pd.Series) -> bool:
 
 def looks_like_dates(series: pd.Series) -> bool:
     """True when every non-missing cell is an ISO date or date-time (``2021-03-04[T10:00]``)."""
-    if is_number_dtype(series):
+    if is_numeric_dtype(series):
         return False
     distinct = series.dropna().unique()
     return len(distinct) > 0 and all(isinstance(v, str) and _ISO_DATE.match(v.strip()) for v in distinct)
@@ -96,7 +92,7 @@ TOO_LARGE_HINT = f"every number must be within ±{LARGEST:g}: change the column'
 def numbers_with_bad_cells(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(values, bad): float64 values of shape (n,) with NaN where a cell is missing or not a
     number, and the mask of cells that are present but not a number within ±`LARGEST`."""
-    if is_number_dtype(series):
+    if is_numeric_dtype(series):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         values = pd.to_numeric(series.map(_bool_as_number), errors="coerce").to_numpy(dtype=np.float64)
@@ -170,11 +166,6 @@ def label_cells(series: pd.Series, numeric: bool) -> np.ndarray:
     return out
 
 
-def is_missing(values: np.ndarray) -> np.ndarray:
-    """Missing mask of typed cells: NaN in a float array, None in an object array."""
-    return pd.isna(values)
-
-
 def fill_cells(values: np.ndarray, missing: np.ndarray, fill: Any) -> np.ndarray:
     """`values` with the cells of mask `missing` set to `fill` (a copy only when one is)."""
     if not missing.any():
@@ -187,9 +178,7 @@ def fill_cells(values: np.ndarray, missing: np.ndarray, fill: Any) -> np.ndarray
 def label_array(values: np.ndarray) -> np.ndarray:
     """Sorted distinct labels as float64 or unicode (NaN last): storable without pickle."""
     levels = pd.unique(values)  # hash then sort the few distinct values
-    if values.dtype == object:
-        return np.sort(levels.astype(str))
-    return np.sort(levels.astype(np.float64))
+    return np.sort(levels.astype(str if values.dtype == object else np.float64))
 
 
 def label_text(level: object) -> str:
@@ -202,17 +191,13 @@ def label_text(level: object) -> str:
     return str(level)
 
 
-def _scalar(value: Any) -> np.ndarray:
-    return np.array(value) if value is not None else np.array([], dtype=np.float64)
-
-
 class Column:
-    """Base of the column encoders: `fit` on training cells, `transform` any cells.
+    """Base of the column encoders: `fit_cells` on typed training cells, `transform` any cells.
 
     ``fill`` replaces a missing cell before encoding (None: a missing cell is a DataError);
     ``indicator`` appends ``<name>_missing``. `arrays()` / `from_arrays()` give the fitted state
     as numpy arrays without object dtype. Subclasses implement `cells` (raw → typed),
-    `_fit` and `_encode` (on typed, filled cells) and their own state.
+    `_fit` and `_encode` (on typed, filled cells), and `_arrays` / `_restore` (their own state).
     """
 
     kind: ClassVar[str]
@@ -229,9 +214,6 @@ class Column:
     def _names(self) -> list[str]:
         return [self.name]
 
-    def cells(self, series: pd.Series) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
-
     def _filled(self, values: np.ndarray, missing: np.ndarray) -> np.ndarray:
         if missing.any() and self.fill is None:
             raise DataError(
@@ -240,35 +222,24 @@ class Column:
             )
         return fill_cells(values, missing, self.fill)
 
-    def fit(self, series: pd.Series) -> "Column":
-        return self.fit_cells(self.cells(series))
-
     def fit_cells(self, values: np.ndarray) -> "Column":
         """`fit` on cells already typed by `cells` (NaN / None where missing)."""
-        self._fit(self._filled(values, is_missing(values)))
+        self._fit(self._filled(values, pd.isna(values)))
         return self
 
     def transform(self, series: pd.Series) -> np.ndarray:
         """Encoded cells, shape (n, len(output_names)), float64."""
         values = self.cells(series)
-        missing = is_missing(values)
+        missing = pd.isna(values)
         out = self._encode(self._filled(values, missing))
         if self.indicator:
             out = np.hstack([out, missing[:, None].astype(np.float64)])
         return out
 
-    def _fit(self, values: np.ndarray) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def _encode(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
-
     def arrays(self) -> dict[str, np.ndarray]:
         """``fill`` (empty when there is none), ``indicator`` and the kind's own state."""
-        return {"fill": _scalar(self.fill), "indicator": np.array(self.indicator)} | self._arrays()
-
-    def _arrays(self) -> dict[str, np.ndarray]:  # pragma: no cover - interface
-        raise NotImplementedError
+        fill = np.array([], dtype=np.float64) if self.fill is None else np.array(self.fill)
+        return {"fill": fill, "indicator": np.array(self.indicator)} | self._arrays()
 
     @classmethod
     def from_arrays(cls, name: str, arrays: Mapping[str, np.ndarray]) -> "Column":
@@ -277,9 +248,6 @@ class Column:
         column = cls(name, fill=fill, indicator=bool(arrays.get("indicator", False)))
         column._restore(arrays)
         return column
-
-    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready: ``kind``, ``fill`` (null when none), ``indicator`` and kind-specific facts."""
@@ -291,12 +259,8 @@ class Column:
 
 class NumericColumn(Column):
     kind = "numeric"
-
-    def __init__(self, name: str, fill: Any = None, indicator: bool = False,
-                 mean: float = 0.0, scale: float = 1.0) -> None:
-        super().__init__(name, None if fill is None else float(fill), indicator)
-        self.mean = float(mean)
-        self.scale = float(scale)
+    mean: float  # μ and σ of the (imputed) training values, set by fit
+    scale: float
 
     def cells(self, series: pd.Series) -> np.ndarray:
         return numeric_cells(series, self.name)
@@ -347,15 +311,10 @@ class DateColumn(NumericColumn):
 
 class BinaryColumn(Column):
     kind = "binary"
-
-    def __init__(self, name: str, fill: Any = None, indicator: bool = False,
-                 numeric: bool = False) -> None:
-        super().__init__(name, fill, indicator)
-        self.numeric = numeric
-        self.levels: np.ndarray | None = None  # (2,), sorted: levels[0] → −1, levels[1] → +1
+    levels: np.ndarray  # (2,), sorted: levels[0] → −1, levels[1] → +1; numbers or text
 
     def cells(self, series: pd.Series) -> np.ndarray:
-        return label_cells(series, self.numeric)
+        return label_cells(series, numeric=self.levels.dtype.kind == "f")
 
     def _fit(self, values: np.ndarray) -> None:
         self.levels = label_array(values)
@@ -373,7 +332,6 @@ class BinaryColumn(Column):
 
     def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.levels = np.asarray(arrays["levels"])
-        self.numeric = self.levels.dtype.kind == "f"
 
     def describe(self) -> dict[str, Any]:
         return super().describe() | {"levels": [label_text(v) for v in self.levels]}
@@ -383,9 +341,8 @@ class OneHotColumn(Column):
     kind = "onehot"
 
     def __init__(self, name: str, fill: Any = None, indicator: bool = False,
-                 numeric: bool = False, max_categories: int | None = None) -> None:
+                 max_categories: int | None = None) -> None:
         super().__init__(name, fill, indicator)
-        self.numeric = numeric
         self.max_categories = max_categories
         self.categories: np.ndarray | None = None  # (k,), sorted: the kept training categories
         self.n_grouped = 0  # training categories past max_categories, sharing one <other> output
@@ -400,16 +357,15 @@ class OneHotColumn(Column):
         return names + ([f"{self.name}={OTHER_LABEL}"] if self.other else [])
 
     def cells(self, series: pd.Series) -> np.ndarray:
-        return label_cells(series, self.numeric)
+        return label_cells(series, numeric=self.categories.dtype.kind == "f")
 
     def _fit(self, values: np.ndarray) -> None:
         categories = label_array(values)
         k = self.max_categories
         if k is not None and len(categories) > k:
-            counts = pd.Series(values).value_counts(dropna=False).reindex(categories).to_numpy()
-            # Ascending by count, stable over the sorted categories, as OneHotEncoder does.
-            order = np.argsort(counts, kind="mergesort")
-            kept = np.sort(order[len(categories) - (k - 1):]) if k > 1 else np.array([], dtype=int)
+            counts = pd.Series(values).value_counts(dropna=False).reindex(categories).reset_index(drop=True)
+            # The k − 1 most frequent; a tie keeps the later of the sorted categories, as OneHotEncoder does.
+            kept = np.sort(counts.nlargest(k - 1, keep="last").index)
             self.n_grouped = len(categories) - len(kept)
             categories = categories[kept]
         self.categories = categories
@@ -429,7 +385,6 @@ class OneHotColumn(Column):
 
     def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.categories = np.asarray(arrays["categories"])
-        self.numeric = self.categories.dtype.kind == "f"
         self.n_grouped = int(arrays.get("grouped", 0))
 
     def describe(self) -> dict[str, Any]:

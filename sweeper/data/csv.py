@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
-from sweeper.data.columns import is_number_dtype
 from sweeper.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -29,13 +29,10 @@ _SNIFF_BYTES = 1 << 16
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+(,\d+)?$")
 
 
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of the file's bytes, read in chunks so large files need little memory."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def resolve_path(path: str | Path, key: str = "data.path") -> Path:
@@ -67,8 +64,6 @@ _SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "p
 def separator(sep: str | None) -> str | None:
     """``data.sep`` as the character: ``tab`` (or ``\\t``), ``comma``, ``semicolon``, ``pipe`` and
     ``space`` name theirs; None stays None (sniff)."""
-    if sep is None:
-        return None
     return _SEPARATOR_NAMES.get(str(sep).lower(), sep) if isinstance(sep, str) else sep
 
 
@@ -125,14 +120,12 @@ def _other_separator(path: Path, encoding: str, sep: str, line: int, sep_given: 
 
 
 def _check_unique_header(names: Sequence[str], source: str, key: str) -> None:
-    seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
-        if name in seen:
+        if names.index(name) + 1 < position:
             raise DataError(
-                f"{key}: {source} has the column name {name!r} twice (columns {seen[name]} and "
+                f"{key}: {source} has the column name {name!r} twice (columns {names.index(name) + 1} and "
                 f"{position}); rename one in the file's header"
             )
-        seen[name] = position
 
 
 def _decimal_commas(frame: pd.DataFrame) -> list[str]:
@@ -140,7 +133,7 @@ def _decimal_commas(frame: pd.DataFrame) -> list[str]:
     converted = []
     for name in frame.columns:
         series = frame[name]
-        if is_number_dtype(series):
+        if is_numeric_dtype(series):
             continue
         present = series.dropna().astype(str)
         if len(present) and present.str.match(_DECIMAL_COMMA).all() and present.str.contains(",").any():

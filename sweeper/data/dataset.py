@@ -200,7 +200,7 @@ def load_dataset(
     resolved = resolve_path(path)
     stat = resolved.stat()
     return _load_dataset(
-        str(resolved), stat.st_size, stat.st_mtime_ns, target,
+        str(resolved), (stat.st_size, stat.st_mtime_ns), target,
         None if features is None else tuple(str(f) for f in features),
         tuple(str(c) for c in categorical), target_scaling, test_size, val_size, shuffle, seed, dtype,
         tuple(str(d) for d in drop), missing, max_categories, sep, encoding,
@@ -211,8 +211,7 @@ def load_dataset(
 @functools.lru_cache(maxsize=1)
 def _load_dataset(
     path: str,
-    size: int,
-    mtime_ns: int,
+    stamp: tuple[int, int],
     target: str,
     features: tuple[str, ...] | None,
     categorical: tuple[str, ...],
@@ -231,7 +230,7 @@ def _load_dataset(
     task: str,
     stratify: str | bool,
 ) -> Dataset:
-    """``load_dataset`` for a resolved path; ``size`` and ``mtime_ns`` only key the cache."""
+    """``load_dataset`` for a resolved path; ``stamp`` (the file's size and mtime_ns) only keys the cache."""
     out_dtype = check_dtype(dtype)
     check_max_categories(max_categories)  # before the file is read (Preprocessor checks it again)
     resolved = Path(path)

@@ -29,9 +29,7 @@ from sweeper.errors import ConfigError, DataError
 
 def _most_frequent(values: np.ndarray) -> Any:
     """The most frequent value of `values` (n,); among equally frequent ones, the smallest."""
-    counts = pd.Series(values).value_counts()
-    tied = counts.index[counts.to_numpy() == counts.max()]
-    return sorted(tied)[0]
+    return pd.Series(values).mode().tolist()[0]  # mode() is sorted
 
 
 def _category(values: np.ndarray) -> Any:

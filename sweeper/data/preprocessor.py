@@ -7,6 +7,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from sweeper.data.columns import (
     COLUMN_KINDS,
@@ -17,8 +18,6 @@ from sweeper.data.columns import (
     OneHotColumn,
     date_cells,
     fill_cells,
-    is_missing,
-    is_number_dtype,
     label_cells,
     numeric_cells,
 )
@@ -64,7 +63,7 @@ def typed_cells(series: pd.Series, role: str) -> np.ndarray:
         return date_cells(series, name)
     if role == "numeric":
         return numeric_cells(series, name)
-    return label_cells(series, numeric=is_number_dtype(series))
+    return label_cells(series, numeric=is_numeric_dtype(series))
 
 
 class Preprocessor:
@@ -151,36 +150,32 @@ class Preprocessor:
             role = roles[name] if roles is not None else column_role(series, name in listed)
             self.roles[name] = role
             self.columns.append(self._column_for(name, role, typed_cells(series, role)))
-        if self.classifies:
-            y = label_cells_of_target(frame[self.target])
-            if pd.isna(y).any():
-                raise DataError(f"target column '{self.target}' has missing values in the training rows")
-            self.labels = Labels.fit(y)
-            self.fitted = True
-            return self
-        y = numeric_cells(frame[self.target], self.target, is_target=True)
-        if np.isnan(y).any():
+        column = frame[self.target]
+        y = label_cells_of_target(column) if self.classifies else numeric_cells(column, self.target, is_target=True)
+        if pd.isna(y).any():
             raise DataError(f"target column '{self.target}' has missing values in the training rows")
-        self.target_shift, self.target_scale = fit_target_scaling(self.target_scaling, y)
+        if self.classifies:
+            self.labels = Labels.fit(y)
+        else:
+            self.target_shift, self.target_scale = fit_target_scaling(self.target_scaling, y)
         self.fitted = True
         return self
 
     def _column_for(self, name: str, role: str, cells: np.ndarray) -> Column:
         """The encoder of one feature, fitted on its typed training `cells`."""
-        missing = is_missing(cells)
+        missing = pd.isna(cells)
         fill = self.missing.fill(name, role, cells)
         indicator = self.missing.indicator and role != "categorical" and bool(missing.any())
         filled = cells if fill is None else fill_cells(cells, missing, fill)
         two_valued = len(pd.unique(filled)) == 2
         if role == "date":
             column: Column = DateColumn(name, fill, indicator)
+        elif two_valued and name not in self.categorical:
+            column = BinaryColumn(name, fill, indicator)
         elif role == "numeric":
-            column = BinaryColumn(name, fill, indicator, numeric=True) if two_valued else NumericColumn(name, fill, indicator)
-        elif name in self.categorical or not two_valued:
-            column = OneHotColumn(name, fill, indicator, numeric=cells.dtype.kind == "f",
-                                  max_categories=self.max_categories)
+            column = NumericColumn(name, fill, indicator)
         else:
-            column = BinaryColumn(name, fill, indicator, numeric=cells.dtype.kind == "f")
+            column = OneHotColumn(name, fill, indicator, max_categories=self.max_categories)
         return column.fit_cells(cells)
 
     def _require_fitted(self) -> None:
@@ -217,7 +212,7 @@ class Preprocessor:
     def _cells(self, series: pd.Series) -> pd.Series:
         """A raw column with the ``data.na_values`` tokens as missing cells (a CSV read with
         them has none left; rows handed to a model may)."""
-        if not self.na_values or is_number_dtype(series):
+        if not self.na_values or is_numeric_dtype(series):
             return series
         return series.where(~series.astype(str).str.strip().isin(self.na_values))
 

@@ -6,6 +6,7 @@ import math
 import numbers
 
 import numpy as np
+import pandas as pd
 
 from sweeper.errors import ConfigError, DataError
 
@@ -91,17 +92,12 @@ def _apportion(total: int, quotas: np.ndarray, room: np.ndarray) -> np.ndarray:
 
 def _stratified(order: np.ndarray, codes: np.ndarray, n_test: int, n_val: int) -> dict[str, np.ndarray]:
     """The split of `split_indices` with each class apportioned (``codes`` (n_rows,))."""
-    classes, per_class = np.unique(codes, return_counts=True)
+    _, class_index, per_class = np.unique(codes[order], return_inverse=True, return_counts=True)
     n = per_class.sum()
     # Each class keeps one training row: test and validation share the rest.
     test = _apportion(n_test, per_class * (n_test / n), per_class - 1)
     val = _apportion(n_val, per_class * (n_val / n), per_class - 1 - test)
-    ordered_codes = codes[order]
-    position = np.empty(len(order), dtype=np.int64)  # rank of each row within its class
-    for k, c in enumerate(classes):
-        rows = np.flatnonzero(ordered_codes == c)
-        position[rows] = np.arange(len(rows))
-    class_index = np.searchsorted(classes, ordered_codes)
+    position = pd.Series(class_index).groupby(class_index).cumcount().to_numpy()  # rank within its class
     is_val = position < val[class_index]
     is_test = ~is_val & (position < val[class_index] + test[class_index])
     return {

@@ -20,12 +20,12 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from sweeper.data.columns import (
     TEXT_IN_NUMBERS,
     TEXT_IN_TARGET,
     bad_cells_message,
-    is_number_dtype,
     looks_like_dates,
     looks_numeric,
     numbers_with_bad_cells,
@@ -61,40 +61,26 @@ def column_role(series: pd.Series, categorical: bool) -> str:
     return "date" if looks_like_dates(series) else "categorical"
 
 
-class _Problems:
-    """Problems of the file: single clauses, and per-column ones grouped by kind so that each
-    kind is one clause naming every column it hits."""
-
-    def __init__(self) -> None:
-        self.single: list[str] = []
-        self.columns: dict[str, list[tuple[str, str]]] = defaultdict(list)  # kind → [(name, detail)]
-
-    def add(self, text: str) -> None:
-        self.single.append(text)
-
-    def add_column(self, kind: str, name: str, detail: str = "") -> None:
-        self.columns[kind].append((name, detail))
-
-    def raise_if_any(self, source: str) -> None:
-        clauses = list(self.single)
-        for key, others in (("numeric", "median, mean or drop_rows"),
-                            ("categorical", "category, most_frequent or drop_rows")):
-            if self.columns.get(f"missing {key}"):
-                clauses.append(
-                    f"{_columns(self.columns[f'missing {key}'], 'has', 'have')} missing values and "
-                    f"data.missing.{key}=error; set data.missing.{key} to {others}"
-                )
-        if self.columns.get("empty"):
-            clauses.append(f"{_columns(self.columns['empty'], 'is', 'are')} empty; "
-                           f"leave out with {_drop(self.columns['empty'])}")
-        if self.columns.get("identifier"):
+def _raise_if_any(clauses: list[str], columns: dict[str, list[tuple[str, str]]], source: str) -> None:
+    """One DataError of the file's problems: the single `clauses`, then one clause per kind of
+    column problem (`columns`: kind → [(name, detail)]) naming every column it hits."""
+    for key, others in (("numeric", "median, mean or drop_rows"),
+                        ("categorical", "category, most_frequent or drop_rows")):
+        if columns.get(f"missing {key}"):
             clauses.append(
-                f"{_columns(self.columns['identifier'], 'looks', 'look')} like identifiers or free text, "
-                f"not categories; leave out with {_drop(self.columns['identifier'])} (or list in "
-                "data.categorical to group all but the most frequent as <other>)"
+                f"{_columns(columns[f'missing {key}'], 'has', 'have')} missing values and "
+                f"data.missing.{key}=error; set data.missing.{key} to {others}"
             )
-        if clauses:
-            raise DataError(f"data.path: {source}: " + "; ".join(clauses))
+    if columns.get("empty"):
+        clauses.append(f"{_columns(columns['empty'], 'is', 'are')} empty; leave out with {_drop(columns['empty'])}")
+    if columns.get("identifier"):
+        clauses.append(
+            f"{_columns(columns['identifier'], 'looks', 'look')} like identifiers or free text, "
+            f"not categories; leave out with {_drop(columns['identifier'])} (or list in "
+            "data.categorical to group all but the most frequent as <other>)"
+        )
+    if clauses:
+        raise DataError(f"data.path: {source}: " + "; ".join(clauses))
 
 
 def _columns(entries: list[tuple[str, str]], verb: str, verbs: str) -> str:
@@ -123,7 +109,8 @@ def survey(
     value or one value (class) only, or (classification) so many classes that it is a number; feature cells that are not finite numbers; empty columns; missing cells under
     an ``error`` strategy; free-text columns; no row left after dropping.
     """
-    problems = _Problems()
+    problems: list[str] = []
+    column_problems: dict[str, list[tuple[str, str]]] = defaultdict(list)  # kind → [(name, detail)]
     n_rows = len(frame)
     if task == "classification":
         target_values = label_cells_of_target(frame[target])
@@ -131,7 +118,7 @@ def survey(
     else:
         target_values, bad = numbers_with_bad_cells(frame[target])
         if bad.any():
-            problems.add(bad_cells_message(frame[target], bad, target, True,
+            problems.append(bad_cells_message(frame[target], bad, target, True,
                                            f"; {TEXT_IN_TARGET}; for classes, set data.task=classification"))
         keep = ~np.isnan(target_values) | bad
     dropped = {"target_missing": int(n_rows - keep.sum())}
@@ -143,37 +130,36 @@ def survey(
         series = frame[name]
         present = series.notna().to_numpy()
         if not present.any():
-            problems.add_column("empty", name)
+            column_problems["empty"].append((name, ""))
             continue
         role = column_role(series, name in listed)
         roles[name] = role
         if role == "numeric":
             _, bad = numbers_with_bad_cells(series)
             if bad.any():
-                problems.add(bad_cells_message(series, bad, name, text_hint=_text_in_numbers_hint(series, bad)))
-        if role == "categorical" and name not in listed and not is_number_dtype(series):
+                problems.append(bad_cells_message(series, bad, name, text_hint=_text_in_numbers_hint(series, bad)))
+        if role == "categorical" and name not in listed and not is_numeric_dtype(series):
             distinct = series.nunique()
             if distinct > max_categories and distinct >= IDENTIFIER_SHARE * present.sum():
-                problems.add_column("identifier", name, f"{distinct} distinct values in {int(present.sum())} rows")
+                column_problems["identifier"].append((name, f"{distinct} distinct values in {int(present.sum())} rows"))
         missing_cells[name] = ~present
 
     for name, absent in missing_cells.items():
         count = int((absent & keep).sum())
         if count and missing.strategy(roles[name]) == ERROR:
-            problems.add_column(f"missing {Missing.key(roles[name])}", name, str(count))
+            column_problems[f"missing {Missing.key(roles[name])}"].append((name, str(count)))
     for kind in ("numeric", "categorical"):
         if getattr(missing, kind) == DROP_ROWS:
-            absent = np.zeros(n_rows, dtype=bool)
-            for name, cells in missing_cells.items():
-                if Missing.key(roles[name]) == kind:
-                    absent |= cells
+            of_kind = [name for name in missing_cells if Missing.key(roles[name]) == kind]
+            absent = frame[of_kind].isna().any(axis=1).to_numpy()
             dropped[f"{kind}_missing"] = int((absent & keep).sum())
             keep &= ~absent
-    problems.raise_if_any(source)
+    _raise_if_any(problems, column_problems, source)
 
     kept_target = target_values[keep]
     if len(kept_target) == 0:
-        raise DataError(f"data.path: {source}: no row is left after dropping rows with missing cells ({_dropped_text(dropped)})")
+        counts = ", ".join(f"{count} with {reason.replace('_', ' ')}" for reason, count in dropped.items() if count)
+        raise DataError(f"data.path: {source}: no row is left after dropping rows with missing cells ({counts})")
     if task == "classification":
         _check_classes(kept_target, target)
     elif kept_target.min() == kept_target.max():
@@ -209,7 +195,7 @@ def _text_in_numbers_hint(series: pd.Series, bad: np.ndarray) -> str:
     """What to do about text in a numeric column: a few distinct tokens are likely missing-value
     markers (``?``, ``n/a``, ``unknown``) for ``data.na_values``; many, or long ones, mean a text
     column."""
-    if is_number_dtype(series):
+    if is_numeric_dtype(series):
         return ""
     tokens = pd.unique(series[bad].astype(str).str.strip())
     if len(tokens) <= 3 and all(len(token) <= 20 for token in tokens):
@@ -217,6 +203,3 @@ def _text_in_numbers_hint(series: pd.Series, bad: np.ndarray) -> str:
         return f"; if that marks a missing cell, add data.na_values=[{listed}]; else {TEXT_IN_NUMBERS}"
     return f"; {TEXT_IN_NUMBERS}"
 
-
-def _dropped_text(dropped: dict[str, int]) -> str:
-    return ", ".join(f"{count} with {reason.replace('_', ' ')}" for reason, count in dropped.items() if count)

@@ -7,8 +7,9 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 
-from sweeper.data.columns import label_array, is_number_dtype, label_cells, label_text, looks_numeric
+from sweeper.data.columns import label_array, label_cells, label_text, looks_numeric
 from sweeper.errors import ConfigError, DataError
 
 
@@ -55,29 +56,19 @@ STRATIFY = ("auto", True, False)
 MAX_CLASSES = 100
 
 
-def is_label_text(series: pd.Series) -> bool:
-    """A bool target (also one with empty cells, which pandas reads as objects), or a text one
-    whose cells are mostly not numbers: labels, not quantities."""
-    if pd.api.types.is_bool_dtype(series):
-        return True
-    present = series.dropna()
-    if len(present) and present.map(lambda cell: isinstance(cell, (bool, np.bool_))).all():
-        return True
-    return not looks_numeric(series)
-
-
 def resolve_task(task: str, series: pd.Series) -> str:
     """``regression`` or ``classification`` for ``data.task`` and the target column.
 
-    ``auto``: classification when the target holds text (most cells not numbers) or booleans,
-    regression when it holds numbers. An integer target with few distinct values (a digit, a
+    ``auto``: classification when the target holds text (most cells not numbers) or booleans
+    (also with empty cells, which pandas reads as objects), regression when it holds numbers. An integer target with few distinct values (a digit, a
     star rating) is a number to auto: classify it with ``data.task=classification``.
     """
     if task not in TASKS:
         raise ConfigError(f"data.task: unknown value {task!r}; allowed: {', '.join(TASKS)}")
     if task != "auto":
         return task
-    return "classification" if is_label_text(series) else "regression"
+    labels = infer_dtype(series, skipna=True) == "boolean" or not looks_numeric(series)
+    return "classification" if labels else "regression"
 
 
 def check_stratify(stratify: object) -> None:
@@ -100,7 +91,7 @@ def label_cells_of_target(series: pd.Series) -> np.ndarray:
     """The target's cells as class labels, shape (n,): float64 with NaN for missing when the
     column holds numbers (so 4 and 4.0 are one class), else str objects with None for missing
     (booleans become ``False``/``True``)."""
-    numeric = is_number_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    numeric = is_numeric_dtype(series) and not is_bool_dtype(series)
     return label_cells(series, numeric=numeric)
 
 
