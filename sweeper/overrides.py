@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
+from hydra.core.override_parser.types import Quote, QuotedString
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.errors import ConfigError
@@ -41,14 +42,7 @@ def not_bool(key: str, value: Any) -> ConfigError:
 
 def quote(value: str) -> str:
     """Quote ``value`` for Hydra's override grammar (any URL, password or path survives)."""
-    # Hydra reads a backslash literally unless a run of them precedes a quote or the closing
-    # quote; such runs are doubled, and every quote is escaped.
-    def escape(match: re.Match) -> str:
-        backslashes, quote = match.groups()
-        return backslashes * 2 + ("\\" + quote if quote else "")
-
-    escaped = re.sub(r"(\\*)('|$)", escape, value)
-    return "'" + escaped + "'"
+    return QuotedString(text=value, quote=Quote.single).with_quotes()
 
 
 #: A string Hydra's grammar reads as itself, unquoted (and not as a bool, null or number).
