@@ -1,11 +1,10 @@
 """A sweep's job configs, composed as Hydra's launchers compose them, in milliseconds.
 
 Hydra's launchers compose each job's config in full (``load_sweep_config``, ~0.1 s). A sweep's
-jobs differ from one another in values, and only a little in config-group options, so
-:meth:`Composer.job_config` composes each set of group options once and sets each plain value
-on a copy as a compose sets it (:func:`set_value`). Both the sweeper (its space check, the best
-trial's YAML) and the local launcher (each job's config) compose through it.
-``tests/test_job_configs.py`` checks the result equals Hydra's compose.
+jobs differ mostly in values, so :meth:`Composer.job_config` composes each set of config-group
+options once and sets the values on a copy. The sweeper (its space check, the best trial's YAML)
+and the local launcher (each job's config) compose through it; ``tests/test_job_configs.py``
+checks the result equals Hydra's compose.
 """
 
 from __future__ import annotations

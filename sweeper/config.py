@@ -27,7 +27,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sweeper import DATA_DIR
-from sweeper.errors import ConfigError, first_line
+from sweeper.errors import ConfigError, first_line, user_keys
 from sweeper.overrides import not_bool
 
 #: What a sweep may optimise, per task; test metrics are logged, never optimised. ``val_loss``
@@ -154,11 +154,8 @@ if not OmegaConf.has_resolver("data_dir"):
 @functools.cache
 def schedule_schema(name: str) -> type:
     """The typed schema of schedule ``name``: its ``name`` and, all required, the keyword arguments
-    (besides ``lr``) of its class in ``sweeper.nn.schedules``, with their annotated types.
-
-    Generated, so a schedule's keys are written once, in its class; the values live in
-    ``conf/schedule/<name>.yaml``.
-    """
+    (besides ``lr``) of its class in ``sweeper.nn.schedules``, with their annotated types: a
+    schedule's keys are written once, in its class (the values in ``conf/schedule/<name>.yaml``)."""
     from sweeper.nn.schedules import SCHEDULES, schedule_keys
 
     hints = typing.get_type_hints(SCHEDULES[name].__init__)
@@ -235,7 +232,7 @@ def schedule_config(cfg_schedule: Any) -> DictConfig:
     return typed
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _type_hints(schema: type) -> dict[str, Any]:
     """``typing.get_type_hints`` of a schema class, read once (every job's validation asks)."""
     return typing.get_type_hints(schema)
@@ -247,13 +244,12 @@ def _check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
     Hydra's ``+key=value`` adds a key the schema does not have (``+optimizer.lrr=0.1`` would run,
     unused, and be logged); ``+`` is meant for the sweeper's free-form kwargs dicts only.
     """
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    hints = _type_hints(schema)
+    allowed, hints = user_keys(schema), _type_hints(schema)
     for key in node:
         if prefix == "" and key == "hydra":
             continue
-        if key not in fields:
-            raise ConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(fields)}")
+        if key not in allowed:
+            raise ConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(allowed)}")
         kind = hints[key]
         if dataclasses.is_dataclass(kind) and isinstance(node[key], DictConfig):
             _check_known_keys(node[key], kind, f"{prefix}{key}.")
@@ -291,7 +287,7 @@ def validate(cfg: Any) -> None:
     _one_of("data.task", cfg.data.task, TASKS)
 
     data = cfg.data
-    _one_of("data.target_scaling", data.target_scaling, tuple(TARGET_SCALINGS))
+    _one_of("data.target_scaling", data.target_scaling, TARGET_SCALINGS)
     Missing(**data.missing)  # raises naming data.missing.<key>
     check_max_categories(data.max_categories)
     check_dialect(data.sep, data.encoding)
@@ -300,10 +296,10 @@ def validate(cfg: Any) -> None:
     check_stratify(cfg.split.stratify)
 
     model, reg = cfg.model, cfg.regularization
-    _one_of("model.activation", model.activation, tuple(ACTIVATIONS))
+    _one_of("model.activation", model.activation, ACTIVATIONS)
     # Which of them fits is known once the data says the task (`for_task`).
     _one_of("model.output_activation", model.output_activation, ("auto", *OUTPUT_ACTIVATIONS))
-    _one_of("model.init", model.init, tuple(INITIALIZERS))
+    _one_of("model.init", model.init, INITIALIZERS)
     _one_of("model.dtype", model.dtype, tuple(d for d in DTYPES if d in DATA_DTYPES))
     hidden = {f"sizes[{i + 1}]": f"model.hidden[{i}]" for i in range(len(model.hidden))}
     with _named_by_keys(cfg, {**hidden, "l1": "regularization.l1", "l2": "regularization.l2",

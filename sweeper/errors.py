@@ -1,9 +1,8 @@
 """The errors a user sees as one line: the message names the key, column or file at fault.
 
-Hydra prints its own composition errors over several lines (key, reference type, object type,
-a hint about HYDRA_FULL_ERROR). A command (``sweeper.cli.run_main``) asks Hydra to re-raise
-instead, and :func:`exit_for` condenses every error into ``error: <key>: <what is wrong>;
-allowed: ...`` with exit status 2. Setting ``HYDRA_FULL_ERROR=1`` still gives the full
+Hydra prints its own composition errors over several lines; a command (``sweeper.cli.run_main``)
+asks Hydra to re-raise instead, and :func:`exit_for` condenses every error into ``error: <key>:
+<what is wrong>; allowed: ...`` with exit status 2. ``HYDRA_FULL_ERROR=1`` still gives the full
 traceback, as Hydra users expect.
 """
 
