@@ -223,34 +223,29 @@ def schedule_config(cfg_schedule: Any) -> DictConfig:
         raise ConfigError(
             f"schedule.{key}: {first_line(error)}; schedule {name!r} has keys: {', '.join(keys) or '(none)'}"
         ) from None
-    for key, kind in _type_hints(schedule_schema(name)).items():
-        if kind is bool and key in cfg_schedule and not isinstance(cfg_schedule[key], bool):
-            raise not_bool(f"schedule.{key}", cfg_schedule[key])
+    for key, value in cfg_schedule.items():
+        if isinstance(typed[key], bool) and not isinstance(value, bool):  # converted by a bool node
+            raise not_bool(f"schedule.{key}", value)
     missing = [k for k in typed if OmegaConf.is_missing(typed, k)]
     if missing:
         raise ConfigError(f"schedule.{missing[0]}: no value set for schedule {name!r}")
     return typed
 
 
-@functools.cache
-def _type_hints(schema: type) -> dict[str, Any]:
-    """``typing.get_type_hints`` of a schema class, read once (every job's validation asks)."""
-    return typing.get_type_hints(schema)
-
-
 def _check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
-    """ConfigError naming the first key of ``node`` its ``schema`` dataclass lacks.
+    """ConfigError naming the first key of ``node`` its ``schema`` dataclass lacks (a composed
+    node's schema is its ``OmegaConf.get_type``).
 
     Hydra's ``+key=value`` adds a key the schema does not have (``+optimizer.lrr=0.1`` would run,
     unused, and be logged); ``+`` is meant for the sweeper's free-form kwargs dicts only.
     """
-    allowed, hints = user_keys(schema), _type_hints(schema)
+    allowed = user_keys(schema)
     for key in node:
         if prefix == "" and key == "hydra":
             continue
         if key not in allowed:
             raise ConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(allowed)}")
-        kind = hints[key]
+        kind = OmegaConf.get_type(node, key)
         if dataclasses.is_dataclass(kind) and isinstance(node[key], DictConfig):
             _check_known_keys(node[key], kind, f"{prefix}{key}.")
 
