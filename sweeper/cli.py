@@ -1,10 +1,5 @@
-"""The command-line boundary: whatever a user gets wrong comes back as one line on stderr.
-
-Hydra prints its own composition errors over several lines (key, reference type, object type,
-a hint about HYDRA_FULL_ERROR). ``run_main`` asks Hydra to re-raise instead and condenses every
-error into ``error: <key>: <what is wrong>; allowed: ...`` with exit status 2. Setting
-``HYDRA_FULL_ERROR=1`` still gives the full traceback, as Hydra users expect.
-"""
+"""The command-line boundary: whatever a user gets wrong comes back as one line on stderr
+(``sweeper.errors.exit_for``), and a password in a URL leaves the command line and the config."""
 from __future__ import annotations
 
 import re
@@ -16,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeper import errors
 
+
 def run_main(main: Callable[[], object]) -> None:
     """Run a ``@hydra.main`` function; errors become one line and exit status 2 (130 on Ctrl-C)."""
     errors.take_over_full_error()  # Hydra re-raises instead of printing its multi-line report
@@ -26,8 +22,10 @@ def run_main(main: Callable[[], object]) -> None:
         errors.exit_for(error)
 
 
-#: Overrides whose value may be a URL with a password, and how the argument looks.
-_URL_OVERRIDE = re.compile(r"^(\+{0,2})(mlflow\.tracking_uri|hydra\.sweeper\.storage)=(['\"]?)(.*)\3$")
+#: Config keys that may hold a URL with a password: the run's store and the sweep's storage.
+URL_KEYS = ("mlflow.tracking_uri", "hydra.sweeper.storage")
+#: An override of one of them, and how the argument looks.
+_URL_OVERRIDE = re.compile(rf"^(\+{{0,2}})({'|'.join(map(re.escape, URL_KEYS))})=(['\"]?)(.*)\3$")
 
 
 def without_passwords(args: list[str]) -> list[str]:
@@ -45,10 +43,6 @@ def without_passwords(args: list[str]) -> list[str]:
             arg = f"{plus}{key}={quote}{without_password(url, key)}{quote}"
         kept.append(arg)
     return kept
-
-
-#: Config keys that may hold a URL with a password: the run's store and the sweep's storage.
-URL_KEYS = ("mlflow.tracking_uri", "hydra.sweeper.storage")
 
 
 def config_without_passwords(config: DictConfig, recomposed: bool) -> None:

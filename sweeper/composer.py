@@ -1,11 +1,10 @@
 """A sweep's job configs, composed as Hydra's launchers compose them, in milliseconds.
 
 Hydra's launchers compose each job's config in full (``load_sweep_config``, ~0.1 s). A sweep's
-jobs differ from one another in values, and only a little in config-group options, so
-:meth:`Composer.job_config` composes each set of group options once and sets each plain value
-on a copy as a compose sets it (:func:`set_value`). Both the sweeper (its space check, the best
-trial's YAML) and the local launcher (each job's config) compose through it.
-``tests/test_job_configs.py`` checks the result equals Hydra's compose.
+jobs differ mostly in values, so :meth:`Composer.job_config` composes each set of config-group
+options once and sets the values on a copy. The sweeper (its space check, the best trial's YAML)
+and the local launcher (each job's config) compose through it; ``tests/test_job_configs.py``
+checks the result equals Hydra's compose.
 """
 
 from __future__ import annotations
@@ -51,17 +50,9 @@ def set_value(cfg: DictConfig, override: Override) -> None:
         raise ValueError(f"Error merging override {override.input_line}") from err
 
 
-def override_dirname(task: list[Override], exclude_keys: list[str], item_sep: str, kv_sep: str) -> str:
-    """``hydra.job.override_dirname`` as Hydra writes it: the task overrides whose key is not
-    excluded, sorted, joined by ``item_sep``, each ``=`` written ``kv_sep``."""
-    lines = sorted(o.input_line for o in task if o.key_or_group not in exclude_keys)
-    return item_sep.join(lines).replace("=", kv_sep)
-
-
 def without_hydra(cfg: DictConfig) -> DictConfig:
     """``cfg`` without its ``hydra`` node."""
     return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-
 
 
 @dataclasses.dataclass
@@ -91,7 +82,7 @@ class Composer:
         self._composed, self._groups = self._cache.composed, self._cache.groups
 
     def compose(self, overrides: list[str]) -> DictConfig:
-        """The config a job with ``overrides`` gets (a full Hydra compose, ~0.1 s)."""
+        """The config a job with ``overrides`` gets (a full Hydra compose)."""
         return self._loader.load_sweep_config(self._config, list(overrides))
 
     def compose_once(self, overrides: list[str]) -> DictConfig:
@@ -112,19 +103,15 @@ class Composer:
         return self._groups[key]
 
     def job_config(self, overrides: list[str]) -> DictConfig:
-        """The config Hydra's launcher gives a job with ``overrides`` (``compose``), built in a
-        few milliseconds instead of a ~0.1 s compose.
+        """The config Hydra's launcher gives a job with ``overrides`` (``compose``).
 
-        A trial's overrides differ from the next trial's in values, and only a little in config
-        group options. So the composition of the space's fixed overrides (when the job's start
-        with them, as a trial's do) and the job's group options (and the sweep's own Hydra
-        overrides) is made once per set of options (``compose_once``) and copied: the very
-        compositions the space's check and the trials' suggestions made already. Each other
-        plain ``key=value``, Hydra's own ``++hydra...`` ones included, is then set as a compose
-        sets it, in the same order (:func:`set_value`); last, the two override lists and
-        ``hydra.job.override_dirname`` are written as Hydra writes them. What this path does not
-        cover (deleting a key, a package ``@``) is composed in full.
-        ``tests/test_job_configs.py`` checks the result equals Hydra's compose.
+        The composition of the space's fixed overrides (when the job's start with them, as a
+        trial's do) and the job's group options is made once per set of options
+        (``compose_once``, the very compositions the space's check made already) and copied.
+        Each other plain ``key=value``, Hydra's own ``++hydra...`` ones included, is then set as
+        a compose sets it, in the same order (:func:`set_value`); last, the two override lists
+        and ``hydra.job.override_dirname`` are written as Hydra writes them. What this path does
+        not cover (deleting a key, a package ``@``) is composed in full.
         """
         parsed = self._parser.parse_overrides(list(overrides))
         if any(o.is_delete() or o.package is not None or o.is_sweep_override() for o in parsed):
@@ -135,17 +122,16 @@ class Composer:
         groups = [o.input_line for o in rest if self.is_group(o.key_or_group)]
         cfg = copy.deepcopy(self.compose_once(fixed + groups))
         for override in rest:
-            if override.input_line in groups:
-                continue
-            set_value(cfg, override)
+            if override.input_line not in groups:
+                set_value(cfg, override)
         with open_dict(cfg):
             hydra = cfg.hydra
             hydra.overrides.hydra = list(self._config.hydra.overrides.hydra) + [
                 o.input_line for o in parsed if o.is_hydra_override()]
             task = [o for o in parsed if not o.is_hydra_override()]
             hydra.overrides.task = [o.input_line for o in task]
-            dirname = hydra.job.config.override_dirname
-            hydra.job.override_dirname = override_dirname(
-                task, list(dirname.exclude_keys), str(dirname.item_sep), str(dirname.kv_sep))
+            dirname = hydra.job.config.override_dirname  # the task's lines not excluded, sorted
+            kept = sorted(o.input_line for o in task if o.key_or_group not in dirname.exclude_keys)
+            hydra.job.override_dirname = str(dirname.item_sep).join(kept).replace("=", str(dirname.kv_sep))
         OmegaConf.copy_cache(from_config=self._config, to_config=cfg)
         return cfg

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sweeper import DATA_DIR
-from sweeper.errors import ConfigError
+from sweeper.errors import ConfigError, first_line, user_keys
 from sweeper.overrides import not_bool
 
 #: What a sweep may optimise, per task; test metrics are logged, never optimised. ``val_loss``
@@ -37,9 +38,6 @@ TASK_OBJECTIVES = {
 }
 #: ``objective: auto`` (the default) is the task's first: val_rmse or val_log_loss.
 OBJECTIVES = ("auto", *dict.fromkeys(TASK_OBJECTIVES["regression"] + TASK_OBJECTIVES["classification"]))
-#: ``model.output_activation: auto`` is identity for regression; for classification sigmoid (one
-#: output) with 2 classes, as scikit-learn's MLPClassifier, and softmax (K outputs) with more.
-OUTPUT_ACTIVATIONS = ("auto", "identity", "tanh", "sigmoid", "softmax")
 
 
 @dataclass
@@ -143,17 +141,21 @@ class Config:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
 
+ConfigStore.instance().store(name="base_config", node=Config)
+# ${data_dir:x.csv} -> absolute path of a bundled dataset (a checkout's data/ or the installed
+# package's copy), whatever the cwd.
+if not OmegaConf.has_resolver("data_dir"):
+    OmegaConf.register_new_resolver("data_dir", lambda name="": str(DATA_DIR / name))
+
+
 # --- learning-rate schedules: one schema per ``schedule/`` option -----------------------------
 
 
 @functools.cache
 def schedule_schema(name: str) -> type:
     """The typed schema of schedule ``name``: its ``name`` and, all required, the keyword arguments
-    (besides ``lr``) of its class in ``sweeper.nn.schedules``, with their annotated types.
-
-    Generated, so a schedule's keys are written once, in its class; the values live in
-    ``conf/schedule/<name>.yaml``.
-    """
+    (besides ``lr``) of its class in ``sweeper.nn.schedules``, with their annotated types: a
+    schedule's keys are written once, in its class (the values in ``conf/schedule/<name>.yaml``)."""
     from sweeper.nn.schedules import SCHEDULES, schedule_keys
 
     hints = typing.get_type_hints(SCHEDULES[name].__init__)
@@ -163,26 +165,8 @@ def schedule_schema(name: str) -> type:
     return dataclasses.make_dataclass(f"{title}Schedule", fields)
 
 
-def _register() -> None:
-    """Store the schema in Hydra's ConfigStore and register the ``data_dir`` resolver."""
-    ConfigStore.instance().store(name="base_config", node=Config)
-    # ${data_dir:x.csv} -> absolute path of a bundled dataset (a checkout's data/ or the installed
-    # package's copy), whatever the cwd.
-    if not OmegaConf.has_resolver("data_dir"):
-        OmegaConf.register_new_resolver("data_dir", lambda name="": str(DATA_DIR / name))
-
-
-_register()
-
-
-# --- ranges ---------------------------------------------------------------------------------
-# A range is written once, by the code the value configures: the classes and functions of
-# sweeper.nn and sweeper.train raise a RangeError naming their argument, which `_named_by_keys`
-# turns into the line naming the config key; sweeper.data's checks name the key themselves.
-
-
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{key}: {value!r} is out of range; allowed: {allowed}")
+# --- ranges: sweeper.data's checks name the key themselves; sweeper.nn's and sweeper.train's
+# RangeError names their argument, which `_named_by_keys` turns into the config key.
 
 
 def _one_of(key: str, value: Any, names) -> None:
@@ -237,69 +221,47 @@ def schedule_config(cfg_schedule: Any) -> DictConfig:
         key = getattr(error, "key", None) or getattr(error, "full_key", None) or "?"
         keys = [k for k in schema if k != "name"]
         raise ConfigError(
-            f"schedule.{key}: {_short(error)}; schedule {name!r} has keys: {', '.join(keys) or '(none)'}"
+            f"schedule.{key}: {first_line(error)}; schedule {name!r} has keys: {', '.join(keys) or '(none)'}"
         ) from None
-    for key, kind in _type_hints(schedule_schema(name)).items():
-        if kind is bool and key in cfg_schedule and not isinstance(cfg_schedule[key], bool):
-            raise not_bool(f"schedule.{key}", cfg_schedule[key])
+    for key, value in cfg_schedule.items():
+        if isinstance(typed[key], bool) and not isinstance(value, bool):  # converted by a bool node
+            raise not_bool(f"schedule.{key}", value)
     missing = [k for k in typed if OmegaConf.is_missing(typed, k)]
     if missing:
         raise ConfigError(f"schedule.{missing[0]}: no value set for schedule {name!r}")
     return typed
 
 
-@functools.lru_cache(maxsize=None)
-def _type_hints(schema: type) -> dict[str, Any]:
-    """``typing.get_type_hints`` of a schema class, read once (every job's validation asks)."""
-    return typing.get_type_hints(schema)
-
-
 def _check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
-    """ConfigError naming the first key of ``node`` its ``schema`` dataclass lacks.
+    """ConfigError naming the first key of ``node`` its ``schema`` dataclass lacks (a composed
+    node's schema is its ``OmegaConf.get_type``).
 
     Hydra's ``+key=value`` adds a key the schema does not have (``+optimizer.lrr=0.1`` would run,
     unused, and be logged); ``+`` is meant for the sweeper's free-form kwargs dicts only.
     """
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    hints = _type_hints(schema)
+    allowed = user_keys(schema)
     for key in node:
         if prefix == "" and key == "hydra":
             continue
-        if key not in fields:
-            raise ConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(fields)}")
-        kind = hints[key]
+        if key not in allowed:
+            raise ConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(allowed)}")
+        kind = OmegaConf.get_type(node, key)
         if dataclasses.is_dataclass(kind) and isinstance(node[key], DictConfig):
             _check_known_keys(node[key], kind, f"{prefix}{key}.")
-
-
-def _short(error: Exception) -> str:
-    return str(error).splitlines()[0].strip()
-
-
-def _check_tracking_uri(value: str | None) -> None:
-    """A folder as tracking URI (MLflow's file store) is refused where MLflow refuses it."""
-    import os
-
-    from sweeper.tracking.store import check_file_store, tracking_uri
-
-    key = "mlflow.tracking_uri" if value else "MLFLOW_TRACKING_URI"
-    if value or os.environ.get("MLFLOW_TRACKING_URI"):
-        check_file_store(tracking_uri(value, create=False), key)
 
 
 def validate(cfg: Any) -> None:
     """Check every value of a composed config; raise ConfigError naming the first bad key.
 
     Types were already checked by Hydra against ``Config``; this checks ranges, names and the
-    keys of the chosen schedule. Registries of ``sweeper.nn`` and ``sweeper.data`` are the lists
-    of allowed names, so a new activation or scaling needs no change here; the objects a run
-    builds from the config (schedule, optimiser, early stopping) are built here too, and what
-    needs the data (the network, ``fit``) is checked by their own ``check_*`` functions, so a
-    range is the one its owner checks.
+    keys of the chosen schedule. The registries of ``sweeper.nn`` and ``sweeper.data`` are the
+    allowed names; the objects a run builds from the config (schedule, optimiser, early stopping)
+    are built here too, and what needs the data is checked by its owner's ``check_*`` function.
     """
     from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS, Missing, check_dialect, check_max_categories
     from sweeper.data import TASKS, check_split, check_stratify
-    from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS, SGD, Network, make_schedule
+    from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS, OUTPUT_ACTIVATIONS, SGD, Network, make_schedule
+    from sweeper.tracking.store import check_file_store, tracking_uri
     from sweeper.train import EarlyStopping, check_fit_arguments
 
     for key in ("path", "target"):
@@ -308,17 +270,19 @@ def validate(cfg: Any) -> None:
     try:
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as error:
-        raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {_short(error)}") from None
+        raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {first_line(error)}") from None
 
     _check_known_keys(cfg, Config)
-    _check_tracking_uri(cfg.mlflow.tracking_uri)
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-        _fail("seed", cfg.seed, "an integer >= 0")
+    uri = cfg.mlflow.tracking_uri  # a folder (MLflow's file store) is refused where MLflow refuses it
+    if uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        check_file_store(tracking_uri(uri, create=False), "mlflow.tracking_uri" if uri else "MLFLOW_TRACKING_URI")
+    if cfg.seed < 0:  # an integer: Config types it
+        raise ConfigError(f"seed: {cfg.seed!r} is out of range; allowed: an integer >= 0")
     _one_of("objective", cfg.objective, OBJECTIVES)
     _one_of("data.task", cfg.data.task, TASKS)
 
     data = cfg.data
-    _one_of("data.target_scaling", data.target_scaling, tuple(TARGET_SCALINGS))
+    _one_of("data.target_scaling", data.target_scaling, TARGET_SCALINGS)
     Missing(**data.missing)  # raises naming data.missing.<key>
     check_max_categories(data.max_categories)
     check_dialect(data.sep, data.encoding)
@@ -327,10 +291,10 @@ def validate(cfg: Any) -> None:
     check_stratify(cfg.split.stratify)
 
     model, reg = cfg.model, cfg.regularization
-    _one_of("model.activation", model.activation, tuple(ACTIVATIONS))
+    _one_of("model.activation", model.activation, ACTIVATIONS)
     # Which of them fits is known once the data says the task (`for_task`).
-    _one_of("model.output_activation", model.output_activation, OUTPUT_ACTIVATIONS)
-    _one_of("model.init", model.init, tuple(INITIALIZERS))
+    _one_of("model.output_activation", model.output_activation, ("auto", *OUTPUT_ACTIVATIONS))
+    _one_of("model.init", model.init, INITIALIZERS)
     _one_of("model.dtype", model.dtype, tuple(d for d in DTYPES if d in DATA_DTYPES))
     hidden = {f"sizes[{i + 1}]": f"model.hidden[{i}]" for i in range(len(model.hidden))}
     with _named_by_keys(cfg, {**hidden, "l1": "regularization.l1", "l2": "regularization.l2",
@@ -377,8 +341,9 @@ def objective_for(objective: str, task: str) -> str:
 
 
 def output_activation_for(name: str, task: str, n_classes: int = 0) -> str:
-    """``model.output_activation`` for ``task`` (``auto`` resolved, see `OUTPUT_ACTIVATIONS`);
-    ConfigError for one that cannot give the task's outputs."""
+    """``model.output_activation`` for ``task``; ConfigError for one that cannot give the task's
+    outputs. ``auto`` is identity for regression; for classification sigmoid (one output) with 2
+    classes, as scikit-learn's MLPClassifier, and softmax (K outputs) with more."""
     if task == "regression":
         allowed = ("identity", "tanh", "sigmoid")
         if name == "auto":

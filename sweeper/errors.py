@@ -1,9 +1,8 @@
 """The errors a user sees as one line: the message names the key, column or file at fault.
 
-Hydra prints its own composition errors over several lines (key, reference type, object type,
-a hint about HYDRA_FULL_ERROR). A command (``sweeper.cli.run_main``) asks Hydra to re-raise
-instead, and :func:`exit_for` condenses every error into ``error: <key>: <what is wrong>;
-allowed: ...`` with exit status 2. Setting ``HYDRA_FULL_ERROR=1`` still gives the full
+Hydra prints its own composition errors over several lines; a command (``sweeper.cli.run_main``)
+asks Hydra to re-raise instead, and :func:`exit_for` condenses every error into ``error: <key>:
+<what is wrong>; allowed: ...`` with exit status 2. ``HYDRA_FULL_ERROR=1`` still gives the full
 traceback, as Hydra users expect.
 """
 
@@ -67,12 +66,10 @@ def root_cause(error: BaseException) -> BaseException:
     """The innermost exception ``error`` was raised from (``__cause__``, else ``__context__``):
     MLflow and Optuna wrap a database's own words ("unable to open database file") in theirs."""
     seen = {id(error)}
-    while True:
-        inner = error.__cause__ or error.__context__
-        if inner is None or id(inner) in seen:
-            return error
+    while (inner := error.__cause__ or error.__context__) is not None and id(inner) not in seen:
         seen.add(id(inner))
         error = inner
+    return error
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -101,6 +98,12 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
+def first_line(error: BaseException) -> str:
+    """The first non-blank line of ``error``'s message (its type's name when it has none)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
 def sendable(error: Exception) -> Exception:
     """``error`` as another process can receive it through a pipe: itself when it comes out of
     pickle as it went in, else a RuntimeError holding its line (an exception whose ``__init__``
@@ -119,9 +122,7 @@ def exit_for(error: BaseException) -> None:
     """Print ``error`` as one line and exit (2; 130 for Ctrl-C), or re-raise it when the user set
     HYDRA_FULL_ERROR=1. A single run's task calls this itself, before Hydra adds its own
     "Error executing job" line on the way out."""
-    requested = _traceback_requested
-    if requested is None:
-        requested = os.environ.get(FULL_ERROR) == "1"
+    requested = os.environ.get(FULL_ERROR) == "1" if _traceback_requested is None else _traceback_requested
     if requested:
         raise error
     if isinstance(error, KeyboardInterrupt):
@@ -133,11 +134,10 @@ def exit_for(error: BaseException) -> None:
 
 
 def remove_refused_run_dir() -> None:
-    """Remove the output folder Hydra made for a single run before the run was refused (Hydra
-    makes it, writes ``.hydra/`` and opens the job's log before the task starts), when it holds
-    nothing else: only ``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml`` and
-    ``<job>.log`` (the refused run's own lines). Then its parents below the working directory
-    that this left empty (``outputs/DATE``). A folder holding anything more is left as it is."""
+    """Remove the output folder Hydra made for a refused single run when it holds only what Hydra
+    wrote before the task started (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``
+    and ``<job>.log``), then its parents below the working directory that this left empty
+    (``outputs/DATE``). A folder holding anything more is left as it is."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -145,8 +145,7 @@ def remove_refused_run_dir() -> None:
         return
     hydra = HydraConfig.get()
     folder, cwd = Path(hydra.runtime.output_dir), Path(hydra.runtime.cwd)
-    log_file = folder / f"{hydra.job.name}.log"
-    ours = {log_file}
+    ours = {folder / f"{hydra.job.name}.log"}
     if hydra.output_subdir:
         subdir = folder / hydra.output_subdir
         ours |= {subdir} | {subdir / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")}
@@ -165,7 +164,7 @@ def user_line(error: BaseException) -> str:
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
     if isinstance(error, SweeperError):
-        return _first_line(error)
+        return first_line(error)
     if isinstance(error, MissingConfigException) and error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")
         if error.missing_cfg_file in _PLUGIN_CONFIGS:  # an optional plugin's config, or ours built on one
@@ -190,8 +189,8 @@ def user_line(error: BaseException) -> str:
                 return (f"{overridden[1]}: '{key[len(overridden[1]) + 1:]}' is not in it yet; "
                         f"add each new key on its own: +{key}=VALUE")
             return f"{key}: unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-        return f"{key}: {_first_line(cause)}"
-    return _first_line(error)
+        return f"{key}: {first_line(cause)}"
+    return first_line(error)
 
 
 #: Configs of Hydra plugins that ship as extras, and the choice of ours that builds on each.
@@ -204,11 +203,6 @@ def user_keys(object_type: object) -> list[str]:
     if isinstance(object_type, type) and dataclasses.is_dataclass(object_type):
         return [field.name for field in dataclasses.fields(object_type) if not field.metadata.get("internal")]
     return []
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 # -- a Hydra job's outcome, through JobReturn's public properties ------------------------------

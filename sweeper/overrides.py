@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
+from hydra.core.override_parser.types import Quote, QuotedString
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.errors import ConfigError
@@ -19,16 +20,15 @@ def check_bool_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
 
     OmegaConf turns any integer into a bool (``optimizer.nesterov=3`` would run as true) and
     accepts ``yes``/``on``; Hydra's grammar reads only ``true``/``false`` as bools. Every plain
-    ``key=value`` in ``overrides`` whose key is typed ``bool`` in ``cfg`` (the composed config)
-    must be one of those, or ConfigError names the key.
+    ``key=value`` in ``overrides`` whose key is typed ``bool`` in ``cfg`` (the composed config:
+    only a node typed bool turns a value that is not a bool into one) must be one of those, or
+    ConfigError names the key.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         if override.is_delete() or override.is_sweep_override():
             continue
-        # A value that is not a bool and came out of the composition a bool was converted by a
-        # node typed bool (an untyped key keeps what it is given).
         composed = OmegaConf.select(cfg, override.key_or_group, default=None, throw_on_resolution_failure=False)
         if isinstance(composed, bool) and not isinstance(override.value(), bool):
             raise not_bool(override.key_or_group, override.value())
@@ -41,14 +41,7 @@ def not_bool(key: str, value: Any) -> ConfigError:
 
 def quote(value: str) -> str:
     """Quote ``value`` for Hydra's override grammar (any URL, password or path survives)."""
-    # Hydra reads a backslash literally unless a run of them precedes a quote or the closing
-    # quote; such runs are doubled, and every quote is escaped.
-    def escape(match: re.Match) -> str:
-        backslashes, quote = match.groups()
-        return backslashes * 2 + ("\\" + quote if quote else "")
-
-    escaped = re.sub(r"(\\*)('|$)", escape, value)
-    return "'" + escaped + "'"
+    return QuotedString(text=value, quote=Quote.single).with_quotes()
 
 
 #: A string Hydra's grammar reads as itself, unquoted (and not as a bool, null or number).

@@ -14,19 +14,14 @@ _reason: str | None = None
 
 
 def request(reason: str) -> None:
-    """Make the current job's next report raise ``Interrupted(reason)``.
-
-    A signal handler raises where the signal lands, and an exception raised inside a
-    garbage-collection callback is printed and dropped; the next epoch's report stops the trial
-    for sure.
-    """
+    """Make the current job's next report raise ``Interrupted(reason)`` (an exception raised
+    inside a garbage-collection callback is printed and dropped)."""
     global _reason
     _reason = reason
 
 
 def interrupt(reason: str) -> None:
-    """From a signal handler: stop the current job with ``Interrupted(reason)``, raised where
-    the signal lands and, in case it lands where Python drops it, again at the next report."""
+    """From a signal handler: raise ``Interrupted(reason)`` now and at the next report."""
     request(reason)
     raise Interrupted(reason)
 
