@@ -4,10 +4,10 @@ stopping and the validation set did overall.
 A knob's trials are split in two -- numbers at their median (``lr ≥ 0.01`` vs ``< 0.01``),
 names by category (``tanh`` vs the rest) -- and a sentence compares the groups' medians of the
 objective, the generalisation gap and the best epoch. A split is used only when both groups have
-at least ``MIN_GROUP`` finished trials (fewer say more about the sampler than the knob), and a sentence is written only for an effect of at least
-``MIN_OBJECTIVE_CHANGE`` on the objective, ``MIN_GAP_CHANGE`` on the gap, or ``MIN_EPOCH_RATIO``
-on the best epoch: no sentence when the data cannot support one. When the gap changes sign (or
-its baseline is not positive) a relative change means nothing, so the move must instead be at
+at least ``MIN_GROUP`` finished trials (fewer say more about the sampler than the knob), and a
+sentence is written only for an effect of at least ``MIN_OBJECTIVE_CHANGE`` on the objective,
+``MIN_GAP_CHANGE`` on the gap, or ``MIN_EPOCH_RATIO`` on the best epoch. When the gap changes sign
+(or its baseline is not positive) a relative change means nothing, so the move must instead be at
 least ``MIN_GAP_CHANGE`` of the sweep's median |gap|. At most ``MAX_KNOB_SENTENCES`` are kept,
 largest effects first.
 
@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 from sweeper.report.task import METRIC_NAMES, maximized, metric_name
-from sweeper.report.trials import FAIL, LOGGED, PRUNED, Trials
+from sweeper.report.trials import FAIL, LOGGED, PRUNED, Trials, trial_name
 
 MIN_GROUP = 5
 #: Finished trials the sweep-wide statistics need (early stopping, validation vs test).
@@ -152,14 +152,13 @@ def overall_findings(trials: Trials) -> list[str]:
     out = [f"{len(finished)} of {len(frame)} trials completed"
            + (f"; {states.get(PRUNED, 0)} pruned and {states.get(FAIL, 0)} failed (listed, left out of the statistics)."
               if len(finished) < len(frame) else ".")]
-    top = trials.top(1)
-    if top.empty and len(finished):
-        out.append(f"No finished trial has a finite {metric_name(trials.objective)}: none is ranked.")
+    top, name = trials.top(1), metric_name(trials.objective)
     if not top.empty:
         best = top.iloc[0]
-        name = metric_name(trials.objective)
         at = f" at epoch {best['best_epoch']} of {best['epochs_run']}" if pd.notna(best["best_epoch"]) else ""
-        out.append(f"The best trial ({_trial_name(best)}) reached {name} {best['objective_value']:.4g}{at}.")
+        out.append(f"The best trial ({trial_name(best)}) reached {name} {best['objective_value']:.4g}{at}.")
+    elif len(finished):
+        out.append(f"No finished trial has a finite {name}: none is ranked.")
     out += _not_logged(finished)
     if len(finished) < MIN_FINISHED:
         return out
@@ -197,15 +196,15 @@ def _validation_rise(finished: pd.DataFrame) -> list[str]:
     several = len(rise) > 1
     trained = f"{len(rise)} finished trial{'s' * several} that trained past {'their' if several else 'its'}"
     return [f"In the {trained} best epoch, validation loss rose a median {rise['val_loss_rise'].median():.1%} by the "
-            f"last epoch (the most: {_trial_name(most)}, {most['val_loss_rise']:+.1%})."]
+            f"last epoch (the most: {trial_name(most)}, {most['val_loss_rise']:+.1%})."]
 
 
 def _not_logged(finished: pd.DataFrame) -> list[str]:
     """A note naming the per-run numbers some finished runs did not log (runs of an older sweeper):
     their cells stay empty and the statistics leave them out."""
-    missing = {name: int(finished[name].isna().sum()) for name in LOGGED}
-    missing = {name: n for name, n in missing.items() if n}
-    if not missing:
+    missing = finished[list(LOGGED)].isna().sum()
+    missing = missing[missing > 0]
+    if missing.empty:
         return []
     listed = ", ".join(f"{name} ({n} of {len(finished)})" for name, n in missing.items())
     return [f"Some finished runs did not log {listed}: their cells are empty and the statistics leave them out "
@@ -240,10 +239,10 @@ def _validation_vs_test(trials: Trials) -> list[str]:
         gap, reference = f"{selected['val_test_gap']:+.1%}", f"{others.median():+.1%}"
         others_are = f"the {len(others)} other finished trials' median is {reference}"
         if selection_excess(selected["val_test_gap"], others) is not None:
-            out.append(f"Selecting on validation flattered the best trial ({_trial_name(selected)}): its {test_error} "
+            out.append(f"Selecting on validation flattered the best trial ({trial_name(selected)}): its {test_error} "
                        f"is {gap} against its {val_error}, where {others_are}.")
         else:
-            out.append(f"The best trial ({_trial_name(selected)}) has its {test_error} {gap} against its {val_error}, "
+            out.append(f"The best trial ({trial_name(selected)}) has its {test_error} {gap} against its {val_error}, "
                        f"and {others_are}: that gap comes with the validation/test split, not with selecting on "
                        "validation.")
     if task.score != task.flattery:
@@ -254,7 +253,3 @@ def _validation_vs_test(trials: Trials) -> list[str]:
             out.append(f"On {METRIC_NAMES[task.score]}: a median {val.median():.4g} on validation and "
                        f"{test.median():.4g} on test ({worse} of {len(scores)} finished trials did worse on test).")
     return out
-
-
-def _trial_name(row: Any) -> str:
-    return f"trial {row['trial']}" if not pd.isna(row["trial"]) else f"run {row['run_id'][:8]}"
