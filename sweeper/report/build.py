@@ -112,11 +112,8 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
     csv = folder / "trials.csv"
     trials.frame.to_csv(csv, index=False)
     captions = [caption.format(loss=trials.task.loss) for _, caption in PLOTS]
-    drawn = [
-        plots.top_curves(trials, k, folder / PLOTS[0][0]),
-        plots.gap_vs_regularization(trials, folder / PLOTS[1][0]),
-        plots.best_epoch_vs_lr_and_schedule(trials, folder / PLOTS[2][0]),
-    ]
+    figures = (plots.top_curves(trials, k), plots.gap_vs_regularization(trials), plots.best_epoch_figure(trials))
+    drawn = [plots.save(figure, folder / name) for figure, (name, _) in zip(figures, PLOTS)]
     importances_json, importances_png = folder / "importances.json", folder / PLOTS[3][0]
     no_importances = importance.download(trials.info, importances_json, importances_png)
     if no_importances is None:
@@ -128,7 +125,6 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
         display_table(trials, trials.frame, knobs=True),
         sentences,
         list(zip(drawn, captions)),
-        k,
         no_importances,
     )
     html_path = folder / "report.html"

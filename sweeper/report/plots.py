@@ -1,5 +1,5 @@
-"""The report's PNG plots (matplotlib, Agg). Each function writes one file and never fails for
-lack of data: a plot without enough finished trials says so on its canvas.
+"""The report's PNG plots (matplotlib, Agg). Each function draws one figure (``save`` writes it) and
+never fails for lack of data: a plot without enough finished trials says so on its canvas.
 
 A knob the sweep searched as a number (an interval or an integer range: ``Trials.space``, the
 parent run's ``sweeper.space`` tag) is drawn on a numeric axis over its searched range, log-scaled
@@ -42,7 +42,8 @@ def _lay_out(fig: Any) -> Any:
     return fig
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save(fig: Any, path: Path) -> Path:
+    """``fig`` as a PNG at ``path``; the figure is closed."""
     fig.savefig(path, dpi=DPI)
     _pyplot().close(fig)
     return path
@@ -127,9 +128,9 @@ def _legend(fig: Any, axes: Sequence[Any], title: str) -> None:
                    loc="upper right", bbox_to_anchor=(0.995, 0.995), ncol=len(handles), fontsize=9, frameon=False)
 
 
-def top_curves(trials: Trials, k: int, path: Path) -> Path:
+def top_curves(trials: Trials, k: int) -> Any:
     """Train, validation and test loss per epoch of the top-``k`` trials, one panel each; the y axis
-    names the task's loss (``Task.loss``, e.g. cross-entropy) and its scale."""
+    names the task's loss (``Task.loss``, e.g. cross-entropy) and its scale: a laid-out Figure."""
     plt = _pyplot()
     top = trials.top(k)
     if top.empty:  # nothing finished (e.g. a single failed run): show what has a curve
@@ -167,11 +168,12 @@ def top_curves(trials: Trials, k: int, path: Path) -> Path:
     _legend(fig, flat[:1], "")
     fig.suptitle(f"Top {len(top)} trials by {trials.objective}: {trials.task.loss} per epoch", fontsize=11,
                  x=0.02, ha="left")
-    return _save(_lay_out(fig), path)
+    return _lay_out(fig)
 
 
-def gap_vs_regularization(trials: Trials, path: Path) -> Path:
-    """Generalisation gap against L1, L2, dropout and max-norm, one panel each, coloured by activation."""
+def gap_vs_regularization(trials: Trials) -> Any:
+    """Generalisation gap against L1, L2, dropout and max-norm, one panel each, coloured by activation:
+    a laid-out Figure."""
     finished = trials.finished.dropna(subset=["generalization_gap"])
     fig, axes = _pyplot().subplots(2, 2, figsize=(10, 7.2))
     for ax in _knob_panels(trials, axes.ravel(), REGULARIZATION, finished, "generalization_gap"):
@@ -180,12 +182,7 @@ def gap_vs_regularization(trials: Trials, path: Path) -> Path:
     _legend(fig, axes.ravel(), COLOR_BY)
     fig.suptitle("Generalisation gap at the best epoch against each regularisation knob", fontsize=11,
                  x=0.02, ha="left")
-    return _save(_lay_out(fig), path)
-
-
-def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
-    """``best_epoch_figure`` as a PNG."""
-    return _save(best_epoch_figure(trials), path)
+    return _lay_out(fig)
 
 
 def best_epoch_figure(trials: Trials) -> Any:
