@@ -185,9 +185,8 @@ def overall_findings(trials: Trials) -> list[str]:
 
 
 def _validation_rise(finished: pd.DataFrame) -> list[str]:
-    """How much validation loss rose between the best epoch and the last (``val_loss_rise``), over the
-    finished trials that trained past their best epoch: a measure of overfitting, where the number
-    of epochs past the best is only early stopping's patience."""
+    """How much validation loss rose between the best epoch and the last (``val_loss_rise``, a measure
+    of overfitting), over the finished trials that trained past their best epoch."""
     rise = finished.dropna(subset=["val_loss_rise"])
     rise = rise[rise["best_epoch"] < rise["epochs_run"]]
     if rise.empty:

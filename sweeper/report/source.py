@@ -128,9 +128,8 @@ def child_runs(client: Any, parent: Any) -> list[Any]:
 def curves(client: Any, run_id: str) -> dict[str, list[float]]:
     """``{"train_loss": [...], "val_loss": [...], "test_loss": [...]}``, index i = epoch i + 1.
 
-    One ``get_metric_history`` call per metric. Should a step be logged twice (runs logged
-    before the final network's ``val_loss`` became ``model_val_loss`` have it at their last
-    epoch, after that epoch's own), the first value wins; a missing step is NaN.
+    One ``get_metric_history`` call per metric. A step logged twice keeps its first value (older
+    runs logged the final network's ``val_loss`` at their last epoch too); a missing step is NaN.
     """
     out: dict[str, list[float]] = {}
     for key in CURVES:

@@ -2,8 +2,8 @@
 
 What a run logged is read as it is (``best_epoch``, ``epochs_run``, ``generalization_gap``, the
 objective's final metric; see ``sweeper.app``); the few columns derived here are arithmetic on
-those and the curves (``val_loss_rise``, ``val_test_gap``, ``early_stop_saving``), with their formulas in the
-docstrings below and in the report's HTML. Which final metrics a row has depends on the sweep's
+those and the curves (``val_loss_rise``, ``val_test_gap``, ``early_stop_saving``), with their
+formulas below and in the report's HTML. Which final metrics a row has depends on the sweep's
 task (``sweeper.report.task``).
 """
 
@@ -111,9 +111,8 @@ def val_test_gap(val_error: float, test_error: float) -> float:
     error-like metric (``Task.flattery``): test_rmse and val_rmse for regression, test_log_loss
     and val_log_loss for classification.
 
-    Positive: the test error is that fraction above what validation promised. Every trial shares
-    the split's part of it; only the best trial's excess over the others' is selection's
-    (``sweeper.report.findings``).
+    Positive: the test error is that fraction above what validation promised; how much of it
+    selection caused is ``findings.selection_excess``.
     """
     if not (math.isfinite(val_error) and math.isfinite(test_error)) or val_error == 0:
         return math.nan
@@ -147,12 +146,8 @@ def _logged_int(metrics: dict, name: str) -> int | None:
 
 
 def build_trials(sweep: Sweep) -> Trials:
-    """The ``Trials`` of ``sweep``: one row per trial run, ordered by trial number.
-
-    Every number a run logged is read as it is: the objective (the final metric Optuna was told),
-    ``best_epoch``, ``epochs_run`` and ``generalization_gap``. A run that did not log one (an
-    older sweeper) has an empty cell, never one made up here.
-    """
+    """The ``Trials`` of ``sweep``: one row per trial run, ordered by trial number. A number a run
+    did not log (an older sweeper) is an empty cell, never one made up here."""
     params = {t.run.info.run_id: {k: parse_param(v) for k, v in t.run.data.params.items()} for t in sweep.trials}
     task = task_of(params.values(), (t.run.data.metrics for t in sweep.trials))
     val_error, test_error = f"val_{task.flattery}", f"test_{task.flattery}"
