@@ -20,7 +20,6 @@ whether the best trial's test error is further from its validation error than th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -41,18 +40,9 @@ MAX_KNOB_SENTENCES = 10
 MIN_SELECTION_EXCESS = 0.05
 
 
-@dataclass
-class Split:
-    """One group of finished trials (``label``) against the others with the knob (``rest``)."""
-
-    knob: str
-    label: str
-    group: pd.DataFrame
-    rest: pd.DataFrame
-
-
-def knob_splits(trials: Trials, knob: str) -> Iterator[Split]:
-    """The splits of ``knob``'s finished trials; see the module docstring."""
+def knob_splits(trials: Trials, knob: str) -> Iterator[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """The splits of ``knob``'s finished trials (see the module docstring), each as (label, the
+    group's rows, the rows of the others with the knob)."""
     finished = trials.finished
     present = [run_id in trials.params and knob in trials.params[run_id] for run_id in finished["run_id"]]
     rows = finished[np.asarray(present, dtype=bool)]  # a list would select columns when it is empty
@@ -64,7 +54,7 @@ def knob_splits(trials: Trials, knob: str) -> Iterator[Split]:
         high, label = x >= threshold, f"{knob} ≥ {threshold:.3g}"
         if high.all():  # the median is the minimum (e.g. mostly zeros)
             high, label = x > threshold, f"{knob} > {threshold:.3g}"
-        yield Split(knob, label, rows[high], rows[~high])
+        yield label, rows[high], rows[~high]
         return
     categories = sorted({str(v) for v in values})
     if len(categories) < 2:
@@ -72,17 +62,17 @@ def knob_splits(trials: Trials, knob: str) -> Iterator[Split]:
     names = np.asarray([str(v) for v in values])
     for category in categories[-1:] if len(categories) == 2 else categories:
         other = f" (vs {categories[0]})" if len(categories) == 2 else ""
-        yield Split(knob, f"{knob} = {category}{other}", rows[names == category], rows[names != category])
+        yield f"{knob} = {category}{other}", rows[names == category], rows[names != category]
 
 
 def _relative(new: float, old: float) -> float:
     return (new - old) / abs(old) if old and math.isfinite(old) and math.isfinite(new) else math.nan
 
 
-def _effect_sentences(split: Split, trials: Trials, gap_scale: float, min_group: int) -> list[tuple[float, str]]:
-    """(effect size, sentence) pairs for one split; empty when the effect is too small or a
-    group has fewer than ``min_group`` finished trials."""
-    g, r = split.group, split.rest
+def _effect_sentences(label: str, g: pd.DataFrame, r: pd.DataFrame, trials: Trials, gap_scale: float,
+                      min_group: int) -> list[tuple[float, str]]:
+    """(effect size, sentence) pairs for one split (``label``: group ``g`` against the rest ``r``);
+    empty when the effect is too small or a group has fewer than ``min_group`` finished trials."""
     if len(g) < min_group or len(r) < min_group:
         return []
     counts = f"({len(g)} vs {len(r)} finished trials)"
@@ -108,7 +98,7 @@ def _effect_sentences(split: Split, trials: Trials, gap_scale: float, min_group:
             parts.append(f"{verb} the median generalisation gap by {abs(gap_change):.0%}")
         elif gap_moved:
             parts.append(f"moving the median generalisation gap from {gap_r:.3g} to {gap_g:.3g}")
-        sentence = f"{split.label} " + " while ".join(parts) + f" {counts}."
+        sentence = f"{label} " + " while ".join(parts) + f" {counts}."
         # Ranking only: a 20% move of the gap counts like a 5% move of the objective.
         size = max(abs(obj_change) if math.isfinite(obj_change) else 0,
                    abs(gap_change) / 4 if math.isfinite(gap_change) else 0)
@@ -121,13 +111,13 @@ def _effect_sentences(split: Split, trials: Trials, gap_scale: float, min_group:
             late = g if ratio < 1 else r
             if (late["best_epoch"] >= late["configured_epochs"]).mean() >= 0.5:
                 # Most of the later group peaked at their last allowed epoch: the budget ran out.
-                who = f"with {split.label}" if ratio < 1 else "without it"
+                who = f"with {label}" if ratio < 1 else "without it"
                 sentence = (f"Most trials {who} were still improving when the epoch budget "
                             f"({late['configured_epochs'].median():g}) ran out (median best epoch {best_g:g} vs "
                             f"{best_r:g}) {counts}.")
             else:
                 pace = f"{ratio:.3g}× sooner" if ratio > 1 else f"{1 / ratio:.3g}× later"
-                sentence = (f"Trials with {split.label} reached their best epoch {pace} "
+                sentence = (f"Trials with {label} reached their best epoch {pace} "
                             f"(median epoch {best_g:g} vs {best_r:g}) {counts}.")
             out.append((abs(math.log(ratio)) / 2, sentence))
     return out
@@ -137,10 +127,11 @@ def knob_findings(trials: Trials, min_group: int = MIN_GROUP) -> list[str]:
     """One sentence per notable effect of a searched knob, the largest ``MAX_KNOB_SENTENCES`` first;
     a split counts only with ``min_group`` finished trials on each side."""
     gap_scale = float(trials.finished["generalization_gap"].abs().median()) if len(trials.finished) else 0.0
+    gap_scale = gap_scale if math.isfinite(gap_scale) else 0.0
     found: list[tuple[float, str]] = []
     for knob in trials.knobs:
-        for split in knob_splits(trials, knob):
-            found.extend(_effect_sentences(split, trials, gap_scale if math.isfinite(gap_scale) else 0.0, min_group))
+        for label, group, rest in knob_splits(trials, knob):
+            found.extend(_effect_sentences(label, group, rest, trials, gap_scale, min_group))
     ranked = sorted(found, key=lambda pair: -pair[0])
     return [sentence for _, sentence in ranked[:MAX_KNOB_SENTENCES]]
 
