@@ -3,7 +3,6 @@ the sweep's parent run in MLflow, and the table printed on stdout."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ class Report:
 
 
 def _fmt(value: Any, spec: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if pd.isna(value):  # None, NaN, pd.NA
         return "–"
     return format(value, spec)
 

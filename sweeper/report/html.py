@@ -75,10 +75,6 @@ def _align(column: pd.Series) -> str:
     return "num" if numeric.notna().sum() >= max(1, column.ne("").sum() // 2) else "text"
 
 
-def _image(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
 def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Sequence[str],
            plots: Sequence[tuple[Path, str]], no_importances: str | None = None) -> str:
     """The page as a string; ``top`` and ``every`` are display tables (strings), ``plots`` (png,
@@ -99,7 +95,8 @@ def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Seq
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         findings=findings,
         top=_rows(top),
-        figures=[{"src": _image(path), "caption": caption} for path, caption in plots],
+        figures=[{"src": "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii"),
+                  "caption": caption} for path, caption in plots],
         no_importances=no_importances,
         every=_rows(every),
         glossary=formulas(trials.task),
