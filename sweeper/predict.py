@@ -73,7 +73,9 @@ def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
     from mlflow.exceptions import MlflowException
 
     from sweeper.data import read_csv
-    from sweeper.train import regression_metrics
+    from sweeper.data.columns import LARGEST, bad_cells_message
+    from sweeper.data.target import label_cells_of_target
+    from sweeper.train import classification_metrics, regression_metrics
 
     network = model.unwrap_python_model()
     target = network.preprocessor.target
@@ -98,47 +100,24 @@ def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:
         out[PREDICTION] = predictions
     if target not in rows.columns:
         return out, None
-    if network.preprocessor.classifies:
-        return out, _classification_metrics(network.preprocessor, rows[target], predictions)
-    y = _known_targets(rows[target], target, path)
+    if network.preprocessor.classifies:  # scored on the rows whose label is one of the model's classes
+        labels = label_cells_of_target(rows[target].reset_index(drop=True))
+        codes = pd.Index(network.preprocessor.labels.classes).get_indexer(labels)
+        known = codes >= 0
+        if not known.any():
+            return out, None
+        proba = predictions[[c for c in predictions.columns if c != PREDICTION]].to_numpy(dtype=np.float64)
+        return out, classification_metrics(codes[known], proba[known])
+    # Scored on the rows whose target is a number (a missing or text cell is left out); a number the
+    # metrics cannot square (infinite, beyond ±LARGEST) is refused, naming the column and its first row.
+    y = pd.to_numeric(rows[target], errors="coerce").to_numpy(dtype=np.float64)
+    huge = np.abs(y) > LARGEST
+    if huge.any():
+        raise PredictError(f"INPUT.csv {path}: {bad_cells_message(rows[target], huge, target, is_target=True)}")
     known = ~np.isnan(y)
     if not known.any():
         return out, None
     return out, regression_metrics(y[known, None], np.asarray(predictions)[known, None])
-
-
-def _known_targets(cells: Any, target: str, path: str) -> Any:
-    """The target column's numbers, float64 (n,), NaN where a cell is missing or text (such
-    rows are left out of the metrics); PredictError naming the file, the column and the first
-    row of a number the metrics cannot square (infinite, beyond ±``LARGEST``)."""
-    import numpy as np
-    import pandas as pd
-
-    from sweeper.data.columns import LARGEST, bad_cells_message
-
-    y = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
-    huge = np.abs(y) > LARGEST
-    if huge.any():
-        raise PredictError(f"INPUT.csv {path}: {bad_cells_message(cells, huge, target, is_target=True)}")
-    return y
-
-
-def _classification_metrics(preprocessor: Any, target: Any, predictions: Any) -> dict[str, float] | None:
-    """Accuracy, log loss, macro F1 and ROC AUC over the rows whose target is one of the model's
-    classes (a missing or unknown label is left out)."""
-    import numpy as np
-    import pandas as pd
-
-    from sweeper.data.target import label_cells_of_target
-    from sweeper.train import classification_metrics
-
-    labels = preprocessor.labels
-    codes = pd.Index(labels.classes).get_indexer(label_cells_of_target(target.reset_index(drop=True)))
-    known = codes >= 0
-    if not known.any():
-        return None
-    proba = predictions[[c for c in predictions.columns if c != PREDICTION]].to_numpy(dtype=np.float64)
-    return classification_metrics(codes[known], proba[known])
 
 
 def main(argv: list[str] | None = None, stdout: TextIO | None = None) -> int:

@@ -129,23 +129,20 @@ def rerun(run_id: str, uri: str | None, check: bool = False, rtol: float = 0.0) 
     if not check:
         return 1 if result["state"] == FAIL else 0
 
-    new = client.get_run(result["run_id"]).data.metrics
-    different = differing_metrics(original.data.metrics, new, rtol)
+    old, new = original.data.metrics, client.get_run(result["run_id"]).data.metrics
+    different = differing_metrics(old, new, rtol)
     ending = differing_end(original.data.tags, result)
     if ending:
         print(f"check FAILED: run {result['run_id']} ended differently from run {run_id}: {ending}", file=sys.stderr)
         return 1
     if different:
-        details = ", ".join(
-            f"{name} ({original.data.metrics.get(name)!r} -> {new.get(name)!r})" for name in different
-        )
-        note = ""
-        if original.data.tags.get(STATE_TAG) == "PRUNED":
-            note = " (the original was PRUNED by its sweep; a rerun trains to the end)"
+        details = ", ".join(f"{name} ({old.get(name)!r} -> {new.get(name)!r})" for name in different)
+        pruned = original.data.tags.get(STATE_TAG) == "PRUNED"
+        note = " (the original was PRUNED by its sweep; a rerun trains to the end)" if pruned else ""
         print(f"check FAILED: run {result['run_id']} differs from run {run_id} in: {details}{note}",
               file=sys.stderr)
         return 1
-    compared = len(set(original.data.metrics) - UNCOMPARED)
+    compared = len(set(old) - UNCOMPARED)
     ended = f", and its end ({result['state']}: {result['reason']})" if result["state"] == FAIL else ""
     print(f"check passed: all {compared} metrics of run {run_id} reproduced by run {result['run_id']}{ended}")
     return 0

@@ -7,14 +7,17 @@ shows the traceback, as for ``python -m sweeper``).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+import tempfile
 from pathlib import Path
+
+from sweeper.errors import ArgumentParser, SweeperError
+from sweeper.report import build_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from sweeper.errors import ArgumentParser
-
     parser = ArgumentParser(
         prog="python -m sweeper.report",
         description="Overfitting and early-stopping analysis of a sweep: a table on stdout; trials.csv, PNG plots "
@@ -38,9 +41,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _check_writable(out: Path) -> None:
     """OSError naming the folder unless ``out`` can be created or written, checked before the
     store is read (a probe folder made and removed in its nearest existing parent)."""
-    import errno
-    import tempfile
-
     existing = next(p for p in [out.absolute(), *out.absolute().parents] if p.exists())
     if not existing.is_dir():
         raise OSError(errno.ENOTDIR, "not a folder", str(existing))
@@ -49,9 +49,6 @@ def _check_writable(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from sweeper.errors import SweeperError
-    from sweeper.report import build_report
-
     try:
         if args.out:
             _check_writable(Path(args.out))

@@ -3,7 +3,6 @@ the sweep's parent run in MLflow, and the table printed on stdout."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ class Report:
 
 
 def _fmt(value: Any, spec: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if pd.isna(value):  # None, NaN, pd.NA
         return "–"
     return format(value, spec)
 
@@ -112,11 +111,8 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
     csv = folder / "trials.csv"
     trials.frame.to_csv(csv, index=False)
     captions = [caption.format(loss=trials.task.loss) for _, caption in PLOTS]
-    drawn = [
-        plots.top_curves(trials, k, folder / PLOTS[0][0]),
-        plots.gap_vs_regularization(trials, folder / PLOTS[1][0]),
-        plots.best_epoch_vs_lr_and_schedule(trials, folder / PLOTS[2][0]),
-    ]
+    figures = (plots.top_curves(trials, k), plots.gap_vs_regularization(trials), plots.best_epoch_figure(trials))
+    drawn = [plots.save(figure, folder / name) for figure, (name, _) in zip(figures, PLOTS)]
     importances_json, importances_png = folder / "importances.json", folder / PLOTS[3][0]
     no_importances = importance.download(trials.info, importances_json, importances_png)
     if no_importances is None:
@@ -128,7 +124,6 @@ def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
         display_table(trials, trials.frame, knobs=True),
         sentences,
         list(zip(drawn, captions)),
-        k,
         no_importances,
     )
     html_path = folder / "report.html"

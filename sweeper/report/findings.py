@@ -4,10 +4,10 @@ stopping and the validation set did overall.
 A knob's trials are split in two -- numbers at their median (``lr ≥ 0.01`` vs ``< 0.01``),
 names by category (``tanh`` vs the rest) -- and a sentence compares the groups' medians of the
 objective, the generalisation gap and the best epoch. A split is used only when both groups have
-at least ``MIN_GROUP`` finished trials (fewer say more about the sampler than the knob), and a sentence is written only for an effect of at least
-``MIN_OBJECTIVE_CHANGE`` on the objective, ``MIN_GAP_CHANGE`` on the gap, or ``MIN_EPOCH_RATIO``
-on the best epoch: no sentence when the data cannot support one. When the gap changes sign (or
-its baseline is not positive) a relative change means nothing, so the move must instead be at
+at least ``MIN_GROUP`` finished trials (fewer say more about the sampler than the knob), and a
+sentence is written only for an effect of at least ``MIN_OBJECTIVE_CHANGE`` on the objective,
+``MIN_GAP_CHANGE`` on the gap, or ``MIN_EPOCH_RATIO`` on the best epoch. When the gap changes sign
+(or its baseline is not positive) a relative change means nothing, so the move must instead be at
 least ``MIN_GAP_CHANGE`` of the sweep's median |gap|. At most ``MAX_KNOB_SENTENCES`` are kept,
 largest effects first.
 
@@ -20,14 +20,13 @@ whether the best trial's test error is further from its validation error than th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 from sweeper.report.task import METRIC_NAMES, maximized, metric_name
-from sweeper.report.trials import FAIL, LOGGED, PRUNED, Trials
+from sweeper.report.trials import FAIL, LOGGED, PRUNED, Trials, trial_name
 
 MIN_GROUP = 5
 #: Finished trials the sweep-wide statistics need (early stopping, validation vs test).
@@ -41,18 +40,9 @@ MAX_KNOB_SENTENCES = 10
 MIN_SELECTION_EXCESS = 0.05
 
 
-@dataclass
-class Split:
-    """One group of finished trials (``label``) against the others with the knob (``rest``)."""
-
-    knob: str
-    label: str
-    group: pd.DataFrame
-    rest: pd.DataFrame
-
-
-def knob_splits(trials: Trials, knob: str) -> Iterator[Split]:
-    """The splits of ``knob``'s finished trials; see the module docstring."""
+def knob_splits(trials: Trials, knob: str) -> Iterator[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """The splits of ``knob``'s finished trials (see the module docstring), each as (label, the
+    group's rows, the rows of the others with the knob)."""
     finished = trials.finished
     present = [run_id in trials.params and knob in trials.params[run_id] for run_id in finished["run_id"]]
     rows = finished[np.asarray(present, dtype=bool)]  # a list would select columns when it is empty
@@ -64,7 +54,7 @@ def knob_splits(trials: Trials, knob: str) -> Iterator[Split]:
         high, label = x >= threshold, f"{knob} ≥ {threshold:.3g}"
         if high.all():  # the median is the minimum (e.g. mostly zeros)
             high, label = x > threshold, f"{knob} > {threshold:.3g}"
-        yield Split(knob, label, rows[high], rows[~high])
+        yield label, rows[high], rows[~high]
         return
     categories = sorted({str(v) for v in values})
     if len(categories) < 2:
@@ -72,17 +62,17 @@ def knob_splits(trials: Trials, knob: str) -> Iterator[Split]:
     names = np.asarray([str(v) for v in values])
     for category in categories[-1:] if len(categories) == 2 else categories:
         other = f" (vs {categories[0]})" if len(categories) == 2 else ""
-        yield Split(knob, f"{knob} = {category}{other}", rows[names == category], rows[names != category])
+        yield f"{knob} = {category}{other}", rows[names == category], rows[names != category]
 
 
 def _relative(new: float, old: float) -> float:
     return (new - old) / abs(old) if old and math.isfinite(old) and math.isfinite(new) else math.nan
 
 
-def _effect_sentences(split: Split, trials: Trials, gap_scale: float, min_group: int) -> list[tuple[float, str]]:
-    """(effect size, sentence) pairs for one split; empty when the effect is too small or a
-    group has fewer than ``min_group`` finished trials."""
-    g, r = split.group, split.rest
+def _effect_sentences(label: str, g: pd.DataFrame, r: pd.DataFrame, trials: Trials, gap_scale: float,
+                      min_group: int) -> list[tuple[float, str]]:
+    """(effect size, sentence) pairs for one split (``label``: group ``g`` against the rest ``r``);
+    empty when the effect is too small or a group has fewer than ``min_group`` finished trials."""
     if len(g) < min_group or len(r) < min_group:
         return []
     counts = f"({len(g)} vs {len(r)} finished trials)"
@@ -108,7 +98,7 @@ def _effect_sentences(split: Split, trials: Trials, gap_scale: float, min_group:
             parts.append(f"{verb} the median generalisation gap by {abs(gap_change):.0%}")
         elif gap_moved:
             parts.append(f"moving the median generalisation gap from {gap_r:.3g} to {gap_g:.3g}")
-        sentence = f"{split.label} " + " while ".join(parts) + f" {counts}."
+        sentence = f"{label} " + " while ".join(parts) + f" {counts}."
         # Ranking only: a 20% move of the gap counts like a 5% move of the objective.
         size = max(abs(obj_change) if math.isfinite(obj_change) else 0,
                    abs(gap_change) / 4 if math.isfinite(gap_change) else 0)
@@ -121,13 +111,13 @@ def _effect_sentences(split: Split, trials: Trials, gap_scale: float, min_group:
             late = g if ratio < 1 else r
             if (late["best_epoch"] >= late["configured_epochs"]).mean() >= 0.5:
                 # Most of the later group peaked at their last allowed epoch: the budget ran out.
-                who = f"with {split.label}" if ratio < 1 else "without it"
+                who = f"with {label}" if ratio < 1 else "without it"
                 sentence = (f"Most trials {who} were still improving when the epoch budget "
                             f"({late['configured_epochs'].median():g}) ran out (median best epoch {best_g:g} vs "
                             f"{best_r:g}) {counts}.")
             else:
                 pace = f"{ratio:.3g}× sooner" if ratio > 1 else f"{1 / ratio:.3g}× later"
-                sentence = (f"Trials with {split.label} reached their best epoch {pace} "
+                sentence = (f"Trials with {label} reached their best epoch {pace} "
                             f"(median epoch {best_g:g} vs {best_r:g}) {counts}.")
             out.append((abs(math.log(ratio)) / 2, sentence))
     return out
@@ -137,10 +127,11 @@ def knob_findings(trials: Trials, min_group: int = MIN_GROUP) -> list[str]:
     """One sentence per notable effect of a searched knob, the largest ``MAX_KNOB_SENTENCES`` first;
     a split counts only with ``min_group`` finished trials on each side."""
     gap_scale = float(trials.finished["generalization_gap"].abs().median()) if len(trials.finished) else 0.0
+    gap_scale = gap_scale if math.isfinite(gap_scale) else 0.0
     found: list[tuple[float, str]] = []
     for knob in trials.knobs:
-        for split in knob_splits(trials, knob):
-            found.extend(_effect_sentences(split, trials, gap_scale if math.isfinite(gap_scale) else 0.0, min_group))
+        for label, group, rest in knob_splits(trials, knob):
+            found.extend(_effect_sentences(label, group, rest, trials, gap_scale, min_group))
     ranked = sorted(found, key=lambda pair: -pair[0])
     return [sentence for _, sentence in ranked[:MAX_KNOB_SENTENCES]]
 
@@ -152,14 +143,13 @@ def overall_findings(trials: Trials) -> list[str]:
     out = [f"{len(finished)} of {len(frame)} trials completed"
            + (f"; {states.get(PRUNED, 0)} pruned and {states.get(FAIL, 0)} failed (listed, left out of the statistics)."
               if len(finished) < len(frame) else ".")]
-    top = trials.top(1)
-    if top.empty and len(finished):
-        out.append(f"No finished trial has a finite {metric_name(trials.objective)}: none is ranked.")
+    top, name = trials.top(1), metric_name(trials.objective)
     if not top.empty:
         best = top.iloc[0]
-        name = metric_name(trials.objective)
         at = f" at epoch {best['best_epoch']} of {best['epochs_run']}" if pd.notna(best["best_epoch"]) else ""
-        out.append(f"The best trial ({_trial_name(best)}) reached {name} {best['objective_value']:.4g}{at}.")
+        out.append(f"The best trial ({trial_name(best)}) reached {name} {best['objective_value']:.4g}{at}.")
+    elif len(finished):
+        out.append(f"No finished trial has a finite {name}: none is ranked.")
     out += _not_logged(finished)
     if len(finished) < MIN_FINISHED:
         return out
@@ -186,9 +176,8 @@ def overall_findings(trials: Trials) -> list[str]:
 
 
 def _validation_rise(finished: pd.DataFrame) -> list[str]:
-    """How much validation loss rose between the best epoch and the last (``val_loss_rise``), over the
-    finished trials that trained past their best epoch: a measure of overfitting, where the number
-    of epochs past the best is only early stopping's patience."""
+    """How much validation loss rose between the best epoch and the last (``val_loss_rise``, a measure
+    of overfitting), over the finished trials that trained past their best epoch."""
     rise = finished.dropna(subset=["val_loss_rise"])
     rise = rise[rise["best_epoch"] < rise["epochs_run"]]
     if rise.empty:
@@ -197,15 +186,15 @@ def _validation_rise(finished: pd.DataFrame) -> list[str]:
     several = len(rise) > 1
     trained = f"{len(rise)} finished trial{'s' * several} that trained past {'their' if several else 'its'}"
     return [f"In the {trained} best epoch, validation loss rose a median {rise['val_loss_rise'].median():.1%} by the "
-            f"last epoch (the most: {_trial_name(most)}, {most['val_loss_rise']:+.1%})."]
+            f"last epoch (the most: {trial_name(most)}, {most['val_loss_rise']:+.1%})."]
 
 
 def _not_logged(finished: pd.DataFrame) -> list[str]:
     """A note naming the per-run numbers some finished runs did not log (runs of an older sweeper):
     their cells stay empty and the statistics leave them out."""
-    missing = {name: int(finished[name].isna().sum()) for name in LOGGED}
-    missing = {name: n for name, n in missing.items() if n}
-    if not missing:
+    missing = finished[list(LOGGED)].isna().sum()
+    missing = missing[missing > 0]
+    if missing.empty:
         return []
     listed = ", ".join(f"{name} ({n} of {len(finished)})" for name, n in missing.items())
     return [f"Some finished runs did not log {listed}: their cells are empty and the statistics leave them out "
@@ -240,10 +229,10 @@ def _validation_vs_test(trials: Trials) -> list[str]:
         gap, reference = f"{selected['val_test_gap']:+.1%}", f"{others.median():+.1%}"
         others_are = f"the {len(others)} other finished trials' median is {reference}"
         if selection_excess(selected["val_test_gap"], others) is not None:
-            out.append(f"Selecting on validation flattered the best trial ({_trial_name(selected)}): its {test_error} "
+            out.append(f"Selecting on validation flattered the best trial ({trial_name(selected)}): its {test_error} "
                        f"is {gap} against its {val_error}, where {others_are}.")
         else:
-            out.append(f"The best trial ({_trial_name(selected)}) has its {test_error} {gap} against its {val_error}, "
+            out.append(f"The best trial ({trial_name(selected)}) has its {test_error} {gap} against its {val_error}, "
                        f"and {others_are}: that gap comes with the validation/test split, not with selecting on "
                        "validation.")
     if task.score != task.flattery:
@@ -254,7 +243,3 @@ def _validation_vs_test(trials: Trials) -> list[str]:
             out.append(f"On {METRIC_NAMES[task.score]}: a median {val.median():.4g} on validation and "
                        f"{test.median():.4g} on test ({worse} of {len(scores)} finished trials did worse on test).")
     return out
-
-
-def _trial_name(row: Any) -> str:
-    return f"trial {row['trial']}" if not pd.isna(row["trial"]) else f"run {row['run_id'][:8]}"

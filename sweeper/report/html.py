@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from sweeper.report.findings import MIN_GROUP, MIN_SELECTION_EXCESS
+from sweeper.report.findings import (MAX_KNOB_SENTENCES, MIN_EPOCH_RATIO, MIN_GAP_CHANGE, MIN_GROUP,
+                                     MIN_OBJECTIVE_CHANGE, MIN_SELECTION_EXCESS)
 from sweeper.report.task import Task
 from sweeper.report.trials import Trials
 from sweeper.tracking.tags import PRUNER_TAG, SAMPLER_TAG, STUDY_TAG
@@ -41,8 +42,9 @@ FORMULAS = {
                    "search distributions, when the sweep ended.",
     "findings": "Each searched knob splits the finished trials at its median (numbers) or by category; a split "
                 f"is used when both groups have ≥ {MIN_GROUP} finished trials, and a sentence is written for an effect of "
-                "≥ 5% on the objective, ≥ 20% on the gap, or ≥ 1.25× on the best epoch; the 10 largest are "
-                "listed. Small groups are noisy: read the trial counts in brackets.",
+                f"≥ {MIN_OBJECTIVE_CHANGE:.0%} on the objective, ≥ {MIN_GAP_CHANGE:.0%} on the gap, or "
+                f"≥ {MIN_EPOCH_RATIO:g}× on the best epoch; the {MAX_KNOB_SENTENCES} largest are listed. Small groups "
+                "are noisy: read the trial counts in brackets.",
 }
 
 _STUDY_TAGS = ((STUDY_TAG, "study"), (SAMPLER_TAG, "sampler"), (PRUNER_TAG, "pruner"))
@@ -73,12 +75,8 @@ def _align(column: pd.Series) -> str:
     return "num" if numeric.notna().sum() >= max(1, column.ne("").sum() // 2) else "text"
 
 
-def _image(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
 def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Sequence[str],
-           plots: Sequence[tuple[Path, str]], k: int, no_importances: str | None = None) -> str:
+           plots: Sequence[tuple[Path, str]], no_importances: str | None = None) -> str:
     """The page as a string; ``top`` and ``every`` are display tables (strings), ``plots`` (png,
     caption); ``no_importances`` says why the sweep has no importances to show, if so."""
     from jinja2 import Environment, PackageLoader
@@ -96,8 +94,9 @@ def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Seq
         direction="maximised" if trials.maximize else "minimised",
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         findings=findings,
-        top=_rows(top.head(k)),
-        figures=[{"src": _image(path), "caption": caption} for path, caption in plots],
+        top=_rows(top),
+        figures=[{"src": "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii"),
+                  "caption": caption} for path, caption in plots],
         no_importances=no_importances,
         every=_rows(every),
         glossary=formulas(trials.task),

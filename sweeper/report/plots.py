@@ -1,5 +1,5 @@
-"""The report's PNG plots (matplotlib, Agg). Each function writes one file and never fails for
-lack of data: a plot without enough finished trials says so on its canvas.
+"""The report's PNG plots (matplotlib, Agg). Each function draws one figure (``save`` writes it) and
+never fails for lack of data: a plot without enough finished trials says so on its canvas.
 
 A knob the sweep searched as a number (an interval or an integer range: ``Trials.space``, the
 parent run's ``sweeper.space`` tag) is drawn on a numeric axis over its searched range, log-scaled
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from sweeper.report.trials import Trials
+from sweeper.report.trials import Trials, trial_name
 
 #: The regularisation knobs drawn against the gap (SPEC's config keys).
 REGULARIZATION = ("regularization.l1", "regularization.l2", "regularization.dropout", "regularization.max_norm")
@@ -42,7 +42,8 @@ def _lay_out(fig: Any) -> Any:
     return fig
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save(fig: Any, path: Path) -> Path:
+    """``fig`` as a PNG at ``path``; the figure is closed."""
     fig.savefig(path, dpi=DPI)
     _pyplot().close(fig)
     return path
@@ -95,20 +96,26 @@ def _label(value: Any) -> str:
     return format(value, ".3g") if isinstance(value, float) else "none" if value is None else str(value)
 
 
-def _scatter_by(ax: Any, trials: Trials, rows: pd.DataFrame, x: np.ndarray, y: pd.Series, colors: dict) -> None:
-    groups = _knob_values(trials, rows, COLOR_BY)
-    for name, color in colors.items():
-        mask = np.asarray([str(g) == name for g in groups])
-        if mask.any():
-            ax.scatter(x[mask], np.asarray(y)[mask], s=36, color=color, alpha=0.85, edgecolor="white",
-                       linewidth=0.5, label=name)
-
-
-def _colors(trials: Trials) -> dict[str, Any]:
-    plt = _pyplot()
+def _knob_panels(trials: Trials, axes: Sequence[Any], knobs: Sequence[str], rows: pd.DataFrame,
+                 column: str) -> Iterator[Any]:
+    """One panel per knob: ``rows[column]`` against the knob's values, coloured by ``COLOR_BY``;
+    yields each panel drawn, for the caller's y axis ("no finished trials" on every panel without rows)."""
+    groups = [str(g) for g in _knob_values(trials, rows, COLOR_BY)]
     names = sorted({str(v) for v in _knob_values(trials, trials.finished, COLOR_BY)})
-    cmap = plt.get_cmap("tab10")
-    return {name: cmap(i % 10) for i, name in enumerate(names)}
+    cmap = _pyplot().get_cmap("tab10")
+    for ax, knob in zip(axes, knobs):
+        ax.set_title(knob + ("" if knob in trials.knobs else "  (not searched)"), fontsize=10)
+        if rows.empty:
+            _empty(ax, "no finished trials")
+            continue
+        x, y = _place(ax, _knob_values(trials, rows, knob), trials.space.get(knob)), np.asarray(rows[column])
+        for i, name in enumerate(names):
+            mask = np.asarray([g == name for g in groups])
+            if mask.any():
+                ax.scatter(x[mask], y[mask], s=36, color=cmap(i % 10), alpha=0.85, edgecolor="white",
+                           linewidth=0.5, label=name)
+        ax.grid(True, alpha=0.3)
+        yield ax
 
 
 def _legend(fig: Any, axes: Sequence[Any], title: str) -> None:
@@ -121,9 +128,9 @@ def _legend(fig: Any, axes: Sequence[Any], title: str) -> None:
                    loc="upper right", bbox_to_anchor=(0.995, 0.995), ncol=len(handles), fontsize=9, frameon=False)
 
 
-def top_curves(trials: Trials, k: int, path: Path) -> Path:
+def top_curves(trials: Trials, k: int) -> Any:
     """Train, validation and test loss per epoch of the top-``k`` trials, one panel each; the y axis
-    names the task's loss (``Task.loss``, e.g. cross-entropy) and its scale."""
+    names the task's loss (``Task.loss``, e.g. cross-entropy) and its scale: a laid-out Figure."""
     plt = _pyplot()
     top = trials.top(k)
     if top.empty:  # nothing finished (e.g. a single failed run): show what has a curve
@@ -146,8 +153,7 @@ def top_curves(trials: Trials, k: int, path: Path) -> Path:
                 finite.append(values[np.isfinite(values) & (values > 0)])
         if pd.notna(row["best_epoch"]) and row["best_epoch"] >= 1:
             ax.axvline(row["best_epoch"], color="grey", linestyle="--", linewidth=1, label="best epoch")
-        name = f"trial {row['trial']}" if not pd.isna(row["trial"]) else f"run {row['run_id'][:8]}"
-        ax.set_title(f"#{rank}  {name}: {trials.objective} {row['objective_value']:.4g}\n"
+        ax.set_title(f"#{rank}  {trial_name(row)}: {trials.objective} {row['objective_value']:.4g}\n"
                      f"gap {row['generalization_gap']:.2g}, best epoch {row['best_epoch']}/{row['epochs_run']}",
                      fontsize=9.5)
         ax.set_xlabel("epoch")
@@ -162,55 +168,32 @@ def top_curves(trials: Trials, k: int, path: Path) -> Path:
     _legend(fig, flat[:1], "")
     fig.suptitle(f"Top {len(top)} trials by {trials.objective}: {trials.task.loss} per epoch", fontsize=11,
                  x=0.02, ha="left")
-    return _save(_lay_out(fig), path)
+    return _lay_out(fig)
 
 
-def gap_vs_regularization(trials: Trials, path: Path) -> Path:
-    """Generalisation gap against L1, L2, dropout and max-norm, one panel each, coloured by activation."""
-    plt = _pyplot()
+def gap_vs_regularization(trials: Trials) -> Any:
+    """Generalisation gap against L1, L2, dropout and max-norm, one panel each, coloured by activation:
+    a laid-out Figure."""
     finished = trials.finished.dropna(subset=["generalization_gap"])
-    colors = _colors(trials)
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.2))
-    for ax, knob in zip(axes.ravel(), REGULARIZATION):
-        ax.set_title(knob + ("" if knob in trials.knobs else "  (not searched)"), fontsize=10)
-        if finished.empty:
-            _empty(ax, "no finished trials")
-            continue
-        x = _place(ax, _knob_values(trials, finished, knob), trials.space.get(knob))
-        _scatter_by(ax, trials, finished, x, finished["generalization_gap"], colors)
+    fig, axes = _pyplot().subplots(2, 2, figsize=(10, 7.2))
+    for ax in _knob_panels(trials, axes.ravel(), REGULARIZATION, finished, "generalization_gap"):
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_ylabel(f"generalisation gap (val − train {trials.task.loss})")
-        ax.grid(True, alpha=0.3)
     _legend(fig, axes.ravel(), COLOR_BY)
     fig.suptitle("Generalisation gap at the best epoch against each regularisation knob", fontsize=11,
                  x=0.02, ha="left")
-    return _save(_lay_out(fig), path)
-
-
-def best_epoch_vs_lr_and_schedule(trials: Trials, path: Path) -> Path:
-    """``best_epoch_figure`` as a PNG."""
-    return _save(best_epoch_figure(trials), path)
+    return _lay_out(fig)
 
 
 def best_epoch_figure(trials: Trials) -> Any:
     """Best validation epoch against ``optimizer.lr`` (on a number axis, log-scaled when searched so)
     and against the schedule, coloured by activation: a laid-out matplotlib Figure."""
-    plt = _pyplot()
     finished = trials.finished[trials.finished["best_epoch"].fillna(0) >= 1]
-    colors = _colors(trials)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-    for ax, knob in zip(axes, ("optimizer.lr", "schedule.name")):
-        ax.set_title(knob + ("" if knob in trials.knobs else "  (not searched)"), fontsize=10)
-        if finished.empty:
-            _empty(ax, "no finished trials")
-            continue
-        values = _knob_values(trials, finished, knob)
-        x = _place(ax, values, trials.space.get(knob))
-        _scatter_by(ax, trials, finished, x, finished["best_epoch"], colors)
+    fig, axes = _pyplot().subplots(1, 2, figsize=(11, 4.4))
+    for ax in _knob_panels(trials, axes, ("optimizer.lr", "schedule.name"), finished, "best_epoch"):
         ax.set_ylabel("best epoch")
         ax.set_ylim(0, max(finished["configured_epochs"].max(), finished["best_epoch"].max()) * 1.05 + 1)
         ax.axhline(finished["configured_epochs"].max(), color="grey", linestyle=":", linewidth=1)
-        ax.grid(True, alpha=0.3)
     _legend(fig, axes, COLOR_BY)
     fig.suptitle("When each trial peaked on validation (dotted: the epoch budget)", fontsize=11, x=0.02, ha="left")
     return _lay_out(fig)

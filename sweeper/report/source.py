@@ -45,31 +45,24 @@ class Sweep:
     trials: list[TrialRun]
     single: bool  # True when ``run`` is a plain run reported as a one-row sweep
 
-    @property
-    def run_id(self) -> str:
-        return self.run.info.run_id
-
-    @property
-    def tags(self) -> dict[str, str]:
-        return dict(self.run.data.tags)
-
 
 @lru_cache(maxsize=1)
-def default_config() -> Any:
-    """The config ``python -m sweeper`` composes with no overrides (for its defaults)."""
+def default_experiment() -> str:
+    """The experiment ``python -m sweeper`` logs to with the default config (``car_prices``)."""
     from hydra import compose, initialize_config_dir
 
     import sweeper.config  # noqa: F401  registers the schema and the data_dir resolver
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(config_name="config")
-
-
-def default_experiment() -> str:
-    """The experiment ``python -m sweeper`` logs to with the default config (``car_prices``)."""
     from sweeper.tracking import experiment_name
 
-    return experiment_name(default_config())
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return experiment_name(compose(config_name="config"))
+
+
+def _latest_sweep(client: Any, experiment_ids: list[str]) -> Any | None:
+    """The most recently started run tagged ``sweeper.study`` in ``experiment_ids``, or None."""
+    runs = client.search_runs(experiment_ids, filter_string=f"tags.`{STUDY_TAG}` LIKE '%'",
+                              order_by=["attributes.start_time DESC"], max_results=1) if experiment_ids else []
+    return runs[0] if runs else None
 
 
 def find_sweep(client: Any, experiment: str | None, run_id: str | None) -> tuple[Any, str]:
@@ -97,28 +90,21 @@ def find_sweep(client: Any, experiment: str | None, run_id: str | None) -> tuple
     found = client.get_experiment_by_name(experiment)
     if found is None or found.lifecycle_stage == "deleted":
         experiments = client.search_experiments()
-        if given is None:  # no default experiment here: the latest sweep of any experiment
-            latest = client.search_runs([e.experiment_id for e in experiments], filter_string=f"tags.`{STUDY_TAG}` LIKE '%'",
-                                        order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
-            if latest:
-                return latest[0], client.get_experiment(latest[0].info.experiment_id).name
+        latest = _latest_sweep(client, [e.experiment_id for e in experiments]) if given is None else None
+        if latest is not None:  # no default experiment here: the latest sweep of any experiment
+            return latest, client.get_experiment(latest.info.experiment_id).name
         names = sorted(e.name for e in experiments)
         raise ReportError(
             f"no MLflow experiment named {experiment!r} in {client.tracking_uri} "
             f"(experiments: {', '.join(names) or 'none'}; pass --experiment NAME)"
         )
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.`{STUDY_TAG}` LIKE '%'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not runs:
+    latest = _latest_sweep(client, [found.experiment_id])
+    if latest is None:
         raise ReportError(
             f"experiment {experiment!r} has no sweep (no run tagged {STUDY_TAG}); "
             "run `python -m sweeper -m` or pass --sweep RUN_ID"
         )
-    return runs[0], experiment
+    return latest, experiment
 
 
 def child_runs(client: Any, parent: Any) -> list[Any]:
@@ -142,9 +128,8 @@ def child_runs(client: Any, parent: Any) -> list[Any]:
 def curves(client: Any, run_id: str) -> dict[str, list[float]]:
     """``{"train_loss": [...], "val_loss": [...], "test_loss": [...]}``, index i = epoch i + 1.
 
-    One ``get_metric_history`` call per metric. Should a step be logged twice (runs logged
-    before the final network's ``val_loss`` became ``model_val_loss`` have it at their last
-    epoch, after that epoch's own), the first value wins; a missing step is NaN.
+    One ``get_metric_history`` call per metric. A step logged twice keeps its first value (older
+    runs logged the final network's ``val_loss`` at their last epoch too); a missing step is NaN.
     """
     out: dict[str, list[float]] = {}
     for key in CURVES:

@@ -2,8 +2,8 @@
 
 What a run logged is read as it is (``best_epoch``, ``epochs_run``, ``generalization_gap``, the
 objective's final metric; see ``sweeper.app``); the few columns derived here are arithmetic on
-those and the curves (``val_loss_rise``, ``val_test_gap``, ``early_stop_saving``), with their formulas in the
-docstrings below and in the report's HTML. Which final metrics a row has depends on the sweep's
+those and the curves (``val_loss_rise``, ``val_test_gap``, ``early_stop_saving``), with their
+formulas below and in the report's HTML. Which final metrics a row has depends on the sweep's
 task (``sweeper.report.task``).
 """
 
@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from sweeper.report.source import Sweep
@@ -112,11 +111,10 @@ def val_test_gap(val_error: float, test_error: float) -> float:
     error-like metric (``Task.flattery``): test_rmse and val_rmse for regression, test_log_loss
     and val_log_loss for classification.
 
-    Positive: the test error is that fraction above what validation promised. Every trial shares
-    the split's part of it; only the best trial's excess over the others' is selection's
-    (``sweeper.report.findings``).
+    Positive: the test error is that fraction above what validation promised; how much of it
+    selection caused is ``findings.selection_excess``.
     """
-    if not (np.isfinite(val_error) and np.isfinite(test_error)) or val_error == 0:
+    if not (math.isfinite(val_error) and math.isfinite(test_error)) or val_error == 0:
         return math.nan
     return float((test_error - val_error) / val_error)
 
@@ -141,10 +139,6 @@ def parse_param(text: str) -> Any:
         return text
 
 
-def _state(run: Any) -> str:
-    return run.data.tags.get(STATE_TAG) or _RUN_STATUS_TO_STATE.get(run.info.status, run.info.status)
-
-
 def _logged_int(metrics: dict, name: str) -> int | None:
     """A logged count (``best_epoch``, ``epochs_run``) as an int; None when the run did not log it."""
     value = metrics.get(name)
@@ -152,12 +146,8 @@ def _logged_int(metrics: dict, name: str) -> int | None:
 
 
 def build_trials(sweep: Sweep) -> Trials:
-    """The ``Trials`` of ``sweep``: one row per trial run, ordered by trial number.
-
-    Every number a run logged is read as it is: the objective (the final metric Optuna was told),
-    ``best_epoch``, ``epochs_run`` and ``generalization_gap``. A run that did not log one (an
-    older sweeper) has an empty cell, never one made up here.
-    """
+    """The ``Trials`` of ``sweep``: one row per trial run, ordered by trial number. A number a run
+    did not log (an older sweeper) is an empty cell, never one made up here."""
     params = {t.run.info.run_id: {k: parse_param(v) for k, v in t.run.data.params.items()} for t in sweep.trials}
     task = task_of(params.values(), (t.run.data.metrics for t in sweep.trials))
     val_error, test_error = f"val_{task.flattery}", f"test_{task.flattery}"
@@ -167,7 +157,7 @@ def build_trials(sweep: Sweep) -> Trials:
         run, run_id = trial.run, trial.run.info.run_id
         p, metrics, tags = params[run_id], run.data.metrics, run.data.tags
         patience = p.get("train.early_stopping.patience")
-        state = _state(run)
+        state = tags.get(STATE_TAG) or _RUN_STATUS_TO_STATE.get(run.info.status, run.info.status)
         best, epochs_run = _logged_int(metrics, "best_epoch"), _logged_int(metrics, "epochs_run")
         configured = p.get("train.epochs")
         configured = int(configured) if isinstance(configured, int) else (epochs_run or 0)
@@ -206,14 +196,15 @@ def build_trials(sweep: Sweep) -> Trials:
     frame = frame.sort_values(["trial", "run_id"], kind="stable", na_position="last").reset_index(drop=True)
 
     param_keys = [k for k in frame.columns if k not in columns(task)]
-    knobs = [k for k in param_keys if not NOT_KNOBS.match(k) and _varies(frame[k])]
+    knobs = [k for k in param_keys if not NOT_KNOBS.match(k) and len({str(v) for v in frame[k]}) > 1]
     objectives = frame["objective"].dropna().unique() if "objective" in frame else []
     objective = _objective(objectives[0] if len(objectives) else None, task)
     return Trials(
         frame=frame, curves=curves, params=params, knobs=knobs, objective=objective, maximize=maximized(objective),
         task=task,
-        info={"sweep_id": sweep.run_id, "experiment": sweep.experiment_name, "single": sweep.single,
-              "tracking_uri": sweep.tracking_uri, **{k: v for k, v in sweep.tags.items() if k.startswith("sweeper.")}},
+        info={"sweep_id": sweep.run.info.run_id, "experiment": sweep.experiment_name, "single": sweep.single,
+              "tracking_uri": sweep.tracking_uri,
+              **{k: v for k, v in sweep.run.data.tags.items() if k.startswith("sweeper.")}},
     )
 
 
@@ -222,6 +213,6 @@ def _objective(logged: Any, task: Task) -> str:
     return task.objective if logged is None or str(logged) == "auto" else str(logged)
 
 
-def _varies(column: pd.Series) -> bool:
-    values = {str(v) for v in column}
-    return len(values) > 1
+def trial_name(row: Any) -> str:
+    """``trial N`` for a trial row, ``run <first 8 characters of its id>`` for a run without a number."""
+    return f"trial {row['trial']}" if not pd.isna(row["trial"]) else f"run {row['run_id'][:8]}"
