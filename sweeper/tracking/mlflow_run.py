@@ -12,9 +12,10 @@ import subprocess
 import time
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from sweeper import CHECKOUT
+from sweeper.tracking.store import is_store_failure, lost_a_race, store_error
 from sweeper.tracking.tags import (
     GIT_COMMIT_TAG, GIT_DIRTY_TAG, PARENT_TAG as PARENT_RUN_TAG, RUN_NAME_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG,
     USER_TAG,
@@ -26,14 +27,6 @@ MAX_TAGS_PER_BATCH = 100
 
 #: Libraries whose versions every run records as ``sweeper.version.<name>``.
 VERSIONED = ("numpy", "optuna", "mlflow", "hydra-core")
-
-
-def _duplicate_key(error: BaseException) -> bool:
-    """Whether ``error`` is a database refusing a row whose unique key exists (PostgreSQL,
-    SQLite and MySQL each word it their own way)."""
-    text = str(error).lower()
-    return any(words in text for words in ("unique constraint", "uniqueviolation", "duplicate entry",
-                                           "duplicate key"))
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -95,26 +88,16 @@ def _environment_tags() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     if _in_checkout():
+        git = {"cwd": CHECKOUT, "capture_output": True, "text": True, "timeout": 5, "check": True}
         try:
-            commit = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True, timeout=5
-            )
-            if commit.returncode == 0 and commit.stdout.strip():
-                tags[GIT_COMMIT_TAG] = commit.stdout.strip()
-                dirty = subprocess.run(
-                    ["git", "status", "--porcelain", "--untracked-files=no"],
-                    cwd=CHECKOUT, capture_output=True, text=True, timeout=5,
-                )
-                if dirty.returncode == 0:
-                    tags[GIT_DIRTY_TAG] = str(bool(dirty.stdout.strip())).lower()
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip()
+            if commit:
+                tags[GIT_COMMIT_TAG] = commit
+                dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **git).stdout
+                tags[GIT_DIRTY_TAG] = str(bool(dirty.strip())).lower()
         except (OSError, subprocess.SubprocessError):
             pass
     return tags
-
-
-def _chunks(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class MlflowRun:
@@ -137,8 +120,6 @@ class MlflowRun:
 
     @contextmanager
     def _writing(self, doing: str) -> Iterator[None]:
-        from sweeper.tracking.store import is_store_failure, store_error
-
         if self.broken is not None:
             raise self.broken
         try:
@@ -170,8 +151,8 @@ class MlflowRun:
 
         items = [Param(key, value) for key, value in params.items()]
         with self._writing("logging params"):
-            for chunk in _chunks(items, MAX_PARAMS_PER_BATCH):
-                self.client.log_batch(self.run_id, params=chunk, synchronous=True)
+            for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+                self.client.log_batch(self.run_id, params=items[start:start + MAX_PARAMS_PER_BATCH], synchronous=True)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """Buffer ``metrics`` at ``step``; sent by ``flush`` (or ``end``). NaN/inf are kept."""
@@ -224,7 +205,7 @@ class MlflowRun:
                 # Runs that start at the same moment (the tasks of a SLURM job array) may insert
                 # the same new dataset at once: the losers' inserts break its unique key, and the
                 # row they then find is the one to link (MLflow's server does not retry itself).
-                if not _duplicate_key(error):
+                if not lost_a_race(error):
                     raise
                 self.client.log_inputs(self.run_id, datasets=inputs)
 
