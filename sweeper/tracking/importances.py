@@ -1,7 +1,7 @@
 """A sweep's parameter importances: measured once, on its Optuna study, when the sweep ends.
 
 The parent run (``sweeper.sweep.parent_run``) calls ``of_study`` and logs the answer as
-``param_importances.json`` and its chart (``draw``) as ``param_importances.png``; the report
+``param_importances.json`` and its chart (``figure``) as ``param_importances.png``; the report
 reads both back (``sweeper.report.importance.download``) and shows them as they are, so the
 parent and the report never disagree.
 Optuna's PED-ANOVA evaluator ranks the knobs for the objective and, with ``target=``, for the
@@ -82,13 +82,6 @@ def of_study(study: Any, objectives: list[str]) -> dict[str, Any]:
         if all(math.isfinite(v) for v in values.values()):
             result[name] = dict(values)
     return result
-
-
-def draw(values: dict[str, Any], objective: str, path: Path) -> Path:
-    """``figure`` as a PNG: drawn once per sweep, by its parent run (``param_importances.png``),
-    which the report shows."""
-    figure(values, objective).savefig(path, dpi=100)
-    return path
 
 
 def figure(values: dict[str, Any], objective: str) -> Any:
