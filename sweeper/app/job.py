@@ -42,6 +42,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     from threadpoolctl import threadpool_limits
 
     from sweeper.nn import SGD, make_schedule
+    from sweeper.tracking.mlflow_run import flatten
     from sweeper.train import FAILED, STOPPED, EarlyStopping, fit
 
     # One BLAS thread for the whole job process: these matrices are too small for a second
@@ -75,7 +76,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
 
     mlrun = _start_mlflow_run(cfg, link, run_name, tags, dataset.info())
     try:
-        mlrun.log_params(_params(cfg))
+        mlrun.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
         mlrun.log_dataset(dataset.info())
         callbacks = [_CurveLogger(mlrun, dataset)]
         if link is not None:
@@ -123,21 +124,15 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
                 mlrun.flush()
                 artifacts.log_run_model(cfg, mlrun, Path(folder) / "model.npz", dataset.info())
         end_tags = {STATE_TAG: state, TRAIN_STATUS_TAG: result.status}
-        if state == FAIL:
-            end_tags[FAIL_REASON_TAG] = reason
+        end_tags |= {FAIL_REASON_TAG: reason} if state == FAIL else {}
         name = None
         if link is not None and state != COMPLETE:
             # MLflow's runs table shows a pruned run FINISHED like a complete one: its name tells.
             ended = f"pruned @{result.epochs_run}" if state == PRUNED else "failed"
             name = f"trial-{link.trial_number} ({ended})"
         mlrun.end("FAILED" if state == FAIL else "FINISHED", tags=end_tags, name=name)
-    except KeyboardInterrupt as error:  # Ctrl-C, or a SLURM job's SIGTERM (sweeper.launcher.slurm)
-        _log_record(mlrun, cfg, dataset)
-        _end_failed(mlrun, f"interrupted ({str(error) or 'KeyboardInterrupt'})", "KILLED")
-        raise
     except BaseException as error:
-        _log_record(mlrun, cfg, dataset)
-        _end_failed(mlrun, one_line(error), "FAILED")
+        _end_raised(mlrun, cfg, dataset, error)
         raise
     return {"state": state, "objective": str(cfg.objective), "metrics": metrics,
             "run_id": mlrun.run_id, "reason": reason, "data": dataset.summary()}
@@ -291,11 +286,6 @@ def _progress(epochs: int, link: Any, terminal: bool) -> Any:
         return Progress(epochs, sys.stdout, live=False, label=f"trial {link.trial_number}", after=10.0)
     return None
 
-def _params(cfg: DictConfig) -> dict[str, str]:
-    from sweeper.tracking.mlflow_run import flatten
-
-    return flatten(OmegaConf.to_container(cfg, resolve=True))
-
 class _CurveLogger:
     """Trainer callback: buffers ``train_loss``, ``val_loss``, ``test_loss``, ``lr`` (and for a
     classifier ``val_accuracy``) per epoch.
@@ -374,9 +364,10 @@ def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:
         metrics["generalization_gap"] = result.history["val_loss"][i] - result.history["train_loss"][i]
     return metrics
 
-def _log_record(mlrun: Any, cfg: DictConfig, dataset: Any) -> None:
-    """Log config.yaml and data.json of a run that raised (best effort: the error comes first;
-    nothing is tried once the store has failed)."""
+def _end_raised(mlrun: Any, cfg: DictConfig, dataset: Any, error: BaseException) -> None:
+    """Log config.yaml and data.json of a run that raised ``error`` and end it KILLED (Ctrl-C, or a
+    SLURM job's SIGTERM: sweeper.launcher.slurm) or FAILED. Best effort: no logging error hides
+    ``error``, and nothing is tried once the store has failed."""
     if mlrun.broken is not None:
         return
     try:
@@ -385,11 +376,12 @@ def _log_record(mlrun: Any, cfg: DictConfig, dataset: Any) -> None:
             mlrun.log_artifacts(folder)
     except BaseException:
         pass
-
-def _end_failed(mlrun: Any, reason: str, status: str) -> None:
-    """End a run that raised; never let a logging error hide the original exception."""
     if mlrun.broken is not None:
         return
+    if isinstance(error, KeyboardInterrupt):
+        status, reason = "KILLED", f"interrupted ({str(error) or 'KeyboardInterrupt'})"
+    else:
+        status, reason = "FAILED", one_line(error)
     try:
         mlrun.end(status, tags={STATE_TAG: FAIL, FAIL_REASON_TAG: reason})
     except Exception:
