@@ -220,10 +220,8 @@ def _network(cfg: DictConfig, n_inputs: int, n_outputs: int, seed: Any) -> Any:
 
 def _trial_link() -> Any:
     """The Optuna trial this job runs as (``sweeper.sweep.trial_link.current()``), or None."""
-    try:
-        from sweeper.sweep.trial_link import current
-    except ImportError:
-        return None
+    from sweeper.sweep.trial_link import current
+
     return current()
 
 def experiment_description(info: Mapping[str, Any]) -> str:
@@ -247,28 +245,28 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
     experiment described by the dataset's ``info``. Fails as StoreError or ConfigError."""
     from mlflow import MlflowClient
 
-    from sweeper.tracking import experiment_name, get_or_create_experiment, reach_database, tracking_uri
     from sweeper.tracking.mlflow_run import MlflowRun, environment_tags
-    from sweeper.tracking.store import is_store_failure, store_error
+    from sweeper.tracking.store import (
+        experiment_name, get_or_create_experiment, is_store_failure, reach_database, store_error, tracking_uri,
+    )
     from sweeper.tracking.tags import NOTE_TAG
 
     uri = tracking_uri(cfg.mlflow.tracking_uri)
     all_tags = environment_tags() | {NOTE_TAG: run_description(cfg)} | dict(tags or {})
-    parent = None
     if link is not None:
         all_tags[TRIAL_TAG] = str(link.trial_number)
-        parent = link.parent_run_id
         run_name = run_name or f"trial-{link.trial_number}"
-    # A single run is named after what it trained, e.g. car_prices-relu-64x32 (MLflow's default
-    # is a random pair of words).
-    network = f"{cfg.model.activation}-{'x'.join(str(width) for width in cfg.model.hidden)}" if cfg.model.hidden else "linear"
-    run_name = run_name or f"{Path(str(info['path'])).stem}-{network}"
-    if link is None:  # a sweep's trials use the store its sweeper reached
-        reach_database(uri)
+    else:
+        reach_database(uri)  # a sweep's trials use the store its sweeper reached
+        # A single run is named after what it trained, e.g. car_prices-relu-64x32 (MLflow's default
+        # is a random pair of words).
+        network = f"{cfg.model.activation}-{'x'.join(map(str, cfg.model.hidden))}" if cfg.model.hidden else "linear"
+        run_name = run_name or f"{Path(str(info['path'])).stem}-{network}"
     try:
         client = MlflowClient(tracking_uri=uri)
         experiment_id = get_or_create_experiment(client, experiment_name(cfg), experiment_description(info))
-        return MlflowRun.start(client, experiment_id, run_name=run_name, parent_run_id=parent, tags=all_tags)
+        return MlflowRun.start(client, experiment_id, run_name=run_name, tags=all_tags,
+                               parent_run_id=link.parent_run_id if link is not None else None)
     except Exception as error:
         if is_store_failure(error):
             raise store_error("mlflow.tracking_uri", uri, "starting a run", error) from None

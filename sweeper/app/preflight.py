@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from sweeper.app.job import CURVE_METRICS, SPLITS, _resolved, experiment_description, load_data
-from sweeper.config import OBJECTIVES, for_task, validate
+from sweeper.config import OBJECTIVES, for_task, objective_for, validate
 from sweeper.errors import ConfigError
 
 
@@ -21,7 +21,6 @@ def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
     (identity: target, file name, SHA-256, columns; a study resumed on another target or file
     is refused).
     """
-    from sweeper.config import objective_for
     from sweeper.train import CLASSIFICATION_METRICS, METRICS
 
     validate(cfg)

@@ -1,8 +1,6 @@
-"""Where runs are stored: the tracking URI, the experiment, and its artifact folder.
-
-These three functions are shared by the training job and the sweeper process, so both resolve
-the same store and experiment whatever their working directory.
-"""
+"""Where runs are stored: the tracking URI, the experiment, passwords kept out of both, and
+whether the store answers. Shared by the training job, the sweeper and the commands that read a
+store, so all resolve the same store and experiment whatever their working directory."""
 
 from __future__ import annotations
 
@@ -41,15 +39,12 @@ def tracking_uri(cfg_value: str | None = None, create: bool = True, key: str = "
     else:
         uri = DEFAULT_TRACKING_URI
     if uri.startswith(_SQLITE):
-        db_path = Path(uri[len(_SQLITE):])
-        if not db_path.is_absolute():
-            db_path = PROJECT_ROOT / db_path
+        db_path = PROJECT_ROOT / uri[len(_SQLITE):]  # an absolute path stays as it is
         if create:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         return _SQLITE + str(db_path)  # str(abs path) starts with "/", giving sqlite:////abs
     if "://" not in uri and ":" not in uri[:3]:  # a bare path: MLflow's file store
-        path = Path(uri)
-        return str(path if path.is_absolute() else PROJECT_ROOT / path)
+        return str(PROJECT_ROOT / uri)
     return uri
 
 
@@ -103,13 +98,9 @@ def check_file_store(uri: str, key: str) -> None:
 
 def experiment_name(cfg: Any) -> str:
     """``mlflow.experiment`` when set, else the dataset's name (``data.name``, or the CSV's stem)."""
-    name = cfg.mlflow.get("experiment") if cfg.get("mlflow") is not None else None
-    if name:
-        return str(name)
-    if cfg.data.get("name"):
-        return str(cfg.data.name)
-    return Path(str(cfg.data.path)).stem
-
+    mlflow = cfg.get("mlflow")
+    name = (mlflow.get("experiment") if mlflow is not None else None) or cfg.data.get("name")
+    return str(name) if name else Path(str(cfg.data.path)).stem
 
 
 def get_or_create_experiment(client: Any, name: str, description: str | None = None) -> str:
