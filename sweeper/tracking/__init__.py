@@ -51,17 +51,6 @@ from sweeper.tracking.store import (
     without_password,
 )
 
-__all__ = [
-    "quiet_logger",
-    "DEFAULT_TRACKING_URI",
-    "existing_store",
-    "experiment_name",
-    "get_or_create_experiment",
-    "reach_database",
-    "tracking_uri",
-    "without_password",
-]
-
 
 # -- a sweep's MLflow experiment ------------------------------------------------------------
 

@@ -17,8 +17,7 @@ from typing import Any, Iterator, Mapping
 from sweeper import CHECKOUT
 from sweeper.tracking.store import is_store_failure, lost_a_race, store_error
 from sweeper.tracking.tags import (
-    GIT_COMMIT_TAG, GIT_DIRTY_TAG, PARENT_TAG as PARENT_RUN_TAG, RUN_NAME_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG,
-    USER_TAG,
+    GIT_COMMIT_TAG, GIT_DIRTY_TAG, PARENT_TAG, RUN_NAME_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG, USER_TAG,
 )
 
 MAX_PARAMS_PER_BATCH = 100
@@ -103,7 +102,7 @@ def _environment_tags() -> dict[str, str]:
 class MlflowRun:
     """A started MLflow run: batched params, buffered metrics, tags, artifacts, and its end.
 
-    ``MlflowRun.start(uri, experiment_id, ...)`` creates the run; ``end(status)`` flushes the
+    ``MlflowRun.start(client, experiment_id, ...)`` creates the run; ``end(status)`` flushes the
     buffer and terminates it (FINISHED, FAILED or KILLED).
 
     A call the store fails (``store.is_store_failure``) raises StoreError naming
@@ -131,19 +130,11 @@ class MlflowRun:
             raise self.broken from None
 
     @classmethod
-    def start(
-        cls,
-        client: Any,
-        experiment_id: str,
-        *,
-        run_name: str | None = None,
-        parent_run_id: str | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> "MlflowRun":
-        all_tags = dict(tags or {})
-        if parent_run_id:
-            all_tags[PARENT_RUN_TAG] = parent_run_id
-        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+    def start(cls, client: Any, experiment_id: str, *, run_name: str | None = None, parent_run_id: str | None = None,
+              tags: Mapping[str, str] | None = None) -> "MlflowRun":
+        """Create the run in ``experiment_id``, a child of ``parent_run_id`` when given."""
+        parent = {PARENT_TAG: parent_run_id} if parent_run_id else {}
+        run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}) | parent)
         return cls(client, run.info.run_id)
 
     def log_params(self, params: Mapping[str, str]) -> None:
