@@ -139,30 +139,14 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
 
 def load_data(cfg: DictConfig) -> Any:
     """The ``sweeper.data.Dataset`` that ``cfg``'s ``data`` and ``split`` keys describe (its
-    ``data.path`` as given: `_resolved` makes a relative one absolute first)."""
+    ``data.path`` as given: `_resolved` makes a relative one absolute first). Each key but
+    ``data.name`` is the `sweeper.data.load_dataset` argument of its name, as is ``model.dtype``."""
     from sweeper.data import Missing, load_dataset
 
-    data = cfg.data
-    return load_dataset(
-        data.path,
-        data.target,
-        features=None if data.features is None else list(data.features),
-        categorical=list(data.categorical),
-        target_scaling=data.target_scaling,
-        test_size=cfg.split.test_size,
-        val_size=cfg.split.val_size,
-        shuffle=cfg.split.shuffle,
-        seed=cfg.split.seed,
-        dtype=cfg.model.dtype,
-        drop=list(data.drop),
-        missing=Missing(**data.missing),
-        max_categories=data.max_categories,
-        sep=data.sep,
-        encoding=data.encoding,
-        na_values=list(data.na_values),
-        task=data.task,
-        stratify=cfg.split.stratify,
-    )
+    data = OmegaConf.to_container(cfg.data)
+    del data["name"]
+    missing = Missing(**data.pop("missing"))
+    return load_dataset(**data, **OmegaConf.to_container(cfg.split), missing=missing, dtype=cfg.model.dtype)
 
 def network_targets(dataset: Any, output_activation: str) -> dict[str, Any]:
     """What the network trains on per split: ``dataset.y_<split>``, except for a classifier of 2
@@ -196,27 +180,16 @@ def _resolved(cfg: DictConfig) -> DictConfig:
 
 def _network(cfg: DictConfig, n_inputs: int, n_outputs: int, seed: Any) -> Any:
     """The untrained ``sweeper.nn.Network`` that ``cfg.model`` and ``cfg.regularization`` describe
-    (``cfg`` after `sweeper.config.for_task`): squared error for regression, cross-entropy for
-    classification."""
+    (``cfg`` after `sweeper.config.for_task`; each key but ``model.hidden`` is the `Network`
+    argument of its name): squared error for regression, cross-entropy for classification."""
     import numpy as np
 
     from sweeper.nn import Network
 
-    return Network(
-        [n_inputs, *cfg.model.hidden, n_outputs],
-        activation=cfg.model.activation,
-        output_activation=cfg.model.output_activation,
-        loss="cross_entropy" if cfg.data.task == "classification" else "squared_error",
-        init=cfg.model.init,
-        seed=np.random.default_rng(seed),
-        dtype=cfg.model.dtype,
-        l1=cfg.regularization.l1,
-        l2=cfg.regularization.l2,
-        dropout=cfg.regularization.dropout,
-        max_norm=cfg.regularization.max_norm,
-        leaky_slope=cfg.model.leaky_slope,
-        elu_alpha=cfg.model.elu_alpha,
-    )
+    model = OmegaConf.to_container(cfg.model)
+    return Network([n_inputs, *model.pop("hidden"), n_outputs], **model, **OmegaConf.to_container(cfg.regularization),
+                   loss="cross_entropy" if cfg.data.task == "classification" else "squared_error",
+                   seed=np.random.default_rng(seed))
 
 def _trial_link() -> Any:
     """The Optuna trial this job runs as (``sweeper.sweep.trial_link.current()``), or None."""

@@ -75,10 +75,10 @@ def _serving_code(folder: Path) -> Path:
     return target
 
 
-def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str | Path, example: Any = None,
-              classes: Sequence[str] | None = None) -> str:
-    """Log ``model_npz`` (a run's ``model.npz``) as the MLflow Model ``model`` of run
-    ``run_id`` (a classifier's with its ``classes``' names); returns its URI (``models:/m-…``; ``runs:/<run_id>/model`` resolves to it).
+def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str | Path, info: dict) -> str:
+    """Log ``model_npz`` (a run's ``model.npz``) as the MLflow Model ``model`` of run ``run_id``,
+    with its CSV's first rows as input example and a classifier's classes (``info`` is the run's
+    ``data.json``); returns its URI (``models:/m-…``; ``runs:/<run_id>/model`` resolves to it).
 
     Uses MLflow's logged-model API, which reads the process-wide tracking URI and experiment:
     both are set here to the run's.
@@ -99,8 +99,8 @@ def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={"model": str(model_npz)},
             code_paths=[str(_serving_code(Path(folder)))],
-            signature=signature(classes),
-            input_example=example,
+            signature=signature(info.get("classes")),
+            input_example=example_rows(info),
             # What the model imports besides MLflow (which MLflow adds), pinned as installed.
             pip_requirements=[f"{name}=={metadata.version(name)}" for name in ("numpy", "pandas")],
         )
@@ -142,8 +142,7 @@ def _log_model_of(client: Any, run_id: str, best_run_id: str, tracking_uri: str)
         with tempfile.TemporaryDirectory(prefix="sweeper-best-") as folder:
             npz = client.download_artifacts(best_run_id, "model.npz", folder)
             info = json.loads(Path(client.download_artifacts(best_run_id, "data.json", folder)).read_text())
-            uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, example_rows(info),
-                            classes=info.get("classes"))
+            uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info)
     except Exception as err:
         log.warning("the best model was not logged to the parent run: %s", str(err).splitlines()[0])
         return None
