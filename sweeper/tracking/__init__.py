@@ -8,6 +8,8 @@ import logging
 import os
 from typing import Any, Iterator
 
+from sweeper.errors import ConfigError, one_line
+
 # Downloading a run's artifacts draws a progress bar per file on stderr: not for our commands.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # MLflow's HTTP client retries 7 times with exponential backoff and a 120 s timeout: an
@@ -76,8 +78,6 @@ def reach(config: Any) -> str:
     asks before it opens its study's storage."""
     from omegaconf import OmegaConf
 
-    from sweeper.errors import ConfigError, one_line
-
     uri = tracking_uri(OmegaConf.select(config, "mlflow.tracking_uri", default=None))
     if uri.startswith(("http://", "https://")):
         try:
@@ -92,8 +92,6 @@ def connect(config: Any, uri: str, description: str | None) -> tuple[Any, str]:
     """(client, experiment id) of the sweep in the store at ``uri`` (as `reach` returned it): the
     experiment is created, described, if new."""
     from mlflow import MlflowClient
-
-    from sweeper.errors import ConfigError, one_line
 
     client = MlflowClient(tracking_uri=uri)
     try:

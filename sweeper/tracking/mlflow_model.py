@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from sweeper.errors import SweeperError, one_line
 from sweeper.tracking import quiet_logger
 from sweeper.tracking.tags import MODEL_OF_TAG
 
@@ -36,7 +37,6 @@ def example_rows(info: dict, n: int = 5) -> Any:
     them (``info`` is the run's ``data.json``), the model's input example; None when the file is
     no longer readable."""
     from sweeper.data import read_csv
-    from sweeper.errors import SweeperError
 
     dialect = info.get("dialect", {})
     try:
@@ -113,8 +113,6 @@ def log_best_model(client: Any, run_id: str, best_run_id: str, trial_number: int
     ``run_id``'s MLflow Model ``model`` and register it as ``register_as`` (a new version each
     time a sweep ends) when set; the summary's lines that say where it is."""
     import mlflow
-
-    from sweeper.errors import one_line
 
     uri = _log_model_of(client, run_id, best_run_id, tracking_uri)
     lines = [f"best model: runs:/{run_id}/model (trial #{trial_number})"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sweeper import PROJECT_ROOT
+from sweeper.errors import ConfigError, StoreError, SweeperError, one_line, root_cause
 from sweeper.tracking.tags import EXPERIMENT_KIND_TAG, MODEL_TRAINING, NOTE_TAG
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -84,8 +85,6 @@ def check_file_store(uri: str, key: str) -> None:
     file store: deprecated, and refused by MLflow 3.11 and later. The line gives the SQLite URI
     for that folder instead. ``MLFLOW_ALLOW_FILE_STORE=true`` (MLflow's own opt-out) lets it
     through, to an MLflow that still accepts it."""
-    from sweeper.errors import ConfigError
-
     if "://" in uri and not uri.startswith("file:"):
         return
     if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("1", "true", "yes"):
@@ -174,8 +173,6 @@ def without_password(url: str, key: str) -> str:
     """
     from urllib.parse import unquote
 
-    from sweeper.errors import ConfigError
-
     found = _USERINFO.fullmatch(url)
     if found is None or not found["password"]:
         return url
@@ -204,8 +201,6 @@ def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") ->
     one (rerun, report, predict): never creates a store. SweeperError in one line naming
     ``key`` when the SQLite file is missing or the store cannot be read."""
     from mlflow import MlflowClient
-
-    from sweeper.errors import SweeperError, one_line
 
     uri = tracking_uri(cfg_value, create=False, key=key)
     check_file_store(uri, key)
@@ -237,8 +232,6 @@ def is_store_failure(error: BaseException) -> bool:
     than that the request itself was wrong."""
     from mlflow.exceptions import MlflowException
 
-    from sweeper.errors import SweeperError
-
     if isinstance(error, SweeperError):
         return False
     if isinstance(error, MlflowException):
@@ -249,8 +242,6 @@ def is_store_failure(error: BaseException) -> bool:
 def store_error(key: str, url: str, doing: str, error: BaseException) -> Any:
     """The StoreError that reports ``error`` (raised while ``doing``) of the store ``key=url``:
     one line, the database's or server's own words (``url`` holds no password: `without_password`)."""
-    from sweeper.errors import StoreError, one_line, root_cause
-
     cause = root_cause(error)
     store = f"{key}{' ' if key.startswith('--') else '='}{url}"  # an option, or a config key
     if any(character.isalpha() for character in str(cause)):
