@@ -12,7 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 from sweeper.app import artifacts
 from sweeper.config import for_task, validate
 from sweeper.errors import ConfigError, one_line
-from sweeper.tracking.tags import FAIL_REASON_TAG, LOGGED_AS, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
+from sweeper.tracking.store import (
+    experiment_name, get_or_create_experiment, is_store_failure, reach_database, store_error, tracking_uri,
+    without_password,
+)
+from sweeper.tracking.tags import FAIL_REASON_TAG, LOGGED_AS, NOTE_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
 
 SPLITS = ("train", "val", "test")
 
@@ -168,8 +172,6 @@ def _resolved(cfg: DictConfig) -> DictConfig:
     """
     from hydra.utils import to_absolute_path
 
-    from sweeper.tracking.store import without_password
-
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)
     container["data"]["path"] = to_absolute_path(str(container["data"]["path"]))
@@ -219,10 +221,6 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
     from mlflow import MlflowClient
 
     from sweeper.tracking.mlflow_run import MlflowRun, environment_tags
-    from sweeper.tracking.store import (
-        experiment_name, get_or_create_experiment, is_store_failure, reach_database, store_error, tracking_uri,
-    )
-    from sweeper.tracking.tags import NOTE_TAG
 
     uri = tracking_uri(cfg.mlflow.tracking_uri)
     all_tags = environment_tags() | {NOTE_TAG: run_description(cfg)} | dict(tags or {})

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 #: Fewer finished trials than this and importances are noise: none are computed.

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -83,8 +85,6 @@ def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str
     Uses MLflow's logged-model API, which reads the process-wide tracking URI and experiment:
     both are set here to the run's.
     """
-    from importlib import metadata
-
     import mlflow
     from mlflow.models import Model
 
@@ -131,8 +131,6 @@ def _log_model_of(client: Any, run_id: str, best_run_id: str, tracking_uri: str)
     ``model``; returns the model's URI, or None when that trial's model is already the parent's
     (a resumed sweep whose best did not change, another worker that got there first) or cannot
     be logged (a warning line says why)."""
-    import json
-
     parent = client.get_run(run_id)
     if parent.data.tags.get(MODEL_OF_TAG) == best_run_id:
         return None

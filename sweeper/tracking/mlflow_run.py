@@ -7,11 +7,15 @@ The client (not MLflow's fluent, process-global API) keeps in-process sweep jobs
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from sweeper import CHECKOUT
@@ -65,8 +69,6 @@ _found: dict[str, str] | None = None
 def source_name() -> str:
     """The command this process runs: ``python -m sweeper``, ``python -m sweeper.rerun``, or a
     console script's name (``sweeper``)."""
-    import sys
-
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if spec is not None and spec.name:
         return "python -m " + spec.name.removesuffix(".__main__")
@@ -74,8 +76,6 @@ def source_name() -> str:
 
 
 def _environment_tags() -> dict[str, str]:
-    import getpass
-
     tags = {SOURCE_NAME_TAG: source_name(), SOURCE_TYPE_TAG: "LOCAL"}
     try:
         tags[USER_TAG] = getpass.getuser()
@@ -173,9 +173,6 @@ class MlflowRun:
         """The CSV as the run's MLflow dataset input (the runs table's Datasets column): its file
         name, the first 16 hex digits of its SHA-256 as digest, its path as source, its columns
         as schema and its row count as profile. ``info`` is ``Dataset.info()``."""
-        import json
-        from pathlib import Path
-
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         columns = info["columns"]

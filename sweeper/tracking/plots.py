@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -100,8 +101,6 @@ def draw_and_log_loss_curves(history: dict, best_epoch: int, loss: str, tracking
     """Draw ``loss_curves.png`` and log it to run ``run_id`` (in a launcher's drawing process;
     an artifact can be logged to an ended run). Returns what went wrong, if anything: a failure
     costs the run its picture only."""
-    import tempfile
-
     from mlflow import MlflowClient
 
     try:

@@ -9,6 +9,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote, unquote, urlsplit
 
 from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError, StoreError, SweeperError, one_line, root_cause
@@ -61,8 +62,6 @@ def ui_links(uri: str, experiment_id: str, run_id: str, metric: str | None = Non
     metric, the table lists a sweep's trials as rows of their own, best first, rather than
     folded under their parent run. A server's addresses carry no user or password (the browser
     asks for them)."""
-    from urllib.parse import quote, urlsplit
-
     command = None
     base = UI_ADDRESS
     if uri.startswith(("http://", "https://")):
@@ -171,8 +170,6 @@ def without_password(url: str, key: str) -> str:
     variable already holds another password, or when the URL's client reads none (MySQL, ...):
     its password would reach Hydra's files and MLflow's params.
     """
-    from urllib.parse import unquote
-
     found = _USERINFO.fullmatch(url)
     if found is None or not found["password"]:
         return url
