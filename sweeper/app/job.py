@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -245,8 +246,6 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
 
 def _progress(epochs: int, link: Any, terminal: bool) -> Any:
     """The callback that shows this run's epochs (`sweeper.app.progress.Progress`), or None."""
-    import sys
-
     from sweeper.app.progress import Progress
 
     if terminal:
@@ -312,8 +311,7 @@ def _final_metrics(net: Any, dataset: Any, targets: Mapping[str, Any]) -> dict[s
 
     metrics: dict[str, float] = {}
     for split in SPLITS:
-        X = getattr(dataset, f"X_{split}")
-        predictions = net.forward(X)
+        predictions = net.forward(getattr(dataset, f"X_{split}"))
         if dataset.task == "classification":
             found = classification_metrics(dataset.codes(split), class_probabilities(predictions))
         else:

@@ -26,9 +26,8 @@ def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
     validate(cfg)
     resolved = _resolved(cfg)
     dataset = load_data(resolved)
-    classifies = dataset.task == "classification"
     for_task(resolved, dataset.task, len(dataset.classes), dataset.stratified)  # output_activation
-    names = CLASSIFICATION_METRICS if classifies else METRICS
+    names = CLASSIFICATION_METRICS if dataset.task == "classification" else METRICS
     produced = [f"{split}_{name}" for split in SPLITS for name in names] + list(CURVE_METRICS)
     objectives = [objective_for(str(cfg.objective), dataset.task) if name == "auto" else name for name in objectives]
     if len(objectives) == 1 and objectives[0] in OBJECTIVES:
