@@ -27,11 +27,9 @@ def _measured_study(study: Any) -> Any | None:
     own distributions (single-valued ones left out), their first objective as the value and the
     gap as a user attribute. None with fewer than ``MIN_TRIALS`` such trials or nothing searched."""
     import optuna
-    from optuna.study import StudyDirection
-    from optuna.trial import TrialState
 
     kept = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         gap = (t.user_attrs.get("metrics") or {}).get("generalization_gap")
         distributions = {k: d for k, d in t.distributions.items() if not d.single()}
         if gap is not None and math.isfinite(gap) and math.isfinite(t.values[0]):
@@ -41,7 +39,7 @@ def _measured_study(study: Any) -> Any | None:
     if len(kept) < MIN_TRIALS or not any(t.distributions for t in kept):
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    copy = optuna.create_study(direction="maximize" if study.directions[0] == StudyDirection.MAXIMIZE else "minimize")
+    copy = optuna.create_study(directions=study.directions[:1])
     copy.add_trials(kept)
     return copy
 
