@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
@@ -335,21 +336,15 @@ def _end_raised(mlrun: Any, cfg: DictConfig, dataset: Any, error: BaseException)
     """Log config.yaml and data.json of a run that raised ``error`` and end it KILLED (Ctrl-C, or a
     SLURM job's SIGTERM: sweeper.launcher.slurm) or FAILED. Best effort: no logging error hides
     ``error``, and nothing is tried once the store has failed."""
-    if mlrun.broken is not None:
-        return
-    try:
-        with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
-            artifacts.write_record(Path(folder), cfg, dataset)
-            mlrun.log_artifacts(folder)
-    except BaseException:
-        pass
-    if mlrun.broken is not None:
-        return
     if isinstance(error, KeyboardInterrupt):
         status, reason = "KILLED", f"interrupted ({str(error) or 'KeyboardInterrupt'})"
     else:
         status, reason = "FAILED", one_line(error)
-    try:
-        mlrun.end(status, tags={STATE_TAG: FAIL, FAIL_REASON_TAG: reason})
-    except Exception:
-        pass
+    with contextlib.suppress(BaseException):
+        if mlrun.broken is None:
+            with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
+                artifacts.write_record(Path(folder), cfg, dataset)
+                mlrun.log_artifacts(folder)
+    with contextlib.suppress(Exception):
+        if mlrun.broken is None:
+            mlrun.end(status, tags={STATE_TAG: FAIL, FAIL_REASON_TAG: reason})
