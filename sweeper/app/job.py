@@ -149,10 +149,10 @@ def load_data(cfg: DictConfig) -> Any:
     ``data.name`` is the `sweeper.data.load_dataset` argument of its name, as is ``model.dtype``."""
     from sweeper.data import Missing, load_dataset
 
-    data = OmegaConf.to_container(cfg.data)
+    data, split = (OmegaConf.to_container(node, resolve=True) for node in (cfg.data, cfg.split))
     del data["name"]
     missing = Missing(**data.pop("missing"))
-    return load_dataset(**data, **OmegaConf.to_container(cfg.split), missing=missing, dtype=cfg.model.dtype)
+    return load_dataset(**data, **split, missing=missing, dtype=cfg.model.dtype)
 
 def network_targets(dataset: Any, output_activation: str) -> dict[str, Any]:
     """What the network trains on per split: ``dataset.y_<split>``, except for a classifier of 2
@@ -190,8 +190,8 @@ def _network(cfg: DictConfig, n_inputs: int, n_outputs: int, seed: Any) -> Any:
 
     from sweeper.nn import Network
 
-    model = OmegaConf.to_container(cfg.model)
-    return Network([n_inputs, *model.pop("hidden"), n_outputs], **model, **OmegaConf.to_container(cfg.regularization),
+    model, regularization = (OmegaConf.to_container(node, resolve=True) for node in (cfg.model, cfg.regularization))
+    return Network([n_inputs, *model.pop("hidden"), n_outputs], **model, **regularization,
                    loss="cross_entropy" if cfg.data.task == "classification" else "squared_error",
                    seed=np.random.default_rng(seed))
 
