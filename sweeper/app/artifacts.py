@@ -15,12 +15,10 @@ from sweeper.errors import one_line
 
 def log_run_model(cfg: DictConfig, mlrun: Any, model_npz: Path, info: dict) -> str:
     """Log ``model_npz`` as the run's MLflow Model ``model`` (``sweeper.tracking.mlflow_model``)."""
-    from sweeper.tracking import tracking_uri
-    from sweeper.tracking.mlflow_model import example_rows, log_model
+    from sweeper.tracking.mlflow_model import log_model
 
     experiment_id = mlrun.client.get_run(mlrun.run_id).info.experiment_id
-    return log_model(tracking_uri(cfg.mlflow.tracking_uri), experiment_id, mlrun.run_id, model_npz,
-                     example_rows(info), classes=info.get("classes"))
+    return log_model(mlrun.client.tracking_uri, experiment_id, mlrun.run_id, model_npz, info)
 
 def write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, result: Any, with_model: bool,
                      mlrun: Any, drawing: Any = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,7 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 from sweeper.app import artifacts
 from sweeper.config import for_task, validate
 from sweeper.errors import ConfigError, one_line
-from sweeper.tracking.tags import FAIL_REASON_TAG, LOGGED_AS, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
+from sweeper.tracking.store import (
+    experiment_name, get_or_create_experiment, is_store_failure, reach_database, store_error, tracking_uri,
+    without_password,
+)
+from sweeper.tracking.tags import FAIL_REASON_TAG, LOGGED_AS, NOTE_TAG, STATE_TAG, TRAIN_STATUS_TAG, TRIAL_TAG
 
 SPLITS = ("train", "val", "test")
 
@@ -42,6 +48,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     from threadpoolctl import threadpool_limits
 
     from sweeper.nn import SGD, make_schedule
+    from sweeper.tracking.mlflow_run import flatten
     from sweeper.train import FAILED, STOPPED, EarlyStopping, fit
 
     # One BLAS thread for the whole job process: these matrices are too small for a second
@@ -75,7 +82,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
 
     mlrun = _start_mlflow_run(cfg, link, run_name, tags, dataset.info())
     try:
-        mlrun.log_params(_params(cfg))
+        mlrun.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
         mlrun.log_dataset(dataset.info())
         callbacks = [_CurveLogger(mlrun, dataset)]
         if link is not None:
@@ -123,51 +130,29 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
                 mlrun.flush()
                 artifacts.log_run_model(cfg, mlrun, Path(folder) / "model.npz", dataset.info())
         end_tags = {STATE_TAG: state, TRAIN_STATUS_TAG: result.status}
-        if state == FAIL:
-            end_tags[FAIL_REASON_TAG] = reason
+        end_tags |= {FAIL_REASON_TAG: reason} if state == FAIL else {}
         name = None
         if link is not None and state != COMPLETE:
             # MLflow's runs table shows a pruned run FINISHED like a complete one: its name tells.
             ended = f"pruned @{result.epochs_run}" if state == PRUNED else "failed"
             name = f"trial-{link.trial_number} ({ended})"
         mlrun.end("FAILED" if state == FAIL else "FINISHED", tags=end_tags, name=name)
-    except KeyboardInterrupt as error:  # Ctrl-C, or a SLURM job's SIGTERM (sweeper.launcher.slurm)
-        _log_record(mlrun, cfg, dataset)
-        _end_failed(mlrun, f"interrupted ({str(error) or 'KeyboardInterrupt'})", "KILLED")
-        raise
     except BaseException as error:
-        _log_record(mlrun, cfg, dataset)
-        _end_failed(mlrun, one_line(error), "FAILED")
+        _end_raised(mlrun, cfg, dataset, error)
         raise
     return {"state": state, "objective": str(cfg.objective), "metrics": metrics,
             "run_id": mlrun.run_id, "reason": reason, "data": dataset.summary()}
 
 def load_data(cfg: DictConfig) -> Any:
     """The ``sweeper.data.Dataset`` that ``cfg``'s ``data`` and ``split`` keys describe (its
-    ``data.path`` as given: `_resolved` makes a relative one absolute first)."""
+    ``data.path`` as given: `_resolved` makes a relative one absolute first). Each key but
+    ``data.name`` is the `sweeper.data.load_dataset` argument of its name, as is ``model.dtype``."""
     from sweeper.data import Missing, load_dataset
 
-    data = cfg.data
-    return load_dataset(
-        data.path,
-        data.target,
-        features=None if data.features is None else list(data.features),
-        categorical=list(data.categorical),
-        target_scaling=data.target_scaling,
-        test_size=cfg.split.test_size,
-        val_size=cfg.split.val_size,
-        shuffle=cfg.split.shuffle,
-        seed=cfg.split.seed,
-        dtype=cfg.model.dtype,
-        drop=list(data.drop),
-        missing=Missing(**data.missing),
-        max_categories=data.max_categories,
-        sep=data.sep,
-        encoding=data.encoding,
-        na_values=list(data.na_values),
-        task=data.task,
-        stratify=cfg.split.stratify,
-    )
+    data, split = (OmegaConf.to_container(node, resolve=True) for node in (cfg.data, cfg.split))
+    del data["name"]
+    missing = Missing(**data.pop("missing"))
+    return load_dataset(**data, **split, missing=missing, dtype=cfg.model.dtype)
 
 def network_targets(dataset: Any, output_activation: str) -> dict[str, Any]:
     """What the network trains on per split: ``dataset.y_<split>``, except for a classifier of 2
@@ -189,8 +174,6 @@ def _resolved(cfg: DictConfig) -> DictConfig:
     """
     from hydra.utils import to_absolute_path
 
-    from sweeper.tracking.store import without_password
-
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)
     container["data"]["path"] = to_absolute_path(str(container["data"]["path"]))
@@ -201,34 +184,21 @@ def _resolved(cfg: DictConfig) -> DictConfig:
 
 def _network(cfg: DictConfig, n_inputs: int, n_outputs: int, seed: Any) -> Any:
     """The untrained ``sweeper.nn.Network`` that ``cfg.model`` and ``cfg.regularization`` describe
-    (``cfg`` after `sweeper.config.for_task`): squared error for regression, cross-entropy for
-    classification."""
+    (``cfg`` after `sweeper.config.for_task`; each key but ``model.hidden`` is the `Network`
+    argument of its name): squared error for regression, cross-entropy for classification."""
     import numpy as np
 
     from sweeper.nn import Network
 
-    return Network(
-        [n_inputs, *cfg.model.hidden, n_outputs],
-        activation=cfg.model.activation,
-        output_activation=cfg.model.output_activation,
-        loss="cross_entropy" if cfg.data.task == "classification" else "squared_error",
-        init=cfg.model.init,
-        seed=np.random.default_rng(seed),
-        dtype=cfg.model.dtype,
-        l1=cfg.regularization.l1,
-        l2=cfg.regularization.l2,
-        dropout=cfg.regularization.dropout,
-        max_norm=cfg.regularization.max_norm,
-        leaky_slope=cfg.model.leaky_slope,
-        elu_alpha=cfg.model.elu_alpha,
-    )
+    model, regularization = (OmegaConf.to_container(node, resolve=True) for node in (cfg.model, cfg.regularization))
+    return Network([n_inputs, *model.pop("hidden"), n_outputs], **model, **regularization,
+                   loss="cross_entropy" if cfg.data.task == "classification" else "squared_error",
+                   seed=np.random.default_rng(seed))
 
 def _trial_link() -> Any:
     """The Optuna trial this job runs as (``sweeper.sweep.trial_link.current()``), or None."""
-    try:
-        from sweeper.sweep.trial_link import current
-    except ImportError:
-        return None
+    from sweeper.sweep.trial_link import current
+
     return current()
 
 def experiment_description(info: Mapping[str, Any]) -> str:
@@ -252,28 +222,24 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
     experiment described by the dataset's ``info``. Fails as StoreError or ConfigError."""
     from mlflow import MlflowClient
 
-    from sweeper.tracking import experiment_name, get_or_create_experiment, reach_database, tracking_uri
     from sweeper.tracking.mlflow_run import MlflowRun, environment_tags
-    from sweeper.tracking.store import is_store_failure, store_error
-    from sweeper.tracking.tags import NOTE_TAG
 
     uri = tracking_uri(cfg.mlflow.tracking_uri)
     all_tags = environment_tags() | {NOTE_TAG: run_description(cfg)} | dict(tags or {})
-    parent = None
     if link is not None:
         all_tags[TRIAL_TAG] = str(link.trial_number)
-        parent = link.parent_run_id
         run_name = run_name or f"trial-{link.trial_number}"
-    # A single run is named after what it trained, e.g. car_prices-relu-64x32 (MLflow's default
-    # is a random pair of words).
-    network = f"{cfg.model.activation}-{'x'.join(str(width) for width in cfg.model.hidden)}" if cfg.model.hidden else "linear"
-    run_name = run_name or f"{Path(str(info['path'])).stem}-{network}"
-    if link is None:  # a sweep's trials use the store its sweeper reached
-        reach_database(uri)
+    else:
+        reach_database(uri)  # a sweep's trials use the store its sweeper reached
+        # A single run is named after what it trained, e.g. car_prices-relu-64x32 (MLflow's default
+        # is a random pair of words).
+        network = f"{cfg.model.activation}-{'x'.join(map(str, cfg.model.hidden))}" if cfg.model.hidden else "linear"
+        run_name = run_name or f"{Path(str(info['path'])).stem}-{network}"
     try:
         client = MlflowClient(tracking_uri=uri)
         experiment_id = get_or_create_experiment(client, experiment_name(cfg), experiment_description(info))
-        return MlflowRun.start(client, experiment_id, run_name=run_name, parent_run_id=parent, tags=all_tags)
+        return MlflowRun.start(client, experiment_id, run_name=run_name, tags=all_tags,
+                               parent_run_id=link.parent_run_id if link is not None else None)
     except Exception as error:
         if is_store_failure(error):
             raise store_error("mlflow.tracking_uri", uri, "starting a run", error) from None
@@ -281,8 +247,6 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
 
 def _progress(epochs: int, link: Any, terminal: bool) -> Any:
     """The callback that shows this run's epochs (`sweeper.app.progress.Progress`), or None."""
-    import sys
-
     from sweeper.app.progress import Progress
 
     if terminal:
@@ -290,11 +254,6 @@ def _progress(epochs: int, link: Any, terminal: bool) -> Any:
     if link is not None:
         return Progress(epochs, sys.stdout, live=False, label=f"trial {link.trial_number}", after=10.0)
     return None
-
-def _params(cfg: DictConfig) -> dict[str, str]:
-    from sweeper.tracking.mlflow_run import flatten
-
-    return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 class _CurveLogger:
     """Trainer callback: buffers ``train_loss``, ``val_loss``, ``test_loss``, ``lr`` (and for a
@@ -353,8 +312,7 @@ def _final_metrics(net: Any, dataset: Any, targets: Mapping[str, Any]) -> dict[s
 
     metrics: dict[str, float] = {}
     for split in SPLITS:
-        X = getattr(dataset, f"X_{split}")
-        predictions = net.forward(X)
+        predictions = net.forward(getattr(dataset, f"X_{split}"))
         if dataset.task == "classification":
             found = classification_metrics(dataset.codes(split), class_probabilities(predictions))
         else:
@@ -374,23 +332,19 @@ def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:
         metrics["generalization_gap"] = result.history["val_loss"][i] - result.history["train_loss"][i]
     return metrics
 
-def _log_record(mlrun: Any, cfg: DictConfig, dataset: Any) -> None:
-    """Log config.yaml and data.json of a run that raised (best effort: the error comes first;
-    nothing is tried once the store has failed)."""
-    if mlrun.broken is not None:
-        return
-    try:
-        with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
-            artifacts.write_record(Path(folder), cfg, dataset)
-            mlrun.log_artifacts(folder)
-    except BaseException:
-        pass
-
-def _end_failed(mlrun: Any, reason: str, status: str) -> None:
-    """End a run that raised; never let a logging error hide the original exception."""
-    if mlrun.broken is not None:
-        return
-    try:
-        mlrun.end(status, tags={STATE_TAG: FAIL, FAIL_REASON_TAG: reason})
-    except Exception:
-        pass
+def _end_raised(mlrun: Any, cfg: DictConfig, dataset: Any, error: BaseException) -> None:
+    """Log config.yaml and data.json of a run that raised ``error`` and end it KILLED (Ctrl-C, or a
+    SLURM job's SIGTERM: sweeper.launcher.slurm) or FAILED. Best effort: no logging error hides
+    ``error``, and nothing is tried once the store has failed."""
+    if isinstance(error, KeyboardInterrupt):
+        status, reason = "KILLED", f"interrupted ({str(error) or 'KeyboardInterrupt'})"
+    else:
+        status, reason = "FAILED", one_line(error)
+    with contextlib.suppress(BaseException):
+        if mlrun.broken is None:
+            with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
+                artifacts.write_record(Path(folder), cfg, dataset)
+                mlrun.log_artifacts(folder)
+    with contextlib.suppress(Exception):
+        if mlrun.broken is None:
+            mlrun.end(status, tags={STATE_TAG: FAIL, FAIL_REASON_TAG: reason})

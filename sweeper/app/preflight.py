@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from sweeper.app.job import CURVE_METRICS, SPLITS, _resolved, experiment_description, load_data
-from sweeper.config import OBJECTIVES, for_task, validate
+from sweeper.config import OBJECTIVES, for_task, objective_for, validate
 from sweeper.errors import ConfigError
 
 
@@ -21,15 +21,13 @@ def preflight(cfg: DictConfig, objectives: list[str]) -> dict:
     (identity: target, file name, SHA-256, columns; a study resumed on another target or file
     is refused).
     """
-    from sweeper.config import objective_for
     from sweeper.train import CLASSIFICATION_METRICS, METRICS
 
     validate(cfg)
     resolved = _resolved(cfg)
     dataset = load_data(resolved)
-    classifies = dataset.task == "classification"
     for_task(resolved, dataset.task, len(dataset.classes), dataset.stratified)  # output_activation
-    names = CLASSIFICATION_METRICS if classifies else METRICS
+    names = CLASSIFICATION_METRICS if dataset.task == "classification" else METRICS
     produced = [f"{split}_{name}" for split in SPLITS for name in names] + list(CURVE_METRICS)
     objectives = [objective_for(str(cfg.objective), dataset.task) if name == "auto" else name for name in objectives]
     if len(objectives) == 1 and objectives[0] in OBJECTIVES:

@@ -33,7 +33,6 @@ class Progress:
         self.epochs = epochs
         self.stream = stream
         self.label = f"{label}: " if label else ""
-        self.after = after
         self.every = every
         self.started = time.monotonic()
         self.next_line = self.started + after

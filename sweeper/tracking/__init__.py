@@ -8,6 +8,8 @@ import logging
 import os
 from typing import Any, Iterator
 
+from sweeper.errors import ConfigError, one_line
+
 # Downloading a run's artifacts draws a progress bar per file on stderr: not for our commands.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # MLflow's HTTP client retries 7 times with exponential backoff and a 120 s timeout: an
@@ -42,7 +44,7 @@ def quiet_logger(name: str) -> Iterator[None]:
 
 from sweeper.tracking.store import (
     DEFAULT_TRACKING_URI,
-    artifact_root,
+    ask_health,
     existing_store,
     experiment_name,
     get_or_create_experiment,
@@ -51,18 +53,6 @@ from sweeper.tracking.store import (
     without_password,
 )
 
-__all__ = [
-    "quiet_logger",
-    "DEFAULT_TRACKING_URI",
-    "artifact_root",
-    "existing_store",
-    "experiment_name",
-    "get_or_create_experiment",
-    "reach_database",
-    "tracking_uri",
-    "without_password",
-]
-
 
 # -- a sweep's MLflow experiment ------------------------------------------------------------
 
@@ -70,12 +60,10 @@ def import_store(config: Any) -> None:
     """Import MLflow's client and, for a database URI, SQLAlchemy's ORM and Alembic (what
     MLflow's SQL store is built on): ~1.4 s of the sweep's start that touches no store
     (``connect`` then opens it), run while the space is checked."""
-    import contextlib
     import importlib
 
     from mlflow import MlflowClient  # noqa: F401
     from omegaconf import OmegaConf
-
 
     uri = tracking_uri(OmegaConf.select(config, "mlflow.tracking_uri", default=None), create=False)
     if not uri.startswith(("http://", "https://", "file:", "databricks")) and "://" in uri:
@@ -88,17 +76,12 @@ def reach(config: Any) -> str:
     """The sweep's tracking URI, once its store answers: one line, at once, if it does not (MLflow's
     client would retry a server for minutes, a database for ~100 s). Writes nothing, so the sweep
     asks before it opens its study's storage."""
-    import urllib.request
-
     from omegaconf import OmegaConf
-
-    from sweeper.errors import ConfigError, one_line
 
     uri = tracking_uri(OmegaConf.select(config, "mlflow.tracking_uri", default=None))
     if uri.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
-                pass
+            ask_health(uri)
         except Exception as err:
             raise ConfigError(f"mlflow.tracking_uri={uri}: the MLflow server does not answer ({one_line(err)})") from None
     reach_database(uri)
@@ -109,8 +92,6 @@ def connect(config: Any, uri: str, description: str | None) -> tuple[Any, str]:
     """(client, experiment id) of the sweep in the store at ``uri`` (as `reach` returned it): the
     experiment is created, described, if new."""
     from mlflow import MlflowClient
-
-    from sweeper.errors import ConfigError, one_line
 
     client = MlflowClient(tracking_uri=uri)
     try:

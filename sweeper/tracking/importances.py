@@ -1,7 +1,7 @@
 """A sweep's parameter importances: measured once, on its Optuna study, when the sweep ends.
 
 The parent run (``sweeper.sweep.parent_run``) calls ``of_study`` and logs the answer as
-``param_importances.json`` and its chart (``draw``) as ``param_importances.png``; the report
+``param_importances.json`` and its chart (``figure``) as ``param_importances.png``; the report
 reads both back (``sweeper.report.importance.download``) and shows them as they are, so the
 parent and the report never disagree.
 Optuna's PED-ANOVA evaluator ranks the knobs for the objective and, with ``target=``, for the
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 #: Fewer finished trials than this and importances are noise: none are computed.
@@ -28,11 +27,9 @@ def _measured_study(study: Any) -> Any | None:
     own distributions (single-valued ones left out), their first objective as the value and the
     gap as a user attribute. None with fewer than ``MIN_TRIALS`` such trials or nothing searched."""
     import optuna
-    from optuna.study import StudyDirection
-    from optuna.trial import TrialState
 
     kept = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         gap = (t.user_attrs.get("metrics") or {}).get("generalization_gap")
         distributions = {k: d for k, d in t.distributions.items() if not d.single()}
         if gap is not None and math.isfinite(gap) and math.isfinite(t.values[0]):
@@ -42,7 +39,7 @@ def _measured_study(study: Any) -> Any | None:
     if len(kept) < MIN_TRIALS or not any(t.distributions for t in kept):
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    copy = optuna.create_study(direction="maximize" if study.directions[0] == StudyDirection.MAXIMIZE else "minimize")
+    copy = optuna.create_study(directions=study.directions[:1])
     copy.add_trials(kept)
     return copy
 
@@ -82,13 +79,6 @@ def of_study(study: Any, objectives: list[str]) -> dict[str, Any]:
         if all(math.isfinite(v) for v in values.values()):
             result[name] = dict(values)
     return result
-
-
-def draw(values: dict[str, Any], objective: str, path: Path) -> Path:
-    """``figure`` as a PNG: drawn once per sweep, by its parent run (``param_importances.png``),
-    which the report shows."""
-    figure(values, objective).savefig(path, dpi=100)
-    return path
 
 
 def figure(values: dict[str, Any], objective: str) -> Any:

@@ -1,51 +1,44 @@
 """A run's network as an MLflow Model (``runs:/ID/model``), and its registration.
 
 The model is MLflow's *models from code*: ``pyfunc_model.py`` plus the run's ``model.npz`` as
-its one artifact, so nothing is pickled. It carries the few modules of ``sweeper`` it runs
-(``SERVING_CODE``) as ``code_paths``, so it loads where ``sweeper`` is not installed (an
-environment MLflow builds from ``requirements.txt``). Its signature has no input schema, so
-MLflow hands the model rows as they come (``mlflow models serve`` reads ``text/csv`` with
-pandas' own types) and the model converts and checks cells itself: a number column may arrive
-as int, as float with holes or as text. MLflow's column types cannot say that (a ``long``
-column refuses a hole, a ``double`` one refuses int64, and the server answers a CSV cell that
-does not parse as its column's type with a stack trace). The input example, the training CSV's
-first rows, names the columns. A column the model needs but does not get, or cannot use, is
-``MlflowException`` (INVALID_PARAMETER_VALUE: HTTP 400 from the server) with one line naming
-it. A regression model predicts a float64 array (n,); a classifier a DataFrame with the
-``prediction`` (the most probable class's label) and one ``probability_<class>`` column per
-class.
+its one artifact (nothing is pickled), and the modules of ``sweeper`` it runs (``SERVING_CODE``)
+as ``code_paths``, so it loads where ``sweeper`` is not installed. Its signature has no input
+schema: MLflow's column types cannot say "a number, maybe as int, with holes or as text", so the
+model checks cells itself (docs/reliability.md, "The model takes rows with holes"). A regression
+model predicts a float64 array (n,); a classifier a DataFrame with the ``prediction`` (the most
+probable class's label) and one ``probability_<class>`` column per class.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
+from sweeper.errors import SweeperError, one_line
 from sweeper.tracking import quiet_logger
 from sweeper.tracking.tags import MODEL_OF_TAG
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "model"
 #: What the model imports at load time, relative to the ``sweeper`` package.
 SERVING_CODE = (
     "__init__.py", "errors.py", "data", "nn",
     "tracking/__init__.py", "tracking/store.py", "tracking/tags.py", "tracking/model_file.py",
 )
-#: Rows of the training CSV logged as the model's input example.
-EXAMPLE_ROWS = 5
 
 
-def example_rows(info: dict, n: int = EXAMPLE_ROWS) -> Any:
+def example_rows(info: dict, n: int = 5) -> Any:
     """The first ``n`` raw rows of the run's CSV, feature columns only, read as training read
-    them (``info`` is the run's ``data.json``); None when the file is no longer readable."""
+    them (``info`` is the run's ``data.json``), the model's input example; None when the file is
+    no longer readable."""
     from sweeper.data import read_csv
-    from sweeper.errors import SweeperError
 
     dialect = info.get("dialect", {})
     try:
@@ -54,10 +47,6 @@ def example_rows(info: dict, n: int = EXAMPLE_ROWS) -> Any:
     except (SweeperError, KeyError, OSError):
         return None
     return frame[list(info["features"])].head(n)
-
-
-#: A classifier's output column of class c's probability is PROBABILITY + c.
-PROBABILITY = "probability_"
 
 
 def signature(classes: Sequence[str] | None = None) -> Any:
@@ -69,16 +58,9 @@ def signature(classes: Sequence[str] | None = None) -> Any:
 
     if classes:
         outputs = Schema([ColSpec(AnyType(), "prediction")]
-                         + [ColSpec("double", f"{PROBABILITY}{name}") for name in classes])
+                         + [ColSpec("double", f"probability_{name}") for name in classes])
         return ModelSignature(outputs=outputs)
     return ModelSignature(outputs=Schema([TensorSpec(np.dtype("float64"), (-1,))]))
-
-
-def pip_requirements() -> list[str]:
-    """What the model imports besides MLflow (which MLflow adds), pinned as installed."""
-    from importlib import metadata
-
-    return [f"{name}=={metadata.version(name)}" for name in ("numpy", "pandas")]
 
 
 def _serving_code(folder: Path) -> Path:
@@ -95,10 +77,10 @@ def _serving_code(folder: Path) -> Path:
     return target
 
 
-def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str | Path, example: Any = None,
-              classes: Sequence[str] | None = None) -> str:
-    """Log ``model_npz`` (a run's ``model.npz``) as the MLflow Model ``model`` of run
-    ``run_id`` (a classifier's with its ``classes``' names); returns its URI (``models:/m-…``; ``runs:/<run_id>/model`` resolves to it).
+def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str | Path, info: dict) -> str:
+    """Log ``model_npz`` (a run's ``model.npz``) as the MLflow Model ``model`` of run ``run_id``,
+    with its CSV's first rows as input example and a classifier's classes (``info`` is the run's
+    ``data.json``); returns its URI (``models:/m-…``; ``runs:/<run_id>/model`` resolves to it).
 
     Uses MLflow's logged-model API, which reads the process-wide tracking URI and experiment:
     both are set here to the run's.
@@ -111,27 +93,18 @@ def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str
     with tempfile.TemporaryDirectory(prefix="sweeper-model-") as folder, quiet_logger("mlflow"):  # MLflow's INFO lines on the input example
         info = Model.log(
             artifact_path=None,
-            name=MODEL_NAME,
+            name="model",
             flavor=mlflow.pyfunc,
             run_id=run_id,
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={"model": str(model_npz)},
             code_paths=[str(_serving_code(Path(folder)))],
-            signature=signature(classes),
-            input_example=example,
-            pip_requirements=pip_requirements(),
+            signature=signature(info.get("classes")),
+            input_example=example_rows(info),
+            # What the model imports besides MLflow (which MLflow adds), pinned as installed.
+            pip_requirements=[f"{name}=={metadata.version(name)}" for name in ("numpy", "pandas")],
         )
     return info.model_uri
-
-
-def register(model_uri: str, name: str) -> str:
-    """Register ``model_uri`` in the Model Registry under ``name`` (a new version); returns
-    ``models:/NAME/VERSION``."""
-    import mlflow
-
-    with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints two lines of its own
-        version = mlflow.register_model(model_uri, name)
-    return f"models:/{name}/{version.version}"
 
 
 def log_best_model(client: Any, run_id: str, best_run_id: str, trial_number: int, tracking_uri: str,
@@ -139,13 +112,15 @@ def log_best_model(client: Any, run_id: str, best_run_id: str, trial_number: int
     """Log the best trial's network (its MLflow run ``best_run_id``) as the sweep's parent run
     ``run_id``'s MLflow Model ``model`` and register it as ``register_as`` (a new version each
     time a sweep ends) when set; the summary's lines that say where it is."""
-    from sweeper.errors import one_line
+    import mlflow
 
     uri = _log_model_of(client, run_id, best_run_id, tracking_uri)
     lines = [f"best model: runs:/{run_id}/model (trial #{trial_number})"]
     if register_as:
         try:
-            lines.append(f"registered as {register(uri or f'runs:/{run_id}/model', str(register_as))}")
+            with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints two lines of its own
+                version = mlflow.register_model(uri or f"runs:/{run_id}/model", str(register_as))
+            lines.append(f"registered as models:/{register_as}/{version.version}")
         except Exception as err:
             log.warning("hydra.sweeper.register_model=%s: not registered: %s", register_as, one_line(err))
     return lines
@@ -156,8 +131,6 @@ def _log_model_of(client: Any, run_id: str, best_run_id: str, tracking_uri: str)
     ``model``; returns the model's URI, or None when that trial's model is already the parent's
     (a resumed sweep whose best did not change, another worker that got there first) or cannot
     be logged (a warning line says why)."""
-    import json
-
     parent = client.get_run(run_id)
     if parent.data.tags.get(MODEL_OF_TAG) == best_run_id:
         return None
@@ -165,8 +138,7 @@ def _log_model_of(client: Any, run_id: str, best_run_id: str, tracking_uri: str)
         with tempfile.TemporaryDirectory(prefix="sweeper-best-") as folder:
             npz = client.download_artifacts(best_run_id, "model.npz", folder)
             info = json.loads(Path(client.download_artifacts(best_run_id, "data.json", folder)).read_text())
-            uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, example_rows(info),
-                            classes=info.get("classes"))
+            uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info)
     except Exception as err:
         log.warning("the best model was not logged to the parent run: %s", str(err).splitlines()[0])
         return None

@@ -7,17 +7,21 @@ The client (not MLflow's fluent, process-global API) keeps in-process sweep jobs
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Any, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Iterator, Mapping
 
 from sweeper import CHECKOUT
+from sweeper.tracking.store import is_store_failure, lost_a_race, store_error
 from sweeper.tracking.tags import (
-    GIT_COMMIT_TAG, GIT_DIRTY_TAG, PARENT_TAG as PARENT_RUN_TAG, RUN_NAME_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG,
-    USER_TAG,
+    GIT_COMMIT_TAG, GIT_DIRTY_TAG, PARENT_TAG, RUN_NAME_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG, USER_TAG,
 )
 
 MAX_PARAMS_PER_BATCH = 100
@@ -26,14 +30,6 @@ MAX_TAGS_PER_BATCH = 100
 
 #: Libraries whose versions every run records as ``sweeper.version.<name>``.
 VERSIONED = ("numpy", "optuna", "mlflow", "hydra-core")
-
-
-def _duplicate_key(error: BaseException) -> bool:
-    """Whether ``error`` is a database refusing a row whose unique key exists (PostgreSQL,
-    SQLite and MySQL each word it their own way)."""
-    text = str(error).lower()
-    return any(words in text for words in ("unique constraint", "uniqueviolation", "duplicate entry",
-                                           "duplicate key"))
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -73,8 +69,6 @@ _found: dict[str, str] | None = None
 def source_name() -> str:
     """The command this process runs: ``python -m sweeper``, ``python -m sweeper.rerun``, or a
     console script's name (``sweeper``)."""
-    import sys
-
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if spec is not None and spec.name:
         return "python -m " + spec.name.removesuffix(".__main__")
@@ -82,8 +76,6 @@ def source_name() -> str:
 
 
 def _environment_tags() -> dict[str, str]:
-    import getpass
-
     tags = {SOURCE_NAME_TAG: source_name(), SOURCE_TYPE_TAG: "LOCAL"}
     try:
         tags[USER_TAG] = getpass.getuser()
@@ -95,32 +87,22 @@ def _environment_tags() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     if _in_checkout():
+        git = {"cwd": CHECKOUT, "capture_output": True, "text": True, "timeout": 5, "check": True}
         try:
-            commit = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True, timeout=5
-            )
-            if commit.returncode == 0 and commit.stdout.strip():
-                tags[GIT_COMMIT_TAG] = commit.stdout.strip()
-                dirty = subprocess.run(
-                    ["git", "status", "--porcelain", "--untracked-files=no"],
-                    cwd=CHECKOUT, capture_output=True, text=True, timeout=5,
-                )
-                if dirty.returncode == 0:
-                    tags[GIT_DIRTY_TAG] = str(bool(dirty.stdout.strip())).lower()
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip()
+            if commit:
+                tags[GIT_COMMIT_TAG] = commit
+                dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **git).stdout
+                tags[GIT_DIRTY_TAG] = str(bool(dirty.strip())).lower()
         except (OSError, subprocess.SubprocessError):
             pass
     return tags
 
 
-def _chunks(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class MlflowRun:
     """A started MLflow run: batched params, buffered metrics, tags, artifacts, and its end.
 
-    ``MlflowRun.start(uri, experiment_id, ...)`` creates the run; ``end(status)`` flushes the
+    ``MlflowRun.start(client, experiment_id, ...)`` creates the run; ``end(status)`` flushes the
     buffer and terminates it (FINISHED, FAILED or KILLED).
 
     A call the store fails (``store.is_store_failure``) raises StoreError naming
@@ -137,8 +119,6 @@ class MlflowRun:
 
     @contextmanager
     def _writing(self, doing: str) -> Iterator[None]:
-        from sweeper.tracking.store import is_store_failure, store_error
-
         if self.broken is not None:
             raise self.broken
         try:
@@ -150,19 +130,11 @@ class MlflowRun:
             raise self.broken from None
 
     @classmethod
-    def start(
-        cls,
-        client: Any,
-        experiment_id: str,
-        *,
-        run_name: str | None = None,
-        parent_run_id: str | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> "MlflowRun":
-        all_tags = dict(tags or {})
-        if parent_run_id:
-            all_tags[PARENT_RUN_TAG] = parent_run_id
-        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+    def start(cls, client: Any, experiment_id: str, *, run_name: str | None = None, parent_run_id: str | None = None,
+              tags: Mapping[str, str] | None = None) -> "MlflowRun":
+        """Create the run in ``experiment_id``, a child of ``parent_run_id`` when given."""
+        parent = {PARENT_TAG: parent_run_id} if parent_run_id else {}
+        run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}) | parent)
         return cls(client, run.info.run_id)
 
     def log_params(self, params: Mapping[str, str]) -> None:
@@ -170,8 +142,8 @@ class MlflowRun:
 
         items = [Param(key, value) for key, value in params.items()]
         with self._writing("logging params"):
-            for chunk in _chunks(items, MAX_PARAMS_PER_BATCH):
-                self.client.log_batch(self.run_id, params=chunk, synchronous=True)
+            for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+                self.client.log_batch(self.run_id, params=items[start:start + MAX_PARAMS_PER_BATCH], synchronous=True)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """Buffer ``metrics`` at ``step``; sent by ``flush`` (or ``end``). NaN/inf are kept."""
@@ -201,9 +173,6 @@ class MlflowRun:
         """The CSV as the run's MLflow dataset input (the runs table's Datasets column): its file
         name, the first 16 hex digits of its SHA-256 as digest, its path as source, its columns
         as schema and its row count as profile. ``info`` is ``Dataset.info()``."""
-        import json
-        from pathlib import Path
-
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         columns = info["columns"]
@@ -224,7 +193,7 @@ class MlflowRun:
                 # Runs that start at the same moment (the tasks of a SLURM job array) may insert
                 # the same new dataset at once: the losers' inserts break its unique key, and the
                 # row they then find is the one to link (MLflow's server does not retry itself).
-                if not _duplicate_key(error):
+                if not lost_a_race(error):
                     raise
                 self.client.log_inputs(self.run_id, datasets=inputs)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+#: The model's names (``Network`` arguments) kept as unicode scalars.
 MODEL_KEYS = ("activation", "output_activation", "init", "dtype")
 
 
@@ -54,16 +55,9 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
     with np.load(path, allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in npz.files}
     sizes = [int(s) for s in arrays["model.sizes"]]
-    net = Network(
-        sizes,
-        activation=str(arrays["model.activation"]),
-        output_activation=str(arrays["model.output_activation"]),
-        loss=str(arrays.get("model.loss", "squared_error")),
-        init=str(arrays["model.init"]),
-        dtype=str(arrays["model.dtype"]),
-        leaky_slope=float(arrays["model.leaky_slope"]),
-        elu_alpha=float(arrays["model.elu_alpha"]),
-    )
+    net = Network(sizes, **{key: str(arrays[f"model.{key}"]) for key in MODEL_KEYS},
+                  loss=str(arrays.get("model.loss", "squared_error")), leaky_slope=float(arrays["model.leaky_slope"]),
+                  elu_alpha=float(arrays["model.elu_alpha"]))
     n_layers = len(sizes) - 1
     net.set_params([arrays[f"weights.{i}"] for i in range(n_layers)], [arrays[f"biases.{i}"] for i in range(n_layers)])
     return net, Preprocessor.from_arrays(arrays)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -44,19 +45,14 @@ class _LossFigure:
              loss: str = "squared_error") -> None:
         ax = self.ax
         ax.set_ylabel(LOSS_LABELS[loss])
-        shown: list[Any] = []
-        finite = []
-        curves = [np.asarray(history.get(key, ()), dtype=np.float64) for key, _ in CURVES]
-        for line, (key, label), values in zip(self.lines, CURVES, _displayable(curves)):
+        curves = _displayable([np.asarray(history.get(key, ()), dtype=np.float64) for key, _ in CURVES])
+        shown: list[Any] = [line for line, values in zip(self.lines, curves) if values.size]
+        for line, (_, label), values in zip(self.lines, CURVES, curves):
             line.set_data(np.arange(1, values.size + 1), values)
             line.set_visible(bool(values.size))
-            if values.size:
-                line.set_label(label)
-                shown.append(line)
-                finite.append(values[np.isfinite(values) & (values > 0)])
-        finite_values = np.concatenate(finite) if finite else np.empty(0)
-        log = bool(finite_values.size and finite_values.max() > 10 * finite_values.min())
-        ax.set_yscale("log" if log else "linear")
+            line.set_label(label)
+        finite = np.concatenate([values[np.isfinite(values) & (values > 0)] for values in curves])
+        ax.set_yscale("log" if finite.size and finite.max() > 10 * finite.min() else "linear")
         # The limits come from the curves alone (the best epoch lies within them): a vertical
         # line's x passes through axes transforms, and its rounding would reach the limits.
         self.best.set_visible(False)
@@ -105,8 +101,6 @@ def draw_and_log_loss_curves(history: dict, best_epoch: int, loss: str, tracking
     """Draw ``loss_curves.png`` and log it to run ``run_id`` (in a launcher's drawing process;
     an artifact can be logged to an ended run). Returns what went wrong, if anything: a failure
     costs the run its picture only."""
-    import tempfile
-
     from mlflow import MlflowClient
 
     try:

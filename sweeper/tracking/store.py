@@ -1,17 +1,18 @@
-"""Where runs are stored: the tracking URI, the experiment, and its artifact folder.
-
-These three functions are shared by the training job and the sweeper process, so both resolve
-the same store and experiment whatever their working directory.
-"""
+"""Where runs are stored: the tracking URI, the experiment, passwords kept out of both, and
+whether the store answers. Shared by the training job, the sweeper and the commands that read a
+store, so all resolve the same store and experiment whatever their working directory."""
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import quote, unquote, urlsplit
 
 from sweeper import PROJECT_ROOT
+from sweeper.errors import ConfigError, StoreError, SweeperError, one_line, root_cause
 from sweeper.tracking.tags import EXPERIMENT_KIND_TAG, MODEL_TRAINING, NOTE_TAG
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -40,15 +41,12 @@ def tracking_uri(cfg_value: str | None = None, create: bool = True, key: str = "
     else:
         uri = DEFAULT_TRACKING_URI
     if uri.startswith(_SQLITE):
-        db_path = Path(uri[len(_SQLITE):])
-        if not db_path.is_absolute():
-            db_path = PROJECT_ROOT / db_path
+        db_path = PROJECT_ROOT / uri[len(_SQLITE):]  # an absolute path stays as it is
         if create:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         return _SQLITE + str(db_path)  # str(abs path) starts with "/", giving sqlite:////abs
     if "://" not in uri and ":" not in uri[:3]:  # a bare path: MLflow's file store
-        path = Path(uri)
-        return str(path if path.is_absolute() else PROJECT_ROOT / path)
+        return str(PROJECT_ROOT / uri)
     return uri
 
 
@@ -64,8 +62,6 @@ def ui_links(uri: str, experiment_id: str, run_id: str, metric: str | None = Non
     metric, the table lists a sweep's trials as rows of their own, best first, rather than
     folded under their parent run. A server's addresses carry no user or password (the browser
     asks for them)."""
-    from urllib.parse import quote, urlsplit
-
     command = None
     base = UI_ADDRESS
     if uri.startswith(("http://", "https://")):
@@ -88,8 +84,6 @@ def check_file_store(uri: str, key: str) -> None:
     file store: deprecated, and refused by MLflow 3.11 and later. The line gives the SQLite URI
     for that folder instead. ``MLFLOW_ALLOW_FILE_STORE=true`` (MLflow's own opt-out) lets it
     through, to an MLflow that still accepts it."""
-    from sweeper.errors import ConfigError
-
     if "://" in uri and not uri.startswith("file:"):
         return
     if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("1", "true", "yes"):
@@ -100,27 +94,11 @@ def check_file_store(uri: str, key: str) -> None:
         f"writes to; use a SQLite file in it, {_SQLITE}{folder / 'mlflow.db'} (or set MLFLOW_ALLOW_FILE_STORE=true)")
 
 
-def artifact_root(uri: str) -> str | None:
-    """Folder for the artifacts of experiments created in the store at ``uri``.
-
-    SQLite stores keep artifacts beside the database (``<dir of mlflow.db>/artifacts``) rather
-    than MLflow's default ``./mlruns`` under the working directory. For any other store
-    (``http://``, PostgreSQL, ...) returns None so the server's default applies.
-    """
-    if uri.startswith(_SQLITE):
-        return (Path(uri[len(_SQLITE):]).parent / "artifacts").as_uri()
-    return None
-
-
 def experiment_name(cfg: Any) -> str:
     """``mlflow.experiment`` when set, else the dataset's name (``data.name``, or the CSV's stem)."""
-    name = cfg.mlflow.get("experiment") if cfg.get("mlflow") is not None else None
-    if name:
-        return str(name)
-    if cfg.data.get("name"):
-        return str(cfg.data.name)
-    return Path(str(cfg.data.path)).stem
-
+    mlflow = cfg.get("mlflow")
+    name = (mlflow.get("experiment") if mlflow is not None else None) or cfg.data.get("name")
+    return str(name) if name else Path(str(cfg.data.path)).stem
 
 
 def get_or_create_experiment(client: Any, name: str, description: str | None = None) -> str:
@@ -130,17 +108,21 @@ def get_or_create_experiment(client: Any, name: str, description: str | None = N
     (`NOTE_TAG`); an existing experiment gets the tags it lacks (one read, writes only when
     missing). Race-free: when two processes create it at the same moment, the loser catches
     MLflow's "already exists" error and reads the winner's experiment. A deleted experiment of
-    that name is restored rather than shadowed.
+    that name is restored rather than shadowed. A SQLite store keeps its artifacts beside the
+    database (``<dir of mlflow.db>/artifacts``), not in MLflow's default ``./mlruns`` under the
+    working directory; any other store's default applies.
     """
     from mlflow.exceptions import MlflowException
 
+    uri = client.tracking_uri
+    root = (Path(uri[len(_SQLITE):]).parent / "artifacts").as_uri() if uri.startswith(_SQLITE) else None
     tags = {EXPERIMENT_KIND_TAG: MODEL_TRAINING} | ({NOTE_TAG: description} if description else {})
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_root(client.tracking_uri), tags=tags)
+            return client.create_experiment(name, artifact_location=root, tags=tags)
         except MlflowException as error:
-            if not _lost_a_race(error):
+            if not lost_a_race(error):
                 raise
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
@@ -154,15 +136,16 @@ def get_or_create_experiment(client: Any, name: str, description: str | None = N
             except MlflowException as error:
                 # The winner of the creation race writes its tags just after the experiment: a
                 # server on PostgreSQL refuses the second insert of the same tag.
-                if not _lost_a_race(error):
+                if not lost_a_race(error):
                     raise
     return experiment.experiment_id
 
 
-def _lost_a_race(error: Exception) -> bool:
-    """Whether MLflow refused a write because another process made the same row first."""
+def lost_a_race(error: BaseException) -> bool:
+    """Whether the store refused a write because another process made the same row first (MLflow,
+    PostgreSQL, SQLite and MySQL each word it their own way)."""
     text = str(error).lower()
-    return "already exists" in text or "unique" in text or "duplicate key" in text
+    return any(words in text for words in ("already exists", "unique", "duplicate key", "duplicate entry"))
 
 
 #: ``scheme://user:password@host...``: the userinfo ends at the URL's last ``@`` (as browsers
@@ -187,10 +170,6 @@ def without_password(url: str, key: str) -> str:
     variable already holds another password, or when the URL's client reads none (MySQL, ...):
     its password would reach Hydra's files and MLflow's params.
     """
-    from urllib.parse import unquote
-
-    from sweeper.errors import ConfigError
-
     found = _USERINFO.fullmatch(url)
     if found is None or not found["password"]:
         return url
@@ -219,8 +198,6 @@ def existing_store(cfg_value: str | None = None, key: str = "--tracking-uri") ->
     one (rerun, report, predict): never creates a store. SweeperError in one line naming
     ``key`` when the SQLite file is missing or the store cannot be read."""
     from mlflow import MlflowClient
-
-    from sweeper.errors import SweeperError, one_line
 
     uri = tracking_uri(cfg_value, create=False, key=key)
     check_file_store(uri, key)
@@ -252,8 +229,6 @@ def is_store_failure(error: BaseException) -> bool:
     than that the request itself was wrong."""
     from mlflow.exceptions import MlflowException
 
-    from sweeper.errors import SweeperError
-
     if isinstance(error, SweeperError):
         return False
     if isinstance(error, MlflowException):
@@ -264,8 +239,6 @@ def is_store_failure(error: BaseException) -> bool:
 def store_error(key: str, url: str, doing: str, error: BaseException) -> Any:
     """The StoreError that reports ``error`` (raised while ``doing``) of the store ``key=url``:
     one line, the database's or server's own words (``url`` holds no password: `without_password`)."""
-    from sweeper.errors import StoreError, one_line, root_cause
-
     cause = root_cause(error)
     store = f"{key}{' ' if key.startswith('--') else '='}{url}"  # an option, or a config key
     if any(character.isalpha() for character in str(cause)):
@@ -279,8 +252,6 @@ def reach_database(uri: str, key: str = "mlflow.tracking_uri", budget: float = 5
     MLflow's SQL stores but SQLite) takes a connection within ``budget`` seconds. MLflow's SQL store
     retries its first connection for ~100 s (ten attempts, backing off), so a refused, wrong or
     mistyped database would otherwise stay silent that long. Other stores: no-op."""
-    import time
-
     backend = uri.split("://")[0].split("+")[0]  # postgresql+psycopg2:// -> postgresql
     if backend not in ("postgresql", "mysql", "mssql"):  # MLflow's SQL stores but SQLite
         return
@@ -292,35 +263,37 @@ def reach_database(uri: str, key: str = "mlflow.tracking_uri", budget: float = 5
         engine = sqlalchemy.create_engine(uri, poolclass=NullPool, connect_args=timeout)
     except Exception as error:
         raise store_error(key, uri, "reaching the database", error) from None
-    deadline = time.monotonic() + budget
     try:
-        while True:
-            try:
-                with engine.connect():
-                    return
-            except Exception as error:
-                if time.monotonic() >= deadline:
-                    raise store_error(key, uri, "reaching the database", error) from None
-                time.sleep(0.5)
+        _retried(lambda: engine.connect().close(), budget, 0.5, key, uri, "reaching the database")
     finally:
         engine.dispose()
+
+
+def ask_health(uri: str) -> None:
+    """Return if the MLflow server at ``uri`` answers ``/health`` within 10 s; raise otherwise."""
+    import urllib.request
+
+    with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
+        pass
 
 
 def wait_until_alive(uri: str) -> None:
     """Return once the MLflow server at ``uri`` answers ``/health``; StoreError naming
     ``mlflow.tracking_uri`` if it does not within `store_patience` seconds. Other stores: no-op
     (a database's failure shows at the next write)."""
-    import time
-    import urllib.request
+    if uri.startswith(("http://", "https://")):
+        _retried(lambda: ask_health(uri), store_patience(), 1.0, "mlflow.tracking_uri", uri,
+                 "reaching the MLflow server")
 
-    if not uri.startswith(("http://", "https://")):
-        return
-    deadline = time.monotonic() + store_patience()
+
+def _retried(attempt: Callable[[], Any], seconds: float, pause: float, key: str, uri: str, doing: str) -> None:
+    """Call ``attempt`` every ``pause`` seconds until it returns; once ``seconds`` have passed, its
+    failure is the StoreError (`store_error`) of ``key=uri`` while ``doing``."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10):
-                return
+            return attempt()
         except Exception as error:
             if time.monotonic() >= deadline:
-                raise store_error("mlflow.tracking_uri", uri, "reaching the MLflow server", error) from None
-            time.sleep(1.0)
+                raise store_error(key, uri, doing, error) from None
+            time.sleep(pause)

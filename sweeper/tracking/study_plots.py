@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from sweeper.tracking import importances
 log = logging.getLogger(__name__)
 
 
-def _plot(fn: Any, path: Path, **kwargs: Any) -> bool:
+def _plot(fn: Any, path: Path, **kwargs: Any) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,14 +29,13 @@ def _plot(fn: Any, path: Path, **kwargs: Any) -> bool:
         ax = fn(**kwargs)
     except Exception as err:  # e.g. importances need two completed trials
         log.info("skipped %s: %s", path.name, str(err).splitlines()[0] if str(err) else type(err).__name__)
+    else:
+        figure = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        figure.set_size_inches(9, 5.5)
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+    finally:
         plt.close("all")
-        return False
-    figure = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-    figure.set_size_inches(9, 5.5)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close("all")
-    return True
 
 
 def write_plots_of_trials(trials: list[optuna.trial.FrozenTrial], directions: list[Any], objectives: list[str],
@@ -42,13 +43,8 @@ def write_plots_of_trials(trials: list[optuna.trial.FrozenTrial], directions: li
     """In the drawing process or a worker: ``write_plots`` of an in-memory study holding
     ``trials`` (all of them, so their numbers stay), and the log records it made, for the sweep
     to log."""
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    keep, logger = Keep(logging.INFO), logging.getLogger("sweeper")
+    keep, logger = logging.handlers.BufferingHandler(capacity=sys.maxsize), logging.getLogger("sweeper")
+    keep.setLevel(logging.INFO)
     level, propagate = logger.level, logger.propagate
     logger.addHandler(keep)
     logger.setLevel(logging.INFO)
@@ -62,14 +58,13 @@ def write_plots_of_trials(trials: list[optuna.trial.FrozenTrial], directions: li
         logger.removeHandler(keep)
         logger.setLevel(level)
         logger.propagate = propagate
-    return [(r.name, r.levelno, r.getMessage()) for r in records]
+    return [(r.name, r.levelno, r.getMessage()) for r in keep.buffer]
 
 
 def write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
     """The sweep's plots of ``study`` into ``out``: Optuna's optimisation history (and Pareto
     front), and the parameter importances (``importances``: their JSON and chart)."""
     from optuna.visualization import matplotlib as vis
-
 
     target = {}
     if len(objectives) > 1:
@@ -83,4 +78,4 @@ def write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
     # objective and for the gap, kept as JSON that sweeper.report shows as it is.
     values = importances.of_study(study, objectives)
     (out / importances.JSON).write_text(json.dumps(values, indent=2) + "\n")
-    importances.draw(values, objectives[0], out / importances.PNG)
+    importances.figure(values, objectives[0]).savefig(out / importances.PNG, dpi=100)
