@@ -121,26 +121,16 @@ def set_tags(client: Any, run_id: str, tags: dict[str, str], before: dict[str, s
         _retried(lambda: client.log_batch(run_id, tags=changed))
 
 
-def children(client: Any, experiment_id: str, parent_run_id: str, status: str | None = None) -> list:
-    """Child runs of the parent (the jobs' runs), optionally only those with ``status``."""
-    filters = [f"tags.`{PARENT_TAG}` = '{parent_run_id}'"]
-    if status:
-        filters.append(f"attributes.status = '{status}'")
-    return client.search_runs([experiment_id], filter_string=" and ".join(filters), max_results=50000)
-
-
-def close_finished_children(
-    client: Any, experiment_id: str, parent_run_id: str, study: optuna.Study
-) -> int:
+def close_finished_children(client: Any, experiment_id: str, parent_run_id: str, study: optuna.Study) -> None:
     """End every child run still RUNNING whose trial Optuna considers finished.
 
     A job killed with its sweeper leaves its run RUNNING; its trial is failed on restart, so the
     run is marked FAILED with ``sweeper.state=FAIL`` and the trial's fail reason in
-    ``sweeper.fail_reason``. Returns how many runs were closed.
+    ``sweeper.fail_reason``.
     """
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    closed = 0
-    for run in children(client, experiment_id, parent_run_id, status="RUNNING"):
+    running = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    for run in client.search_runs([experiment_id], filter_string=running, max_results=50000):
         number = run.data.tags.get(TRIAL_TAG)
         trial = trials.get(int(number)) if number is not None and number.isdigit() else None
         state = trial.state if trial is not None else None
@@ -153,8 +143,6 @@ def close_finished_children(
             client.set_terminated(run.info.run_id, status="FAILED")
         else:
             client.set_terminated(run.info.run_id, status="FINISHED")
-        closed += 1
-    return closed
 
 
 def _counts(client: Any, run_id: str, study: optuna.Study) -> None:
@@ -169,19 +157,16 @@ def _counts(client: Any, run_id: str, study: optuna.Study) -> None:
                                        ("failed", TrialState.FAIL))])
 
 
-def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[str],
-              best_params: dict[str, str] | None = None) -> None:
-    """The best trial on the parent: its metrics as ``best_<name>`` (never a trial's own metric
-    name, so sorting or charting the runs table by ``val_rmse`` lists trials only), its number,
-    and its config as params under the children's keys (its run's own params; else ``best_params``,
-    the flattened config; else Optuna's parameter names)."""
+def _log_best(client: Any, run_id: str, best: list[optuna.trial.FrozenTrial],
+              best_params: dict[str, str] | None) -> None:
+    """The best trial (``best[0]``; ``best``: the Pareto front of several objectives) on the
+    parent: its metrics as ``best_<name>`` (never a trial's own metric name, so sorting the runs
+    table by ``val_rmse`` lists trials only), its number, and its config as params under the
+    children's keys (its run's own params; else ``best_params``, the flattened config; else
+    Optuna's parameter names)."""
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.exceptions import MlflowException
 
-    if len(objectives) == 1:
-        best = [study.best_trial]
-    else:
-        best = sorted(study.best_trials, key=lambda t: t.number)
     first = best[0]
     now = int(time.time() * 1000)
     metrics = first.user_attrs.get(study_attrs.METRICS) or {}
@@ -198,7 +183,7 @@ def _log_best(client: Any, run_id: str, study: optuna.Study, objectives: list[st
     tags[BEST_TRIAL_TAG] = str(first.number)
     if first.user_attrs.get(study_attrs.RUN_ID):
         tags[BEST_RUN_TAG] = str(first.user_attrs[study_attrs.RUN_ID])
-    if len(objectives) > 1:
+    if len(first.values) > 1:
         tags[PARETO_TAG] = ",".join(str(t.number) for t in best)
     client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
 
@@ -262,8 +247,8 @@ def log_results(
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(
             prefix="sweeper-plots-", ignore_cleanup_errors=True) as elsewhere:
         out = Path(tmp)
-        complete = bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        plotted = None
+        best = study_attrs.best_trials(study, objectives)
+        complete, plotted = bool(best), None
         if complete and beside is not None:
             # Drawn into a folder of their own: after a failure or a timeout, what the other
             # process still writes never reaches the run.
@@ -272,11 +257,11 @@ def log_results(
         study.trials_dataframe().to_csv(out / "trials.csv", index=False)
         _retrying(lambda: _counts(client, run_id, study))
         if complete:
-            _retrying(lambda: _log_best(client, run_id, study, objectives, best_params))
+            _retrying(lambda: _log_best(client, run_id, best, best_params))
             if plotted is None:
                 study_plots.write_plots(study, objectives, out)
             if len(objectives) > 1:
-                _pareto_front(study, objectives).to_csv(out / "pareto_front.csv", index=False)
+                _pareto_front(best, objectives).to_csv(out / "pareto_front.csv", index=False)
             if best_config_yaml is not None:
                 (out / "best_config.yaml").write_text(best_config_yaml)
         result = meanwhile() if meanwhile is not None else None
@@ -312,16 +297,11 @@ def _plots_drawn(plotted: Any, folder: Path, out: Path) -> list[tuple[str, int, 
     return records
 
 
-def _pareto_front(study: optuna.Study, objectives: list[str]) -> Any:
+def _pareto_front(front: list[optuna.trial.FrozenTrial], objectives: list[str]) -> Any:
     import pandas as pd
 
-    rows = []
-    for t in sorted(study.best_trials, key=lambda t: t.number):
-        row = {"number": t.number, "run_id": t.user_attrs.get(study_attrs.RUN_ID)}
-        row.update(dict(zip(objectives, t.values)))
-        row.update(t.params)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"number": t.number, "run_id": t.user_attrs.get(study_attrs.RUN_ID),
+                          **dict(zip(objectives, t.values)), **t.params} for t in front])
 
 
 def finish(client: Any, run_id: str, status: str = "FINISHED") -> None:
