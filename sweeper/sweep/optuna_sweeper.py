@@ -50,15 +50,11 @@ class OptunaSweeperImpl:
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
-        self.task_function: TaskFunction | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.hydra_context = hydra_context
-        self.config = config
-        self.task_function = task_function
+        self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
-        )
+            hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
         with warnings.catch_warnings():
@@ -158,7 +154,7 @@ class OptunaSweeperImpl:
             # Not a store's fault, and not the sweep's end: the parent run ends FAILED if MLflow
             # lets it, and the error itself is what the user reads (not one of a later MLflow call).
             with contextlib.suppress(Exception):
-                parent_run.finish(client, parent_run_id, "FAILED")
+                client.set_terminated(parent_run_id, status="FAILED")
             raise
         parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
         self._finish(run, jobs, client, mlflow_uri, status)
@@ -220,7 +216,7 @@ class OptunaSweeperImpl:
         it), and one line says what failed and how to resume."""
         if not str(error).startswith("mlflow.tracking_uri="):
             with contextlib.suppress(Exception):
-                parent_run.finish(client, run.parent_run_id, "FAILED")
+                client.set_terminated(run.parent_run_id, status="FAILED")
         try:
             done = f"{studies.count(run.study)[0]} of {run.n_trials} trials finished"
         except Exception:
@@ -246,7 +242,7 @@ class OptunaSweeperImpl:
             model_lines = parent_run.log_results(client, parent_run_id, study, objectives, best_yaml,
                                                  launching.beside(run.launcher), meanwhile=best_model)
         finally:
-            parent_run.finish(client, parent_run_id, status)
+            client.set_terminated(parent_run_id, status=status)
 
         default = mlflow_uri == resolve_storage_url(DEFAULT_TRACKING_URI, PROJECT_ROOT)
         shown = DEFAULT_TRACKING_URI if default else mlflow_uri

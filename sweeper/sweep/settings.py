@@ -71,18 +71,10 @@ _SETTING_RANGES = (
 )
 
 
-def _check_register_model(name: str | None) -> None:
-    """MLflow's rule for a registered model's name (its registry refuses others, but only when
-    the sweep ends): not empty, no ``/`` or ``:`` (they split ``models:/NAME/VERSION``), not
-    ``.`` or ``..``."""
-    if name is not None and (not str(name).strip() or any(c in str(name) for c in "/:") or name in (".", "..")):
-        raise ConfigError(f"hydra.sweeper.register_model={name}: not a name MLflow's Model Registry accepts; "
-                          "allowed: a non-empty name without '/' or ':' (e.g. car-prices), or null")
-
-
 def _check_keys_and_ranges(settings: DictConfig) -> None:
-    """Refuse a ``hydra.sweeper`` key the schema lacks (``+hydra.sweeper.nope=1`` adds one) or a
-    number out of range."""
+    """Refuse a ``hydra.sweeper`` key the schema lacks (``+hydra.sweeper.nope=1`` adds one), a
+    number out of range, or a ``register_model`` name MLflow's registry would refuse only as the
+    sweep ends (empty, ``/`` or ``:``, which split ``models:/NAME/VERSION``, ``.`` or ``..``)."""
     known = {f.name for f in dataclasses.fields(OptunaSweeperConf)}
     unknown = [key for key in settings if key not in known]
     if unknown:
@@ -93,7 +85,10 @@ def _check_keys_and_ranges(settings: DictConfig) -> None:
     if settings.direction is not None and settings.directions:
         raise ConfigError(f"hydra.sweeper.direction={settings.direction} and hydra.sweeper.directions: set one; "
                           "direction is the single objective's, directions lists a multi-objective study's metrics")
-    _check_register_model(settings.register_model)
+    name = settings.register_model
+    if name is not None and (not str(name).strip() or any(c in str(name) for c in "/:") or name in (".", "..")):
+        raise ConfigError(f"hydra.sweeper.register_model={name}: not a name MLflow's Model Registry accepts; "
+                          "allowed: a non-empty name without '/' or ':' (e.g. car-prices), or null")
 
 
 @dataclass(frozen=True)

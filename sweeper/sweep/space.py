@@ -111,20 +111,16 @@ class SearchSpace:
             elif isinstance(d, IntDistribution) and not d.log:
                 grid[p.key] = list(range(d.low, d.high + 1, d.step))
             else:
-                raise ConfigError(
-                    f"hydra.sweeper.params.{p.key}: the grid sampler needs choice(...) or "
-                    f"range(...), not an interval"
-                )
+                raise ConfigError(f"hydra.sweeper.params.{p.key}: the grid sampler needs choice(...) or "
+                                  f"range(...), not an interval")
         return grid
 
-    def suggest(
-        self, trial: optuna.trial.BaseTrial, compose: Callable[[list[str]], DictConfig]
-    ) -> list[str]:
+    def suggest(self, trial: optuna.trial.BaseTrial, compose: Callable[[list[str]], DictConfig]) -> list[str]:
         """Suggest this trial's values (define-by-run); return the job's overrides.
 
-        A conditional parameter is suggested only if composing the config with the options
-        chosen so far for parents (its own parent's among them) yields its key. ``compose`` is
-        called with the same few override lists again and again: callers memoise it.
+        A conditional parameter is suggested only if composing the config with the options chosen
+        so far for parents yields its key. ``compose`` sees the same few override lists again and
+        again: callers memoise it.
         """
         parents = {p.parent for p in self.params if p.parent is not None}
         chosen: dict[str, str] = {}  # key -> override, in suggestion order
@@ -233,10 +229,8 @@ def _distribution(key: str, override: Override) -> tuple[BaseDistribution, dict[
 
 
 def parse(params: dict[str, Any] | None, arguments: Iterable[str], parser: OverridesParser) -> SearchSpace:
-    """Build the search space from ``hydra.sweeper.params`` and the command-line overrides.
-
-    A command-line override of a key replaces the ``params`` entry for that key.
-    """
+    """Build the search space from ``hydra.sweeper.params`` and the command-line overrides (which
+    replace the ``params`` entry of their key)."""
     texts = [f"{k}={element_str(v) if not isinstance(v, str) else v}" for k, v in (params or {}).items()]
     texts += list(arguments)
     try:

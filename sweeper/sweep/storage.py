@@ -26,6 +26,7 @@ import sqlalchemy.exc
 import sqlalchemy.pool
 from sqlalchemy.engine import make_url
 
+from sweeper.sweep.study import retry
 from sweeper.tracking.store import store_error
 
 # SQLite lets one writer in at a time; waiting this long for the lock (instead of failing at
@@ -33,11 +34,9 @@ from sweeper.tracking.store import store_error
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 
 # A journal file is written under a lock file (a symlink beside it) held for one append and its
-# fsync. A process killed in that moment (SIGKILL, the OOM killer, a lost machine) leaves the lock
-# behind, and every other process waits until it is older than the grace period: Optuna's 30 s
-# made a sweep rerun after a kill sit silent for 30 s, and stalled the survivors of a killed
-# worker as long. A hold is one append and its fsync: at most 6 ms in 400 appends on this project's
-# 2-core test machine under a full test run, so 5 s is still a margin of several hundred times.
+# fsync. A process killed holding it leaves it behind, and every other process waits until it is
+# older than the grace period (Optuna's 30 s stalled a rerun after a kill that long). A hold took
+# at most 6 ms in 400 appends on the 2-core test machine under a full test run: 5 s is a wide margin.
 JOURNAL_LOCK_GRACE_SECONDS = 5
 
 _storages: dict[tuple, optuna.storages.BaseStorage] = {}
@@ -73,12 +72,6 @@ def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
     return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
 
 
-def _retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    from sweeper.sweep.study import retry  # study builds on storage, not the reverse
-
-    retry(study, trial)
-
-
 def _no_sql_fallback_warning(record: logging.LogRecord) -> bool:
     """Drops Optuna's "Caught an error from sqlalchemy: … Falling back …" warning: a failed query
     printed with its whole SQL statement (9 lines). If the database is gone, the fallback fails
@@ -100,21 +93,15 @@ def open_storage(
     process id (``study.fail_orphaned_trials``); a journal serves the processes of one machine.
     An RDB storage gets a busy timeout on SQLite and heartbeats when ``heartbeat_interval`` is set.
     """
-    if is_journal(url):
-        with _lock:
-            if (url,) not in _storages:
-                lock = optuna.storages.journal.JournalFileSymlinkLock(url, grace_period=JOURNAL_LOCK_GRACE_SECONDS)
-                backend = optuna.storages.journal.JournalFileBackend(url, lock_obj=lock)
-                _storages[(url,)] = optuna.storages.JournalStorage(backend)
-            return _storages[(url,)]
-    key = (url, heartbeat_interval, grace_period)
+    key = (url,) if is_journal(url) else (url, heartbeat_interval, grace_period)
     with _lock:
+        if key not in _storages and is_journal(url):
+            lock = optuna.storages.journal.JournalFileSymlinkLock(url, grace_period=JOURNAL_LOCK_GRACE_SECONDS)
+            backend = optuna.storages.journal.JournalFileBackend(url, lock_obj=lock)
+            _storages[key] = optuna.storages.JournalStorage(backend)
         if key not in _storages:
-            engine_kwargs = {}
-            if make_url(url).get_backend_name() == "sqlite":
-                engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
-            else:
-                engine_kwargs["pool_pre_ping"] = True
+            sqlite = make_url(url).get_backend_name() == "sqlite"
+            engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}} if sqlite else {"pool_pre_ping": True}
             # Workers started together on an empty database all create Optuna's tables. On
             # PostgreSQL they take turns (an advisory lock); elsewhere the losers of that race
             # get "already exists" (an integrity or programming error) and succeed on a retry.
@@ -124,12 +111,8 @@ def open_storage(
                         # Heartbeats are "experimental" in Optuna: nothing a user could act on.
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                         _storages[key] = optuna.storages.RDBStorage(
-                            url,
-                            engine_kwargs=engine_kwargs,
-                            heartbeat_interval=heartbeat_interval,
-                            grace_period=grace_period,
-                            heartbeat_stale_trial_callback=_retry_stale,
-                        )
+                            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                            grace_period=grace_period, heartbeat_stale_trial_callback=retry)
                     break
                 except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
                     if attempt == 4:
