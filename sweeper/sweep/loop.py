@@ -23,13 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class TrialLoop:
-    """One sweeper process's pass over a study: ask, launch, tell, report progress.
-
-    It asks trials, turns each into Hydra overrides (its suggested values plus its identity,
-    see :mod:`sweeper.sweep.trial_link`), launches them through the launcher (``n_jobs`` at a
-    time, see :meth:`loop`) and tells each result to the study, until the study holds
-    ``n_trials`` counted trials (see :mod:`sweeper.sweep.study` for what counts).
-    """
+    """One sweeper process's pass over a study: ask trials, launch each as a job whose overrides
+    are its values plus its identity (:mod:`sweeper.sweep.trial_link`), tell each result, until
+    the study holds ``n_trials`` counted trials (:mod:`sweeper.sweep.study` says what counts)."""
 
     def __init__(
         self,
@@ -201,12 +197,10 @@ class TrialLoop:
         failed = [trial.number for trial in trials if self._tell_fail(trial, reason)]
         if not failed or not (interrupted or isinstance(err, StoreError)):
             return
-        try:
+        with contextlib.suppress(Exception):
             for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
                 if frozen.number in failed:
                     studies.retry(self.study, frozen)
-        except Exception:
-            pass
 
     def fail_orphans(self) -> None:
         """FAIL the trials whose sweeper died or stopped beating, with a progress line each."""
@@ -270,10 +264,7 @@ class TrialLoop:
         if reason:
             trial.set_user_attr(studies.REASON, reason)
         try:
-            if state == TrialState.COMPLETE:
-                self.study.tell(trial, values)
-            else:
-                self.study.tell(trial, state=state)
+            self.study.tell(trial, values, state=state)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.warning("trial %d was already finished by another process", trial.number)
             lost = False  # and retried by it, if it had to be
@@ -315,7 +306,6 @@ class TrialLoop:
 
     def _progress(self, live: optuna.Trial, state: TrialState, values: list[float] | None, reason: str | None) -> None:
         trial = self.storage.get_trial(self._id(live))
-        number = trial.number
         took = trial.duration.total_seconds() if trial.duration else 0.0
         if values is not None:
             shown = " ".join(f"{m}={v:.6g}" for m, v in zip(self.objectives, values))
@@ -334,7 +324,7 @@ class TrialLoop:
         finished, _ = studies.count(self.study)
         self.durations.append(took)
         eta = console.eta(self.durations, self.n_trials - finished, self.n_jobs)
-        log.info("%s", console.progress_line(number, state, shown, best_text, took, finished, self.n_trials, eta))
+        log.info("%s", console.progress_line(trial.number, state, shown, best_text, took, finished, self.n_trials, eta))
 
 
 def _retry_note(failed: optuna.trial.FrozenTrial) -> str:

@@ -244,14 +244,13 @@ class OptunaSweeperImpl:
         finally:
             client.set_terminated(parent_run_id, status=status)
 
-        default = mlflow_uri == resolve_storage_url(DEFAULT_TRACKING_URI, PROJECT_ROOT)
-        shown = DEFAULT_TRACKING_URI if default else mlflow_uri
         ui = ui_links(mlflow_uri, client.get_run(parent_run_id).info.experiment_id, parent_run_id,
                       objectives[0], study.directions[0] == optuna.study.StudyDirection.MINIMIZE)
         dashboard = run.identity.storage_url
         if is_journal(dashboard) and Path(dashboard).is_relative_to(Path.cwd()):
             dashboard = str(Path(dashboard).relative_to(Path.cwd()))
-        store = "" if shown == DEFAULT_TRACKING_URI else f" --tracking-uri {shown}"
+        default = (DEFAULT_TRACKING_URI, resolve_storage_url(DEFAULT_TRACKING_URI, PROJECT_ROOT))
+        store = "" if mlflow_uri in default else f" --tracking-uri {mlflow_uri}"
         for line in console.summary(study, objectives, best, time.monotonic() - run.started, model_lines,
                                     parent_run_id, ui, dashboard, store):
             log.info(line)

@@ -1,11 +1,9 @@
 """``hydra.sweeper.*``: the Optuna sweeper's settings, typed once.
 
-:class:`OptunaSweeperConf` is their schema, registered in Hydra's ConfigStore as
-``hydra/sweeper/optuna_schema``: the keys and their types only. Every default, with what it
-means, is in ``conf/hydra/sweeper/optuna.yaml``, which extends it, so a misspelt key or a wrong
-type fails at once and each default is written once. :meth:`Settings.parse` turns the composed
-node into one frozen object, checked (ranges, the sampler's and pruner's names, the app's
-hooks) before anything is opened or created; the rest of the sweeper reads only that.
+:class:`OptunaSweeperConf` is their schema (keys and types only, in Hydra's ConfigStore as
+``hydra/sweeper/optuna_schema``); every default, with what it means, is in
+``conf/hydra/sweeper/optuna.yaml``, which extends it. :meth:`Settings.parse` turns the composed
+node into one frozen object, checked before anything is opened; the sweeper reads only that.
 """
 
 from __future__ import annotations

@@ -101,7 +101,8 @@ def open_storage(
             _storages[key] = optuna.storages.JournalStorage(backend)
         if key not in _storages:
             sqlite = make_url(url).get_backend_name() == "sqlite"
-            engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}} if sqlite else {"pool_pre_ping": True}
+            busy = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
+            engine_kwargs = busy if sqlite else {"pool_pre_ping": True}
             # Workers started together on an empty database all create Optuna's tables. On
             # PostgreSQL they take turns (an advisory lock); elsewhere the losers of that race
             # get "already exists" (an integrity or programming error) and succeed on a retry.
