@@ -148,14 +148,20 @@ class OptunaSweeperImpl:
             returns = run.loop(n_trials, s.timeout, s.n_jobs)
         except KeyboardInterrupt:
             status = "KILLED"
-        except StoreError as error:
-            self._stopped(run, client, error)
-        except Exception:
-            # Not a store's fault, and not the sweep's end: the parent run ends FAILED if MLflow
-            # lets it, and the error itself is what the user reads (not one of a later MLflow call).
-            with contextlib.suppress(Exception):
-                client.set_terminated(parent_run_id, status="FAILED")
-            raise
+        except Exception as error:
+            # The parent run ends FAILED if MLflow lets it (no write is tried on a tracking store that
+            # failed: each would wait for it); the error is what the user reads, not a later MLflow call's.
+            if not (isinstance(error, StoreError) and str(error).startswith("mlflow.tracking_uri=")):
+                with contextlib.suppress(Exception):
+                    client.set_terminated(parent_run_id, status="FAILED")
+            if not isinstance(error, StoreError):
+                raise
+            try:  # a store stopped working: one line says what failed and how to resume
+                done = f"{studies.count(study)[0]} of {n_trials} trials finished"
+            except Exception:
+                done = "finished trials are kept"
+            raise SweeperError(f"{error}; the sweep stopped ({done}): rerun the same command to resume once it "
+                               "works again")
         parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
         self._finish(run, jobs, client, mlflow_uri, status)
         if status == "KILLED":
@@ -209,19 +215,6 @@ class OptunaSweeperImpl:
                      "sampled, as their base value is not in the space: %s", ", ".join(outside))
         else:
             log.info("trial 0 trains the base config (hydra.sweeper.start_from_defaults)")
-
-    def _stopped(self, run: TrialLoop, client: Any, error: StoreError) -> None:
-        """End a sweep whose tracking store or storage stopped working: the parent run FAILED
-        when MLflow still works (no write is tried on a store that failed: each would wait for
-        it), and one line says what failed and how to resume."""
-        if not str(error).startswith("mlflow.tracking_uri="):
-            with contextlib.suppress(Exception):
-                client.set_terminated(run.parent_run_id, status="FAILED")
-        try:
-            done = f"{studies.count(run.study)[0]} of {run.n_trials} trials finished"
-        except Exception:
-            done = "finished trials are kept"
-        raise SweeperError(f"{error}; the sweep stopped ({done}): rerun the same command to resume once it works again")
 
     def _finish(self, run: TrialLoop, jobs: JobConfigs, client: Any, mlflow_uri: str, status: str) -> None:
         """Log the sweep's results to its parent run, end it, and print the summary."""

@@ -35,12 +35,11 @@ def find_or_create(
 ) -> str:
     """The parent run of ``study``: its id is kept in the study, the single source of truth.
 
-    The worker whose call created the study (the storage makes that atomic) creates the run;
-    workers that loaded it wait for the id to appear, so two workers starting together never
-    make two parents. A resumed study without a live parent (other tracking store, parent
-    deleted) gets one found by the ``sweeper.study`` tag, or a new one. A new study always gets
-    a new parent, even where an earlier study of the same name left one (its Optuna storage
-    deleted): its trials are numbered from 0 again and must not join the old ones.
+    The worker whose call created the study (atomic in the storage) creates the run; workers
+    that loaded it wait for the id, so workers starting together never make two parents. A
+    resumed study without a live parent gets one found by the ``sweeper.study`` tag, or a new
+    one. A new study always gets a new parent, even where an earlier study of that name left
+    one: its trials are numbered from 0 again and must not join the old ones.
     """
     study_id = storage.get_study_id_from_name(study.study_name)
 
@@ -51,13 +50,12 @@ def find_or_create(
     run_id = recorded()
     if run_id is None and not created_study:
         deadline = time.monotonic() + _WAIT_FOR_PARENT_SECONDS
-        while run_id is None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             if storage.get_study_system_attrs(study_id).get(study_attrs.PARENT_RUN_ID):
                 run_id = recorded()
                 break
             time.sleep(0.5)
-    if run_id is None and not created_study:
-        run_id = mlflow_parent.search_by_study(client, experiment_id, study.study_name)
+        run_id = run_id or mlflow_parent.search_by_study(client, experiment_id, study.study_name)
     if run_id is None and created_study and (earlier := mlflow_parent.search_by_study(client, experiment_id,
                                                                                        study.study_name)):
         # Said, not silent: a deleted, emptied (0-byte) or other storage looks like this.
@@ -82,12 +80,8 @@ def find_or_create(
 
 
 def close_finished_children(client: Any, experiment_id: str, parent_run_id: str, study: optuna.Study) -> None:
-    """End every child run still RUNNING whose trial Optuna considers finished.
-
-    A job killed with its sweeper leaves its run RUNNING; its trial is failed on restart, so the
-    run is marked FAILED with ``sweeper.state=FAIL`` and the trial's fail reason in
-    ``sweeper.fail_reason``.
-    """
+    """End every child run still RUNNING whose trial Optuna considers finished (a job killed with
+    its sweeper leaves it so): a FAIL trial's run FAILED, with its reason in ``sweeper.fail_reason``."""
     ended = {t.number: (t.user_attrs.get(study_attrs.REASON) or "its job ended without reporting (killed)")
              if t.state == TrialState.FAIL else None
              for t in study.get_trials(deepcopy=False, states=study_attrs.FINISHED)}

@@ -138,12 +138,10 @@ class SearchSpace:
 
 
 def base_values(space: SearchSpace, base: DictConfig, groups: set[str]) -> tuple[dict[str, Any], list[str]]:
-    """The values the space's keys have in ``base`` (the config of its fixed overrides), as
-    Optuna parameters for ``Study.enqueue_trial``; and the keys left out because their base
-    value is not in the space (the sampler picks those). ``groups``: the keys that are config
-    groups (their value is the chosen option). A conditional key counts only where ``base``
-    has it.
-    """
+    """The values the space's keys have in ``base`` (the config of its fixed overrides), as Optuna
+    parameters for ``Study.enqueue_trial``, and the keys whose base value is not in the space (the
+    sampler picks those). ``groups``: the keys that are config groups; a conditional key counts
+    only where ``base`` has it."""
     values: dict[str, Any] = {}
     outside: list[str] = []
     for p in space.params:

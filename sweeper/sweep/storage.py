@@ -51,10 +51,9 @@ def is_journal(url: str) -> bool:
 def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
     """Return ``url`` with a relative file path made absolute under ``root``.
 
-    ``mlruns/optuna.log`` and ``sqlite:///mlruns/optuna.db`` mean files under ``<root>/mlruns/``
-    (like MLflow's default), so Hydra changing the working directory of a job, or a job in
-    another process, finds the same file. The file's folder is created (neither Optuna nor
-    SQLite does), as for the MLflow store. Other URLs (PostgreSQL) are returned unchanged.
+    ``mlruns/optuna.log`` and ``sqlite:///mlruns/optuna.db`` mean files under ``<root>/mlruns/``,
+    so a job in another working directory or process finds the same file. The file's folder is
+    created (neither Optuna nor SQLite does). Other URLs (PostgreSQL) are returned unchanged.
     """
     if is_journal(url):
         path = Path(url).expanduser()
@@ -156,11 +155,10 @@ def _schema_lock(url: str) -> Iterator[None]:
 def budget_lock(url: str, study_name: str) -> Iterator[bool]:
     """Hold a lock shared by every worker of ``study_name`` while one counts and asks a trial.
 
-    Workers that counted and then asked at the same moment would otherwise ask one trial past
-    ``n_trials`` (and Optuna cannot delete a trial). A journal or SQLite file: a file lock
-    beside it (such a file serves one machine anyway). PostgreSQL: a session advisory lock
-    keyed on the study name. Other databases: no lock; the sweeper then hands a trial asked past
-    the budget back as WAITING. Yields whether it holds a lock.
+    Else workers asking at the same moment ask past ``n_trials`` (Optuna cannot delete a trial).
+    A journal or SQLite file: a file lock beside it. PostgreSQL: a session advisory lock keyed on
+    the study name. Other databases: none (a trial asked past the budget goes back as WAITING).
+    Yields whether it holds a lock.
     """
     if is_journal(url):
         path = url
