@@ -1,11 +1,10 @@
 """The sweep's job configs checked before any trial.
 
 A search space is checked value by value (every choice, both ends of an interval) in every
-context it can occur in, so an unknown key, an unknown group option or a value the config
-schema or the app's validator rejects names itself before the first trial. A config group's
-option is composed (once each, ~0.1 s a compose; the trials reuse them for their conditional
-keys); a plain key's value is set on a copy of its context's composed config with OmegaConf's
-``update``, which is what a compose does last with such an override (:mod:`sweeper.composer`).
+context it can occur in, so a bad key, group option or value names itself before the first
+trial. A group option is composed (once each, ~0.1 s a compose; the trials reuse them); a plain
+key's value is set on a copy of its context's composed config with OmegaConf's ``update``, what
+a compose does last with such an override (:mod:`sweeper.composer`).
 """
 
 from __future__ import annotations

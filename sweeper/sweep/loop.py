@@ -61,12 +61,9 @@ class TrialLoop:
         self.durations: list[float] = []  # seconds of each trial this process told
 
     def loop(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
-        """Run trials until the study holds ``n_trials`` counted ones (or ``timeout`` passes).
-
-        A launcher that can run jobs concurrently (``launching.concurrent_launches``) keeps
-        ``n_jobs`` trials running (:meth:`_lanes`); any other launcher gets batches of ``n_jobs``
-        trials, each launched whole and waited for (SLURM submits a batch as one job array).
-        """
+        """Run trials until the study holds ``n_trials`` counted ones (or ``timeout`` passes): ``n_jobs``
+        running at once (:meth:`_lanes`) where ``launching.concurrent_launches``, else batches of
+        ``n_jobs``, each launched whole and waited for (SLURM submits a batch as one job array)."""
         self.n_trials, self.n_jobs = n_trials, n_jobs
         returns = []
         if n_jobs > 1 and launching.concurrent_launches(self.launcher):

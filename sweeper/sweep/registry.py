@@ -58,10 +58,8 @@ def _call(factory: Callable, kind: str, name: str, kwargs: dict[str, Any]) -> An
 
 def make_sampler(name: str, seed: int | None = None, kwargs: dict[str, Any] | None = None,
                  search_space: dict[str, list] | None = None) -> optuna.samplers.BaseSampler:
-    """Build sampler ``name`` with ``kwargs``; ``seed`` is passed to every sampler that takes one.
-
-    ``grid`` needs the full grid: ``search_space`` maps each parameter to its list of values.
-    """
+    """Build sampler ``name`` with ``kwargs``; ``seed`` is passed to every sampler that takes one;
+    ``grid`` needs ``search_space``, each parameter's list of values."""
     factory = _lookup(SAMPLERS, "sampler", name)
     if factory is optuna.samplers.CmaEsSampler:
         try:

@@ -14,12 +14,11 @@ override                                      Optuna distribution
 ``key=value``                                 a fixed override applied to every trial
 ============================================  ==============================================
 
-Conditional parameters: a key whose dotted prefix is itself a swept key (``schedule.gamma``
-under ``schedule=choice(step,exponential,...)``, or any ``group.key`` under a swept config group)
-is suggested only when the option chosen for the prefix has that key in its composed config, so
-``schedule.gamma`` is sampled for ``step`` and ``exponential`` and never for ``cosine``. The same
-holds when the prefix is fixed (``schedule=cosine`` on the command line over a space that sweeps
-the schedule): a key the fixed option lacks is left out of the search, and the sweeper says so.
+Conditional parameters: a key whose dotted prefix is itself swept (``schedule.gamma`` under
+``schedule=choice(step,exponential,...)``, any ``group.key`` under a swept config group) is
+suggested only when the option chosen for the prefix has that key in its composed config:
+``schedule.gamma`` for ``step`` and ``exponential``, never for ``cosine``. Under a fixed prefix
+(``schedule=cosine``) a key the option lacks is left out of the search, and the sweeper says so.
 """
 
 from __future__ import annotations

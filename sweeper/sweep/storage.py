@@ -87,11 +87,9 @@ def open_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.BaseStorage:
     """Open (once per process and URL) the storage ``url`` names (see :func:`resolve_storage_url`).
-
-    A journal file has no heartbeats: a trial whose sweeper died is found by its owner's
-    process id (``study.fail_orphaned_trials``); a journal serves the processes of one machine.
-    An RDB storage gets a busy timeout on SQLite and heartbeats when ``heartbeat_interval`` is set.
-    """
+    A journal file (one machine's processes) has no heartbeats: a dead sweeper's trial is found by
+    its owner's process id. An RDB storage gets a busy timeout on SQLite, heartbeats when
+    ``heartbeat_interval`` is set."""
     key = (url,) if is_journal(url) else (url, heartbeat_interval, grace_period)
     with _lock:
         if key not in _storages and is_journal(url):
@@ -135,11 +133,8 @@ def _pg_advisory_lock(engine: sqlalchemy.engine.Engine, name: str) -> Iterator[N
 
 @contextlib.contextmanager
 def _schema_lock(url: str) -> Iterator[None]:
-    """On PostgreSQL, hold an advisory lock while Optuna creates or checks its tables.
-
-    A fresh engine without a pool: the process may be a fork whose parent has pooled
-    connections, and the lock goes with the connection when it closes.
-    """
+    """On PostgreSQL, hold an advisory lock while Optuna creates or checks its tables: on a fresh
+    engine without a pool (the process may be a fork of one with pooled connections)."""
     if make_url(url).get_backend_name() != "postgresql":
         yield
         return

@@ -159,13 +159,11 @@ def check_identity(study: optuna.Study, identity: dict[str, str]) -> None:
     if recorded is None:
         study.set_user_attr(IDENTITY, dict(identity))
         return
-    differing = [key for key in identity if key in recorded and recorded[key] != identity[key]]
-    if differing:
-        key = differing[0]
-        raise ConfigError(
-            f"hydra.sweeper.study_name={study.study_name!r}: that study's trials have {key}={recorded[key]!r}, "
-            f"this sweep's {identity[key]!r}; choose another study_name (or storage) for a new study"
-        )
+    for key in identity:
+        if key in recorded and recorded[key] != identity[key]:
+            raise ConfigError(
+                f"hydra.sweeper.study_name={study.study_name!r}: that study's trials have {key}={recorded[key]!r}, "
+                f"this sweep's {identity[key]!r}; choose another study_name (or storage) for a new study")
 
 
 def mark_owner(storage: optuna.storages.BaseStorage, trial_id: int) -> None:
@@ -281,11 +279,8 @@ def within_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bo
 
 
 class Heartbeat:
-    """Records a heartbeat for the trials in flight until stopped (a daemon thread).
-
-    The sweeper, not the job, beats: when the sweeper process dies its trials go stale and
-    any other worker (or the next run) fails them.
-    """
+    """Records a heartbeat for the trials in flight until stopped (a daemon thread). The sweeper,
+    not the job, beats: when it dies its trials go stale and another worker (or the next run) fails them."""
 
     def __init__(self, storage: optuna.storages.BaseStorage, trial_ids: list[int], interval: int | None):
         self._storage, self._ids, self._interval = storage, trial_ids, interval
