@@ -49,9 +49,7 @@ def progress_line(number: int, state: TrialState, shown: str, best: str, took: f
 
 
 def _value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace(" ", "")
+    return f"{value:.4g}" if isinstance(value, float) else str(value).replace(" ", "")
 
 
 def top_table(trials: Sequence[FrozenTrial], objectives: Sequence[str], k: int = TOP) -> list[str]:
@@ -77,10 +75,8 @@ def _short_names(keys: Sequence[str]) -> list[str]:
     return [short if last.count(short) == 1 else key for key, short in zip(keys, last)]
 
 
-def ranked(study: optuna.Study, objectives: Sequence[str]) -> list[FrozenTrial]:
-    """COMPLETE trials best first (single objective); the Pareto front by number (several)."""
-    if len(objectives) > 1:
-        return sorted(study.best_trials, key=lambda t: t.number)
+def ranked(study: optuna.Study) -> list[FrozenTrial]:
+    """A single-objective study's COMPLETE trials, best first."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
     return sorted(complete, key=lambda t: (sign * t.value, t.number))
@@ -121,10 +117,10 @@ def summary(
     study: optuna.Study, objectives: Sequence[str], best: Sequence[FrozenTrial], seconds: float,
     model_lines: Sequence[str], parent_run_id: str, ui: tuple[str | None, str, str], dashboard: str, store: str,
 ) -> list[str]:
-    """The lines a sweep ends with: counts, the best trial(s) with their held-out score, the
-    top trials and what differs among them, where the model is, and what shows more (``ui``:
-    `sweeper.tracking.store.ui_links` of the parent run, ``dashboard``: optuna-dashboard's
-    storage argument, ``store``: the report's ``--tracking-uri`` option or empty)."""
+    """The lines a sweep ends with: counts, the best trial(s) with their held-out score, the top
+    trials, where the model is, and what shows more (``ui``: `sweeper.tracking.store.ui_links` of
+    the parent run, ``dashboard``: optuna-dashboard's storage argument, ``store``: the report's
+    ``--tracking-uri`` option or empty)."""
     from sweeper.sweep.study import FINISHED, METRICS, RUN_ID
 
     states = [t.state for t in study.get_trials(deepcopy=False)]
@@ -139,7 +135,7 @@ def summary(
                      f"(MLflow run {t.user_attrs.get(RUN_ID)})")
     if len(objectives) == 1 and best:
         lines.append("  " + " ".join(f"{k}={v}" for k, v in best[0].params.items()))
-        top = top_table(ranked(study, objectives), objectives)
+        top = top_table(ranked(study), objectives)
         if len(top) > 2:  # the top trials and the parameters that differ among them
             lines.extend(top)
     lines.extend(model_lines)

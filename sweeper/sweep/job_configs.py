@@ -1,11 +1,10 @@
 """The sweep's job configs checked before any trial.
 
 A search space is checked value by value (every choice, both ends of an interval) in every
-context it can occur in, so an unknown key, an unknown group option or a value the config
-schema or the app's validator rejects names itself before the first trial. A config group's
-option is composed (once each, ~0.1 s a compose; the trials reuse them for their conditional
-keys); a plain key's value is set on a copy of its context's composed config with OmegaConf's
-``update``, which is what a compose does last with such an override (:mod:`sweeper.composer`).
+context it can occur in, so a bad key, group option or value names itself before the first
+trial. A group option is composed (once each, ~0.1 s a compose; the trials reuse them); a plain
+key's value is set on a copy of its context's composed config with OmegaConf's ``update``, what
+a compose does last with such an override (:mod:`sweeper.composer`).
 """
 
 from __future__ import annotations
@@ -62,21 +61,17 @@ class JobConfigs(Composer):
     # -- checking a space ------------------------------------------------------------------
 
     def check(self, space: search_space.SearchSpace) -> search_space.SearchSpace:
-        """Fail before any trial if a value of the space cannot make a valid job config.
-
-        Returns the space to search: without the keys a fixed group option lacks.
-        """
+        """Fail before any trial if a value of the space cannot make a valid job config; return
+        the space to search (without the keys a fixed group option lacks)."""
         self._composed.clear()
         return self._searched(space, *self._check(space))
 
     def check_beside(self, space: search_space.SearchSpace, beside: Any) -> Callable[[], search_space.SearchSpace]:
-        """``check(space)``, run by ``beside`` (the launcher's, see :mod:`sweeper.sweep.launching`)
-        on another core where it can, so that the sweep's start (importing MLflow: ~1.6 s, as
-        long as the check) runs meanwhile; the function returned waits for it and gives what
-        ``check`` gives, or raises its ConfigError. The compositions the check made come back
-        with it (the trials reuse them). Without ``beside``, or where it cannot, or when its
-        process died, the check runs here. Nothing the check does writes anywhere, so running it
-        elsewhere changes no outcome."""
+        """``check(space)``, run by ``beside`` (the launcher's, :mod:`sweeper.sweep.launching`) on
+        another core while the sweep starts (importing MLflow: ~1.6 s, as long as the check); the
+        function returned waits for it and gives what ``check`` gives (its compositions come back
+        too), or raises its ConfigError. Without ``beside``, or when its process died, the check
+        runs here: it writes nothing, so where it runs changes no outcome."""
         self._composed.clear()
         call = beside(self.check_outcome, space) if beside is not None else None
         if call is None:
@@ -192,12 +187,8 @@ class JobConfigs(Composer):
                 if search_space.has_key(self._try_compose(fixed + [choice], f"hydra.sweeper.params: {choice}"), key)]
 
     def _check_job_config(self, cfg: DictConfig, where: str, base: DictConfig) -> None:
-        """Run the app's own check (``hydra.sweeper.validator``).
-
-        An error the space's fixed overrides alone cause (``objective=test_rmse``), i.e. one
-        ``base`` (their composed config) has too, is reported as it is, not as if the swept
-        value in ``where`` had caused it.
-        """
+        """Run the app's own check (``hydra.sweeper.validator``). An error ``base`` (the config of
+        the space's fixed overrides) has too is reported as it is, not blamed on ``where``."""
         error = self._job_config_error(cfg)
         if error is None:
             return

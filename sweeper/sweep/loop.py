@@ -23,13 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class TrialLoop:
-    """One sweeper process's pass over a study: ask, launch, tell, report progress.
-
-    It asks trials, turns each into Hydra overrides (its suggested values plus its identity,
-    see :mod:`sweeper.sweep.trial_link`), launches them through the launcher (``n_jobs`` at a
-    time, see :meth:`loop`) and tells each result to the study, until the study holds
-    ``n_trials`` counted trials (see :mod:`sweeper.sweep.study` for what counts).
-    """
+    """One sweeper process's pass over a study: ask trials, launch each as a job whose overrides
+    are its values plus its identity (:mod:`sweeper.sweep.trial_link`), tell each result, until
+    the study holds ``n_trials`` counted trials (:mod:`sweeper.sweep.study` says what counts)."""
 
     def __init__(
         self,
@@ -64,22 +60,10 @@ class TrialLoop:
         self.n_trials, self.n_jobs = 0, 1
         self.durations: list[float] = []  # seconds of each trial this process told
 
-    def best_trials(self) -> list[optuna.trial.FrozenTrial]:
-        if not self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            return []
-        if len(self.objectives) == 1:
-            return [self.study.best_trial]
-        return sorted(self.study.best_trials, key=lambda t: t.number)
-
     def loop(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
-        """Run trials until the study holds ``n_trials`` counted ones (or ``timeout`` passes).
-
-        A launcher that can run jobs concurrently (``launching.concurrent_launches``: the local
-        one with worker processes, joblib) keeps ``n_jobs`` trials running, each
-        asked as soon as a slot frees (:meth:`_lanes`); any other launcher gets batches of
-        ``n_jobs`` trials, each batch launched whole and waited for (in-process, one job at a
-        time; the SLURM launcher submits a batch as one job array).
-        """
+        """Run trials until the study holds ``n_trials`` counted ones (or ``timeout`` passes): ``n_jobs``
+        running at once (:meth:`_lanes`) where ``launching.concurrent_launches``, else batches of
+        ``n_jobs``, each launched whole and waited for (SLURM submits a batch as one job array)."""
         self.n_trials, self.n_jobs = n_trials, n_jobs
         returns = []
         if n_jobs > 1 and launching.concurrent_launches(self.launcher):
@@ -94,11 +78,10 @@ class TrialLoop:
 
     def _lanes(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
         """``n_jobs`` lanes (threads), each asking one trial, launching it and telling how it
-        ended, then asking the next: a trial pruned at epoch 5 frees its slot at once instead of
-        waiting for the slowest trial of a batch. Asking and telling take turns under one lock;
-        Optuna's TPE counts the running trials (``constant_liar``), so lanes are not offered the
-        same point. The first failure (a store that stopped working, Ctrl-C) stops every lane
-        from asking again, and fails the trials still running."""
+        ended, then asking the next: a pruned trial frees its slot at once. Asking and telling
+        take turns under one lock (TPE's ``constant_liar`` keeps lanes off the same point). The
+        first failure (a store that stopped working, Ctrl-C) stops every lane from asking again,
+        and fails the trials still running."""
         lock = threading.Lock()
         returns: list[Sequence[JobReturn]] = []
         running: dict[int, optuna.Trial] = {}
@@ -106,6 +89,7 @@ class TrialLoop:
 
         def lane() -> None:
             while not failures:
+                trials: list[optuna.Trial] = []
                 try:
                     with lock:
                         asked = None if failures else self._next(1, n_trials, timeout, wait=False)
@@ -114,17 +98,13 @@ class TrialLoop:
                         trials, batch = asked
                         index, self.job_idx = self.job_idx, self.job_idx + 1
                         running[trials[0].number] = trials[0]
-                except BaseException as err:  # a storage that stopped working while asking
-                    failures.append(err)
-                    return
-                try:
-                    results = self._run(trials, batch, index, lock)
-                except BaseException as err:
+                    returns.append(self._run(trials, batch, index, lock))
+                except BaseException as err:  # asking (a storage that stopped working), or the trial's run
                     failures.append(err)
                     return
                 finally:
-                    running.pop(trials[0].number, None)
-                returns.append(results)
+                    if trials:
+                        running.pop(trials[0].number, None)
 
         threads = [threading.Thread(target=lane, name=f"sweeper-lane-{i}", daemon=True) for i in range(n_jobs)]
         with console.quiet_launcher(self.launcher, self.verbose):
@@ -147,10 +127,8 @@ class TrialLoop:
               wait: bool = True) -> tuple[list[optuna.Trial], list[list[str]]] | None:
         """Ask up to ``n`` trials with their jobs' overrides; None when the sweep is done (the
         budget is used, the timeout passed, or other workers took the last trials). With
-        ``wait``, a study whose budget is used while trials still run waits for them to end (or
-        go stale, and be failed and retried) before it says done; and so it waits for a trial
-        no sweeper recorded itself on (its sweeper lost the storage right after asking for it),
-        failed and retried once ``unowned_grace`` seconds pass."""
+        ``wait``, a study whose budget is used while trials still run (or no sweeper recorded
+        itself on, until ``unowned_grace`` passes) waits for them to end or be failed first."""
         said = False
         while True:
             with storage_calls(self.storage_url, "asking for trials"):
@@ -164,10 +142,7 @@ class TrialLoop:
                 log.info("waiting for trial %s: no sweeper recorded itself on it (its sweeper may have lost the "
                          "storage as it asked for it); it is FAIL and retried %.0f s after it started if none does",
                          ", ".join(str(t.number) for t in unowned), self.unowned_grace)
-            if waiting and (self.heartbeat or unowned):
-                # Other workers' trials are still running: wait until they end, or until their
-                # heartbeat stops (or no owner shows) and they are failed, so the study never
-                # ends with a trial RUNNING.
+            if waiting and (self.heartbeat or unowned):  # so the study never ends with a trial RUNNING
                 time.sleep(min(self.heartbeat or 1, 5))
                 continue
             if remaining <= 0:
@@ -211,21 +186,18 @@ class TrialLoop:
 
     def _fail_unfinished(self, trials: list[optuna.Trial], err: BaseException) -> None:
         """FAIL the trials of a batch ``err`` interrupted (those not told yet). After Ctrl-C or a
-        store failure, which are not the trials' fault, each is retried with the same parameters
-        when the command runs again (like a trial whose worker was killed), and only the retry
-        counts. Best effort: the storage itself may be what failed (its trials are then failed
-        and retried as orphans on resume)."""
+        store failure, not the trials' fault, each is retried with the same parameters on the
+        next run. Best effort: the storage itself may be what failed (its trials are then
+        failed and retried as orphans on resume)."""
         interrupted = isinstance(err, KeyboardInterrupt)
         reason = "interrupted (Ctrl-C)" if interrupted else str(err) if isinstance(err, StoreError) else one_line(err)
         failed = [trial.number for trial in trials if self._tell_fail(trial, reason)]
         if not failed or not (interrupted or isinstance(err, StoreError)):
             return
-        try:
+        with contextlib.suppress(Exception):
             for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
                 if frozen.number in failed:
                     studies.retry(self.study, frozen)
-        except Exception:
-            pass
 
     def fail_orphans(self) -> None:
         """FAIL the trials whose sweeper died or stopped beating, with a progress line each."""
@@ -234,12 +206,9 @@ class TrialLoop:
             log.info("trial %d FAIL %s | %s", trial.number,
                      reason or "its sweeper stopped sending heartbeats", _retry_note(trial))
 
-    def _ask(
-        self, n: int, n_trials: int, trials: list[optuna.Trial]
-    ) -> tuple[list[optuna.Trial], list[list[str]]]:
+    def _ask(self, n: int, n_trials: int, trials: list[optuna.Trial]) -> tuple[list[optuna.Trial], list[list[str]]]:
         """Ask up to ``n`` trials into ``trials`` (the caller fails them if anything goes wrong)."""
-        storage = self.storage
-        batch = []
+        storage, batch = self.storage, []
         for _ in range(n):
             with budget_lock(self.storage_url, self.study.study_name) as locked:
                 finished, running = studies.count(self.study)
@@ -247,9 +216,8 @@ class TrialLoop:
                     break  # other workers took the last trials
                 trial = self.study.ask()
             if not locked and not studies.within_budget(self.study, trial, n_trials):
-                # No lock on this database, and workers sharing it counted, then asked, at the
-                # same moment: this one is past the budget. Hand it back (WAITING, no params
-                # yet); the next ask anywhere reuses it.
+                # No lock on this database, and workers asked at once: hand this one, past the
+                # budget, back (WAITING, no params yet); the next ask anywhere reuses it.
                 storage.set_trial_state_values(self._id(trial), TrialState.WAITING)
                 break
             trials.append(trial)
@@ -293,10 +261,7 @@ class TrialLoop:
         if reason:
             trial.set_user_attr(studies.REASON, reason)
         try:
-            if state == TrialState.COMPLETE:
-                self.study.tell(trial, values)
-            else:
-                self.study.tell(trial, state=state)
+            self.study.tell(trial, values, state=state)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.warning("trial %d was already finished by another process", trial.number)
             lost = False  # and retried by it, if it had to be
@@ -338,7 +303,6 @@ class TrialLoop:
 
     def _progress(self, live: optuna.Trial, state: TrialState, values: list[float] | None, reason: str | None) -> None:
         trial = self.storage.get_trial(self._id(live))
-        number = trial.number
         took = trial.duration.total_seconds() if trial.duration else 0.0
         if values is not None:
             shown = " ".join(f"{m}={v:.6g}" for m, v in zip(self.objectives, values))
@@ -347,7 +311,7 @@ class TrialLoop:
             shown = f"{self.objectives[0]}={trial.intermediate_values[step]:.6g} at epoch {step}"
         else:
             shown = reason or ""
-        best = self.best_trials()
+        best = studies.best_trials(self.study, self.objectives)
         if not best:
             best_text = "best none yet"
         elif len(self.objectives) == 1:
@@ -357,7 +321,7 @@ class TrialLoop:
         finished, _ = studies.count(self.study)
         self.durations.append(took)
         eta = console.eta(self.durations, self.n_trials - finished, self.n_jobs)
-        log.info("%s", console.progress_line(number, state, shown, best_text, took, finished, self.n_trials, eta))
+        log.info("%s", console.progress_line(trial.number, state, shown, best_text, took, finished, self.n_trials, eta))
 
 
 def _retry_note(failed: optuna.trial.FrozenTrial) -> str:

@@ -1,11 +1,7 @@
 """The Optuna sweeper: checks a sweep, opens its study and parent run, runs the loop, sums up.
 
-One call of :meth:`OptunaSweeperImpl.sweep` is one ``python -m sweeper -m``. In order:
-settings and search space checked (:mod:`job_configs`), the app's preflight (its dataset and
-objectives), the storage and the MLflow experiment opened, the study created or resumed
-(:mod:`study`), the parent run found or created (:mod:`parent_run`), trials asked, launched and
-told (:mod:`loop`), then the parent run's results and the summary (:mod:`console`). The study in
-the storage is the single source of truth, so one process or many workers sharing a PostgreSQL
+One call of :meth:`OptunaSweeperImpl.sweep` is one ``python -m sweeper -m``. The study in the
+storage is the single source of truth, so one process or many workers sharing a PostgreSQL
 storage behave the same.
 """
 
@@ -54,15 +50,11 @@ class OptunaSweeperImpl:
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
-        self.task_function: TaskFunction | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.hydra_context = hydra_context
-        self.config = config
-        self.task_function = task_function
+        self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
-        )
+            hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
         with warnings.catch_warnings():
@@ -148,34 +140,40 @@ class OptunaSweeperImpl:
         if finished >= n_trials:
             log.info("the study already has %d finished trials: nothing to run (raise hydra.sweeper.n_trials "
                      "for more)", finished)
-        if grid is not None and n_trials > math.prod(len(v) for v in grid.values()):
-            n_trials = math.prod(len(v) for v in grid.values())
+        if grid is not None and n_trials > (size := math.prod(len(v) for v in grid.values())):
+            n_trials = size
             log.info("the grid has %d points: n_trials lowered to match", n_trials)
         status, returns = "FINISHED", []
         try:
             returns = run.loop(n_trials, s.timeout, s.n_jobs)
         except KeyboardInterrupt:
             status = "KILLED"
-        except StoreError as error:
-            self._stopped(run, client, error)
-        except Exception:
-            # Not a store's fault, and not the sweep's end: the parent run ends FAILED if MLflow
-            # lets it, and the error itself is what the user reads (not one of a later MLflow call).
-            with contextlib.suppress(Exception):
-                parent_run.finish(client, parent_run_id, "FAILED")
-            raise
+        except Exception as error:
+            # The parent run ends FAILED if MLflow lets it (no write is tried on a tracking store that
+            # failed: each would wait for it); the error is what the user reads, not a later MLflow call's.
+            if not (isinstance(error, StoreError) and str(error).startswith("mlflow.tracking_uri=")):
+                with contextlib.suppress(Exception):
+                    client.set_terminated(parent_run_id, status="FAILED")
+            if not isinstance(error, StoreError):
+                raise
+            try:  # a store stopped working: one line says what failed and how to resume
+                done = f"{studies.count(study)[0]} of {n_trials} trials finished"
+            except Exception:
+                done = "finished trials are kept"
+            raise SweeperError(f"{error}; the sweep stopped ({done}): rerun the same command to resume once it "
+                               "works again")
         parent_run.close_finished_children(client, experiment_id, parent_run_id, study)
         self._finish(run, jobs, client, mlflow_uri, status)
         if status == "KILLED":
             log.info("interrupted: the running trial is FAIL, finished trials are kept; rerun the same command to resume")
             raise SystemExit(130)
-        if not run.best_trials():
+        if not studies.best_trials(run.study, run.objectives):
             raise ConfigError(studies.why_none_completed(study))
         return returns
 
     def _open_storage(self) -> tuple[str, optuna.storages.BaseStorage]:
-        """(absolute URL, storage) of ``hydra.sweeper.storage``, opened without its password (in
-        the variable its client reads: `without_password`); one line naming it if it cannot open."""
+        """(absolute URL, storage) of ``hydra.sweeper.storage``, its password out of the URL
+        (`without_password`); one line naming it if it cannot open."""
         assert self.settings is not None
         given = without_password(self.settings.storage, "hydra.sweeper.storage")
         try:
@@ -195,11 +193,9 @@ class OptunaSweeperImpl:
 
     def _preflight(self, base: DictConfig, objectives: list[str]) -> tuple[dict[str, str], list[str], str | None, list[str]]:
         """Run ``hydra.sweeper.preflight`` once on ``base`` (the config of the space's fixed
-        overrides: the app loads its dataset and checks the objectives) before the study or the
-        parent run exists. It returns ``{"lines", "identity", "objectives", "description"}``: the
-        identity is what the study must keep (`studies.check_identity`), the objectives have
-        ``auto`` resolved for the data's task, the description is the experiment's, the lines are
-        logged once every check has passed. Returns (identity, objectives, description, lines)."""
+        overrides) before the study or the parent run exists. Returns (identity the study must
+        keep, objectives with ``auto`` resolved, the experiment's description, lines to log once
+        every check has passed)."""
         assert self.settings is not None
         if self.settings.preflight is None:
             return {}, objectives, None, []
@@ -220,26 +216,10 @@ class OptunaSweeperImpl:
         else:
             log.info("trial 0 trains the base config (hydra.sweeper.start_from_defaults)")
 
-    def _stopped(self, run: TrialLoop, client: Any, error: StoreError) -> None:
-        """End a sweep whose tracking store or storage stopped working: no MLflow write is
-        tried on a store that failed (each would wait for it), the parent run is ended FAILED
-        when MLflow still works, and one line says what failed and how to resume. The trial it
-        hit is retried on resume; the parent run and its leftover children are set right then."""
-        if not str(error).startswith("mlflow.tracking_uri="):
-            try:
-                parent_run.finish(client, run.parent_run_id, "FAILED")
-            except Exception:
-                pass
-        try:
-            done = f"{studies.count(run.study)[0]} of {run.n_trials} trials finished"
-        except Exception:
-            done = "finished trials are kept"
-        raise SweeperError(f"{error}; the sweep stopped ({done}): rerun the same command to resume once it works again")
-
     def _finish(self, run: TrialLoop, jobs: JobConfigs, client: Any, mlflow_uri: str, status: str) -> None:
         """Log the sweep's results to its parent run, end it, and print the summary."""
         study, objectives, parent_run_id = run.study, run.objectives, run.parent_run_id
-        best = run.best_trials()
+        best = studies.best_trials(run.study, run.objectives)
         overrides = best[0].system_attrs.get(studies.OVERRIDES) if best else None
         best_yaml = jobs.yaml(list(overrides)) if overrides is not None else None
         if status == "FINISHED" and not best:
@@ -255,16 +235,15 @@ class OptunaSweeperImpl:
             model_lines = parent_run.log_results(client, parent_run_id, study, objectives, best_yaml,
                                                  launching.beside(run.launcher), meanwhile=best_model)
         finally:
-            parent_run.finish(client, parent_run_id, status)
+            client.set_terminated(parent_run_id, status=status)
 
-        default = mlflow_uri == resolve_storage_url(DEFAULT_TRACKING_URI, PROJECT_ROOT)
-        shown = DEFAULT_TRACKING_URI if default else mlflow_uri
         ui = ui_links(mlflow_uri, client.get_run(parent_run_id).info.experiment_id, parent_run_id,
                       objectives[0], study.directions[0] == optuna.study.StudyDirection.MINIMIZE)
         dashboard = run.identity.storage_url
         if is_journal(dashboard) and Path(dashboard).is_relative_to(Path.cwd()):
             dashboard = str(Path(dashboard).relative_to(Path.cwd()))
-        store = "" if shown == DEFAULT_TRACKING_URI else f" --tracking-uri {shown}"
+        default = (DEFAULT_TRACKING_URI, resolve_storage_url(DEFAULT_TRACKING_URI, PROJECT_ROOT))
+        store = "" if mlflow_uri in default else f" --tracking-uri {mlflow_uri}"
         for line in console.summary(study, objectives, best, time.monotonic() - run.started, model_lines,
                                     parent_run_id, ui, dashboard, store):
             log.info(line)

@@ -33,11 +33,10 @@ PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-# Defaults this project sets over Optuna's, per sampler (hydra.sweeper.sampler_kwargs wins):
-# trials that run at the same time (n_jobs > 1, or other workers on the storage) are not offered
-# the same point, as TPE counts a running trial as the worst value so far; with one trial at a
-# time there is no running trial at an ask, and the suggestions are the same as without it.
-# Optuna 5 made it TPE's default; Optuna 4 (this project's lowest) did not.
+# Defaults this project sets over Optuna's, per sampler (hydra.sweeper.sampler_kwargs wins): TPE
+# counts a running trial as the worst value so far, so trials running at once (n_jobs > 1, other
+# workers) are not offered the same point; one trial at a time gets the same suggestions as
+# without it. Optuna 5's default; Optuna 4 (our lowest) did not have it.
 SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     "tpe": {"constant_liar": True},
 }
@@ -46,31 +45,21 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
 def _lookup(registry: dict, kind: str, name: str | None) -> Callable:
     key = "none" if name is None else str(name).lower()
     if key not in registry:
-        raise ConfigError(
-            f"hydra.sweeper.{kind}={name!r} is unknown; choose one of: {', '.join(registry)}"
-        )
+        raise ConfigError(f"hydra.sweeper.{kind}={name!r} is unknown; choose one of: {', '.join(registry)}")
     return registry[key]
 
 
 def _call(factory: Callable, kind: str, name: str, kwargs: dict[str, Any]) -> Any:
     try:
         return factory(**kwargs)
-    except TypeError as err:
-        raise ConfigError(f"hydra.sweeper.{kind}_kwargs for {kind} {name!r}: {err}") from None
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"hydra.sweeper.{kind}_kwargs for {kind} {name!r}: {err}") from None
 
 
-def make_sampler(
-    name: str,
-    seed: int | None = None,
-    kwargs: dict[str, Any] | None = None,
-    search_space: dict[str, list] | None = None,
-) -> optuna.samplers.BaseSampler:
-    """Build sampler ``name`` with ``kwargs``; ``seed`` is passed to every sampler that takes one.
-
-    ``grid`` needs the full grid: ``search_space`` maps each parameter to its list of values.
-    """
+def make_sampler(name: str, seed: int | None = None, kwargs: dict[str, Any] | None = None,
+                 search_space: dict[str, list] | None = None) -> optuna.samplers.BaseSampler:
+    """Build sampler ``name`` with ``kwargs``; ``seed`` is passed to every sampler that takes one;
+    ``grid`` needs ``search_space``, each parameter's list of values."""
     factory = _lookup(SAMPLERS, "sampler", name)
     if factory is optuna.samplers.CmaEsSampler:
         try:

@@ -1,11 +1,9 @@
 """``hydra.sweeper.*``: the Optuna sweeper's settings, typed once.
 
-:class:`OptunaSweeperConf` is their schema, registered in Hydra's ConfigStore as
-``hydra/sweeper/optuna_schema``: the keys and their types only. Every default, with what it
-means, is in ``conf/hydra/sweeper/optuna.yaml``, which extends it, so a misspelt key or a wrong
-type fails at once and each default is written once. :meth:`Settings.parse` turns the composed
-node into one frozen object, checked (ranges, the sampler's and pruner's names, the app's
-hooks) before anything is opened or created; the rest of the sweeper reads only that.
+:class:`OptunaSweeperConf` is their schema (keys and types only, in Hydra's ConfigStore as
+``hydra/sweeper/optuna_schema``); every default, with what it means, is in
+``conf/hydra/sweeper/optuna.yaml``, which extends it. :meth:`Settings.parse` turns the composed
+node into one frozen object, checked before anything is opened; the sweeper reads only that.
 """
 
 from __future__ import annotations
@@ -71,18 +69,10 @@ _SETTING_RANGES = (
 )
 
 
-def _check_register_model(name: str | None) -> None:
-    """MLflow's rule for a registered model's name (its registry refuses others, but only when
-    the sweep ends): not empty, no ``/`` or ``:`` (they split ``models:/NAME/VERSION``), not
-    ``.`` or ``..``."""
-    if name is not None and (not str(name).strip() or any(c in str(name) for c in "/:") or name in (".", "..")):
-        raise ConfigError(f"hydra.sweeper.register_model={name}: not a name MLflow's Model Registry accepts; "
-                          "allowed: a non-empty name without '/' or ':' (e.g. car-prices), or null")
-
-
 def _check_keys_and_ranges(settings: DictConfig) -> None:
-    """Refuse a ``hydra.sweeper`` key the schema lacks (``+hydra.sweeper.nope=1`` adds one) or a
-    number out of range."""
+    """Refuse a ``hydra.sweeper`` key the schema lacks (``+hydra.sweeper.nope=1`` adds one), a
+    number out of range, or a ``register_model`` name MLflow's registry would refuse only as the
+    sweep ends (empty, ``/`` or ``:``, which split ``models:/NAME/VERSION``, ``.`` or ``..``)."""
     known = {f.name for f in dataclasses.fields(OptunaSweeperConf)}
     unknown = [key for key in settings if key not in known]
     if unknown:
@@ -93,7 +83,10 @@ def _check_keys_and_ranges(settings: DictConfig) -> None:
     if settings.direction is not None and settings.directions:
         raise ConfigError(f"hydra.sweeper.direction={settings.direction} and hydra.sweeper.directions: set one; "
                           "direction is the single objective's, directions lists a multi-objective study's metrics")
-    _check_register_model(settings.register_model)
+    name = settings.register_model
+    if name is not None and (not str(name).strip() or any(c in str(name) for c in "/:") or name in (".", "..")):
+        raise ConfigError(f"hydra.sweeper.register_model={name}: not a name MLflow's Model Registry accepts; "
+                          "allowed: a non-empty name without '/' or ':' (e.g. car-prices), or null")
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,11 @@ override                                      Optuna distribution
 ``key=value``                                 a fixed override applied to every trial
 ============================================  ==============================================
 
-Conditional parameters: a key whose dotted prefix is itself a swept key (``schedule.gamma``
-under ``schedule=choice(step,exponential,...)``, or any ``group.key`` under a swept config group)
-is suggested only when the option chosen for the prefix has that key in its composed config, so
-``schedule.gamma`` is sampled for ``step`` and ``exponential`` and never for ``cosine``. The same
-holds when the prefix is fixed (``schedule=cosine`` on the command line over a space that sweeps
-the schedule): a key the fixed option lacks is left out of the search, and the sweeper says so.
+Conditional parameters: a key whose dotted prefix is itself swept (``schedule.gamma`` under
+``schedule=choice(step,exponential,...)``, any ``group.key`` under a swept config group) is
+suggested only when the option chosen for the prefix has that key in its composed config:
+``schedule.gamma`` for ``step`` and ``exponential``, never for ``cosine``. Under a fixed prefix
+(``schedule=cosine``) a key the option lacks is left out of the search, and the sweeper says so.
 """
 
 from __future__ import annotations
@@ -111,20 +110,16 @@ class SearchSpace:
             elif isinstance(d, IntDistribution) and not d.log:
                 grid[p.key] = list(range(d.low, d.high + 1, d.step))
             else:
-                raise ConfigError(
-                    f"hydra.sweeper.params.{p.key}: the grid sampler needs choice(...) or "
-                    f"range(...), not an interval"
-                )
+                raise ConfigError(f"hydra.sweeper.params.{p.key}: the grid sampler needs choice(...) or "
+                                  f"range(...), not an interval")
         return grid
 
-    def suggest(
-        self, trial: optuna.trial.BaseTrial, compose: Callable[[list[str]], DictConfig]
-    ) -> list[str]:
+    def suggest(self, trial: optuna.trial.BaseTrial, compose: Callable[[list[str]], DictConfig]) -> list[str]:
         """Suggest this trial's values (define-by-run); return the job's overrides.
 
-        A conditional parameter is suggested only if composing the config with the options
-        chosen so far for parents (its own parent's among them) yields its key. ``compose`` is
-        called with the same few override lists again and again: callers memoise it.
+        A conditional parameter is suggested only if composing the config with the options chosen
+        so far for parents yields its key. ``compose`` sees the same few override lists again and
+        again: callers memoise it.
         """
         parents = {p.parent for p in self.params if p.parent is not None}
         chosen: dict[str, str] = {}  # key -> override, in suggestion order
@@ -142,12 +137,10 @@ class SearchSpace:
 
 
 def base_values(space: SearchSpace, base: DictConfig, groups: set[str]) -> tuple[dict[str, Any], list[str]]:
-    """The values the space's keys have in ``base`` (the config of its fixed overrides), as
-    Optuna parameters for ``Study.enqueue_trial``; and the keys left out because their base
-    value is not in the space (the sampler picks those). ``groups``: the keys that are config
-    groups (their value is the chosen option). A conditional key counts only where ``base``
-    has it.
-    """
+    """The values the space's keys have in ``base`` (the config of its fixed overrides), as Optuna
+    parameters for ``Study.enqueue_trial``, and the keys whose base value is not in the space (the
+    sampler picks those). ``groups``: the keys that are config groups; a conditional key counts
+    only where ``base`` has it."""
     values: dict[str, Any] = {}
     outside: list[str] = []
     for p in space.params:
@@ -233,10 +226,8 @@ def _distribution(key: str, override: Override) -> tuple[BaseDistribution, dict[
 
 
 def parse(params: dict[str, Any] | None, arguments: Iterable[str], parser: OverridesParser) -> SearchSpace:
-    """Build the search space from ``hydra.sweeper.params`` and the command-line overrides.
-
-    A command-line override of a key replaces the ``params`` entry for that key.
-    """
+    """Build the search space from ``hydra.sweeper.params`` and the command-line overrides (which
+    replace the ``params`` entry of their key)."""
     texts = [f"{k}={element_str(v) if not isinstance(v, str) else v}" for k, v in (params or {}).items()]
     texts += list(arguments)
     try:

@@ -26,6 +26,7 @@ import sqlalchemy.exc
 import sqlalchemy.pool
 from sqlalchemy.engine import make_url
 
+from sweeper.sweep.study import retry
 from sweeper.tracking.store import store_error
 
 # SQLite lets one writer in at a time; waiting this long for the lock (instead of failing at
@@ -33,11 +34,9 @@ from sweeper.tracking.store import store_error
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 
 # A journal file is written under a lock file (a symlink beside it) held for one append and its
-# fsync. A process killed in that moment (SIGKILL, the OOM killer, a lost machine) leaves the lock
-# behind, and every other process waits until it is older than the grace period: Optuna's 30 s
-# made a sweep rerun after a kill sit silent for 30 s, and stalled the survivors of a killed
-# worker as long. A hold is one append and its fsync: at most 6 ms in 400 appends on this project's
-# 2-core test machine under a full test run, so 5 s is still a margin of several hundred times.
+# fsync. A process killed holding it leaves it behind, and every other process waits until it is
+# older than the grace period (Optuna's 30 s stalled a rerun after a kill that long). A hold took
+# at most 6 ms in 400 appends on the 2-core test machine under a full test run: 5 s is a wide margin.
 JOURNAL_LOCK_GRACE_SECONDS = 5
 
 _storages: dict[tuple, optuna.storages.BaseStorage] = {}
@@ -52,10 +51,9 @@ def is_journal(url: str) -> bool:
 def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
     """Return ``url`` with a relative file path made absolute under ``root``.
 
-    ``mlruns/optuna.log`` and ``sqlite:///mlruns/optuna.db`` mean files under ``<root>/mlruns/``
-    (like MLflow's default), so Hydra changing the working directory of a job, or a job in
-    another process, finds the same file. The file's folder is created (neither Optuna nor
-    SQLite does), as for the MLflow store. Other URLs (PostgreSQL) are returned unchanged.
+    ``mlruns/optuna.log`` and ``sqlite:///mlruns/optuna.db`` mean files under ``<root>/mlruns/``,
+    so a job in another working directory or process finds the same file. The file's folder is
+    created (neither Optuna nor SQLite does). Other URLs (PostgreSQL) are returned unchanged.
     """
     if is_journal(url):
         path = Path(url).expanduser()
@@ -71,12 +69,6 @@ def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
     path = Path(root) / parsed.database
     path.parent.mkdir(parents=True, exist_ok=True)
     return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
-
-
-def _retry_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    from sweeper.sweep.study import retry  # study builds on storage, not the reverse
-
-    retry(study, trial)
 
 
 def _no_sql_fallback_warning(record: logging.LogRecord) -> bool:
@@ -95,26 +87,19 @@ def open_storage(
     url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.BaseStorage:
     """Open (once per process and URL) the storage ``url`` names (see :func:`resolve_storage_url`).
-
-    A journal file has no heartbeats: a trial whose sweeper died is found by its owner's
-    process id (``study.fail_orphaned_trials``); a journal serves the processes of one machine.
-    An RDB storage gets a busy timeout on SQLite and heartbeats when ``heartbeat_interval`` is set.
-    """
-    if is_journal(url):
-        with _lock:
-            if (url,) not in _storages:
-                lock = optuna.storages.journal.JournalFileSymlinkLock(url, grace_period=JOURNAL_LOCK_GRACE_SECONDS)
-                backend = optuna.storages.journal.JournalFileBackend(url, lock_obj=lock)
-                _storages[(url,)] = optuna.storages.JournalStorage(backend)
-            return _storages[(url,)]
-    key = (url, heartbeat_interval, grace_period)
+    A journal file (one machine's processes) has no heartbeats: a dead sweeper's trial is found by
+    its owner's process id. An RDB storage gets a busy timeout on SQLite, heartbeats when
+    ``heartbeat_interval`` is set."""
+    key = (url,) if is_journal(url) else (url, heartbeat_interval, grace_period)
     with _lock:
+        if key not in _storages and is_journal(url):
+            lock = optuna.storages.journal.JournalFileSymlinkLock(url, grace_period=JOURNAL_LOCK_GRACE_SECONDS)
+            backend = optuna.storages.journal.JournalFileBackend(url, lock_obj=lock)
+            _storages[key] = optuna.storages.JournalStorage(backend)
         if key not in _storages:
-            engine_kwargs = {}
-            if make_url(url).get_backend_name() == "sqlite":
-                engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
-            else:
-                engine_kwargs["pool_pre_ping"] = True
+            sqlite = make_url(url).get_backend_name() == "sqlite"
+            busy = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
+            engine_kwargs = busy if sqlite else {"pool_pre_ping": True}
             # Workers started together on an empty database all create Optuna's tables. On
             # PostgreSQL they take turns (an advisory lock); elsewhere the losers of that race
             # get "already exists" (an integrity or programming error) and succeed on a retry.
@@ -124,12 +109,8 @@ def open_storage(
                         # Heartbeats are "experimental" in Optuna: nothing a user could act on.
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                         _storages[key] = optuna.storages.RDBStorage(
-                            url,
-                            engine_kwargs=engine_kwargs,
-                            heartbeat_interval=heartbeat_interval,
-                            grace_period=grace_period,
-                            heartbeat_stale_trial_callback=_retry_stale,
-                        )
+                            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                            grace_period=grace_period, heartbeat_stale_trial_callback=retry)
                     break
                 except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
                     if attempt == 4:
@@ -152,11 +133,8 @@ def _pg_advisory_lock(engine: sqlalchemy.engine.Engine, name: str) -> Iterator[N
 
 @contextlib.contextmanager
 def _schema_lock(url: str) -> Iterator[None]:
-    """On PostgreSQL, hold an advisory lock while Optuna creates or checks its tables.
-
-    A fresh engine without a pool: the process may be a fork whose parent has pooled
-    connections, and the lock goes with the connection when it closes.
-    """
+    """On PostgreSQL, hold an advisory lock while Optuna creates or checks its tables: on a fresh
+    engine without a pool (the process may be a fork of one with pooled connections)."""
     if make_url(url).get_backend_name() != "postgresql":
         yield
         return
@@ -172,11 +150,10 @@ def _schema_lock(url: str) -> Iterator[None]:
 def budget_lock(url: str, study_name: str) -> Iterator[bool]:
     """Hold a lock shared by every worker of ``study_name`` while one counts and asks a trial.
 
-    Workers that counted and then asked at the same moment would otherwise ask one trial past
-    ``n_trials`` (and Optuna cannot delete a trial). A journal or SQLite file: a file lock
-    beside it (such a file serves one machine anyway). PostgreSQL: a session advisory lock
-    keyed on the study name. Other databases: no lock; the sweeper then hands a trial asked past
-    the budget back as WAITING. Yields whether it holds a lock.
+    Else workers asking at the same moment ask past ``n_trials`` (Optuna cannot delete a trial).
+    A journal or SQLite file: a file lock beside it. PostgreSQL: a session advisory lock keyed on
+    the study name. Other databases: none (a trial asked past the budget goes back as WAITING).
+    Yields whether it holds a lock.
     """
     if is_journal(url):
         path = url

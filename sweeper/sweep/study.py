@@ -49,11 +49,8 @@ SPACE = "sweeper:space"
 def objectives_and_directions(
     objective: str, direction: str | None, directions: list[str] | None
 ) -> tuple[list[str], list[str]]:
-    """The metrics the study optimises and their directions.
-
-    ``directions`` (metric names) makes a multi-objective study; otherwise the single
-    ``objective`` with ``direction`` or its inferred direction.
-    """
+    """The metrics the study optimises and their directions: ``directions`` (metric names) makes
+    a multi-objective study; otherwise the single ``objective`` with ``direction`` or its inferred one."""
     if directions:
         metrics = [str(m) for m in directions]
         bad = [m for m in metrics if m in ("minimize", "maximize")]
@@ -77,11 +74,7 @@ def create_or_load(
     pruner: optuna.pruners.BasePruner | None = None,
 ) -> tuple[optuna.Study, bool]:
     """The study called ``study_name`` with ``pruner``, created if missing; also whether this
-    call created it.
-
-    Creation is atomic in the storage, so when several workers start together exactly one of
-    them is told it created the study.
-    """
+    call created it (atomic in the storage: of several workers starting together, exactly one)."""
     wanted = [optuna.study.StudyDirection[d.upper()] for d in directions]
     try:
         storage.create_new_study(wanted, study_name)
@@ -111,10 +104,8 @@ def default_name(experiment: str, search: str | None, space: dict[str, str], obj
 
 def check_space(study: optuna.Study, space: dict[str, str]) -> None:
     """Keep a study to one search space: the first sweep records ``space`` (key -> distribution
-    in the sweep grammar); a later sweep whose space differs (a key's distribution changed, added
-    or gone) is refused in one line before any trial, naming the key, instead of failing each
-    trial on Optuna's distribution check. A study without the record (older sweeps) is compared
-    with the distributions its trials stored."""
+    in the sweep grammar); a later sweep whose space differs is refused in one line naming the
+    key, before any trial. A study without the record is compared with its trials' distributions."""
     recorded = study.user_attrs.get(SPACE)
     if recorded is None:
         recorded = {}
@@ -160,22 +151,19 @@ def check_metric_names(study: optuna.Study, objectives: list[str]) -> None:
 
 def check_identity(study: optuna.Study, identity: dict[str, str]) -> None:
     """Keep a study to one problem: the first sweep records ``identity`` (what the app's
-    preflight says its trials are about: the target, the data file and its SHA-256, the
-    columns); a later one (a resume, another worker) with a different identity is refused in
-    one line, so trials on another target or another file never share one ranking."""
+    preflight says its trials are about: target, data file and its SHA-256, columns); a later
+    one with a different identity is refused in one line."""
     if not identity:
         return
     recorded = study.user_attrs.get(IDENTITY)  # a user attribute: optuna-dashboard shows it too
     if recorded is None:
         study.set_user_attr(IDENTITY, dict(identity))
         return
-    differing = [key for key in identity if key in recorded and recorded[key] != identity[key]]
-    if differing:
-        key = differing[0]
-        raise ConfigError(
-            f"hydra.sweeper.study_name={study.study_name!r}: that study's trials have {key}={recorded[key]!r}, "
-            f"this sweep's {identity[key]!r}; choose another study_name (or storage) for a new study"
-        )
+    for key in identity:
+        if key in recorded and recorded[key] != identity[key]:
+            raise ConfigError(
+                f"hydra.sweeper.study_name={study.study_name!r}: that study's trials have {key}={recorded[key]!r}, "
+                f"this sweep's {identity[key]!r}; choose another study_name (or storage) for a new study")
 
 
 def mark_owner(storage: optuna.storages.BaseStorage, trial_id: int) -> None:
@@ -205,15 +193,11 @@ def _owner_is_dead(trial: FrozenTrial) -> bool:
 UNOWNED_GRACE_SECONDS = 60.0
 
 
-def _unowned(trial: FrozenTrial) -> bool:
-    """Whether no sweeper recorded itself as ``trial``'s owner, or only half (``mark_owner``
-    writes the host, then the process id: the storage can fail in between)."""
-    return OWNER_PID not in trial.system_attrs
-
-
 def unowned_running(study: optuna.Study) -> list[FrozenTrial]:
-    """The RUNNING trials no sweeper recorded itself on (yet, or ever: see ``UNOWNED_GRACE_SECONDS``)."""
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if _unowned(t)]
+    """The RUNNING trials no sweeper recorded itself on (yet, or ever: see ``UNOWNED_GRACE_SECONDS``);
+    ``mark_owner`` writes the process id last, so a trial without it is unowned."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [t for t in running if OWNER_PID not in t.system_attrs]
 
 
 def fail_orphaned_trials(
@@ -221,16 +205,13 @@ def fail_orphaned_trials(
 ) -> list[FrozenTrial]:
     """Fail RUNNING trials whose sweeper died: dead owner process on this host, no heartbeat (a
     database storage), or no owner recorded ``unowned_after`` seconds (``UNOWNED_GRACE_SECONDS``)
-    after the trial started.
-
-    Returns the trials this call failed.
-    """
+    after the trial started. Returns the trials this call failed."""
     failed = []
     now = datetime.datetime.now()
     grace = UNOWNED_GRACE_SECONDS if unowned_after is None else unowned_after
     study_id = None
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        unowned = (_unowned(trial) and trial.datetime_start is not None
+        unowned = (OWNER_PID not in trial.system_attrs and trial.datetime_start is not None
                    and (now - trial.datetime_start).total_seconds() >= grace)
         if unowned or _owner_is_dead(trial):
             study_id = study_id if study_id is not None else storage.get_study_id_from_name(study.study_name)
@@ -261,12 +242,12 @@ def is_retried(failed: FrozenTrial) -> bool:
 
 
 def retry(study: optuna.Study, failed: FrozenTrial) -> None:
-    """Queue one retry of ``failed``, a trial whose worker died, with the same parameters.
+    """Queue one retry of ``failed``, a trial whose worker died, with the same parameters
+    (unless it was itself a retry).
 
     The retry carries Optuna's ``failed_trial`` and ``retry_history`` system attributes, as
-    ``RetryFailedTrialCallback(max_retry=1)`` writes them, so Optuna's helpers find it; that
-    callback itself is not used because it also copies the dead trial's user attributes (its
-    MLflow run id and fail reason) onto the retry. A retry whose worker dies too is not retried.
+    ``RetryFailedTrialCallback(max_retry=1)`` writes them; that callback is not used because it
+    also copies the dead trial's user attributes (MLflow run id, fail reason) onto the retry.
     """
     if is_retried(failed):
         study.add_trial(optuna.trial.create_trial(
@@ -289,23 +270,17 @@ def count(study: optuna.Study) -> tuple[int, int]:
 
 
 def within_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
-    """Whether ``trial``, just asked, fits in ``n_trials``.
-
-    It fits when the counted finished trials plus the running trials numbered before it leave
-    room. Workers that asked at the same moment all see the same trials, so exactly the lowest
-    numbers run and the others are handed back.
-    """
+    """Whether ``trial``, just asked, fits in ``n_trials``: the counted finished trials plus the
+    running ones numbered before it leave room. Workers that asked at the same moment all see the
+    same trials, so exactly the lowest numbers run and the others are handed back."""
     trials = study.get_trials(deepcopy=False)
     ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
     return len(_counted(trials)) + ahead < n_trials
 
 
 class Heartbeat:
-    """Records a heartbeat for the trials in flight until stopped (a daemon thread).
-
-    The sweeper, not the job, beats: when the sweeper process dies its trials go stale and
-    any other worker (or the next run) fails them.
-    """
+    """Records a heartbeat for the trials in flight until stopped (a daemon thread). The sweeper,
+    not the job, beats: when it dies its trials go stale and another worker (or the next run) fails them."""
 
     def __init__(self, storage: optuna.storages.BaseStorage, trial_ids: list[int], interval: int | None):
         self._storage, self._ids, self._interval = storage, trial_ids, interval
@@ -331,6 +306,15 @@ class Heartbeat:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+
+
+def best_trials(study: optuna.Study, objectives: list[str]) -> list[FrozenTrial]:
+    """The best trial (one objective) or the Pareto front by number; [] before any COMPLETE trial."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return []
+    if len(objectives) == 1:
+        return [study.best_trial]
+    return sorted(study.best_trials, key=lambda t: t.number)
 
 
 def why_none_completed(study: optuna.Study) -> str:

@@ -1,17 +1,11 @@
 """How a running job reaches its Optuna trial: ``current()`` and ``TrialLink.report``.
 
-The sweeper passes a trial's identity to the job only as Hydra overrides
-(``++hydra.job.env_set.SWEEPER_*=...``, see :func:`overrides_for`), never as a Python object, so the
-same job code prunes in-process, under the joblib launcher, or on another machine that shares the
-storage. The job reads the identity back from its own ``HydraConfig`` (not from ``os.environ``:
-Hydra sets ``env_set`` variables in the process and never unsets them, so a plain run after an
-in-process multirun job would otherwise think it is still a trial). ``env_set`` also exports the
-variables to any process the job starts.
-
-The identity carries the pruner that may stop the trial (``hydra.sweeper.pruner`` and its
-kwargs, :class:`sweeper.sweep.settings.Pruner`), built once per process; everything else about
-the trial (the study's directions, its peers' values) is read from the storage, the single
-source of truth.
+The sweeper passes a trial's identity (with the pruner that may stop it, ``Pruner.text()``) to
+the job only as Hydra overrides (``++hydra.job.env_set.SWEEPER_*=...``, :func:`overrides_for`),
+so the same job code prunes in-process, under joblib, or on another machine sharing the storage.
+The job reads it back from its own ``HydraConfig``, not ``os.environ``: Hydra never unsets
+``env_set`` variables, so a plain run after an in-process multirun job would think it a trial.
+Everything else about the trial is read from the storage, the single source of truth.
 """
 
 from __future__ import annotations
@@ -19,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sweeper import stop
@@ -35,7 +29,6 @@ PRUNER = "SWEEPER_PRUNER"
 #: A trial's pruner when none is given (``sweeper.sweep.settings.Pruner.text()``): never pruned.
 NO_PRUNER = json.dumps({"kwargs": {}, "name": "none"}, sort_keys=True)
 
-
 #: The config keys of those overrides, one per variable.
 IDENTITY_KEYS = tuple(f"hydra.job.env_set.{name}"
                       for name in (STORAGE, STUDY, TRIAL_ID, TRIAL_NUMBER, PARENT_RUN_ID, PRUNER))
@@ -43,8 +36,8 @@ IDENTITY_KEYS = tuple(f"hydra.job.env_set.{name}"
 
 def overrides_for(storage_url: str, study_name: str, trial_id: int, trial_number: int, parent_run_id: str | None,
                   pruner: str = NO_PRUNER) -> list[str]:
-    """The Hydra overrides that tell one job which Optuna trial it is, and the pruner that may
-    stop it (``Pruner.text()``) (``IDENTITY_KEYS``)."""
+    """The Hydra overrides (``IDENTITY_KEYS``) that tell one job which Optuna trial it is, and
+    the pruner that may stop it (``Pruner.text()``)."""
     values = (storage_url, study_name, str(trial_id), str(trial_number), parent_run_id or "", pruner)
     return [f"++{key}={quote(value)}" for key, value in zip(IDENTITY_KEYS, values)]
 
@@ -70,12 +63,10 @@ class Identity:
 class TrialLink:
     """The Optuna trial the current job runs as, on the shared storage.
 
-    Every pruner takes the same path, what ``trial.report`` and ``trial.should_prune`` do in
-    Optuna's own examples, through Optuna's public storage and pruner API: the epoch's value is
-    the trial's intermediate value (``BaseStorage.set_trial_intermediate_value``), then the
-    trial's pruner decides (``BasePruner.prune(study, frozen_trial)``). On the default local
-    storage, a journal file, both take 0.6–1 ms an epoch with a median pruner (most of it the
-    write's sync to disk); PostgreSQL, shared by workers on many machines, ~6 ms.
+    What ``trial.report`` and ``trial.should_prune`` do in Optuna's examples, through its public
+    API: the epoch's value is the trial's intermediate value
+    (``BaseStorage.set_trial_intermediate_value``), then its pruner decides
+    (``BasePruner.prune(study, frozen_trial)``); docs/scale-out.md gives the cost an epoch.
     """
 
     storage_url: str
@@ -84,14 +75,6 @@ class TrialLink:
     trial_number: int
     parent_run_id: str | None
     pruner: str = NO_PRUNER  # Pruner.text()
-    _study: Any = field(default=None, init=False, repr=False)
-    _storage: Any = field(default=None, init=False, repr=False)
-
-    def _connect(self) -> Any:
-        """The trial's study, loaded with its pruner (once per process and pruner)."""
-        if self._study is None:
-            self._study, self._storage = _job_study(self.storage_url, self.study_name, self.pruner)
-        return self._study
 
     def report(self, epoch: int, value: float) -> bool:
         """Report the objective's value after ``epoch``; return True if the trial should stop.
@@ -105,21 +88,17 @@ class TrialLink:
 
         stop.raise_if_requested()
         with storage_calls(self.storage_url, "reporting the trial's values"):
-            study = self._connect()
+            study, storage = _job_study(self.storage_url, self.study_name, self.pruner)
             if len(study.directions) > 1 or not math.isfinite(value):
                 return False
-            self._storage.set_trial_intermediate_value(self.trial_id, int(epoch), float(value))
-            return bool(study.pruner.prune(study, self._storage.get_trial(self.trial_id)))
+            storage.set_trial_intermediate_value(self.trial_id, int(epoch), float(value))
+            return bool(study.pruner.prune(study, storage.get_trial(self.trial_id)))
 
 
 @functools.lru_cache(maxsize=4)
 def _job_study(storage_url: str, study_name: str, pruner: str) -> tuple[Any, Any]:
-    """(study, its storage) as the jobs of one process see them, with the trial's pruner
-    (``pruner``: ``Pruner.text()``), built once.
-
-    Kept for the process, so the jobs after the first (in-process, or in one joblib worker)
-    reuse the storage's view of the finished trials instead of reading them all again.
-    """
+    """(study, its storage) with the trial's pruner (``Pruner.text()``), built once per process:
+    later jobs (in-process, or in one joblib worker) reuse the storage's view of the finished trials."""
     import optuna
 
     from sweeper.sweep.settings import Pruner
