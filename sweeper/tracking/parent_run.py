@@ -60,7 +60,10 @@ def set_tags(client: Any, run_id: str, tags: dict[str, str], before: dict[str, s
 
 def close_children(client: Any, experiment_id: str, parent_run_id: str, ended: dict[int, str | None]) -> None:
     """End the child runs still RUNNING whose trial number is in ``ended``: FAILED, with
-    ``sweeper.state=FAIL`` and ``sweeper.fail_reason``, where it maps to a fail reason; else FINISHED."""
+    ``sweeper.state=FAIL`` and ``sweeper.fail_reason``, where it maps to a fail reason; else FINISHED.
+    Surviving workers may close the same run at once: the tags are written `retried`."""
+    from mlflow.entities import RunTag
+
     running = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and attributes.status = 'RUNNING'"
     for run in client.search_runs([experiment_id], filter_string=running, max_results=50000):
         number = run.data.tags.get(TRIAL_TAG)
@@ -68,8 +71,8 @@ def close_children(client: Any, experiment_id: str, parent_run_id: str, ended: d
             continue
         reason = ended[int(number)]
         if reason is not None:
-            client.set_tag(run.info.run_id, STATE_TAG, "FAIL")
-            client.set_tag(run.info.run_id, FAIL_REASON_TAG, reason)
+            tags = [RunTag(STATE_TAG, "FAIL"), RunTag(FAIL_REASON_TAG, reason)]
+            retried(lambda: client.log_batch(run.info.run_id, tags=tags))
         client.set_terminated(run.info.run_id, status="FINISHED" if reason is None else "FAILED")
 
 
