@@ -51,12 +51,12 @@ class TrialLoop:
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.trial_ids: dict[int, int] = {}  # trial number -> the storage's id, as each is asked
         self.storage_url, self.identity, self.mlflow_uri = storage_url, identity, mlflow_uri
-        self.parent_run_id = identity.parent_run_id
         self.launcher, self.compose_once, self.verbose = launcher, compose_once, verbose
         self.heartbeat = studies.heartbeat_interval(storage)  # seconds; None: a journal file has none
         self.unowned_grace = studies.UNOWNED_GRACE_SECONDS if unowned_grace is None else unowned_grace
         self.started = time.monotonic()
         self.job_idx = 0
+        self.lock = threading.Lock()  # asking and telling take turns (lanes)
         self.n_trials, self.n_jobs = 0, 1
         self.durations: list[float] = []  # seconds of each trial this process told
 
@@ -65,63 +65,56 @@ class TrialLoop:
         running at once (:meth:`_lanes`) where ``launching.concurrent_launches``, else batches of
         ``n_jobs``, each launched whole and waited for (SLURM submits a batch as one job array)."""
         self.n_trials, self.n_jobs = n_trials, n_jobs
-        returns = []
-        if n_jobs > 1 and launching.concurrent_launches(self.launcher):
-            returns = self._lanes(n_trials, timeout, n_jobs)
-        # Batches; after lanes, what is left: other workers' running trials to wait for, and
-        # the retries of those that die.
-        while (asked := self._next(n_jobs, n_trials, timeout)) is not None:
-            trials, batch = asked
-            returns.append(self._run(trials, batch, self.job_idx))
-            self.job_idx += len(batch)
+        returns: list[Sequence[JobReturn]] = []
+        with console.quiet_launcher(self.launcher, self.verbose):
+            if n_jobs > 1 and launching.concurrent_launches(self.launcher):
+                self._lanes(returns, n_trials, timeout, n_jobs)
+            # Batches; after lanes, what is left: other workers' running trials to wait for, and
+            # the retries of those that die.
+            while (asked := self._next(n_jobs, n_trials, timeout)) is not None:
+                index, self.job_idx = self.job_idx, self.job_idx + len(asked[1])
+                returns.append(self._run(*asked, index))
         return returns
 
-    def _lanes(self, n_trials: int, timeout: float | None, n_jobs: int) -> list[Sequence[JobReturn]]:
+    def _lanes(self, returns: list[Sequence[JobReturn]], n_trials: int, timeout: float | None, n_jobs: int) -> None:
         """``n_jobs`` lanes (threads), each asking one trial, launching it and telling how it
         ended, then asking the next: a pruned trial frees its slot at once. Asking and telling
         take turns under one lock (TPE's ``constant_liar`` keeps lanes off the same point). The
         first failure (a store that stopped working, Ctrl-C) stops every lane from asking again,
-        and fails the trials still running."""
-        lock = threading.Lock()
-        returns: list[Sequence[JobReturn]] = []
+        and fails the trials still running. Each run's returns are appended to ``returns``."""
         running: dict[int, optuna.Trial] = {}
         failures: list[BaseException] = []
 
         def lane() -> None:
-            while not failures:
-                trials: list[optuna.Trial] = []
-                try:
-                    with lock:
-                        asked = None if failures else self._next(1, n_trials, timeout, wait=False)
-                        if asked is None:
+            try:
+                while True:
+                    with self.lock:
+                        if failures or (asked := self._next(1, n_trials, timeout, wait=False)) is None:
                             return
-                        trials, batch = asked
+                        (trial,), batch = asked
                         index, self.job_idx = self.job_idx, self.job_idx + 1
-                        running[trials[0].number] = trials[0]
-                    returns.append(self._run(trials, batch, index, lock))
-                except BaseException as err:  # asking (a storage that stopped working), or the trial's run
-                    failures.append(err)
-                    return
-                finally:
-                    if trials:
-                        running.pop(trials[0].number, None)
+                        running[trial.number] = trial
+                    try:
+                        returns.append(self._run([trial], batch, index))
+                    finally:
+                        running.pop(trial.number)
+            except BaseException as err:  # asking (a storage that stopped working), or the trial's run
+                failures.append(err)
 
         threads = [threading.Thread(target=lane, name=f"sweeper-lane-{i}", daemon=True) for i in range(n_jobs)]
-        with console.quiet_launcher(self.launcher, self.verbose):
+        for thread in threads:
+            thread.start()
+        try:
             for thread in threads:
-                thread.start()
-            try:
-                for thread in threads:
-                    thread.join()
-            except KeyboardInterrupt as err:
-                failures.append(err)
-                launching.stop_jobs(self.launcher)  # jobs in other processes end interrupted
-                with lock:
-                    self._fail_unfinished(list(running.values()), err)
-                raise
+                thread.join()
+        except KeyboardInterrupt as err:
+            failures.append(err)
+            launching.stop_jobs(self.launcher)  # jobs in other processes end interrupted
+            with self.lock:
+                self._fail_unfinished(list(running.values()), err)
+            raise
         if failures:
             raise failures[0]
-        return returns
 
     def _next(self, n: int, n_trials: int, timeout: float | None,
               wait: bool = True) -> tuple[list[optuna.Trial], list[list[str]]] | None:
@@ -153,33 +146,22 @@ class TrialLoop:
             # A server that stopped answering gets MLflow's retry budget to come back; then the
             # sweep stops before it starts a trial that could only fail.
             wait_until_alive(self.mlflow_uri)
-            trials: list[optuna.Trial] = []
-            try:
-                with storage_calls(self.storage_url, "asking for trials"):
-                    trials, batch = self._ask(min(n, remaining), n_trials, trials)
-            except BaseException as err:
-                self._fail_unfinished(trials, err)
-                raise
+            trials, batch = self._ask(min(n, remaining), n_trials)
             return (trials, batch) if trials else None  # none: other workers took the last trials
 
-    def _run(self, trials: list[optuna.Trial], batch: list[list[str]], index: int,
-             lock: threading.Lock | None = None) -> Sequence[JobReturn]:
-        """Launch ``batch`` (the jobs of ``trials``) and tell each trial how its job ended (under
-        ``lock``, from a lane); whatever had not ended when something failed (Ctrl-C, a store
-        that stopped working, the launcher) is FAIL."""
-        quiet = console.quiet_launcher(self.launcher, self.verbose) if lock is None else contextlib.nullcontext()
-        lock = lock or contextlib.nullcontext()
+    def _run(self, trials: list[optuna.Trial], batch: list[list[str]], index: int) -> Sequence[JobReturn]:
+        """Launch ``batch`` (the jobs of ``trials``) and tell each trial how its job ended, up to
+        the first whose job found a store broken; whatever had not ended when something failed
+        (Ctrl-C, a store that stopped working, the launcher) is FAIL."""
         try:
-            with studies.Heartbeat(self.storage, [self._id(t) for t in trials], self.heartbeat), quiet:
+            with studies.Heartbeat(self.storage, [self._id(t) for t in trials], self.heartbeat):
                 results = self.launcher.launch(batch, initial_job_idx=index)
-            broken = None
-            with lock, storage_calls(self.storage_url, "recording the trials' results"):
-                for trial, result in zip(trials, results):
-                    broken = broken or self._tell(trial, result)
+            with self.lock, storage_calls(self.storage_url, "recording the trials' results"):
+                broken = next(filter(None, (self._tell(trial, result) for trial, result in zip(trials, results))), None)
             if broken is not None:
                 raise broken
         except BaseException as err:
-            with lock:
+            with self.lock:
                 self._fail_unfinished(trials, err)
             raise
         return results
@@ -191,7 +173,12 @@ class TrialLoop:
         failed and retried as orphans on resume)."""
         interrupted = isinstance(err, KeyboardInterrupt)
         reason = "interrupted (Ctrl-C)" if interrupted else str(err) if isinstance(err, StoreError) else one_line(err)
-        failed = [trial.number for trial in trials if self._tell_fail(trial, reason)]
+        failed = []
+        for trial in trials:
+            with contextlib.suppress(Exception):  # already finished: told before the interruption
+                trial.set_user_attr(studies.REASON, reason)
+                self.study.tell(trial, state=TrialState.FAIL)
+                failed.append(trial.number)
         if not failed or not (interrupted or isinstance(err, StoreError)):
             return
         with contextlib.suppress(Exception):
@@ -206,26 +193,31 @@ class TrialLoop:
             log.info("trial %d FAIL %s | %s", trial.number,
                      reason or "its sweeper stopped sending heartbeats", _retry_note(trial))
 
-    def _ask(self, n: int, n_trials: int, trials: list[optuna.Trial]) -> tuple[list[optuna.Trial], list[list[str]]]:
-        """Ask up to ``n`` trials into ``trials`` (the caller fails them if anything goes wrong)."""
-        storage, batch = self.storage, []
-        for _ in range(n):
-            with budget_lock(self.storage_url, self.study.study_name) as locked:
-                finished, running = studies.count(self.study)
-                if finished + running >= n_trials:
-                    break  # other workers took the last trials
-                trial = self.study.ask()
-            if not locked and not studies.within_budget(self.study, trial, n_trials):
-                # No lock on this database, and workers asked at once: hand this one, past the
-                # budget, back (WAITING, no params yet); the next ask anywhere reuses it.
-                storage.set_trial_state_values(self._id(trial), TrialState.WAITING)
-                break
-            trials.append(trial)
-            trial_id = self._id(trial)
-            studies.mark_owner(storage, trial_id)
-            overrides = self.space.suggest(trial, self.compose_once)
-            storage.set_trial_system_attr(trial_id, studies.OVERRIDES, overrides)
-            batch.append(overrides + self.identity.overrides(trial_id, trial.number))
+    def _ask(self, n: int, n_trials: int) -> tuple[list[optuna.Trial], list[list[str]]]:
+        """Up to ``n`` trials and their jobs' overrides; if anything goes wrong, those asked are FAIL."""
+        storage, trials, batch = self.storage, [], []
+        try:
+            with storage_calls(self.storage_url, "asking for trials"):
+                for _ in range(n):
+                    with budget_lock(self.storage_url, self.study.study_name) as locked:
+                        finished, running = studies.count(self.study)
+                        if finished + running >= n_trials:
+                            break  # other workers took the last trials
+                        trial = self.study.ask()
+                    if not locked and not studies.within_budget(self.study, trial, n_trials):
+                        # No lock on this database, and workers asked at once: hand this one, past the
+                        # budget, back (WAITING, no params yet); the next ask anywhere reuses it.
+                        storage.set_trial_state_values(self._id(trial), TrialState.WAITING)
+                        break
+                    trials.append(trial)
+                    trial_id = self._id(trial)
+                    studies.mark_owner(storage, trial_id)
+                    overrides = self.space.suggest(trial, self.compose_once)
+                    storage.set_trial_system_attr(trial_id, studies.OVERRIDES, overrides)
+                    batch.append(overrides + self.identity.overrides(trial_id, trial.number))
+        except BaseException as err:
+            self._fail_unfinished(trials, err)
+            raise
         return trials, batch
 
     def _id(self, trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
@@ -234,16 +226,6 @@ class TrialLoop:
             self.trial_ids[trial.number] = self.storage.get_trial_id_from_study_id_trial_number(
                 self.study_id, trial.number)
         return self.trial_ids[trial.number]
-
-    def _tell_fail(self, trial: optuna.Trial, reason: str) -> bool:
-        """FAIL ``trial`` unless it is already finished (told before the interruption); whether
-        this call failed it."""
-        try:
-            trial.set_user_attr(studies.REASON, reason)
-            self.study.tell(trial, state=TrialState.FAIL)
-        except Exception:
-            return False
-        return True
 
     def _tell(self, trial: optuna.Trial, result: JobReturn) -> StoreError | None:
         """Tell ``trial`` how its job ended, with a progress line; a job that found the tracking
@@ -254,12 +236,9 @@ class TrialLoop:
             return error
         state, values, metrics, run_id, reason = self._outcome(result, error)
         lost = isinstance(error, JobLost)
-        if run_id:
-            trial.set_user_attr(studies.RUN_ID, run_id)
-        if metrics:
-            trial.set_user_attr(studies.METRICS, metrics)
-        if reason:
-            trial.set_user_attr(studies.REASON, reason)
+        for key, value in ((studies.RUN_ID, run_id), (studies.METRICS, metrics), (studies.REASON, reason)):
+            if value:
+                trial.set_user_attr(key, value)
         try:
             self.study.tell(trial, values, state=state)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -270,12 +249,12 @@ class TrialLoop:
             # Study.optimize; the trial is already told, and the loop stops at the grid's size.
             if "Study.stop" not in str(err):
                 raise
+        frozen = self.storage.get_trial(self._id(trial))
         if lost:
             # Its job was killed, like a worker that died: one retry with the same parameters.
-            frozen = self.storage.get_trial(self._id(trial))
             studies.retry(self.study, frozen)
             reason = f"{reason} | {_retry_note(frozen)}"
-        self._progress(trial, state, values, reason)
+        self._progress(frozen, state, values, reason)
         return None
 
     def _outcome(self, result: JobReturn, error: BaseException | None
@@ -287,22 +266,18 @@ class TrialLoop:
         if not isinstance(ret, dict) or ret.get("state") not in ("COMPLETE", "PRUNED", "FAIL"):
             return TrialState.FAIL, None, {}, None, f"the task function returned {type(ret).__name__}, not a trial result"
         metrics = {k: float(v) for k, v in (ret.get("metrics") or {}).items() if isinstance(v, (int, float))}
-        run_id, reason = ret.get("run_id"), ret.get("reason")
-        if ret["state"] == "PRUNED":
-            return TrialState.PRUNED, None, metrics, run_id, reason
-        if ret["state"] == "FAIL":
-            return TrialState.FAIL, None, metrics, run_id, reason or "failed"
-        values = []
-        for name in self.objectives:
-            value = metrics.get(name)
+        run_id, reason = ret.get("run_id"), ret.get("reason") or ("failed" if ret["state"] == "FAIL" else None)
+        if ret["state"] != "COMPLETE":
+            return TrialState[ret["state"]], None, metrics, run_id, reason
+        values = [metrics.get(name) for name in self.objectives]
+        for name, value in zip(self.objectives, values):
             if value is None or not math.isfinite(value):
                 why = f"objective {name} is {'missing' if value is None else value}"
                 return TrialState.FAIL, None, metrics, run_id, why
-            values.append(value)
         return TrialState.COMPLETE, values, metrics, run_id, None
 
-    def _progress(self, live: optuna.Trial, state: TrialState, values: list[float] | None, reason: str | None) -> None:
-        trial = self.storage.get_trial(self._id(live))
+    def _progress(self, trial: optuna.trial.FrozenTrial, state: TrialState, values: list[float] | None,
+                  reason: str | None) -> None:
         took = trial.duration.total_seconds() if trial.duration else 0.0
         if values is not None:
             shown = " ".join(f"{m}={v:.6g}" for m, v in zip(self.objectives, values))
