@@ -78,14 +78,14 @@ class OptunaSweeperImpl:
         jobs = JobConfigs(self.hydra_context, self.config, self.settings.validator)
         finished = False
         try:
-            returns = self._run_sweep(arguments, jobs, self.launcher)
+            returns = self._run_sweep(arguments, jobs)
             finished = True
             return returns
         finally:
             launching.close(self.launcher, finished)
 
-    def _run_sweep(self, arguments: list[str], jobs: JobConfigs, launcher: Any) -> Any:
-        s, cfg = self.settings, self.config
+    def _run_sweep(self, arguments: list[str], jobs: JobConfigs) -> Any:
+        s, cfg, launcher = self.settings, self.config, self.launcher
         assert s is not None
         objective = str(OmegaConf.select(cfg, "objective", default="val_rmse"))
         objectives, directions = studies.objectives_and_directions(
@@ -96,14 +96,16 @@ class OptunaSweeperImpl:
         space = checked()
         grid = space.grid() if s.sampler.is_grid else None
         s.sampler.build(grid=grid)  # a bad sampler fails here
-        identity, resolved, description, lines = self._preflight(jobs.base(space), objectives)
+        base = jobs.base(space)  # the space's fixed overrides alone, composed with or without a preflight
+        found = (s.preflight(base, objectives) or {}) if s.preflight is not None else {}  # before the study exists
+        resolved = [str(name) for name in found.get("objectives", objectives)]
         if resolved != objectives:  # objective=auto, now known to be val_rmse or val_log_loss
             objectives, directions = studies.objectives_and_directions(
                 resolved[0], s.direction, resolved if s.directions else None)
 
         mlflow_uri = tracking.reach(cfg)  # both stores answer before either is written to
-        storage_url, storage = self._open_storage()
-        client, experiment_id = tracking.connect(cfg, mlflow_uri, description)
+        storage_url, storage = _open_storage(s)
+        client, experiment_id = tracking.connect(cfg, mlflow_uri, found.get("description"))
         described = space.described()
         search = OmegaConf.select(cfg, "hydra.runtime.choices.search", default=None)
         study_name = s.study_name or studies.default_name(experiment_name(cfg), search, described, objectives)
@@ -115,8 +117,8 @@ class OptunaSweeperImpl:
         studies.check_space(study, described)
         study.set_metric_names(objectives)
         study.sampler = s.sampler.build(studies.worker_seed(s.sampler.seed, study, created), grid)
-        studies.check_identity(study, identity)
-        for line in lines:  # what the data is, said once nothing can refuse the sweep any more
+        studies.check_identity(study, {str(k): str(v) for k, v in found.get("identity", {}).items()})
+        for line in found.get("lines", []):  # what the data is, said once nothing can refuse the sweep any more
             log.info("%s", line)
         if created and s.start_from_defaults and grid is None:
             self._enqueue_defaults(study, jobs, space)
@@ -167,42 +169,9 @@ class OptunaSweeperImpl:
         if status == "KILLED":
             log.info("interrupted: the running trial is FAIL, finished trials are kept; rerun the same command to resume")
             raise SystemExit(130)
-        if not studies.best_trials(run.study, run.objectives):
+        if not studies.best_trials(study, objectives):
             raise ConfigError(studies.why_none_completed(study))
         return returns
-
-    def _open_storage(self) -> tuple[str, optuna.storages.BaseStorage]:
-        """(absolute URL, storage) of ``hydra.sweeper.storage``, its password out of the URL
-        (`without_password`); one line naming it if it cannot open."""
-        assert self.settings is not None
-        given = without_password(self.settings.storage, "hydra.sweeper.storage")
-        try:
-            url = resolve_storage_url(given, PROJECT_ROOT)
-        except OSError as err:
-            raise ConfigError(f"hydra.sweeper.storage={given}: cannot create its folder {err.filename}: "
-                              f"{err.strerror}") from None
-        earlier = Path(url).with_name("optuna.db")
-        if is_journal(url) and not Path(url).exists() and earlier.exists():
-            shown = f"sqlite:///{earlier.relative_to(PROJECT_ROOT) if earlier.is_relative_to(PROJECT_ROOT) else earlier}"
-            log.info("hydra.sweeper.storage=%s is a new journal file; the studies of earlier sweeps are in %s: "
-                     "resume one with hydra.sweeper.storage=%s", given, shown, shown)
-        try:
-            return url, open_storage(url, self.settings.heartbeat_interval, self.settings.grace_period)
-        except Exception as err:
-            raise ConfigError(f"hydra.sweeper.storage={given}: {one_line(err)}") from None
-
-    def _preflight(self, base: DictConfig, objectives: list[str]) -> tuple[dict[str, str], list[str], str | None, list[str]]:
-        """Run ``hydra.sweeper.preflight`` once on ``base`` (the config of the space's fixed
-        overrides) before the study or the parent run exists. Returns (identity the study must
-        keep, objectives with ``auto`` resolved, the experiment's description, lines to log once
-        every check has passed)."""
-        assert self.settings is not None
-        if self.settings.preflight is None:
-            return {}, objectives, None, []
-        found = self.settings.preflight(base, objectives) or {}
-        identity = {str(k): str(v) for k, v in found.get("identity", {}).items()}
-        objectives = [str(name) for name in found.get("objectives", objectives)]
-        return identity, objectives, found.get("description"), [str(line) for line in found.get("lines", [])]
 
     def _enqueue_defaults(self, study: optuna.Study, jobs: JobConfigs, space: search_space.SearchSpace) -> None:
         """Make the new study's first trial the base config (``start_from_defaults``)."""
@@ -218,8 +187,8 @@ class OptunaSweeperImpl:
 
     def _finish(self, run: TrialLoop, jobs: JobConfigs, client: Any, mlflow_uri: str, status: str) -> None:
         """Log the sweep's results to its parent run, end it, and print the summary."""
-        study, objectives, parent_run_id = run.study, run.objectives, run.parent_run_id
-        best = studies.best_trials(run.study, run.objectives)
+        study, objectives, parent_run_id = run.study, run.objectives, run.identity.parent_run_id
+        best = studies.best_trials(study, objectives)
         overrides = best[0].system_attrs.get(studies.OVERRIDES) if best else None
         best_yaml = jobs.yaml(list(overrides)) if overrides is not None else None
         if status == "FINISHED" and not best:
@@ -247,3 +216,23 @@ class OptunaSweeperImpl:
         for line in console.summary(study, objectives, best, time.monotonic() - run.started, model_lines,
                                     parent_run_id, ui, dashboard, store):
             log.info(line)
+
+
+def _open_storage(s: Settings) -> tuple[str, optuna.storages.BaseStorage]:
+    """(absolute URL, storage) of ``hydra.sweeper.storage``, its password out of the URL
+    (`without_password`); one line naming it if it cannot open."""
+    given = without_password(s.storage, "hydra.sweeper.storage")
+    try:
+        url = resolve_storage_url(given, PROJECT_ROOT)
+    except OSError as err:
+        raise ConfigError(f"hydra.sweeper.storage={given}: cannot create its folder {err.filename}: "
+                          f"{err.strerror}") from None
+    earlier = Path(url).with_name("optuna.db")
+    if is_journal(url) and not Path(url).exists() and earlier.exists():
+        shown = f"sqlite:///{earlier.relative_to(PROJECT_ROOT) if earlier.is_relative_to(PROJECT_ROOT) else earlier}"
+        log.info("hydra.sweeper.storage=%s is a new journal file; the studies of earlier sweeps are in %s: "
+                 "resume one with hydra.sweeper.storage=%s", given, shown, shown)
+    try:
+        return url, open_storage(url, s.heartbeat_interval, s.grace_period)
+    except Exception as err:
+        raise ConfigError(f"hydra.sweeper.storage={given}: {one_line(err)}") from None
