@@ -20,6 +20,7 @@ from typing import Any, Iterator, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeper.sweep.study import FINISHED, METRICS, RUN_ID
 from sweeper.tracking import quiet_logger
 
 #: How many trials the summary's table lists.
@@ -60,26 +61,14 @@ def top_table(trials: Sequence[FrozenTrial], objectives: Sequence[str], k: int =
         return []
     keys = sorted({key for t in trials for key in t.params})
     differ = [key for key in keys if len({_value(t.params.get(key, "-")) for t in trials}) > 1]
-    header = ["#", *objectives, *_short_names(differ)]
+    last = [key.rsplit(".", 1)[-1] for key in differ]  # optimizer.lr -> lr, unless two keys share it
+    header = ["#", *objectives, *(short if last.count(short) == 1 else key for key, short in zip(differ, last))]
     rows = [[str(t.number), *(f"{v:.6g}" for v in t.values), *(_value(t.params.get(key, "-")) for key in differ)]
             for t in trials]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return ["  " + "  ".join(cell.rjust(w) if i < 1 + len(objectives) else cell.ljust(w)
                              for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
             for row in [header, *rows]]
-
-
-def _short_names(keys: Sequence[str]) -> list[str]:
-    """Each key by its last part (``optimizer.lr`` -> ``lr``) unless two keys share it."""
-    last = [key.rsplit(".", 1)[-1] for key in keys]
-    return [short if last.count(short) == 1 else key for key, short in zip(keys, last)]
-
-
-def ranked(study: optuna.Study) -> list[FrozenTrial]:
-    """A single-objective study's COMPLETE trials, best first."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
-    return sorted(complete, key=lambda t: (sign * t.value, t.number))
 
 
 @contextlib.contextmanager
@@ -99,18 +88,9 @@ def quiet_launcher(launcher: Any, verbose: bool) -> Iterator[None]:
         yield
 
 
-#: The test metric a summary shows beside the objective: what the best trial scores on rows
-#: neither training nor the search saw.
+#: The test metric a summary shows beside the objective (``, test_accuracy=0.961``), unless it is
+#: an objective: what the best trial scores on rows neither training nor the search saw.
 HELD_OUT = ("test_accuracy", "test_rmse")
-
-
-def held_out(metrics: dict, objectives: Sequence[str]) -> str:
-    """``, test_accuracy=0.961`` (a classifier) or ``, test_rmse=2.1e+03`` from a trial's final
-    ``metrics``; empty when it has neither or an objective is one."""
-    for name in HELD_OUT:
-        if name in metrics and name not in objectives:
-            return f", {name}={metrics[name]:.6g}"
-    return ""
 
 
 def summary(
@@ -121,8 +101,6 @@ def summary(
     trials, where the model is, and what shows more (``ui``: `sweeper.tracking.store.ui_links` of
     the parent run, ``dashboard``: optuna-dashboard's storage argument, ``store``: the report's
     ``--tracking-uri`` option or empty)."""
-    from sweeper.sweep.study import FINISHED, METRICS, RUN_ID
-
     states = [t.state for t in study.get_trials(deepcopy=False)]
     counts = ", ".join(f"{states.count(s)} {s.name}" for s in FINISHED)
     lines = [f"sweep '{study.study_name}': {counts} in {duration(seconds)}"]
@@ -130,12 +108,15 @@ def summary(
         lines.append("no trial completed")
     for t in best[:TOP]:
         values = ", ".join(f"{m}={v:.6g}" for m, v in zip(objectives, t.values))
-        values += held_out(t.user_attrs.get(METRICS) or {}, objectives)
+        metrics = t.user_attrs.get(METRICS) or {}
+        values += next((f", {n}={metrics[n]:.6g}" for n in HELD_OUT if n in metrics and n not in objectives), "")
         lines.append(f"{'best' if len(objectives) == 1 else 'pareto'} trial #{t.number}: {values}  "
                      f"(MLflow run {t.user_attrs.get(RUN_ID)})")
     if len(objectives) == 1 and best:
         lines.append("  " + " ".join(f"{k}={v}" for k, v in best[0].params.items()))
-        top = top_table(ranked(study), objectives)
+        sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        top = top_table(sorted(complete, key=lambda t: (sign * t.value, t.number)), objectives)
         if len(top) > 2:  # the top trials and the parameters that differ among them
             lines.extend(top)
     lines.extend(model_lines)
