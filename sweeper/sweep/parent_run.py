@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import optuna
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from sweeper.errors import one_line
 from sweeper.sweep import study as study_attrs
 from sweeper.tracking import parent_run as mlflow_parent, study_plots
+from sweeper.tracking.mlflow_run import flatten
 from sweeper.tracking.parent_run import set_tags
 from sweeper.tracking.tags import STUDY_TAG
 
@@ -88,15 +90,15 @@ def close_finished_children(client: Any, experiment_id: str, parent_run_id: str,
     mlflow_parent.close_children(client, experiment_id, parent_run_id, ended)
 
 
-def _log_best(client: Any, run_id: str, best: list[optuna.trial.FrozenTrial],
-              best_params: dict[str, str] | None) -> None:
+def _log_best(client: Any, run_id: str, best: list[optuna.trial.FrozenTrial], best_config_yaml: str | None) -> None:
     """The best trial (``best[0]``; ``best``: the Pareto front of several objectives) on the
     parent, its config as params under the children's keys: its run's own params (what its data
-    decided: ``objective``, ``data.task``, … resolved from ``auto``); else ``best_params``, the
-    flattened config; else Optuna's parameter names."""
+    decided: ``objective``, ``data.task``, … resolved from ``auto``); else its config
+    flattened; else Optuna's parameter names."""
     first = best[0]
     trial_run_id = first.user_attrs.get(study_attrs.RUN_ID)
-    params = mlflow_parent.run_params(client, trial_run_id) or best_params or first.params
+    config = best_config_yaml and flatten(OmegaConf.to_container(OmegaConf.create(best_config_yaml), resolve=False))
+    params = mlflow_parent.run_params(client, trial_run_id) or config or first.params
     mlflow_parent.log_best(client, run_id, first.number, first.user_attrs.get(study_attrs.METRICS) or {}, params,
                            first.params, trial_run_id, [t.number for t in best] if len(first.values) > 1 else None)
 
@@ -115,13 +117,6 @@ def log_results(
     importances chart) are drawn by ``beside`` (the launcher's, ``sweeper.sweep.launching``: on
     another core) while this process does the rest and then ``meanwhile`` (the best model);
     without it, here. Returns what ``meanwhile`` returned."""
-    from omegaconf import OmegaConf
-
-    from sweeper.tracking.mlflow_run import flatten
-
-    best_params = None
-    if best_config_yaml is not None:
-        best_params = flatten(OmegaConf.to_container(OmegaConf.create(best_config_yaml), resolve=False))
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(
             prefix="sweeper-plots-", ignore_cleanup_errors=True) as elsewhere:
         out = Path(tmp)
@@ -138,16 +133,18 @@ def log_results(
                   (("complete", TrialState.COMPLETE), ("pruned", TrialState.PRUNED), ("failed", TrialState.FAIL))}
         mlflow_parent.retrying(lambda: mlflow_parent.log_counts(client, run_id, counts))
         if complete:
-            mlflow_parent.retrying(lambda: _log_best(client, run_id, best, best_params))
-            if plotted is None:
-                study_plots.write_plots(study, objectives, out)
+            mlflow_parent.retrying(lambda: _log_best(client, run_id, best, best_config_yaml))
             if len(objectives) > 1:
-                _pareto_front(best, objectives).to_csv(out / "pareto_front.csv", index=False)
+                import pandas as pd
+
+                pd.DataFrame([{"number": t.number, "run_id": t.user_attrs.get(study_attrs.RUN_ID),
+                               **dict(zip(objectives, t.values)), **t.params} for t in best]
+                             ).to_csv(out / "pareto_front.csv", index=False)
             if best_config_yaml is not None:
                 (out / "best_config.yaml").write_text(best_config_yaml)
         result = meanwhile() if meanwhile is not None else None
         records = _plots_drawn(plotted, Path(elsewhere), out)
-        if plotted is not None and records is None:
+        if complete and records is None:  # no other process drew them, or it failed
             study_plots.write_plots(study, objectives, out)
         for name, level, message in records or []:
             logging.getLogger(name).log(level, "%s", message)
@@ -174,10 +171,3 @@ def _plots_drawn(plotted: Any, folder: Path, out: Path) -> list[tuple[str, int, 
     for path in folder.iterdir():
         shutil.move(path, out / path.name)
     return records
-
-
-def _pareto_front(front: list[optuna.trial.FrozenTrial], objectives: list[str]) -> Any:
-    import pandas as pd
-
-    return pd.DataFrame([{"number": t.number, "run_id": t.user_attrs.get(study_attrs.RUN_ID),
-                          **dict(zip(objectives, t.values)), **t.params} for t in front])
