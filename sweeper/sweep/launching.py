@@ -25,13 +25,9 @@ def beside(launcher: Any) -> Callable[..., Any] | None:
 
 def stop_jobs(launcher: Any) -> None:
     """Ctrl-C: ask the launcher to stop the jobs it runs in other processes, if it can."""
-    stop = getattr(launcher, "stop_jobs", None)
-    if stop is not None:
-        stop()
+    getattr(launcher, "stop_jobs", lambda: None)()
 
 
 def close(launcher: Any, finished: bool) -> None:
     """Tell the launcher the sweep is over (``finished``) or failed, if it listens: it stops its processes."""
-    closing = getattr(launcher, "close", None)
-    if closing is not None:
-        closing(finished)
+    getattr(launcher, "close", lambda finished: None)(finished)

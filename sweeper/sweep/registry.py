@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable
 
@@ -9,8 +10,12 @@ import optuna
 
 from sweeper.errors import ConfigError
 
+# Where this project's defaults differ from Optuna's, an entry is a functools.partial
+# (hydra.sweeper.*_kwargs win). TPE counts a running trial as the worst value so far, so trials
+# running at once (n_jobs > 1, other workers) are not offered the same point; one trial at a time
+# gets the same suggestions as without it: Optuna 5's default; Optuna 4 (our lowest) did not have it.
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
-    "tpe": optuna.samplers.TPESampler,
+    "tpe": functools.partial(optuna.samplers.TPESampler, constant_liar=True),
     "random": optuna.samplers.RandomSampler,
     "cmaes": optuna.samplers.CmaEsSampler,
     "qmc": optuna.samplers.QMCSampler,
@@ -20,25 +25,10 @@ SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
 
 PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "none": optuna.pruners.NopPruner,
-    "median": optuna.pruners.MedianPruner,
+    # The first epochs of SGD say little about where a run ends, so the median pruner waits a few.
+    "median": functools.partial(optuna.pruners.MedianPruner, n_warmup_steps=5),
     "hyperband": optuna.pruners.HyperbandPruner,
     "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-}
-
-
-# Defaults this project sets over Optuna's, per pruner (hydra.sweeper.pruner_kwargs wins): the
-# first epochs of SGD say little about where a run ends, so the median pruner waits a few.
-PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "median": {"n_warmup_steps": 5},
-}
-
-
-# Defaults this project sets over Optuna's, per sampler (hydra.sweeper.sampler_kwargs wins): TPE
-# counts a running trial as the worst value so far, so trials running at once (n_jobs > 1, other
-# workers) are not offered the same point; one trial at a time gets the same suggestions as
-# without it. Optuna 5's default; Optuna 4 (our lowest) did not have it.
-SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tpe": {"constant_liar": True},
 }
 
 
@@ -66,7 +56,7 @@ def make_sampler(name: str, seed: int | None = None, kwargs: dict[str, Any] | No
             import cmaes  # noqa: F401  (Optuna imports it only at the first relative sample)
         except ImportError:
             raise ConfigError("hydra.sweeper.sampler=cmaes needs the cmaes package: pip install cmaes") from None
-    kwargs = SAMPLER_DEFAULTS.get(str(name).lower(), {}) | dict(kwargs or {})
+    kwargs = dict(kwargs or {})
     if seed is not None and "seed" in inspect.signature(factory).parameters:
         kwargs.setdefault("seed", seed)
     if factory is optuna.samplers.GridSampler:
@@ -76,6 +66,4 @@ def make_sampler(name: str, seed: int | None = None, kwargs: dict[str, Any] | No
 
 def make_pruner(name: str | None, kwargs: dict[str, Any] | None = None) -> optuna.pruners.BasePruner:
     """Build pruner ``name`` (``none`` or null = never prune) with ``kwargs``."""
-    factory = _lookup(PRUNERS, "pruner", name)
-    defaults = PRUNER_DEFAULTS.get("none" if name is None else str(name).lower(), {})
-    return _call(factory, "pruner", str(name), {**defaults, **(kwargs or {})})
+    return _call(_lookup(PRUNERS, "pruner", name), "pruner", str(name), dict(kwargs or {}))

@@ -168,18 +168,13 @@ class Settings:
         pruner = Pruner(str(plain["pruner"]).lower() if plain["pruner"] is not None else "none",
                         plain["pruner_kwargs"] or {})
         pruner.build()  # a bad name or keyword fails here
-        return cls(
-            n_trials=int(plain["n_trials"]), timeout=plain["timeout"], n_jobs=int(plain["n_jobs"]),
-            sampler=Sampler(str(plain["sampler"]), plain["sampler_kwargs"] or {}, plain["seed"]),
-            pruner=pruner, storage=str(plain["storage"]), study_name=plain["study_name"],
-            direction=plain["direction"],
+        typed = {f.name: plain[f.name] for f in dataclasses.fields(cls)}  # by the schema: Hydra checked the types
+        return cls(**typed | dict(
+            sampler=Sampler(str(plain["sampler"]), plain["sampler_kwargs"] or {}, plain["seed"]), pruner=pruner,
             directions=tuple(str(d) for d in plain["directions"]) if plain["directions"] else None,
-            heartbeat_interval=int(plain["heartbeat_interval"]), grace_period=plain["grace_period"],
-            register_model=plain["register_model"], start_from_defaults=bool(plain["start_from_defaults"]),
-            params=plain["params"] or {},
-            validator=_function("validator", plain["validator"]),
+            params=plain["params"] or {}, validator=_function("validator", plain["validator"]),
             preflight=_function("preflight", plain["preflight"]),
-        )
+        ))
 
 
 def _function(key: str, path: str | None) -> Any:

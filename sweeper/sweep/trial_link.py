@@ -105,13 +105,9 @@ def _job_study(storage_url: str, study_name: str, pruner: str) -> tuple[Any, Any
     from sweeper.sweep.storage import open_storage
 
     storage = open_storage(storage_url)
-    study = optuna.load_study(
-        study_name=study_name,
-        storage=storage,
-        # The sweeper samples; the job never does, so the cheapest sampler will do.
-        sampler=optuna.samplers.RandomSampler(),
-        pruner=Pruner.from_text(pruner).build(),
-    )
+    # The sweeper samples; the job never does, so the cheapest sampler will do.
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler(),
+                              pruner=Pruner.from_text(pruner).build())
     return study, storage
 
 
@@ -128,11 +124,5 @@ def current() -> TrialLink | None:
     env = hydra_cfg.job.env_set
     if not env or TRIAL_ID not in env:
         return None
-    return TrialLink(
-        storage_url=str(env[STORAGE]),
-        study_name=str(env[STUDY]),
-        trial_id=int(env[TRIAL_ID]),
-        trial_number=int(env[TRIAL_NUMBER]),
-        parent_run_id=str(env[PARENT_RUN_ID]) or None,
-        pruner=str(env.get(PRUNER) or NO_PRUNER),
-    )
+    return TrialLink(str(env[STORAGE]), str(env[STUDY]), int(env[TRIAL_ID]), int(env[TRIAL_NUMBER]),
+                     str(env[PARENT_RUN_ID]) or None, str(env.get(PRUNER) or NO_PRUNER))
