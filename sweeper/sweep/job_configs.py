@@ -58,8 +58,6 @@ class JobConfigs(Composer):
         groups = {p.key for p in space.params if self.is_group(p.key)}
         return search_space.base_values(space, self.compose_once(space.fixed), groups)
 
-    # -- checking a space ------------------------------------------------------------------
-
     def check(self, space: search_space.SearchSpace) -> search_space.SearchSpace:
         """Fail before any trial if a value of the space cannot make a valid job config; return
         the space to search (without the keys a fixed group option lacks)."""

@@ -63,9 +63,7 @@ class Param:
     def endpoints(self) -> list[Any]:
         """Values that exercise the whole range: every choice, or both ends of an interval."""
         d = self.distribution
-        if isinstance(d, CategoricalDistribution):
-            return list(d.choices)
-        return [d.low, d.high]
+        return list(d.choices) if isinstance(d, CategoricalDistribution) else [d.low, d.high]
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> Any:
         d = self.distribution
@@ -122,10 +120,8 @@ class SearchSpace:
             if p.parent is not None:
                 if p.parent not in chosen:
                     continue  # its parent was itself skipped
-                # Only the options chosen for parents decide which keys exist, so the composed
-                # config depends on those alone and ``compose`` can remember it by them.
-                context = self.fixed + [o for k, o in chosen.items() if k in parents]
-                if not has_key(compose(context), p.key):
+                # Only the options chosen for parents decide which keys exist: ``compose`` remembers them.
+                if not has_key(compose(self.fixed + [o for k, o in chosen.items() if k in parents]), p.key):
                     continue
             chosen[p.key] = p.override(p.suggest(trial))
         return self.fixed + list(chosen.values())
@@ -169,9 +165,7 @@ def describe(d: BaseDistribution) -> str:
         return "choice(" + ",".join(c if isinstance(c, str) else element_str(c) for c in d.choices) + ")"
     if isinstance(d, IntDistribution) and d.step != 1:
         return f"range({d.low},{d.high + 1},{d.step})"
-    text = f"interval({d.low},{d.high})"
-    if isinstance(d, IntDistribution):
-        text = f"int({text})"
+    text = f"int(interval({d.low},{d.high}))" if isinstance(d, IntDistribution) else f"interval({d.low},{d.high})"
     return f"tag(log,{text})" if d.log else text
 
 
@@ -197,8 +191,7 @@ def _distribution(key: str, override: Override) -> tuple[BaseDistribution, dict[
             values = list(override.sweep_iterator())
             if not values:
                 raise ValueError("range() is empty")
-            ints = all(isinstance(v, int) for v in (value.start, value.stop, value.step))
-            if ints and value.step > 0:
+            if all(isinstance(v, int) for v in (value.start, value.stop, value.step)) and value.step > 0:
                 return IntDistribution(values[0], values[-1], step=value.step), {}
             return CategoricalDistribution(values), {}
         if isinstance(value, IntervalSweep):

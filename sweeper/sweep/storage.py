@@ -40,6 +40,7 @@ JOURNAL_LOCK_GRACE_SECONDS = 5
 
 _storages: dict[tuple, optuna.storages.BaseStorage] = {}
 _lock = threading.Lock()
+_lock_engine = functools.cache(sqlalchemy.create_engine)  # budget_lock's pooled engine, one per URL
 
 
 def is_journal(url: str) -> bool:
@@ -80,8 +81,7 @@ def open_storage(
 ) -> optuna.storages.BaseStorage:
     """Open (once per process and URL) the storage ``url`` names (see :func:`resolve_storage_url`).
     A journal file (one machine's processes) has no heartbeats: a dead sweeper's trial is found by
-    its owner's process id. An RDB storage gets a busy timeout on SQLite, heartbeats when
-    ``heartbeat_interval`` is set."""
+    its owner's process id. An RDB storage: SQLite's busy timeout, heartbeats if ``heartbeat_interval``."""
     key = (url,) if is_journal(url) else (url, heartbeat_interval, grace_period)
     with _lock:
         if key not in _storages and is_journal(url):
@@ -138,18 +138,13 @@ def budget_lock(url: str, study_name: str) -> Iterator[bool]:
     """
     parsed = None if is_journal(url) else make_url(url)
     if parsed is not None and parsed.get_backend_name() == "postgresql":
-        with _pg_advisory_lock(_lock_engine(url), study_name):
+        with _pg_advisory_lock(_lock_engine(url, pool_pre_ping=True), study_name):
             yield True
         return
     path = url if parsed is None else parsed.database if parsed.get_backend_name() == "sqlite" else None
     locked = path not in (None, "", ":memory:")
     with filelock.FileLock(f"{path}.sweeper-lock") if locked else contextlib.nullcontext():
         yield locked
-
-
-@functools.cache
-def _lock_engine(url: str) -> sqlalchemy.engine.Engine:
-    return sqlalchemy.create_engine(url, pool_pre_ping=True)
 
 
 def is_storage_failure(error: BaseException) -> bool:

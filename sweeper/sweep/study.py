@@ -41,8 +41,7 @@ METRICS = "metrics"
 RETRY_OF = "failed_trial"
 # Study system attributes.
 PARENT_RUN_ID = "sweeper:parent_run_id"
-# Study user attributes: what the study's trials are about (see check_identity) and the space
-# they were drawn from (see check_space).
+# Study user attributes: what its trials are about (check_identity), the space searched (check_space).
 IDENTITY = "sweeper:identity"
 SPACE = "sweeper:space"
 
