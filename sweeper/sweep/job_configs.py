@@ -17,7 +17,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sweeper.composer import Composer, composition_message, set_value, without_hydra
-from sweeper.errors import ConfigError, SweeperError, one_line, sendable
+from sweeper.errors import ConfigError, SweeperError, one_line
 from sweeper.overrides import check_bool_overrides
 from sweeper.sweep import space as search_space
 from sweeper.sweep.trial_link import IDENTITY_KEYS
@@ -58,8 +58,6 @@ class JobConfigs(Composer):
         groups = {p.key for p in space.params if self.is_group(p.key)}
         return search_space.base_values(space, self.compose_once(space.fixed), groups)
 
-    # -- checking a space ------------------------------------------------------------------
-
     def check(self, space: search_space.SearchSpace) -> search_space.SearchSpace:
         """Fail before any trial if a value of the space cannot make a valid job config; return
         the space to search (without the keys a fixed group option lacks)."""
@@ -80,13 +78,10 @@ class JobConfigs(Composer):
 
         def result() -> search_space.SearchSpace:
             try:
-                outcome = call.result()
+                dropped, notes, composed, groups = call.result()  # or the check's error, raised
             except ChildProcessError as err:  # its process died (killed from outside): check here
                 log.debug("the space check's process ended: checked here (%s)", err)
                 return self.check(space)
-            if isinstance(outcome, BaseException):
-                raise outcome
-            dropped, notes, composed, groups = outcome
             self._composed.update(composed)
             self._groups.update(groups)
             return self._searched(space, dropped, notes)
@@ -94,20 +89,17 @@ class JobConfigs(Composer):
         return result
 
     def _searched(self, space: search_space.SearchSpace, dropped: set[str], notes: list[str]) -> search_space.SearchSpace:
-        """The space to search, the check's lines logged."""
+        """The space to search (``dropped``: keys left out, with the keys conditional on them),
+        the check's lines logged."""
         for note in notes:
             log.info("%s", note)
         self._cache.fixed[:] = space.fixed
-        return space.without(dropped)
+        return search_space.SearchSpace([p for p in space.params if p.key not in dropped], space.fixed)
 
-    def check_outcome(self, space: search_space.SearchSpace) -> Any:
+    def check_outcome(self, space: search_space.SearchSpace) -> tuple[set[str], list[str], dict, dict]:
         """What ``check_beside``'s other process sends back: (dropped keys, notes, the
-        compositions, the group lookups), or the error the check raised."""
-        try:
-            dropped, notes = self._check(space)
-            return dropped, notes, self._composed, self._groups
-        except Exception as err:  # raised again in the sweep's own process
-            return sendable(err)
+        compositions, the group lookups); the launcher sends the check's error back as it is."""
+        return *self._check(space), self._composed, self._groups
 
     def _check(self, space: search_space.SearchSpace) -> tuple[set[str], list[str]]:
         """``check``'s work: (the keys left out of the search, the lines that say why)."""
@@ -190,18 +182,14 @@ class JobConfigs(Composer):
         """Run the app's own check (``hydra.sweeper.validator``). An error ``base`` (the config of
         the space's fixed overrides) has too is reported as it is, not blamed on ``where``."""
         error = self._job_config_error(cfg)
-        if error is None:
-            return
-        if error == self._job_config_error(base):
-            raise ConfigError(error)
-        raise ConfigError(f"{where}: {error}")
+        if error is not None:
+            raise ConfigError(error if error == self._job_config_error(base) else f"{where}: {error}")
 
     def _job_config_error(self, cfg: DictConfig) -> str | None:
         """What ``hydra.sweeper.validator`` says of ``cfg``: None when it passes (or none is set)."""
-        if self._validator is None:
-            return None
         try:
-            self._validator(without_hydra(cfg) if "hydra" in cfg else cfg)
+            if self._validator is not None:
+                self._validator(without_hydra(cfg) if "hydra" in cfg else cfg)
         except SweeperError as err:
             return str(err)
         return None

@@ -58,15 +58,12 @@ class Param:
     fixed_parent: str | None = None  # or, with no swept parent, a fixed key (schedule=cosine)
 
     def override(self, value: Any) -> str:
-        text = self.choice_text.get(value) if isinstance(self.distribution, CategoricalDistribution) else None
-        return f"{self.override_key}={text if text is not None else element_str(value)}"
+        return f"{self.override_key}={self.choice_text.get(value, element_str(value))}"
 
     def endpoints(self) -> list[Any]:
         """Values that exercise the whole range: every choice, or both ends of an interval."""
         d = self.distribution
-        if isinstance(d, CategoricalDistribution):
-            return list(d.choices)
-        return [d.low, d.high]
+        return list(d.choices) if isinstance(d, CategoricalDistribution) else [d.low, d.high]
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> Any:
         d = self.distribution
@@ -83,10 +80,6 @@ class SearchSpace:
 
     params: list[Param]
     fixed: list[str]
-
-    def without(self, dropped: set[str]) -> SearchSpace:
-        """This space without the keys ``dropped`` (which must hold the keys conditional on them)."""
-        return SearchSpace([p for p in self.params if p.key not in dropped], self.fixed)
 
     def described(self) -> dict[str, str]:
         """Each swept key's distribution in the sweep grammar, e.g. ``{"optimizer.lr":
@@ -127,10 +120,8 @@ class SearchSpace:
             if p.parent is not None:
                 if p.parent not in chosen:
                     continue  # its parent was itself skipped
-                # Only the options chosen for parents decide which keys exist, so the composed
-                # config depends on those alone and ``compose`` can remember it by them.
-                context = self.fixed + [o for k, o in chosen.items() if k in parents]
-                if not has_key(compose(context), p.key):
+                # Only the options chosen for parents decide which keys exist: ``compose`` remembers them.
+                if not has_key(compose(self.fixed + [o for k, o in chosen.items() if k in parents]), p.key):
                     continue
             chosen[p.key] = p.override(p.suggest(trial))
         return self.fixed + list(chosen.values())
@@ -174,16 +165,12 @@ def describe(d: BaseDistribution) -> str:
         return "choice(" + ",".join(c if isinstance(c, str) else element_str(c) for c in d.choices) + ")"
     if isinstance(d, IntDistribution) and d.step != 1:
         return f"range({d.low},{d.high + 1},{d.step})"
-    text = f"interval({d.low},{d.high})"
-    if isinstance(d, IntDistribution):
-        text = f"int({text})"
+    text = f"int(interval({d.low},{d.high}))" if isinstance(d, IntDistribution) else f"interval({d.low},{d.high})"
     return f"tag(log,{text})" if d.log else text
 
 
-def has_key(cfg: DictConfig | None, key: str) -> bool:
+def has_key(cfg: DictConfig, key: str) -> bool:
     """Whether dotted ``key`` exists in ``cfg`` (a null value counts as present)."""
-    if cfg is None:
-        return False
     return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False) is not _ABSENT
 
 
@@ -195,22 +182,16 @@ def _distribution(key: str, override: Override) -> tuple[BaseDistribution, dict[
         if unknown:
             raise ValueError(f"{key}: unknown tag '{unknown[0]}'; allowed: log")
         if isinstance(value, ChoiceSweep):
-            choices, text = [], {}
-            for element in value.list:
-                stored = element if element is None or isinstance(element, _OPTUNA_SCALARS) else element_str(element)
-                if stored not in choices:
-                    choices.append(stored)
-                if not isinstance(element, _OPTUNA_SCALARS):
-                    text[stored] = element_str(element)
-            if not choices:
+            stored = [e if e is None or isinstance(e, _OPTUNA_SCALARS) else element_str(e) for e in value.list]
+            if not stored:
                 raise ValueError("choice() needs at least one value")
-            return CategoricalDistribution(choices), text
+            text = {v: element_str(e) for v, e in zip(stored, value.list) if not isinstance(e, _OPTUNA_SCALARS)}
+            return CategoricalDistribution(list(dict.fromkeys(stored))), text
         if isinstance(value, RangeSweep):
             values = list(override.sweep_iterator())
             if not values:
                 raise ValueError("range() is empty")
-            ints = all(isinstance(v, int) for v in (value.start, value.stop, value.step))
-            if ints and value.step > 0:
+            if all(isinstance(v, int) for v in (value.start, value.stop, value.step)) and value.step > 0:
                 return IntDistribution(values[0], values[-1], step=value.step), {}
             return CategoricalDistribution(values), {}
         if isinstance(value, IntervalSweep):
@@ -240,30 +221,18 @@ def parse(params: dict[str, Any] | None, arguments: Iterable[str], parser: Overr
         by_key.pop(override.key_or_group, None)  # later wins, in its new position
         by_key[override.key_or_group] = override
 
-    swept, fixed = [], []
-    for key, override in by_key.items():
-        if override.is_sweep_override():
-            swept.append((key, override))
-        else:
-            fixed.append(f"{override.get_key_element()}={override.get_value_element_as_str()}")
+    swept = {key: override for key, override in by_key.items() if override.is_sweep_override()}
+    fixed = [f"{o.get_key_element()}={o.get_value_element_as_str()}" for k, o in by_key.items() if k not in swept]
 
-    swept_keys = {key for key, _ in swept}
-    fixed_keys = set(by_key) - swept_keys
-
-    def prefix(key: str, keys: set[str]) -> str | None:
-        return max((k for k in keys if key.startswith(k + ".")), key=len, default=None)
+    def prefixes(key: str, keys: Iterable[str]) -> list[str]:
+        return [k for k in keys if key.startswith(k + ".")]
 
     params_out = []
-    for key, override in swept:
+    for key, override in swept.items():
         distribution, text = _distribution(key, override)
-        parent = prefix(key, swept_keys)
-        fixed_parent = None if parent else prefix(key, fixed_keys)
+        parent = max(prefixes(key, swept), key=len, default=None)
+        fixed_parent = None if parent else max(prefixes(key, set(by_key) - set(swept)), key=len, default=None)
         params_out.append(Param(key, override.get_key_element(), distribution, text, parent, fixed_parent))
-    # Parents before children, otherwise in the order given.
-    parents = {p.key: p.parent for p in params_out}
-
-    def level(key: str | None) -> int:
-        return 0 if parents.get(key) is None else 1 + level(parents[key])
-
-    params_out.sort(key=lambda p: level(p.key))
+    # Parents before children, otherwise in the order given: a key's depth is its swept prefixes' count.
+    params_out.sort(key=lambda p: len(prefixes(p.key, swept)))
     return SearchSpace(params_out, fixed)

@@ -16,7 +16,6 @@ import logging
 import os
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -41,6 +40,7 @@ JOURNAL_LOCK_GRACE_SECONDS = 5
 
 _storages: dict[tuple, optuna.storages.BaseStorage] = {}
 _lock = threading.Lock()
+_lock_engine = functools.cache(sqlalchemy.create_engine)  # budget_lock's pooled engine, one per URL
 
 
 def is_journal(url: str) -> bool:
@@ -56,31 +56,24 @@ def resolve_storage_url(url: str, root: str | os.PathLike) -> str:
     created (neither Optuna nor SQLite does). Other URLs (PostgreSQL) are returned unchanged.
     """
     if is_journal(url):
-        path = Path(url).expanduser()
-        path = (path if path.is_absolute() else Path(root) / path).resolve()
+        path = (Path(root) / Path(url).expanduser()).resolve()  # an absolute path stays itself
         path.parent.mkdir(parents=True, exist_ok=True)
         return str(path)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return url
-    if os.path.isabs(parsed.database):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        return url
-    path = Path(root) / parsed.database
+    path = Path(root) / parsed.database  # an absolute database path stays as it is
     path.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.isabs(parsed.database):
+        return url
     return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
 
 
-def _no_sql_fallback_warning(record: logging.LogRecord) -> bool:
-    """Drops Optuna's "Caught an error from sqlalchemy: … Falling back …" warning: a failed query
-    printed with its whole SQL statement (9 lines). If the database is gone, the fallback fails
-    too and the sweep stops with one line naming ``hydra.sweeper.storage``; if not, the fallback
-    answered and there is nothing to tell."""
-    return not record.getMessage().startswith("Caught an error from sqlalchemy")
-
-
+# Optuna's "Caught an error from sqlalchemy: … Falling back …" warning prints a failed query with its
+# whole SQL statement (9 lines). If the database is gone, the fallback fails too and the sweep stops
+# with one line naming ``hydra.sweeper.storage``; if not, the fallback answered: nothing to tell.
 for _handler in logging.getLogger("optuna").handlers:  # Optuna's own handler, made as it was imported
-    _handler.addFilter(_no_sql_fallback_warning)
+    _handler.addFilter(lambda record: not record.getMessage().startswith("Caught an error from sqlalchemy"))
 
 
 def open_storage(
@@ -88,8 +81,7 @@ def open_storage(
 ) -> optuna.storages.BaseStorage:
     """Open (once per process and URL) the storage ``url`` names (see :func:`resolve_storage_url`).
     A journal file (one machine's processes) has no heartbeats: a dead sweeper's trial is found by
-    its owner's process id. An RDB storage gets a busy timeout on SQLite, heartbeats when
-    ``heartbeat_interval`` is set."""
+    its owner's process id. An RDB storage: SQLite's busy timeout, heartbeats if ``heartbeat_interval``."""
     key = (url,) if is_journal(url) else (url, heartbeat_interval, grace_period)
     with _lock:
         if key not in _storages and is_journal(url):
@@ -97,17 +89,14 @@ def open_storage(
             backend = optuna.storages.journal.JournalFileBackend(url, lock_obj=lock)
             _storages[key] = optuna.storages.JournalStorage(backend)
         if key not in _storages:
-            sqlite = make_url(url).get_backend_name() == "sqlite"
             busy = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
-            engine_kwargs = busy if sqlite else {"pool_pre_ping": True}
+            engine_kwargs = busy if make_url(url).get_backend_name() == "sqlite" else {"pool_pre_ping": True}
             # Workers started together on an empty database all create Optuna's tables. On
             # PostgreSQL they take turns (an advisory lock); elsewhere the losers of that race
             # get "already exists" (an integrity or programming error) and succeed on a retry.
             for attempt in range(5):
                 try:
-                    with _schema_lock(url), warnings.catch_warnings():
-                        # Heartbeats are "experimental" in Optuna: nothing a user could act on.
-                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    with _schema_lock(url):  # heartbeats' ExperimentalWarning: the sweep ignores it
                         _storages[key] = optuna.storages.RDBStorage(
                             url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                             grace_period=grace_period, heartbeat_stale_trial_callback=retry)
@@ -121,29 +110,21 @@ def open_storage(
 
 @contextlib.contextmanager
 def _pg_advisory_lock(engine: sqlalchemy.engine.Engine, name: str) -> Iterator[None]:
-    """Hold PostgreSQL's session advisory lock keyed on ``name`` (same name, same lock)."""
+    """Hold PostgreSQL's advisory lock keyed on ``name`` (same name, same lock) while the block
+    runs: a transaction's lock, released as the block ends the connection's transaction."""
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     with engine.connect() as connection:
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        try:
-            yield
-        finally:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        yield
 
 
-@contextlib.contextmanager
-def _schema_lock(url: str) -> Iterator[None]:
+def _schema_lock(url: str) -> contextlib.AbstractContextManager[None]:
     """On PostgreSQL, hold an advisory lock while Optuna creates or checks its tables: on a fresh
     engine without a pool (the process may be a fork of one with pooled connections)."""
     if make_url(url).get_backend_name() != "postgresql":
-        yield
-        return
+        return contextlib.nullcontext()
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with _pg_advisory_lock(engine, "sweeper:optuna-schema"):
-            yield
-    finally:
-        engine.dispose()
+    return _pg_advisory_lock(engine, "sweeper:optuna-schema")
 
 
 @contextlib.contextmanager
@@ -151,30 +132,19 @@ def budget_lock(url: str, study_name: str) -> Iterator[bool]:
     """Hold a lock shared by every worker of ``study_name`` while one counts and asks a trial.
 
     Else workers asking at the same moment ask past ``n_trials`` (Optuna cannot delete a trial).
-    A journal or SQLite file: a file lock beside it. PostgreSQL: a session advisory lock keyed on
-    the study name. Other databases: none (a trial asked past the budget goes back as WAITING).
+    A journal or SQLite file: a file lock beside it. PostgreSQL: an advisory lock keyed on the
+    study name. Other databases: none (a trial asked past the budget goes back as WAITING).
     Yields whether it holds a lock.
     """
-    if is_journal(url):
-        path = url
-    else:
-        parsed = make_url(url)
-        backend = parsed.get_backend_name()
-        if backend == "postgresql":
-            with _pg_advisory_lock(_lock_engine(url), study_name):
-                yield True
-            return
-        path = parsed.database if backend == "sqlite" and parsed.database != ":memory:" else None
-    if not path:
-        yield False
+    parsed = None if is_journal(url) else make_url(url)
+    if parsed is not None and parsed.get_backend_name() == "postgresql":
+        with _pg_advisory_lock(_lock_engine(url, pool_pre_ping=True), study_name):
+            yield True
         return
-    with filelock.FileLock(f"{path}.sweeper-lock"):
-        yield True
-
-
-@functools.cache
-def _lock_engine(url: str) -> sqlalchemy.engine.Engine:
-    return sqlalchemy.create_engine(url, pool_pre_ping=True)
+    path = url if parsed is None else parsed.database if parsed.get_backend_name() == "sqlite" else None
+    locked = path not in (None, "", ":memory:")
+    with filelock.FileLock(f"{path}.sweeper-lock") if locked else contextlib.nullcontext():
+        yield locked
 
 
 def is_storage_failure(error: BaseException) -> bool:
@@ -183,9 +153,8 @@ def is_storage_failure(error: BaseException) -> bool:
     that cannot be removed raises a bare RuntimeError ("did not possess lock") while handling
     the OS's error; Optuna's own refusals (a finished trial updated) are OptunaErrors, and any
     other RuntimeError is not the store's."""
-    if isinstance(error, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError)):
-        return True
-    return type(error) is RuntimeError and isinstance(error.__context__, OSError)
+    return (isinstance(error, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError))
+            or type(error) is RuntimeError and isinstance(error.__context__, OSError))
 
 
 @contextlib.contextmanager

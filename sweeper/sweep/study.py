@@ -9,6 +9,7 @@ running elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -40,8 +41,7 @@ METRICS = "metrics"
 RETRY_OF = "failed_trial"
 # Study system attributes.
 PARENT_RUN_ID = "sweeper:parent_run_id"
-# Study user attributes: what the study's trials are about (see check_identity) and the space
-# they were drawn from (see check_space).
+# Study user attributes: what its trials are about (check_identity), the space searched (check_space).
 IDENTITY = "sweeper:identity"
 SPACE = "sweeper:space"
 
@@ -53,8 +53,7 @@ def objectives_and_directions(
     a multi-objective study; otherwise the single ``objective`` with ``direction`` or its inferred one."""
     if directions:
         metrics = [str(m) for m in directions]
-        bad = [m for m in metrics if m in ("minimize", "maximize")]
-        if bad:
+        if any(m in ("minimize", "maximize") for m in metrics):
             raise ConfigError(
                 "hydra.sweeper.directions lists metric names (e.g. [val_rmse,generalization_gap]);"
                 " each direction is inferred (r2, accuracy, f1_macro, roc_auc -> maximize, else minimize)"
@@ -108,9 +107,7 @@ def check_space(study: optuna.Study, space: dict[str, str]) -> None:
     key, before any trial. A study without the record is compared with its trials' distributions."""
     recorded = study.user_attrs.get(SPACE)
     if recorded is None:
-        recorded = {}
-        for trial in study.get_trials(deepcopy=False):
-            recorded.update({key: describe(d) for key, d in trial.distributions.items()})
+        recorded = {key: describe(d) for t in study.get_trials(deepcopy=False) for key, d in t.distributions.items()}
         if not recorded:
             study.set_user_attr(SPACE, dict(space))
             return
@@ -173,17 +170,15 @@ def mark_owner(storage: optuna.storages.BaseStorage, trial_id: int) -> None:
 
 
 def _owner_is_dead(trial: FrozenTrial) -> bool:
-    if trial.system_attrs.get(OWNER_HOST) != socket.gethostname():
-        return False  # another machine: only its heartbeat can tell
     pid = trial.system_attrs.get(OWNER_PID)
-    if pid is None or pid == os.getpid():
-        return False
+    if trial.system_attrs.get(OWNER_HOST) != socket.gethostname() or pid in (None, os.getpid()):
+        return False  # another machine (only its heartbeat can tell), no owner, or this process
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except PermissionError:
-        return False
+    except PermissionError:  # alive, another user's
+        pass
     return False
 
 
@@ -209,20 +204,17 @@ def fail_orphaned_trials(
     failed = []
     now = datetime.datetime.now()
     grace = UNOWNED_GRACE_SECONDS if unowned_after is None else unowned_after
-    study_id = None
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         unowned = (OWNER_PID not in trial.system_attrs and trial.datetime_start is not None
                    and (now - trial.datetime_start).total_seconds() >= grace)
         if unowned or _owner_is_dead(trial):
-            study_id = study_id if study_id is not None else storage.get_study_id_from_name(study.study_name)
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            try:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(
+                storage.get_study_id_from_name(study.study_name), trial.number)
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # another worker was first
                 storage.set_trial_user_attr(trial_id, REASON, "its sweeper process died")
                 if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                     failed.append(trial)
                     retry(study, trial)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # another worker got there first
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     optuna.storages.fail_stale_trials(study)
     after = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
@@ -232,8 +224,7 @@ def fail_orphaned_trials(
 
 def heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
     """Seconds between heartbeats of ``storage``, or None when it has none (a journal file)."""
-    interval = getattr(storage, "get_heartbeat_interval", None)  # a database storage's
-    return interval() if interval is not None else None
+    return getattr(storage, "get_heartbeat_interval", lambda: None)()  # a database storage's
 
 
 def is_retried(failed: FrozenTrial) -> bool:
@@ -256,26 +247,20 @@ def retry(study: optuna.Study, failed: FrozenTrial) -> None:
         ))
 
 
-def _counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The finished trials that count towards ``n_trials``: a retried FAIL counts through its retry."""
-    retried = {t.system_attrs.get(RETRY_OF) for t in trials}
-    return [t for t in trials if t.state in FINISHED and t.number not in retried]
-
-
-def count(study: optuna.Study) -> tuple[int, int]:
-    """(counted finished, running) trials in the study."""
+def count(study: optuna.Study, below: int | None = None) -> tuple[int, int]:
+    """(counted finished, running) trials in the study; running ones numbered ``below`` it only,
+    when given. A retried FAIL counts through its retry."""
     trials = study.get_trials(deepcopy=False)
-    running = sum(t.state == TrialState.RUNNING for t in trials)
-    return len(_counted(trials)), running
+    retried = {t.system_attrs.get(RETRY_OF) for t in trials}
+    finished = sum(t.state in FINISHED and t.number not in retried for t in trials)
+    return finished, sum(t.state == TrialState.RUNNING and (below is None or t.number < below) for t in trials)
 
 
 def within_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
     """Whether ``trial``, just asked, fits in ``n_trials``: the counted finished trials plus the
     running ones numbered before it leave room. Workers that asked at the same moment all see the
     same trials, so exactly the lowest numbers run and the others are handed back."""
-    trials = study.get_trials(deepcopy=False)
-    ahead = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
-    return len(_counted(trials)) + ahead < n_trials
+    return sum(count(study, below=trial.number)) < n_trials
 
 
 class Heartbeat:
@@ -290,10 +275,8 @@ class Heartbeat:
     def _run(self) -> None:
         while True:
             for trial_id in self._ids:
-                try:
+                with contextlib.suppress(Exception):  # a transient database error must not kill the sweep
                     self._storage.record_heartbeat(trial_id)
-                except Exception:  # a transient database error must not kill the sweep
-                    pass
             if self._stop.wait(self._interval):
                 return
 
