@@ -18,20 +18,3 @@ from sweeper.data.missing import Missing
 from sweeper.data.preprocessor import DTYPES, Preprocessor, check_max_categories
 from sweeper.data.split import check_split, split_indices
 from sweeper.data.target import TARGET_SCALINGS, TASKS, check_stratify
-
-__all__ = [
-    "DTYPES",
-    "TARGET_SCALINGS",
-    "TASKS",
-    "Dataset",
-    "Missing",
-    "Preprocessor",
-    "check_dialect",
-    "check_max_categories",
-    "check_split",
-    "check_stratify",
-    "load_dataset",
-    "read_csv",
-    "sha256_file",
-    "split_indices",
-]

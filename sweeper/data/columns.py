@@ -41,9 +41,7 @@ MISSING_LABEL = "<missing>"
 #: The label of the categories grouped by ``data.max_categories``.
 OTHER_LABEL = "<other>"
 
-_ISO_DATE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
-)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 

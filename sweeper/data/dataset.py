@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -159,6 +158,10 @@ def _shown(fill: object) -> str:
     return f"{fill:.6g}" if isinstance(fill, float) else str(fill)
 
 
+#: The last dataset `load_dataset` made, under its arguments and its file's (path, size, mtime_ns).
+_last: dict[tuple, Dataset] = {}
+
+
 def load_dataset(
     path: str | Path,
     target: str,
@@ -199,43 +202,19 @@ def load_dataset(
     """
     resolved = resolve_path(path)
     stat = resolved.stat()
-    return _load_dataset(
-        str(resolved), (stat.st_size, stat.st_mtime_ns), target,
-        None if features is None else tuple(str(f) for f in features),
-        tuple(str(c) for c in categorical), target_scaling, test_size, val_size, shuffle, seed, dtype,
-        tuple(str(d) for d in drop), missing, max_categories, sep, encoding,
-        tuple(str(v) for v in na_values), str(task), stratify,
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def _load_dataset(
-    path: str,
-    stamp: tuple[int, int],
-    target: str,
-    features: tuple[str, ...] | None,
-    categorical: tuple[str, ...],
-    target_scaling: str,
-    test_size: float,
-    val_size: float,
-    shuffle: bool,
-    seed: int,
-    dtype: str,
-    drop: tuple[str, ...],
-    missing: Missing,
-    max_categories: int,
-    sep: str | None,
-    encoding: str | None,
-    na_values: tuple[str, ...],
-    task: str,
-    stratify: str | bool,
-) -> Dataset:
-    """``load_dataset`` for a resolved path; ``stamp`` (the file's size and mtime_ns) only keys the cache."""
+    features = None if features is None else tuple(str(f) for f in features)
+    categorical = tuple(str(c) for c in categorical)
+    drop = tuple(str(d) for d in drop)
+    na_values = tuple(str(v) for v in na_values)
+    task = str(task)
+    key = (resolved, stat.st_size, stat.st_mtime_ns, target, features, categorical, target_scaling, test_size,
+           val_size, shuffle, seed, dtype, drop, missing, max_categories, sep, encoding, na_values, task, stratify)
+    cached = _last.get(key)
+    if cached is not None:
+        return cached
     out_dtype = check_dtype(dtype)
     check_max_categories(max_categories)  # before the file is read (Preprocessor checks it again)
-    resolved = Path(path)
     frame = read_csv(resolved, sep=sep, encoding=encoding, na_values=na_values)
-    dialect = dict(frame.attrs) | {"na_values": list(na_values)}
     source = resolved.name
     check_columns(frame, [target], "data.target", source)
     check_columns(frame, drop, "data.drop", source)
@@ -269,7 +248,7 @@ def _load_dataset(
     indices = {split: found.keep[positions[split]] for split in SPLITS}
     for array in [*arrays.values(), *indices.values()]:
         array.flags.writeable = False
-    return Dataset(
+    dataset = Dataset(
         **arrays,
         feature_names=tuple(preprocessor.feature_names),
         preprocessor=preprocessor,
@@ -281,10 +260,13 @@ def _load_dataset(
         dropped_rows=found.dropped_rows,
         dropped_columns=tuple(drop),
         missing=found.missing,
-        dialect=dialect,
+        dialect=dict(frame.attrs) | {"na_values": list(na_values)},
         stratified=stratified,
         whole_number_levels=_whole_number_levels(kept_target) if task == "regression" else 0,
     )
+    _last.clear()
+    _last[key] = dataset
+    return dataset
 
 
 #: Up to this many distinct whole-number targets, a regression says how to classify them instead.

@@ -18,6 +18,7 @@ from sweeper.data.columns import (
     OneHotColumn,
     date_cells,
     fill_cells,
+    label_array,
     label_cells,
     numeric_cells,
 )
@@ -127,10 +128,6 @@ class Preprocessor:
         return [name for column in self.columns for name in column.output_names]
 
     @property
-    def n_inputs(self) -> int:
-        return len(self.feature_names)
-
-    @property
     def classifies(self) -> bool:
         """Whether the target is a class (``task="classification"``)."""
         return self.task == "classification"
@@ -155,7 +152,7 @@ class Preprocessor:
         if pd.isna(y).any():
             raise DataError(f"target column '{self.target}' has missing values in the training rows")
         if self.classifies:
-            self.labels = Labels.fit(y)
+            self.labels = Labels(label_array(y))
         else:
             self.target_shift, self.target_scale = fit_target_scaling(self.target_scaling, y)
         self.fitted = True
@@ -191,7 +188,7 @@ class Preprocessor:
         cells = {column.name: self._cells(frame[column.name]) for column in self.columns}
         self._check_unfillable(cells)
         if not len(frame):
-            return np.zeros((0, self.n_inputs), dtype=out_dtype)
+            return np.zeros((0, len(self.feature_names)), dtype=out_dtype)
         blocks = [column.transform(cells[column.name]) for column in self.columns]
         return np.ascontiguousarray(np.hstack(blocks), dtype=out_dtype)
 

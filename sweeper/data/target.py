@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 
-from sweeper.data.columns import label_array, label_cells, label_text, looks_numeric
+from sweeper.data.columns import label_cells, label_text, looks_numeric
 from sweeper.errors import ConfigError, DataError
 
 
@@ -25,24 +25,17 @@ def _minmax(y: np.ndarray) -> tuple[float, float]:
     return low, (high - low) if high != low else 1.0
 
 
-def _none(y: np.ndarray) -> tuple[float, float]:
-    """The identity: y' = y."""
-    return 0.0, 1.0
-
-
 TARGET_SCALINGS: dict[str, Callable[[np.ndarray], tuple[float, float]]] = {
     "standard": _standard,
     "minmax": _minmax,
-    "none": _none,
+    "none": lambda y: (0.0, 1.0),  # the identity: y' = y
 }
 
 
 def fit_target_scaling(name: str, y: np.ndarray) -> tuple[float, float]:
     """(shift, scale) of scaling `name` fitted on training targets `y` of shape (n,)."""
     if name not in TARGET_SCALINGS:
-        raise ConfigError(
-            f"data.target_scaling: unknown value {name!r}; allowed: {', '.join(TARGET_SCALINGS)}"
-        )
+        raise ConfigError(f"data.target_scaling: unknown value {name!r}; allowed: {', '.join(TARGET_SCALINGS)}")
     return TARGET_SCALINGS[name](np.asarray(y, dtype=np.float64))
 
 
@@ -106,15 +99,6 @@ class Labels:
     def __init__(self, classes: np.ndarray) -> None:
         self.classes = np.asarray(classes)
 
-    @classmethod
-    def fit(cls, cells: np.ndarray) -> "Labels":
-        """Classes of the typed training ``cells`` (no missing cell)."""
-        return cls(label_array(cells))
-
-    @property
-    def numeric(self) -> bool:
-        return self.classes.dtype.kind == "f"
-
     def names(self) -> list[str]:
         """The classes as text (``3.0`` → ``3``), in code order."""
         return [label_text(c) for c in self.classes]
@@ -143,6 +127,6 @@ class Labels:
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Labels (n,) of ``codes``: int64 for whole-number classes, float64 for others, str for text."""
         labels = self.classes[np.asarray(codes, dtype=np.int64)]
-        if self.numeric and np.all(np.mod(self.classes, 1) == 0):
-            return labels.astype(np.int64)
-        return labels.astype(object) if not self.numeric else labels
+        if self.classes.dtype.kind != "f":
+            return labels.astype(object)
+        return labels.astype(np.int64) if np.all(np.mod(self.classes, 1) == 0) else labels
