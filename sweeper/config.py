@@ -346,14 +346,12 @@ def output_activation_for(name: str, task: str, n_classes: int = 0) -> str:
     classes, as scikit-learn's MLPClassifier, and softmax (K outputs) with more."""
     if task == "regression":
         allowed = ("identity", "tanh", "sigmoid")
-        if name == "auto":
-            return "identity"
         why = "softmax outputs class probabilities (classification)"
     else:
         allowed = ("sigmoid", "softmax") if n_classes == 2 else ("softmax",)
-        if name == "auto":
-            return allowed[0]
         why = f"a classifier of {n_classes} classes outputs probabilities"
+    if name == "auto":
+        return allowed[0]
     if name not in allowed:
         raise ConfigError(
             f"model.output_activation: {name!r} does not fit data.task={task} ({why}); allowed: auto, {', '.join(allowed)}"
