@@ -149,9 +149,7 @@ class LocalLauncher(Launcher):
         process or an idle worker (``fn`` and ``args`` pickle). None where nothing can run it."""
         if self.composer is None:
             context = processes.fork_context()
-            if context is None:
-                return None
-            return processes.ForkedCall(context, fn, args, then=self._warm_up)
+            return None if context is None else processes.ForkedCall(context, fn, args, then=self._warm_up)
         executor = self.workers if self.workers is not None else self.drawer
         if executor is None or (self.workers is not None and self.workers.closed):
             return None

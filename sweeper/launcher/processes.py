@@ -84,10 +84,8 @@ class ForkedCall:
     @staticmethod
     def _child(send: Any, fn: Callable[..., Any], args: tuple) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        with send:
             send.send(_outcome(fn, args))
-        finally:
-            send.close()
 
     def result(self) -> Any:
         """``fn``'s result (its error raised); ChildProcessError if the process died first."""
