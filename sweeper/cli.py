@@ -10,6 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeper import errors
+from sweeper.launcher.processes import start_up
 
 
 def run_main(main: Callable[[], object]) -> None:
@@ -79,7 +80,5 @@ class PasswordsOut(Callback):
 def run_command(main: Callable[[], object]) -> None:
     """``run_main`` as a whole process (``python -m sweeper``): the command's end is the
     process's, its garbage collector off while it starts (``sweeper.launcher.processes.start_up``)."""
-    from sweeper.launcher.processes import start_up
-
     with start_up():
         run_main(main)

@@ -64,8 +64,6 @@ class _Cache:
     fixed: list[str] = dataclasses.field(default_factory=list)  # overrides every job starts with, if known
 
 
-#: One cache per sweep config (the object Hydra gives the sweeper and its launcher): the
-#: sweeper's check composes each group option once, and the launcher's job configs reuse them.
 _caches: weakref.WeakKeyDictionary[DictConfig, _Cache] = weakref.WeakKeyDictionary()
 
 

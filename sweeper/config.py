@@ -165,8 +165,7 @@ def schedule_schema(name: str) -> type:
     return dataclasses.make_dataclass(f"{title}Schedule", fields)
 
 
-# --- ranges: sweeper.data's checks name the key themselves; sweeper.nn's and sweeper.train's
-# RangeError names their argument, which `_named_by_keys` turns into the config key.
+# --- ranges: sweeper.data's checks name the key themselves; sweeper.nn's and sweeper.train's don't.
 
 
 def _one_of(key: str, value: Any, names) -> None:
@@ -253,10 +252,9 @@ def _check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
 def validate(cfg: Any) -> None:
     """Check every value of a composed config; raise ConfigError naming the first bad key.
 
-    Types were already checked by Hydra against ``Config``; this checks ranges, names and the
-    keys of the chosen schedule. The registries of ``sweeper.nn`` and ``sweeper.data`` are the
-    allowed names; the objects a run builds from the config (schedule, optimiser, early stopping)
-    are built here too, and what needs the data is checked by its owner's ``check_*`` function.
+    The registries of ``sweeper.nn`` and ``sweeper.data`` are the allowed names; the objects a run
+    builds from the config (schedule, optimiser, early stopping) are built here too, and what
+    needs the data is checked by its owner's ``check_*`` function.
     """
     from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS, Missing, check_dialect, check_max_categories
     from sweeper.data import TASKS, check_split, check_stratify
@@ -346,14 +344,12 @@ def output_activation_for(name: str, task: str, n_classes: int = 0) -> str:
     classes, as scikit-learn's MLPClassifier, and softmax (K outputs) with more."""
     if task == "regression":
         allowed = ("identity", "tanh", "sigmoid")
-        if name == "auto":
-            return "identity"
         why = "softmax outputs class probabilities (classification)"
     else:
         allowed = ("sigmoid", "softmax") if n_classes == 2 else ("softmax",)
-        if name == "auto":
-            return allowed[0]
         why = f"a classifier of {n_classes} classes outputs probabilities"
+    if name == "auto":
+        return allowed[0]
     if name not in allowed:
         raise ConfigError(
             f"model.output_activation: {name!r} does not fit data.task={task} ({why}); allowed: auto, {', '.join(allowed)}"

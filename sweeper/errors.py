@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import io
 import os
+import pickle
 import re
 import shutil
 import sys
@@ -81,21 +82,16 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
-#: The longest cell value an error line shows; a longer one is cut, with an ellipsis.
-SHOWN_CHARACTERS = 60
-
-
 def shown(value: object) -> str:
-    """``repr(value)`` for an error line, cut to `SHOWN_CHARACTERS` with ``…`` at the end: a
-    cell of a CSV may be megabytes long, and the line must stay one line a terminal can show."""
+    """``repr(value)`` for an error line, cut to 60 characters with ``…`` at the end: a cell of
+    a CSV may be megabytes long, and the line must stay one line a terminal can show."""
     text = repr(value)
-    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS - 1] + "…"
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def one_line(error: BaseException) -> str:
     """``Type: first line of the message``, for reasons and messages that must stay on one line."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__
 
 
 def first_line(error: BaseException) -> str:
@@ -108,8 +104,6 @@ def sendable(error: Exception) -> Exception:
     """``error`` as another process can receive it through a pipe: itself when it comes out of
     pickle as it went in, else a RuntimeError holding its line (an exception whose ``__init__``
     takes other arguments than its message pickles, but does not unpickle)."""
-    import pickle
-
     try:
         if type(pickle.loads(pickle.dumps(error))) is type(error):
             return error

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Quote, QuotedString
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,8 +25,6 @@ def check_bool_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
     only a node typed bool turns a value that is not a bool into one) must be one of those, or
     ConfigError names the key.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         if override.is_delete() or override.is_sweep_override():
             continue

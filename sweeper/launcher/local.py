@@ -33,7 +33,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from sweeper.composer import Composer
-from sweeper.errors import ConfigError, one_line
+from sweeper.errors import one_line
 from sweeper.launcher import processes
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,7 @@ class LocalLauncher(Launcher):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
         if self.n_jobs > 1:  # its worker processes start now, beside the sweep's checks
-            try:
-                self.workers = processes.Workers(self.n_jobs, hydra_context, processes.task_reference(task_function))
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
+            self.workers = processes.Workers(self.n_jobs, hydra_context, processes.task_reference(task_function))
         elif processes.forks():  # one trial at a time here: its picture is drawn on the idle core
             self.drawer = processes.Drawer()
             self.drawing = Drawing(self.drawer)
@@ -152,9 +149,7 @@ class LocalLauncher(Launcher):
         process or an idle worker (``fn`` and ``args`` pickle). None where nothing can run it."""
         if self.composer is None:
             context = processes.fork_context()
-            if context is None:
-                return None
-            return processes.ForkedCall(context, fn, args, then=self._warm_up)
+            return None if context is None else processes.ForkedCall(context, fn, args, then=self._warm_up)
         executor = self.workers if self.workers is not None else self.drawer
         if executor is None or (self.workers is not None and self.workers.closed):
             return None

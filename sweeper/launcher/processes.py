@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import HydraContext
 
 from sweeper import stop
-from sweeper.errors import JobLost, failed_job, job_error, one_line, sendable
+from sweeper.errors import ConfigError, JobLost, failed_job, job_error, one_line, sendable
 
 #: What a job imports (a run's own imports are lazy, so --help stays light); a missing one is skipped.
 JOB_IMPORTS = ("numpy", "pandas", "mlflow", "mlflow.tracking", "sqlalchemy.orm", "alembic.command",
@@ -84,10 +84,8 @@ class ForkedCall:
     @staticmethod
     def _child(send: Any, fn: Callable[..., Any], args: tuple) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        with send:
             send.send(_outcome(fn, args))
-        finally:
-            send.close()
 
     def result(self) -> Any:
         """``fn``'s result (its error raised); ChildProcessError if the process died first."""
@@ -182,15 +180,10 @@ def _draw(conn: Any, sweepers_end: Any) -> None:
     sweepers_end.close()
     gc.freeze()  # what the sweeper (or the fork server) imported stays: no collection walks it again
     gc.enable()  # forked from a sweep still starting: the start-up had turned it off
-    while True:
-        try:
+    with contextlib.suppress(EOFError, OSError):  # the sweeper's end closed
+        while True:
             fn, args = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
             conn.send(_outcome(fn, args))
-        except (EOFError, OSError):
-            return
 
 
 class _Call(NamedTuple):
@@ -274,7 +267,13 @@ class Workers:
             self.idle.put(worker)
             return ret
         process.join(timeout=5)  # an interrupted worker ends after sending its result
-        self._retire(process, conn)
+        conn.close()  # forget it, and start another unless the sweep is stopping
+        with self.lock:
+            self.busy.discard(process)
+            if worker in self.all:
+                self.all.remove(worker)
+            if not self.closed:
+                self._replace()
         if ret is None:
             ret = failed_job(JobLost(
                 f"its worker process (pid {process.pid}) ended without a result (exit code {process.exitcode})"))
@@ -306,16 +305,6 @@ class Workers:
 
         threading.Thread(target=call, name="sweeper-worker-call", daemon=True).start()
         return future
-
-    def _retire(self, process: Any, conn: Any) -> None:
-        """Forget a worker that ended, and start another unless the sweep is stopping."""
-        conn.close()
-        with self.lock:
-            self.busy.discard(process)
-            if (process, conn) in self.all:
-                self.all.remove((process, conn))
-            if not self.closed:
-                self._replace()
 
     def stop_jobs(self, timeout: float = 15) -> None:
         """Interrupt the running jobs (Ctrl-C): each worker's trial ends as an interrupted one
@@ -357,34 +346,29 @@ def _serve(conn: Any, hydra_context: HydraContext, task: tuple[str, str], single
     # Hydra's singletons as the sweeper has them, with this process's OmegaConf resolvers
     # (Hydra's, registered by setup_globals; the app's, on its import).
     Singleton.set_state({**Singleton.get_state(), "instances": singletons})
-    while True:
-        try:
+    with contextlib.suppress(EOFError, OSError, KeyboardInterrupt):  # the sweeper closed, ended or stopped it
+        while True:
             message = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
-            return
-        if isinstance(message, _Call):
-            try:
+            if isinstance(message, _Call):
                 conn.send(_outcome(message.fn, message.args))
+                continue
+            cfg, environment = message
+            os.environ.update(environment)
+            interrupted = False
+            try:
+                ret = run_job(hydra_context=hydra_context, task_function=task_function, config=cfg,
+                              job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+            except KeyboardInterrupt:
+                ret = failed_job(JobLost(INTERRUPTED))
+                interrupted = True
+            try:
+                conn.send(ret)
             except (EOFError, OSError, KeyboardInterrupt):
+                raise
+            except Exception as err:  # a result that does not pickle
+                conn.send(failed_job(RuntimeError(f"the job's result could not be sent back: {one_line(err)}")))
+            if interrupted:
                 return
-            continue
-        cfg, environment = message
-        os.environ.update(environment)
-        interrupted = False
-        try:
-            ret = run_job(hydra_context=hydra_context, task_function=task_function, config=cfg,
-                          job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
-        except KeyboardInterrupt:
-            ret = failed_job(JobLost(INTERRUPTED))
-            interrupted = True
-        try:
-            conn.send(ret)
-        except (EOFError, OSError, KeyboardInterrupt):
-            return
-        except Exception as err:  # a result that does not pickle
-            conn.send(failed_job(RuntimeError(f"the job's result could not be sent back: {one_line(err)}")))
-        if interrupted:
-            return
 
 
 #: Why the sweeper stopped this worker's job: Ctrl-C, unless the watcher found the sweeper gone.
@@ -413,8 +397,8 @@ def task_reference(task_function: Callable[..., Any]) -> tuple[str, str]:
     module, name = task_function.__module__, task_function.__qualname__
     found = getattr(importlib.import_module(module), name, None) if "<" not in name else None
     if found is None or inspect.unwrap(found) is not task_function:
-        raise ValueError(f"hydra.sweeper.n_jobs > 1 runs jobs in worker processes, which import the task "
-                         f"function: {module}.{name} is not importable (define it at a module's top level)")
+        raise ConfigError(f"hydra.sweeper.n_jobs > 1 runs jobs in worker processes, which import the task "
+                          f"function: {module}.{name} is not importable (define it at a module's top level)")
     return module, name
 
 

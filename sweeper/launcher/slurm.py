@@ -82,9 +82,9 @@ def job_return(job: Any, overrides: Sequence[str]) -> JobReturn:
     from submitit.core.utils import FailedJobError, UncompletedJobError
 
     job.wait()  # until its result file appears, or sacct says it ended
-    if not job.paths.result_pickle.exists() and _end_state(job) != "COMPLETED":
-        return _failed(overrides, _lost(job))  # job.results() would wait 15 s for a result file
     try:
+        if not job.paths.result_pickle.exists() and _end_state(job) != "COMPLETED":
+            raise UncompletedJobError()  # job.results() would wait 15 s for a result file
         return job.results()[0]
     except FailedJobError as err:  # a subclass of UncompletedJobError: first
         # submitit's message: the traceback between two rules of dashes, then where the logs are.
@@ -92,20 +92,13 @@ def job_return(job: Any, overrides: Sequence[str]) -> JobReturn:
         rules = [i for i, line in enumerate(lines) if line == RULE]
         trace = [line for line in lines[rules[0] + 1:rules[1]] if line] if len(rules) >= 2 else []
         last = trace[-1] if trace else "see its log"
-        return _failed(overrides, RuntimeError(f"its SLURM job {job.job_id} failed: {last}"))
-    except UncompletedJobError:  # COMPLETED, yet no result file came
-        return _failed(overrides, _lost(job))
+        error: BaseException = RuntimeError(f"its SLURM job {job.job_id} failed: {last}")
+    except UncompletedJobError:  # killed, or COMPLETED yet no result file came
+        error = JobLost(f"its SLURM job {job.job_id} ended {_end_state(job)} without a result")
+    ret = failed_job(error)
+    ret.overrides = list(overrides)
+    return ret
 
 
 def _end_state(job: Any) -> str:
     return (job.state or "UNKNOWN").split()[0]  # sacct's "CANCELLED by 0" -> CANCELLED
-
-
-def _lost(job: Any) -> JobLost:
-    return JobLost(f"its SLURM job {job.job_id} ended {_end_state(job)} without a result")
-
-
-def _failed(overrides: Sequence[str], error: BaseException) -> JobReturn:
-    ret = failed_job(error)
-    ret.overrides = list(overrides)
-    return ret
