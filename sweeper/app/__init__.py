@@ -13,6 +13,3 @@ from sweeper.app.artifacts import log_run_model
 from sweeper.app.entry import CONFIG_DIR, format_result, main
 from sweeper.app.job import COMPLETE, FAIL, PRUNED, SPLITS, load_data, network_targets, run
 from sweeper.app.preflight import preflight
-
-__all__ = ["CONFIG_DIR", "COMPLETE", "FAIL", "PRUNED", "SPLITS", "format_result", "load_data", "log_run_model",
-           "main", "network_targets", "preflight", "run"]

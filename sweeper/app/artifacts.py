@@ -29,6 +29,8 @@ def write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, resul
     which logs it to the run itself. A plot that cannot be drawn costs the run its picture,
     never its other artifacts.
     """
+    import pandas as pd
+
     from sweeper.tracking import plots
     from sweeper.tracking.model_file import save_model
 
@@ -43,26 +45,17 @@ def write_artifacts(folder: Path, cfg: DictConfig, dataset: Any, net: Any, resul
             print(f"warning: loss_curves.png not drawn: {one_line(error)}", file=sys.stderr)
     if with_model:
         save_model(folder / "model.npz", net, dataset.preprocessor, cfg.model)
-        if dataset.task == "classification":
-            _write_confusion_matrix(folder, net, dataset)
-
-def _write_confusion_matrix(folder: Path, net: Any, dataset: Any) -> None:
-    """confusion_matrix.csv (true class per row, predicted per column, with names) and .png,
-    on the test rows."""
-    import pandas as pd
-
-    from sweeper.tracking.plots import confusion_matrix, plot_confusion_matrix
-
-    names = dataset.classes
-    matrix = confusion_matrix(dataset.codes("test"), predicted_codes(net.forward(dataset.X_test)), len(names))
-    frame = pd.DataFrame(matrix, index=pd.Index(names, name="true \\ predicted"), columns=names)
-    frame.to_csv(folder / "confusion_matrix.csv")
-    try:
-        accuracy = matrix.trace() / max(matrix.sum(), 1)
-        plot_confusion_matrix(matrix, names, folder / "confusion_matrix.png",
-                              f"Test rows: {matrix.sum()}, accuracy {accuracy:.3f}")
-    except Exception as error:
-        print(f"warning: confusion_matrix.png not drawn: {one_line(error)}", file=sys.stderr)
+    if with_model and dataset.task == "classification":  # true class per row, predicted per column
+        names = dataset.classes
+        matrix = plots.confusion_matrix(dataset.codes("test"), predicted_codes(net.forward(dataset.X_test)), len(names))
+        frame = pd.DataFrame(matrix, index=pd.Index(names, name="true \\ predicted"), columns=names)
+        frame.to_csv(folder / "confusion_matrix.csv")
+        try:
+            accuracy = matrix.trace() / max(matrix.sum(), 1)
+            plots.plot_confusion_matrix(matrix, names, folder / "confusion_matrix.png",
+                                        f"Test rows: {matrix.sum()}, accuracy {accuracy:.3f}")
+        except Exception as error:
+            print(f"warning: confusion_matrix.png not drawn: {one_line(error)}", file=sys.stderr)
 
 def predicted_codes(outputs: Any) -> Any:
     """The most probable class (n,) of a classifier's outputs (p > ½ for one sigmoid output)."""

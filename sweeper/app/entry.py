@@ -8,13 +8,11 @@ from typing import Any, Mapping
 import hydra
 from omegaconf import DictConfig
 
-from sweeper import CONF_DIR
+from sweeper import CONF_DIR as CONFIG_DIR
 from sweeper.app import job
-from sweeper.app.job import FAIL, SPLITS
+from sweeper.app.job import CURVE_METRICS, FAIL, SPLITS
 from sweeper.errors import SweeperError, exit_for
 from sweeper.overrides import check_bool_overrides
-
-CONFIG_DIR = CONF_DIR
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
@@ -60,8 +58,7 @@ def format_result(result: Mapping[str, Any], cfg: DictConfig) -> str:
                 f"{split:6}{metrics[f'{split}_rmse']:>14.6g}{metrics[f'{split}_mae']:>14.6g}"
                 f"{metrics[f'{split}_r2']:>10.4f}"
             )
-    extra = ("best_epoch", "epochs_run", "generalization_gap", "train_seconds")
-    lines.append("  ".join(f"{k}={metrics[k]:.6g}" for k in extra if k in metrics))
+    lines.append("  ".join(f"{k}={metrics[k]:.6g}" for k in CURVE_METRICS if k in metrics and k != "val_loss"))
     objective = str(result.get("objective", cfg.objective))  # cfg's may say auto
     if objective in metrics:
         lines.append(f"objective {objective} = {metrics[objective]:.6g}")

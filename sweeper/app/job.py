@@ -47,6 +47,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     import numpy as np
     from threadpoolctl import threadpool_limits
 
+    from sweeper.app.progress import Progress
     from sweeper.nn import SGD, make_schedule
     from sweeper.tracking.mlflow_run import flatten
     from sweeper.train import FAILED, STOPPED, EarlyStopping, fit
@@ -87,7 +88,12 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         callbacks = [_CurveLogger(mlrun, dataset)]
         if link is not None:
             callbacks.append(lambda log: link.report(log.epoch, _objective_value(cfg.objective, log, dataset)))
-        progress = _progress(cfg.train.epochs, link, terminal)
+        progress = None  # the epochs shown to a user watching, or a sweep's trial after 10 s
+        if terminal:
+            progress = Progress(cfg.train.epochs, sys.stderr, live=sys.stderr.isatty())
+        elif link is not None:
+            progress = Progress(cfg.train.epochs, sys.stdout, live=False, label=f"trial {link.trial_number}",
+                                after=10.0)
         if progress is not None:
             callbacks.append(progress)
         started = time.perf_counter()
@@ -244,16 +250,6 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
         if is_store_failure(error):
             raise store_error("mlflow.tracking_uri", uri, "starting a run", error) from None
         raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(error)}") from None
-
-def _progress(epochs: int, link: Any, terminal: bool) -> Any:
-    """The callback that shows this run's epochs (`sweeper.app.progress.Progress`), or None."""
-    from sweeper.app.progress import Progress
-
-    if terminal:
-        return Progress(epochs, sys.stderr, live=sys.stderr.isatty())
-    if link is not None:
-        return Progress(epochs, sys.stdout, live=False, label=f"trial {link.trial_number}", after=10.0)
-    return None
 
 class _CurveLogger:
     """Trainer callback: buffers ``train_loss``, ``val_loss``, ``test_loss``, ``lr`` (and for a

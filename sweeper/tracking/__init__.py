@@ -4,6 +4,7 @@ Importing this package does not import MLflow; the functions that need it import
 """
 
 import contextlib
+import importlib
 import logging
 import os
 from typing import Any, Iterator
@@ -50,7 +51,6 @@ from sweeper.tracking.store import (
     get_or_create_experiment,
     reach_database,
     tracking_uri,
-    without_password,
 )
 
 
@@ -60,8 +60,6 @@ def import_store(config: Any) -> None:
     """Import MLflow's client and, for a database URI, SQLAlchemy's ORM and Alembic (what
     MLflow's SQL store is built on): ~1.4 s of the sweep's start that touches no store
     (``connect`` then opens it), run while the space is checked."""
-    import importlib
-
     from mlflow import MlflowClient  # noqa: F401
     from omegaconf import OmegaConf
 

@@ -4,9 +4,8 @@ The model is MLflow's *models from code*: ``pyfunc_model.py`` plus the run's ``m
 its one artifact (nothing is pickled), and the modules of ``sweeper`` it runs (``SERVING_CODE``)
 as ``code_paths``, so it loads where ``sweeper`` is not installed. Its signature has no input
 schema: MLflow's column types cannot say "a number, maybe as int, with holes or as text", so the
-model checks cells itself (docs/reliability.md, "The model takes rows with holes"). A regression
-model predicts a float64 array (n,); a classifier a DataFrame with the ``prediction`` (the most
-probable class's label) and one ``probability_<class>`` column per class.
+model checks cells itself (docs/reliability.md, "The model takes rows with holes"); what it
+predicts is its ``signature``'s output.
 """
 
 from __future__ import annotations
@@ -109,12 +108,27 @@ def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str
 
 def log_best_model(client: Any, run_id: str, best_run_id: str, trial_number: int, tracking_uri: str,
                    register_as: str | None) -> list[str]:
-    """Log the best trial's network (its MLflow run ``best_run_id``) as the sweep's parent run
-    ``run_id``'s MLflow Model ``model`` and register it as ``register_as`` (a new version each
-    time a sweep ends) when set; the summary's lines that say where it is."""
+    """Log the best trial's network (its MLflow run ``best_run_id``, its ``model.npz``) as the
+    sweep's parent run ``run_id``'s MLflow Model ``model`` and register it as ``register_as`` (a
+    new version each time a sweep ends) when set; the summary's lines that say where it is.
+
+    Nothing is logged when that trial's model is already the parent's (a resumed sweep whose
+    best did not change, another worker that got there first); one that cannot be logged is a
+    warning line saying why."""
     import mlflow
 
-    uri = _log_model_of(client, run_id, best_run_id, tracking_uri)
+    uri = None
+    parent = client.get_run(run_id)
+    if parent.data.tags.get(MODEL_OF_TAG) != best_run_id:
+        try:
+            with tempfile.TemporaryDirectory(prefix="sweeper-best-") as folder:
+                npz = client.download_artifacts(best_run_id, "model.npz", folder)
+                info = json.loads(Path(client.download_artifacts(best_run_id, "data.json", folder)).read_text())
+                uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info)
+        except Exception as err:
+            log.warning("the best model was not logged to the parent run: %s", str(err).splitlines()[0])
+        else:
+            client.set_tag(run_id, MODEL_OF_TAG, best_run_id)
     lines = [f"best model: runs:/{run_id}/model (trial #{trial_number})"]
     if register_as:
         try:
@@ -124,23 +138,3 @@ def log_best_model(client: Any, run_id: str, best_run_id: str, trial_number: int
         except Exception as err:
             log.warning("hydra.sweeper.register_model=%s: not registered: %s", register_as, one_line(err))
     return lines
-
-
-def _log_model_of(client: Any, run_id: str, best_run_id: str, tracking_uri: str) -> str | None:
-    """Log run ``best_run_id``'s network (its ``model.npz``) as the parent run's MLflow Model
-    ``model``; returns the model's URI, or None when that trial's model is already the parent's
-    (a resumed sweep whose best did not change, another worker that got there first) or cannot
-    be logged (a warning line says why)."""
-    parent = client.get_run(run_id)
-    if parent.data.tags.get(MODEL_OF_TAG) == best_run_id:
-        return None
-    try:
-        with tempfile.TemporaryDirectory(prefix="sweeper-best-") as folder:
-            npz = client.download_artifacts(best_run_id, "model.npz", folder)
-            info = json.loads(Path(client.download_artifacts(best_run_id, "data.json", folder)).read_text())
-            uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info)
-    except Exception as err:
-        log.warning("the best model was not logged to the parent run: %s", str(err).splitlines()[0])
-        return None
-    client.set_tag(run_id, MODEL_OF_TAG, best_run_id)
-    return uri

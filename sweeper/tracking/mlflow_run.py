@@ -47,36 +47,28 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+_found: dict[str, str] | None = None
+
+
 def environment_tags() -> dict[str, str]:
     """Who ran what (MLflow's user and source tags: the UI's User and Source columns), the git
     commit of the project (when it is a git checkout) and the key library versions, as this
     process found them first: the code a process runs is what it imported when it
     started, whatever is committed or edited in the checkout later. (Two ``git`` processes and
-    four package lookups, ~6 ms, once per process instead of once per run.)"""
+    four package lookups, ~6 ms, once per process instead of once per run.)
+
+    The source is the command this process runs: ``python -m sweeper``, ``python -m
+    sweeper.rerun``, or a console script's name (``sweeper``)."""
     global _found
-    if _found is None or (GIT_COMMIT_TAG not in _found and _in_checkout()):
-        _found = _environment_tags()  # git failed (a timeout): tried again at the next run
-    return dict(_found)
-
-
-def _in_checkout() -> bool:
-    return CHECKOUT is not None and (CHECKOUT / ".git").exists()
-
-
-_found: dict[str, str] | None = None
-
-
-def source_name() -> str:
-    """The command this process runs: ``python -m sweeper``, ``python -m sweeper.rerun``, or a
-    console script's name (``sweeper``)."""
+    in_checkout = CHECKOUT is not None and (CHECKOUT / ".git").exists()
+    if _found is not None and (GIT_COMMIT_TAG in _found or not in_checkout):
+        return dict(_found)  # else git failed (a timeout): tried again at the next run
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if spec is not None and spec.name:
-        return "python -m " + spec.name.removesuffix(".__main__")
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
-
-
-def _environment_tags() -> dict[str, str]:
-    tags = {SOURCE_NAME_TAG: source_name(), SOURCE_TYPE_TAG: "LOCAL"}
+        source = "python -m " + spec.name.removesuffix(".__main__")
+    else:
+        source = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    tags = {SOURCE_NAME_TAG: source, SOURCE_TYPE_TAG: "LOCAL"}
     try:
         tags[USER_TAG] = getpass.getuser()
     except Exception:  # no user name in the environment nor the password database (a container)
@@ -86,7 +78,7 @@ def _environment_tags() -> dict[str, str]:
             tags[f"sweeper.version.{name}"] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    if _in_checkout():
+    if in_checkout:
         git = {"cwd": CHECKOUT, "capture_output": True, "text": True, "timeout": 5, "check": True}
         try:
             commit = subprocess.run(["git", "rev-parse", "HEAD"], **git).stdout.strip()
@@ -96,7 +88,8 @@ def _environment_tags() -> dict[str, str]:
                 tags[GIT_DIRTY_TAG] = str(bool(dirty.strip())).lower()
         except (OSError, subprocess.SubprocessError):
             pass
-    return tags
+    _found = tags
+    return dict(_found)
 
 
 class MlflowRun:

@@ -69,8 +69,7 @@ def predict(net: Any, preprocessor: Any, frame: Any) -> np.ndarray:
     any other column are ignored): ŷ = inverse_target(net.forward(preprocessor.transform(frame))).
     For a classifier, the most probable class's label per row (`predict_proba` gives all)."""
     if preprocessor.classifies:
-        proba = predict_proba(net, preprocessor, frame)
-        return preprocessor.labels.decode(np.argmax(proba, axis=1))
+        return preprocessor.labels.decode(np.argmax(predict_proba(net, preprocessor, frame), axis=1))
     X = _inputs(net, preprocessor, frame)
     if not len(X):
         return np.zeros(0)

@@ -66,9 +66,7 @@ def write_plots(study: optuna.Study, objectives: list[str], out: Path) -> None:
     front), and the parameter importances (``importances``: their JSON and chart)."""
     from optuna.visualization import matplotlib as vis
 
-    target = {}
-    if len(objectives) > 1:
-        target = {"target": lambda t: t.values[0], "target_name": objectives[0]}
+    target = {"target": lambda t: t.values[0], "target_name": objectives[0]} if len(objectives) > 1 else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's matplotlib backend is "experimental"
         _plot(vis.plot_optimization_history, out / "optimization_history.png", study=study, **target)
