@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Mapping
 
 from sweeper.errors import ArgumentParser, SweeperError
-from sweeper.tracking.tags import FAIL_REASON_TAG, RERUN_OF_TAG, STATE_TAG
+from sweeper.tracking import existing_store
+from sweeper.tracking.tags import BEST_RUN_TAG, FAIL_REASON_TAG, RERUN_OF_TAG, STATE_TAG, STUDY_TAG
 
 #: Metrics that legitimately change between identical runs.
 UNCOMPARED = frozenset({"train_seconds"})
@@ -77,7 +78,6 @@ def load_logged_run(client, run_id: str, folder: Path):
     from omegaconf import OmegaConf
 
     from sweeper.config import Config
-    from sweeper.tracking.tags import BEST_RUN_TAG, STUDY_TAG
 
     try:
         run = client.get_run(run_id)
@@ -116,7 +116,6 @@ def rerun(run_id: str, uri: str | None, check: bool = False, rtol: float = 0.0) 
     """Rerun ``run_id`` from the store at ``uri`` (None: the default store); return the exit
     status (see module doc). A store that does not exist is refused, never created."""
     from sweeper.app import FAIL, format_result, run
-    from sweeper.tracking import existing_store
 
     client, uri = existing_store(uri)
     with tempfile.TemporaryDirectory(prefix="sweeper-rerun-") as folder:

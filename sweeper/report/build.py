@@ -139,6 +139,3 @@ def log_to_mlflow(report: Report) -> None:
     client = MlflowClient(tracking_uri=report.trials.info["tracking_uri"])
     for path in report.files:
         client.log_artifact(report.trials.info["sweep_id"], str(path), artifact_path=ARTIFACT_PATH)
-
-
-__all__ = ["ARTIFACT_PATH", "Report", "display_table", "log_to_mlflow", "stdout_table", "write_report"]

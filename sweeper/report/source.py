@@ -14,6 +14,7 @@ from typing import Any
 
 from sweeper import CONF_DIR
 from sweeper.errors import SweeperError, one_line
+from sweeper.tracking import existing_store
 from sweeper.tracking.tags import PARENT_TAG, STUDY_TAG
 
 #: The per-epoch curves the report needs (step = epoch); ``lr`` is not read.
@@ -149,8 +150,6 @@ def load_sweep(tracking_uri: str | None = None, *, experiment: str | None = None
     A run with children is a sweep; a run tagged ``sweeper.study`` without children is a sweep
     with no trials yet (an error); any other run is reported on its own, as one row.
     """
-    from sweeper.tracking import existing_store
-
     try:
         client, uri = existing_store(tracking_uri)
     except SweeperError as error:
