@@ -129,12 +129,10 @@ def rerun(run_id: str, uri: str | None, check: bool = False, rtol: float = 0.0) 
         return 1 if result["state"] == FAIL else 0
 
     old, new = original.data.metrics, client.get_run(result["run_id"]).data.metrics
-    different = differing_metrics(old, new, rtol)
-    ending = differing_end(original.data.tags, result)
-    if ending:
+    if ending := differing_end(original.data.tags, result):
         print(f"check FAILED: run {result['run_id']} ended differently from run {run_id}: {ending}", file=sys.stderr)
         return 1
-    if different:
+    if different := differing_metrics(old, new, rtol):
         details = ", ".join(f"{name} ({old.get(name)!r} -> {new.get(name)!r})" for name in different)
         pruned = original.data.tags.get(STATE_TAG) == "PRUNED"
         note = " (the original was PRUNED by its sweep; a rerun trains to the end)" if pruned else ""
