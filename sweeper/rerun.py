@@ -98,29 +98,22 @@ def load_logged_run(client, run_id: str, folder: Path):
     return run, cfg, data_info
 
 
-def check_data_unchanged(path: str, data_info: Mapping, run_id: str) -> None:
-    """RerunRefused unless the file at ``path`` still has the SHA-256 logged in data.json."""
-    from sweeper.data import sha256_file
-
-    if not Path(path).is_file():
-        raise RerunRefused(f"data file {path} of run {run_id} no longer exists")
-    logged, now = data_info.get("sha256"), sha256_file(path)
-    if logged != now:
-        raise DataChanged(
-            f"data file {path} has changed since run {run_id} "
-            f"(sha256 {now[:12]}… now, {str(logged)[:12]}… logged); refusing to rerun"
-        )
-
-
 def rerun(run_id: str, uri: str | None, check: bool = False, rtol: float = 0.0) -> int:
     """Rerun ``run_id`` from the store at ``uri`` (None: the default store); return the exit
     status (see module doc). A store that does not exist is refused, never created."""
     from sweeper.app import FAIL, format_result, run
+    from sweeper.data import sha256_file
 
     client, uri = existing_store(uri)
     with tempfile.TemporaryDirectory(prefix="sweeper-rerun-") as folder:
         original, cfg, data_info = load_logged_run(client, run_id, Path(folder))
-    check_data_unchanged(str(cfg.data.path), data_info, run_id)
+    path = str(cfg.data.path)  # refused unless the file still has the SHA-256 logged in data.json
+    if not Path(path).is_file():
+        raise RerunRefused(f"data file {path} of run {run_id} no longer exists")
+    logged, now = data_info.get("sha256"), sha256_file(path)
+    if logged != now:
+        raise DataChanged(f"data file {path} has changed since run {run_id} "
+                          f"(sha256 {now[:12]}… now, {str(logged)[:12]}… logged); refusing to rerun")
     cfg.mlflow.tracking_uri = uri  # log the rerun next to the original
 
     result = run(cfg, run_name=f"rerun-of-{run_id[:8]}", tags={RERUN_OF_TAG: run_id}, terminal=True)

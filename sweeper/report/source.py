@@ -20,7 +20,6 @@ from sweeper.tracking.tags import PARENT_TAG, STUDY_TAG
 #: The per-epoch curves the report needs (step = epoch); ``lr`` is not read.
 CURVES = ("train_loss", "val_loss", "test_loss")
 
-_PAGE_SIZE = 1000
 _HISTORY_THREADS = 8  # histories are independent reads; threads hide an HTTP store's latency
 
 
@@ -117,7 +116,7 @@ def child_runs(client: Any, parent: Any) -> list[Any]:
             [parent.info.experiment_id],
             filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
             order_by=["attributes.start_time ASC"],
-            max_results=_PAGE_SIZE,
+            max_results=1000,
             page_token=token,
         )
         runs.extend(page)
