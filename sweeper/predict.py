@@ -19,6 +19,8 @@ import sys
 from typing import Any, TextIO
 
 from sweeper.errors import ArgumentParser, SweeperError, one_line
+from sweeper.tracking import existing_store
+from sweeper.tracking.tags import PARENT_TAG, TRIAL_TAG
 
 PREDICTION = "prediction"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -35,10 +37,9 @@ def model_uri(model: str) -> str:
 
 def load(uri: str, tracking: str | None) -> Any:
     """The pyfunc model at ``uri`` from the store ``tracking`` (None: the default store, which
-    must exist); PredictError naming it if absent."""
+    must exist); PredictError naming it if absent. A sweep's trial (which logs no model) is told
+    where its sweep's best model is."""
     import mlflow
-
-    from sweeper.tracking import existing_store
 
     client, tracking = existing_store(tracking)
     mlflow.set_tracking_uri(tracking)
@@ -46,23 +47,16 @@ def load(uri: str, tracking: str | None) -> Any:
     try:
         return mlflow.pyfunc.load_model(uri)
     except Exception as err:
-        raise PredictError(_why_not_loaded(client, uri, tracking, one_line(err))) from None
-
-
-def _why_not_loaded(client: Any, uri: str, tracking: str, error: str) -> str:
-    """One line for a model that would not load; a sweep's trial (which logs no model) is told
-    where its sweep's best model is."""
-    from sweeper.tracking.tags import PARENT_TAG, TRIAL_TAG
-
+        error = one_line(err)
     if uri.startswith("runs:/"):
         try:
             tags = client.get_run(uri.split("/")[1]).data.tags
         except Exception:
             tags = {}
         if TRIAL_TAG in tags and PARENT_TAG in tags:
-            return (f"MODEL {uri}: run {uri.split('/')[1]} is trial {tags[TRIAL_TAG]} of a sweep, and trials log no "
-                    f"model; the sweep's best is runs:/{tags[PARENT_TAG]}/model")
-    return f"MODEL {uri}: cannot be loaded from {tracking}: {error}"
+            raise PredictError(f"MODEL {uri}: run {uri.split('/')[1]} is trial {tags[TRIAL_TAG]} of a sweep, and "
+                               f"trials log no model; the sweep's best is runs:/{tags[PARENT_TAG]}/model")
+    raise PredictError(f"MODEL {uri}: cannot be loaded from {tracking}: {error}")
 
 
 def predict_csv(model: Any, path: str) -> tuple[Any, dict[str, float] | None]:

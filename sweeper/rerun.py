@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Mapping
 
 from sweeper.errors import ArgumentParser, SweeperError
-from sweeper.tracking.tags import FAIL_REASON_TAG, RERUN_OF_TAG, STATE_TAG
+from sweeper.tracking import existing_store
+from sweeper.tracking.tags import BEST_RUN_TAG, FAIL_REASON_TAG, RERUN_OF_TAG, STATE_TAG, STUDY_TAG
 
 #: Metrics that legitimately change between identical runs.
 UNCOMPARED = frozenset({"train_seconds"})
@@ -77,7 +78,6 @@ def load_logged_run(client, run_id: str, folder: Path):
     from omegaconf import OmegaConf
 
     from sweeper.config import Config
-    from sweeper.tracking.tags import BEST_RUN_TAG, STUDY_TAG
 
     try:
         run = client.get_run(run_id)
@@ -98,30 +98,22 @@ def load_logged_run(client, run_id: str, folder: Path):
     return run, cfg, data_info
 
 
-def check_data_unchanged(path: str, data_info: Mapping, run_id: str) -> None:
-    """RerunRefused unless the file at ``path`` still has the SHA-256 logged in data.json."""
-    from sweeper.data import sha256_file
-
-    if not Path(path).is_file():
-        raise RerunRefused(f"data file {path} of run {run_id} no longer exists")
-    logged, now = data_info.get("sha256"), sha256_file(path)
-    if logged != now:
-        raise DataChanged(
-            f"data file {path} has changed since run {run_id} "
-            f"(sha256 {now[:12]}… now, {str(logged)[:12]}… logged); refusing to rerun"
-        )
-
-
 def rerun(run_id: str, uri: str | None, check: bool = False, rtol: float = 0.0) -> int:
     """Rerun ``run_id`` from the store at ``uri`` (None: the default store); return the exit
     status (see module doc). A store that does not exist is refused, never created."""
     from sweeper.app import FAIL, format_result, run
-    from sweeper.tracking import existing_store
+    from sweeper.data import sha256_file
 
     client, uri = existing_store(uri)
     with tempfile.TemporaryDirectory(prefix="sweeper-rerun-") as folder:
         original, cfg, data_info = load_logged_run(client, run_id, Path(folder))
-    check_data_unchanged(str(cfg.data.path), data_info, run_id)
+    path = str(cfg.data.path)  # refused unless the file still has the SHA-256 logged in data.json
+    if not Path(path).is_file():
+        raise RerunRefused(f"data file {path} of run {run_id} no longer exists")
+    logged, now = data_info.get("sha256"), sha256_file(path)
+    if logged != now:
+        raise DataChanged(f"data file {path} has changed since run {run_id} "
+                          f"(sha256 {now[:12]}… now, {str(logged)[:12]}… logged); refusing to rerun")
     cfg.mlflow.tracking_uri = uri  # log the rerun next to the original
 
     result = run(cfg, run_name=f"rerun-of-{run_id[:8]}", tags={RERUN_OF_TAG: run_id}, terminal=True)
@@ -130,12 +122,10 @@ def rerun(run_id: str, uri: str | None, check: bool = False, rtol: float = 0.0) 
         return 1 if result["state"] == FAIL else 0
 
     old, new = original.data.metrics, client.get_run(result["run_id"]).data.metrics
-    different = differing_metrics(old, new, rtol)
-    ending = differing_end(original.data.tags, result)
-    if ending:
+    if ending := differing_end(original.data.tags, result):
         print(f"check FAILED: run {result['run_id']} ended differently from run {run_id}: {ending}", file=sys.stderr)
         return 1
-    if different:
+    if different := differing_metrics(old, new, rtol):
         details = ", ".join(f"{name} ({old.get(name)!r} -> {new.get(name)!r})" for name in different)
         pruned = original.data.tags.get(STATE_TAG) == "PRUNED"
         note = " (the original was PRUNED by its sweep; a rerun trains to the end)" if pruned else ""

@@ -54,6 +54,3 @@ def build_report(sweep_id: str | None = None, tracking_uri: str | None = None, *
     if log:
         log_to_mlflow(report)
     return report
-
-
-__all__ = ["build_report", "load_trials"]

@@ -38,20 +38,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _check_writable(out: Path) -> None:
-    """OSError naming the folder unless ``out`` can be created or written, checked before the
-    store is read (a probe folder made and removed in its nearest existing parent)."""
-    existing = next(p for p in [out.absolute(), *out.absolute().parents] if p.exists())
-    if not existing.is_dir():
-        raise OSError(errno.ENOTDIR, "not a folder", str(existing))
-    os.rmdir(tempfile.mkdtemp(prefix=".sweeper-probe-", dir=existing))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.out:
-            _check_writable(Path(args.out))
+        if args.out:  # OSError naming the folder unless --out can be made or written, before the store is read
+            out = Path(args.out).absolute()
+            existing = next(p for p in [out, *out.parents] if p.exists())
+            if not existing.is_dir():
+                raise OSError(errno.ENOTDIR, "not a folder", str(existing))
+            os.rmdir(tempfile.mkdtemp(prefix=".sweeper-probe-", dir=existing))  # a probe in its nearest existing parent
         report = build_report(args.sweep, args.tracking_uri, experiment=args.experiment, top=args.top,
                               out=args.out, log=not args.no_log)
     except (SweeperError, OSError) as error:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from sweeper.report import findings, importance, plots
 from sweeper.report.html import render
-from sweeper.report.task import METRIC_NAMES, Task
+from sweeper.report.task import METRIC_NAMES
 from sweeper.report.trials import Trials
 
 #: Where the files go in the parent run's artifacts.
@@ -89,19 +89,14 @@ def stdout_table(trials: Trials, k: int) -> str:
     if top.empty:
         lines.append("no finished trial")
     else:
-        lines.append(f"top {len(top)} by {trials.objective} ({_legend(trials.task)})")
+        task = trials.task  # val→test is named only when it compares another metric than the table shows (log loss)
+        flattery = METRIC_NAMES[task.flattery]
+        val_test = "" if task.flattery == task.score else f"val→test = (test − val) / val {flattery}; "
+        lines.append(f"top {len(top)} by {trials.objective} (gap = val − train {task.loss} at the best epoch; "
+                     f"{val_test}rise = how much val {task.loss} rose from the best epoch to the last; "
+                     "saving = share of the epoch budget early stopping saved, – where it was off)")
         lines.append(display_table(trials, top, knobs=False).to_string(index=False))
     return "\n".join(lines)
-
-
-def _legend(task: Task) -> str:
-    """What the table's gap, val→test, rise and saving columns mean; val→test is named only when
-    it compares a metric other than the one the table shows (log loss beside accuracy)."""
-    shown = task.flattery == task.score
-    val_test = "" if shown else f"val→test = (test − val) / val {METRIC_NAMES[task.flattery]}; "
-    return (f"gap = val − train {task.loss} at the best epoch; {val_test}"
-            f"rise = how much val {task.loss} rose from the best epoch to the last; "
-            "saving = share of the epoch budget early stopping saved, – where it was off")
 
 
 def write_report(trials: Trials, folder: Path, k: int = 5) -> Report:
@@ -139,6 +134,3 @@ def log_to_mlflow(report: Report) -> None:
     client = MlflowClient(tracking_uri=report.trials.info["tracking_uri"])
     for path in report.files:
         client.log_artifact(report.trials.info["sweep_id"], str(path), artifact_path=ARTIFACT_PATH)
-
-
-__all__ = ["ARTIFACT_PATH", "Report", "display_table", "log_to_mlflow", "stdout_table", "write_report"]

@@ -150,7 +150,12 @@ def overall_findings(trials: Trials) -> list[str]:
         out.append(f"The best trial ({trial_name(best)}) reached {name} {best['objective_value']:.4g}{at}.")
     elif len(finished):
         out.append(f"No finished trial has a finite {name}: none is ranked.")
-    out += _not_logged(finished)
+    missing = finished[list(LOGGED)].isna().sum()
+    missing = missing[missing > 0]
+    if not missing.empty:
+        listed = ", ".join(f"{name} ({n} of {len(finished)})" for name, n in missing.items())
+        out.append(f"Some finished runs did not log {listed}: their cells are empty and the statistics leave them "
+                   "out (runs logged by an older sweeper).")
     if len(finished) < MIN_FINISHED:
         return out
 
@@ -169,36 +174,18 @@ def overall_findings(trials: Trials) -> list[str]:
     if (past == 0).any():
         out.append(f"{int((past == 0).sum())} of {len(past)} finished trials were still improving on validation at "
                    "their last epoch: more epochs may help.")
-    out += _validation_rise(finished)
+    # Validation loss rising past the best epoch measures overfitting, over the trials that trained past it.
+    rise = finished.dropna(subset=["val_loss_rise"])
+    rise = rise[rise["best_epoch"] < rise["epochs_run"]]
+    if not rise.empty:
+        most = rise.loc[rise["val_loss_rise"].idxmax()]
+        several = len(rise) > 1
+        trained = f"{len(rise)} finished trial{'s' * several} that trained past {'their' if several else 'its'}"
+        out.append(f"In the {trained} best epoch, validation loss rose a median {rise['val_loss_rise'].median():.1%} "
+                   f"by the last epoch (the most: {trial_name(most)}, {most['val_loss_rise']:+.1%}).")
     if finished["val_test_gap"].notna().sum() >= MIN_FINISHED:
         out += _validation_vs_test(trials)
     return out
-
-
-def _validation_rise(finished: pd.DataFrame) -> list[str]:
-    """How much validation loss rose between the best epoch and the last (``val_loss_rise``, a measure
-    of overfitting), over the finished trials that trained past their best epoch."""
-    rise = finished.dropna(subset=["val_loss_rise"])
-    rise = rise[rise["best_epoch"] < rise["epochs_run"]]
-    if rise.empty:
-        return []
-    most = rise.loc[rise["val_loss_rise"].idxmax()]
-    several = len(rise) > 1
-    trained = f"{len(rise)} finished trial{'s' * several} that trained past {'their' if several else 'its'}"
-    return [f"In the {trained} best epoch, validation loss rose a median {rise['val_loss_rise'].median():.1%} by the "
-            f"last epoch (the most: {trial_name(most)}, {most['val_loss_rise']:+.1%})."]
-
-
-def _not_logged(finished: pd.DataFrame) -> list[str]:
-    """A note naming the per-run numbers some finished runs did not log (runs of an older sweeper):
-    their cells stay empty and the statistics leave them out."""
-    missing = finished[list(LOGGED)].isna().sum()
-    missing = missing[missing > 0]
-    if missing.empty:
-        return []
-    listed = ", ".join(f"{name} ({n} of {len(finished)})" for name, n in missing.items())
-    return [f"Some finished runs did not log {listed}: their cells are empty and the statistics leave them out "
-            "(runs logged by an older sweeper)."]
 
 
 def selection_excess(selected: float, unselected: pd.Series) -> float | None:

@@ -47,9 +47,6 @@ FORMULAS = {
                 "are noisy: read the trial counts in brackets.",
 }
 
-_STUDY_TAGS = ((STUDY_TAG, "study"), (SAMPLER_TAG, "sampler"), (PRUNER_TAG, "pruner"))
-
-
 def formulas(task: Task) -> dict[str, str]:
     """The glossary of ``task``'s report: ``FORMULAS`` filled in, then the task's own entries
     (for classification: the cross-entropy curves, accuracy and log loss)."""
@@ -57,16 +54,12 @@ def formulas(task: Task) -> dict[str, str]:
     return {**{name: text.format(**fill) for name, text in FORMULAS.items()}, **task.glossary}
 
 
-#: Display columns whose cells wrap (the others keep each cell on one line).
-WRAPPED = ("params",)
-
-
 def _rows(frame: pd.DataFrame) -> dict[str, Any]:
     """A display table (strings) for the template: its columns, each column's class (``num`` or
-    ``text``: a column mostly of numbers is right-aligned; ``wrap``: a ``WRAPPED`` one) and its
-    rows of cells."""
+    ``text``: a column mostly of numbers is right-aligned; ``wrap``: ``params``, the one whose cells
+    wrap) and its rows of cells."""
     return {"columns": list(frame.columns),
-            "align": {c: "wrap" if c in WRAPPED else _align(frame[c]) for c in frame.columns},
+            "align": {c: "wrap" if c == "params" else _align(frame[c]) for c in frame.columns},
             "cells": [list(row.items()) for _, row in frame.iterrows()]}
 
 
@@ -89,7 +82,8 @@ def render(trials: Trials, top: pd.DataFrame, every: pd.DataFrame, findings: Seq
         title=f"{kind} report: {info.get('experiment', '')}",
         kind=kind,
         info=info,
-        study=[(label, info[key]) for key, label in _STUDY_TAGS if info.get(key)],
+        study=[(label, info[key]) for key, label in ((STUDY_TAG, "study"), (SAMPLER_TAG, "sampler"),
+                                                     (PRUNER_TAG, "pruner")) if info.get(key)],
         objective=trials.objective,
         direction="maximised" if trials.maximize else "minimised",
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -14,12 +14,12 @@ from typing import Any
 
 from sweeper import CONF_DIR
 from sweeper.errors import SweeperError, one_line
+from sweeper.tracking import existing_store
 from sweeper.tracking.tags import PARENT_TAG, STUDY_TAG
 
 #: The per-epoch curves the report needs (step = epoch); ``lr`` is not read.
 CURVES = ("train_loss", "val_loss", "test_loss")
 
-_PAGE_SIZE = 1000
 _HISTORY_THREADS = 8  # histories are independent reads; threads hide an HTTP store's latency
 
 
@@ -116,7 +116,7 @@ def child_runs(client: Any, parent: Any) -> list[Any]:
             [parent.info.experiment_id],
             filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
             order_by=["attributes.start_time ASC"],
-            max_results=_PAGE_SIZE,
+            max_results=1000,
             page_token=token,
         )
         runs.extend(page)
@@ -149,8 +149,6 @@ def load_sweep(tracking_uri: str | None = None, *, experiment: str | None = None
     A run with children is a sweep; a run tagged ``sweeper.study`` without children is a sweep
     with no trials yet (an error); any other run is reported on its own, as one row.
     """
-    from sweeper.tracking import existing_store
-
     try:
         client, uri = existing_store(tracking_uri)
     except SweeperError as error:

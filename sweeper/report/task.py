@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from sweeper.train.metrics import infer_direction
+
 #: Readable names of the logged metrics (``val_`` + name = an objective).
 METRIC_NAMES = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "loss": "loss", "log_loss": "log loss",
                 "accuracy": "accuracy", "f1_macro": "macro F1", "roc_auc": "ROC AUC"}
@@ -72,8 +74,6 @@ def task_of(params: Iterable[Mapping[str, object]], metrics: Iterable[Mapping[st
 
 def maximized(objective: str) -> bool:
     """True when higher is better (R², accuracy, F1, ROC AUC): the direction the sweep inferred."""
-    from sweeper.train.metrics import infer_direction
-
     return infer_direction(objective) == "maximize"
 
 

@@ -23,12 +23,6 @@ from sweeper.tracking.tags import FAIL_REASON_TAG, SPACE_TAG, STATE_TAG, TRAIN_S
 
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 
-#: The columns of trials.csv around the task's final metrics (``columns``).
-LEADING_COLUMNS = ("trial", "run_id", "state", "objective_value")
-DERIVED_COLUMNS = (
-    "best_epoch", "epochs_run", "configured_epochs", "val_loss_rise", "generalization_gap",
-    "val_test_gap", "patience", "early_stopped", "early_stop_saving", "train_seconds", "train_status", "fail_reason",
-)
 #: Params that say where a run was logged, not how it trained: never a searched knob.
 NOT_KNOBS = re.compile(r"^(mlflow\.|data\.path$)")
 #: Per-run numbers the app logs (SPEC's final metrics) that the report reads instead of deriving.
@@ -38,7 +32,9 @@ LOGGED = (*LOGGED_COUNTS, "generalization_gap")
 
 def columns(task: Task = REGRESSION) -> tuple[str, ...]:
     """The columns every trials.csv of ``task`` has, in this order; the run's params (dotted keys) follow."""
-    return (*LEADING_COLUMNS, *task.final_metrics, *DERIVED_COLUMNS)
+    return ("trial", "run_id", "state", "objective_value", *task.final_metrics, "best_epoch", "epochs_run",
+            "configured_epochs", "val_loss_rise", "generalization_gap", "val_test_gap", "patience", "early_stopped",
+            "early_stop_saving", "train_seconds", "train_status", "fail_reason")
 
 
 _RUN_STATUS_TO_STATE = {"FINISHED": COMPLETE, "FAILED": FAIL, "KILLED": FAIL}
