@@ -75,6 +75,7 @@ class SplitConfig:
     shuffle: bool = MISSING
     seed: int = MISSING
     stratify: Any = "auto"  # auto (on for classification) | true | false
+    folds: Any = 1  # auto | K: K >= 2 cross-validates over train + validation rows
 
 
 @dataclass
@@ -257,7 +258,7 @@ def validate(cfg: Any) -> None:
     needs the data is checked by its owner's ``check_*`` function.
     """
     from sweeper.data import DTYPES as DATA_DTYPES, TARGET_SCALINGS, Missing, check_dialect, check_max_categories
-    from sweeper.data import TASKS, check_split, check_stratify
+    from sweeper.data import TASKS, check_folds, check_split, check_stratify
     from sweeper.nn import ACTIVATIONS, DTYPES, INITIALIZERS, OUTPUT_ACTIVATIONS, SGD, Network, make_schedule
     from sweeper.tracking.store import check_file_store, tracking_uri
     from sweeper.train import EarlyStopping, check_fit_arguments
@@ -287,6 +288,7 @@ def validate(cfg: Any) -> None:
 
     check_split(cfg.split.test_size, cfg.split.val_size, cfg.split.seed)
     check_stratify(cfg.split.stratify)
+    check_folds(cfg.split.folds)
 
     model, reg = cfg.model, cfg.regularization
     _one_of("model.activation", model.activation, ACTIVATIONS)

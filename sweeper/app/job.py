@@ -50,7 +50,8 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     from sweeper.app.progress import Progress
     from sweeper.nn import SGD, make_schedule
     from sweeper.tracking.mlflow_run import flatten
-    from sweeper.train import FAILED, STOPPED, EarlyStopping, fit
+    from sweeper.nn import Bag
+    from sweeper.train import FAILED, STOPPED, EarlyStopping, fit_folds
 
     # One BLAS thread for the whole job process: these matrices are too small for a second
     # thread to pay, and N sweep workers on N cores must not each start N threads
@@ -63,17 +64,21 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     cfg = for_task(cfg, dataset.task, len(dataset.classes), dataset.stratified)
     if terminal:
         print("\n".join(dataset.summary()), flush=True)
+    cfg.split.folds = dataset.folds  # `auto` resolved: the logged config reruns as it ran
     targets = network_targets(dataset, cfg.model.output_activation)
-    # One seed, independent streams: initialisation + dropout masks, and the epoch shuffling.
+    # One seed, independent streams: initialisation + dropout masks, and the epoch shuffling;
+    # K fold networks each get a child stream of both.
     net_seed, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
+    net_seeds, shuffle_seeds = ([net_seed], [shuffle_seed]) if dataset.folds == 1 else (
+        net_seed.spawn(dataset.folds), shuffle_seed.spawn(dataset.folds))
     try:
-        net = _network(cfg, dataset.n_inputs, targets["train"].shape[1], net_seed)
+        nets = [_network(cfg, dataset.n_inputs, targets["train"].shape[1], seed) for seed in net_seeds]
     except MemoryError as error:
         raise ConfigError(f"model.hidden={list(cfg.model.hidden)}: the weights do not fit in memory "
                           f"({one_line(error)}); use fewer or narrower layers") from None
     schedule_keys = {k: v for k, v in cfg.schedule.items() if k != "name"}
     schedule = make_schedule(cfg.schedule.name, cfg.optimizer.lr, **schedule_keys)
-    optimizer = SGD(net.params(), momentum=cfg.optimizer.momentum, nesterov=cfg.optimizer.nesterov)
+    optimizers = [SGD(net.params(), momentum=cfg.optimizer.momentum, nesterov=cfg.optimizer.nesterov) for net in nets]
     stop = cfg.train.early_stopping
     early_stopping = (
         None if stop.patience is None
@@ -85,9 +90,11 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     try:
         mlrun.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
         mlrun.log_dataset(dataset.info())
-        callbacks = [_CurveLogger(mlrun, dataset)]
+        folds = _folds(dataset, targets)
+        truth = [sets["val"] for _, _, sets in folds]  # each fold's validation rows, for its metrics
+        callbacks = [_CurveLogger(mlrun, dataset, truth)]
         if link is not None:
-            callbacks.append(lambda log: link.report(log.epoch, _objective_value(cfg.objective, log, dataset)))
+            callbacks.append(lambda log: link.report(log.epoch, _objective_value(cfg.objective, log, dataset, truth)))
         progress = None  # the epochs shown to a user watching, or a sweep's trial after 10 s
         if terminal:
             progress = Progress(cfg.train.epochs, sys.stderr, live=sys.stderr.isatty())
@@ -98,15 +105,14 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
             callbacks.append(progress)
         started = time.perf_counter()
         try:
-            result = fit(
-                net, dataset.X_train, targets["train"],
+            result = fit_folds(
+                nets, folds,
                 epochs=cfg.train.epochs,
                 batch_size=cfg.train.batch_size,
-                optimizer=optimizer,
+                optimizers=optimizers,
                 schedule=schedule,
-                eval_sets={split: (getattr(dataset, f"X_{split}"), targets[split]) for split in ("val", "test")},
                 early_stopping=early_stopping,
-                seed=np.random.default_rng(shuffle_seed),
+                seeds=[np.random.default_rng(seed) for seed in shuffle_seeds],
                 shuffle=True,
                 callbacks=callbacks,
                 divergence_factor=cfg.train.divergence_factor,
@@ -116,6 +122,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
             if progress is not None:
                 progress.close()
         callbacks[0].log_rest(result.history)
+        net = nets[0] if len(nets) == 1 else Bag(nets)
 
         if result.status in FAILED:
             # No final metrics and no gap: numbers of a network that blew up or collapsed mean nothing.
@@ -124,7 +131,7 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         else:
             state = PRUNED if result.status == STOPPED else COMPLETE
             reason = result.reason if state == PRUNED else None
-            metrics = _final_metrics(net, dataset, targets) | _curve_metrics(result) | {"train_seconds": train_seconds}
+            metrics = _final_metrics(nets, dataset, targets) | _curve_metrics(result) | {"train_seconds": train_seconds}
         mlrun.log_metrics({LOGGED_AS.get(k, k): v for k, v in metrics.items()})
         with tempfile.TemporaryDirectory(prefix="sweeper-") as folder:
             artifacts.write_artifacts(Path(folder), cfg, dataset, net, result, with_model=state != FAIL,
@@ -251,25 +258,46 @@ def _start_mlflow_run(cfg: DictConfig, link: Any, run_name: str | None, tags: Ma
             raise store_error("mlflow.tracking_uri", uri, "starting a run", error) from None
         raise ConfigError(f"mlflow.tracking_uri={uri}: {one_line(error)}") from None
 
+def _folds(dataset: Any, targets: Mapping[str, Any]) -> list[tuple[Any, Any, dict[str, tuple[Any, Any]]]]:
+    """What each network trains on (`sweeper.train.fit_folds`): ``[(X_train, y_train, {"val": ..,
+    "test": ..})]`` with the network's ``targets``; K of them, each fold's rows as its validation
+    rows, for a cross-validated dataset."""
+    test = (dataset.X_test, targets["test"])
+    if dataset.folds == 1:
+        return [(dataset.X_train, targets["train"], {"val": (dataset.X_val, targets["val"]), "test": test})]
+    folds = []
+    for k in range(dataset.folds):
+        inside = dataset.fold_of == k
+        X, y = dataset.X_train, targets["train"]
+        folds.append((X[~inside], y[~inside], {"val": (X[inside], y[inside]), "test": test}))
+    return folds
+
 class _CurveLogger:
-    """Trainer callback: buffers ``train_loss``, ``val_loss``, ``test_loss``, ``lr`` (and for a
-    classifier ``val_accuracy``) per epoch.
+    """Trainer callback: buffers ``train_loss``, ``val_loss``, ``test_loss``, ``lr`` (for a
+    classifier ``val_accuracy``, the folds' mean; cross-validated, ``val_loss_std``) per epoch.
 
     The buffer goes out with ``log_batch`` every 250 epochs (1000 values) and at the end, so a run
-    costs a few calls. Never asks to stop.
+    costs a few calls. Never asks to stop. ``truth``: each fold's validation ``(X, y)`` (`_folds`).
     """
 
-    def __init__(self, mlrun: Any, dataset: Any) -> None:
+    def __init__(self, mlrun: Any, dataset: Any, truth: list[tuple[Any, Any]]) -> None:
         self.mlrun = mlrun
         self.logged_epochs = 0
-        self.val_codes = dataset.codes("val") if dataset.task == "classification" else None
+        self.val_codes = [y.argmax(axis=1) if y.shape[1] > 1 else (y[:, 0] > 0.5).astype(int) for _, y in truth] \
+            if dataset.task == "classification" else None
 
     def __call__(self, log: Any) -> bool:
         values = {f"{name}_loss": loss for name, loss in log.losses.items()} | {"lr": log.lr}
+        fold_logs = log.folds or [log]
+        if log.folds:
+            import numpy as np
+
+            values["val_loss_std"] = float(np.std([fold.losses["val"] for fold in log.folds]))
         if self.val_codes is not None:
             from sweeper.train import accuracy
 
-            values["val_accuracy"] = accuracy(self.val_codes, artifacts.predicted_codes(log.predictions["val"]))
+            values["val_accuracy"] = _mean([accuracy(codes, artifacts.predicted_codes(fold.predictions["val"]))
+                                            for codes, fold in zip(self.val_codes, fold_logs)])
         self.mlrun.log_metrics(values, step=log.epoch)
         self.logged_epochs = log.epoch
         return False
@@ -281,9 +309,16 @@ class _CurveLogger:
             self.mlrun.log_metrics({key: values[epoch - 1] for key, values in history.items()}, step=epoch)
         self.logged_epochs = n_epochs
 
-def _objective_value(objective: str, log: Any, dataset: Any) -> float:
+def _mean(values: list[float]) -> float:
+    """(1/K)·Σ values, exactly the value for K = 1."""
+    import math
+
+    return math.fsum(values) / len(values)
+
+def _objective_value(objective: str, log: Any, dataset: Any, truth: list[tuple[Any, Any]]) -> float:
     """The objective on this epoch's validation predictions, in the target's original units (or
-    on the classes' probabilities).
+    on the classes' probabilities); cross-validated, its mean over the folds (each fold's network
+    on its own validation rows, ``truth``: `_folds`).
 
     ``val_loss`` is the trainer's loss on the scaled target (or the cross-entropy), as in the curves.
     """
@@ -292,31 +327,49 @@ def _objective_value(objective: str, log: Any, dataset: Any) -> float:
 
     if objective == "val_loss":
         return float(log.losses["val"])
-    if dataset.task == "classification":
-        metric = CLASSIFICATION_METRICS[objective.removeprefix("val_")]
-        return metric(dataset.codes("val"), class_probabilities(log.predictions["val"]))
-    metric = METRICS[objective.removeprefix("val_")]
-    inverse = dataset.preprocessor.inverse_target
-    return metric(inverse(dataset.y_val), inverse(log.predictions["val"]))
-
-def _final_metrics(net: Any, dataset: Any, targets: Mapping[str, Any]) -> dict[str, float]:
-    """``{train,val,test}_{rmse,mae,r2}`` in original units (classification:
-    ``{train,val,test}_{accuracy,log_loss,f1_macro,roc_auc}``), and ``val_loss`` of the final
-    weights."""
-    from sweeper.nn import class_probabilities
-    from sweeper.train import classification_metrics, regression_metrics
-
-    metrics: dict[str, float] = {}
-    for split in SPLITS:
-        predictions = net.forward(getattr(dataset, f"X_{split}"))
+    values = []
+    for (_, y), fold in zip(truth, log.folds or [log]):
+        predictions = fold.predictions["val"]
         if dataset.task == "classification":
-            found = classification_metrics(dataset.codes(split), class_probabilities(predictions))
+            codes = y.argmax(axis=1) if y.shape[1] > 1 else (y[:, 0] > 0.5).astype(int)
+            values.append(CLASSIFICATION_METRICS[objective.removeprefix("val_")](codes, class_probabilities(predictions)))
         else:
             inverse = dataset.preprocessor.inverse_target
-            found = regression_metrics(inverse(getattr(dataset, f"y_{split}")), inverse(predictions))
+            values.append(METRICS[objective.removeprefix("val_")](inverse(y), inverse(predictions)))
+    return _mean(values)
+
+def _final_metrics(nets: list[Any], dataset: Any, targets: Mapping[str, Any]) -> dict[str, float]:
+    """``{train,val,test}_{rmse,mae,r2}`` in original units (classification:
+    ``{train,val,test}_{accuracy,log_loss,f1_macro,roc_auc}``), and ``val_loss`` of the final
+    weights.
+
+    Cross-validated (K networks): train and test are the bag's (`sweeper.nn.Bag`, the mean of the
+    K networks' outputs); val is out-of-fold: each training row predicted by the network of the
+    fold it was left out of."""
+    import numpy as np
+
+    from sweeper.nn import Bag, class_probabilities
+    from sweeper.train import classification_metrics, regression_metrics
+
+    bag = nets[0] if len(nets) == 1 else Bag(nets)
+    metrics: dict[str, float] = {}
+    for split in SPLITS:
+        X, y, codes = getattr(dataset, f"X_{split}"), targets[split], dataset.codes(split) if dataset.classes else None
+        if split == "val" and len(nets) > 1:
+            X, y, codes = dataset.X_train, targets["train"], dataset.codes("train") if dataset.classes else None
+            predictions = np.empty((len(X), y.shape[1]), dtype=y.dtype)
+            for k, net in enumerate(nets):
+                predictions[dataset.fold_of == k] = net.forward(X[dataset.fold_of == k])
+        else:
+            predictions = bag.forward(X)
+        if dataset.task == "classification":
+            found = classification_metrics(codes, class_probabilities(predictions))
+        else:
+            inverse = dataset.preprocessor.inverse_target
+            found = regression_metrics(inverse(y), inverse(predictions))
         metrics.update({f"{split}_{name}": value for name, value in found.items()})
         if split == "val":
-            metrics["val_loss"] = net.data_loss(predictions, targets[split])
+            metrics["val_loss"] = bag.data_loss(predictions, y)
     return metrics
 
 def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:

@@ -16,5 +16,5 @@ from sweeper.data.csv import check_dialect, read_csv, sha256_file
 from sweeper.data.dataset import Dataset, load_dataset
 from sweeper.data.missing import Missing
 from sweeper.data.preprocessor import DTYPES, Preprocessor, check_max_categories
-from sweeper.data.split import check_split, split_indices
+from sweeper.data.split import check_folds, check_split, fold_numbers, split_indices
 from sweeper.data.target import TARGET_SCALINGS, TASKS, check_stratify

@@ -17,7 +17,7 @@ from sweeper.data.preprocessor import (
     check_dtype,
     check_max_categories,
 )
-from sweeper.data.split import SPLITS, split_indices
+from sweeper.data.split import SPLITS, check_folds, fold_numbers, resolve_folds, split_indices
 from sweeper.data.survey import Survey, survey
 from sweeper.data.target import resolve_stratify, resolve_task
 from sweeper.errors import ConfigError
@@ -33,6 +33,10 @@ class Dataset:
     ``preprocessor.labels`` (`codes` gives the class codes).
     `indices[split]` holds the 0-based data-row positions of the file in that split, in the
     order of the arrays' rows (rows dropped for missing cells are in no split).
+
+    Cross-validated (``split.folds`` K ≥ 2): the validation rows join the training rows, the
+    val arrays are empty (0 rows) and ``fold_of`` (n_train,) gives each training row its fold
+    0..K−1; `fold` gives fold k's training and validation rows.
     """
 
     X_train: np.ndarray
@@ -56,6 +60,17 @@ class Dataset:
     #: For a regressed target of few whole numbers (a rating, a count, a 0/1 flag): how many
     #: (the summary says it was regressed and how to classify it); else 0.
     whole_number_levels: int = 0
+    fold_of: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def folds(self) -> int:
+        """K: the folds of cross-validation, 1 for one validation split."""
+        return 1 if self.fold_of is None else int(self.fold_of.max()) + 1
+
+    def fold(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(X_train_k, y_train_k, X_val_k, y_val_k)``: the training rows outside fold k and those in it."""
+        inside = self.fold_of == k
+        return (self.X_train[~inside], self.y_train[~inside], self.X_train[inside], self.y_train[inside])
 
     @property
     def task(self) -> str:
@@ -106,6 +121,7 @@ class Dataset:
             "features": list(self.preprocessor.features),
             "n_inputs": self.n_inputs,
             "rows": self.rows,
+            **({"folds": self.folds} if self.folds > 1 else {}),
             "rows_in_file": self.rows_in_file,
             "dropped_rows": dict(self.dropped_rows),
             "dropped_columns": list(self.dropped_columns),
@@ -119,6 +135,9 @@ class Dataset:
         name = Path(self.path).name
         used = sum(self.rows.values())
         line = f"data: {name}, {used} of {self.rows_in_file} rows, {len(self.preprocessor.features)} feature columns -> {self.n_inputs} inputs"
+        if self.folds > 1:
+            line += (f"; {self.folds}-fold cross-validation over {self.rows['train']} train + validation rows, "
+                     f"{self.rows['test']} test rows")
         if self.classes:
             line += f", {len(self.classes)} classes of {self.target}{' (stratified split)' if self.stratified else ''}"
         elif self.whole_number_levels:
@@ -181,6 +200,7 @@ def load_dataset(
     na_values: Iterable[str] = (),
     task: str = "auto",
     stratify: str | bool = "auto",
+    folds: int | str = 1,
 ) -> Dataset:
     """Read the CSV at `path`, check it whole (`sweeper.data.survey`), split the rows kept
     (`split_indices`), fit a `Preprocessor` on the training rows only and encode every split.
@@ -194,6 +214,10 @@ def load_dataset(
     ``data.na_values`` settings; `task` is ``data.task`` (`sweeper.data.target.resolve_task`:
     classification one-hot encodes the target's classes, fitted on the training rows, and does
     not scale it) and `stratify` is ``split.stratify`` (``auto``: on for classification).
+    `folds` is ``split.folds`` (`sweeper.data.split.resolve_folds`): with K ≥ 2 the test rows
+    are the ones one split would hold, the train and validation rows are pooled as training
+    rows (the preprocessor is fitted on them all) and dealt to K folds (`fold_numbers`, from
+    `seed`, stratified as the split is).
 
     The last dataset loaded is kept for the process: the trials of a sweep ask for the same one
     again and again (88 ms per trial on diamonds). It is reused only for the same arguments and
@@ -208,12 +232,14 @@ def load_dataset(
     na_values = tuple(str(v) for v in na_values)
     task = str(task)
     key = (resolved, stat.st_size, stat.st_mtime_ns, target, features, categorical, target_scaling, test_size,
-           val_size, shuffle, seed, dtype, drop, missing, max_categories, sep, encoding, na_values, task, stratify)
+           val_size, shuffle, seed, dtype, drop, missing, max_categories, sep, encoding, na_values, task, stratify,
+           folds)
     cached = _last.get(key)
     if cached is not None:
         return cached
     out_dtype = check_dtype(dtype)
     check_max_categories(max_categories)  # before the file is read (Preprocessor checks it again)
+    check_folds(folds)
     frame = read_csv(resolved, sep=sep, encoding=encoding, na_values=na_values)
     source = resolved.name
     check_columns(frame, [target], "data.target", source)
@@ -237,6 +263,13 @@ def load_dataset(
     kept_target = found.target_values[found.keep]
     classes = np.unique(kept_target.astype(str), return_inverse=True)[1] if stratified else None
     positions = split_indices(len(kept), test_size, val_size, shuffle, seed, stratify=classes)
+    pooled = np.concatenate([positions["train"], positions["val"]])
+    k = resolve_folds(folds, len(pooled))
+    fold_of = None
+    if k > 1:
+        fold_of = fold_numbers(len(pooled), k, seed, None if classes is None else classes[pooled])
+        positions = {"train": pooled, "val": pooled[:0], "test": positions["test"]}
+        fold_of.flags.writeable = False
     preprocessor.fit(kept.iloc[positions["train"]], roles=found.roles)
     # Encoding all rows once and then taking rows is cheaper than three transforms.
     X_all = preprocessor.transform(kept, dtype=out_dtype.name)
@@ -263,6 +296,7 @@ def load_dataset(
         dialect=dict(frame.attrs) | {"na_values": list(na_values)},
         stratified=stratified,
         whole_number_levels=_whole_number_levels(kept_target) if task == "regression" else 0,
+        fold_of=fold_of,
     )
     _last.clear()
     _last[key] = dataset

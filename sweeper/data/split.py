@@ -105,3 +105,40 @@ def _stratified(order: np.ndarray, codes: np.ndarray, n_test: int, n_val: int) -
         "val": order[is_val],
         "test": order[is_test],
     }
+
+
+#: ``split.folds=auto``: K-fold cross-validation below this many train + validation rows, where
+#: one validation split is a small sample (docs/cross-validation.md), one split from it on.
+AUTO_FOLDS, AUTO_FOLDS_BELOW = 5, 2000
+
+
+def check_folds(folds: object) -> None:
+    """ConfigError naming ``split.folds`` unless it is ``auto`` or an integer >= 1."""
+    if folds == "auto" and isinstance(folds, str):
+        return
+    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 1:
+        raise ConfigError(f"split.folds: {folds!r} is out of range; allowed: auto or an integer >= 1 "
+                          "(1 = one validation split, K >= 2 = K-fold cross-validation)")
+
+
+def resolve_folds(folds: object, n_rows: int) -> int:
+    """K for ``split.folds`` and the ``n_rows`` train + validation rows: ``auto`` → `AUTO_FOLDS`
+    below `AUTO_FOLDS_BELOW` rows, else 1; DataError when K exceeds the rows."""
+    check_folds(folds)
+    k = (AUTO_FOLDS if n_rows < AUTO_FOLDS_BELOW else 1) if folds == "auto" else int(folds)
+    if k > n_rows:
+        raise DataError(f"split.folds={k}: only {n_rows} train + validation rows; each fold needs one (lower split.folds)")
+    return k
+
+
+def fold_numbers(n_rows: int, folds: int, seed: int = 0, stratify: np.ndarray | None = None) -> np.ndarray:
+    """Fold k ∈ 0..K−1 of each of ``n_rows`` rows, shape (n_rows,) int64: the rows in the order
+    `numpy.random.default_rng((seed, K)).permutation(n_rows)` (with ``stratify``, class codes
+    (n_rows,): stably sorted by class in that order) are dealt to folds 0, 1, …, K−1, 0, 1, ….
+    Fold sizes differ by at most one row, and so does each class's count across folds."""
+    order = np.random.default_rng((seed, folds)).permutation(n_rows)
+    if stratify is not None:
+        order = order[np.argsort(np.asarray(stratify)[order], kind="stable")]
+    numbers_ = np.empty(n_rows, dtype=np.int64)
+    numbers_[order] = np.arange(n_rows) % folds
+    return numbers_

@@ -1,6 +1,7 @@
 """The feed-forward network in pure NumPy: no import here but NumPy."""
 from ._checks import RangeError, check_range
 from .activations import ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation
+from .bag import Bag
 from .gradcheck import gradient_check
 from .initializers import INITIALIZERS, Initializer
 from .losses import LOSSES, Loss, class_probabilities
@@ -17,6 +18,7 @@ __all__ = [
     "SCHEDULES",
     "SGD",
     "Activation",
+    "Bag",
     "Initializer",
     "Loss",
     "Network",

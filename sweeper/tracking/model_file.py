@@ -7,7 +7,9 @@ reads it):
   ``model.output_activation``, ``model.init``, ``model.dtype``, ``model.loss`` (unicode
   scalars; ``squared_error`` when absent, in files written before classification),
   ``model.leaky_slope``, ``model.elu_alpha`` (float64 scalars);
-- ``weights.{i}`` ``(fan_in, fan_out)`` and ``biases.{i}`` ``(fan_out,)`` per layer i;
+- ``weights.{i}`` ``(fan_in, fan_out)`` and ``biases.{i}`` ``(fan_out,)`` per layer i; a bag of
+  K networks (a cross-validated run's fold networks, ``sweeper.nn.Bag``) stacks them:
+  ``(K, fan_in, fan_out)`` and ``(K, fan_out)``;
 - ``data.*``: the fitted scalers and category lists (``Preprocessor.to_arrays``).
 """
 
@@ -23,7 +25,7 @@ MODEL_KEYS = ("activation", "output_activation", "init", "dtype")
 
 
 def save_model(path: str | Path, net: Any, preprocessor: Any, model_cfg: Any) -> None:
-    """Write ``net`` (a ``sweeper.nn.Network``) and ``preprocessor`` to ``path``.
+    """Write ``net`` (a ``sweeper.nn.Network`` or ``Bag``) and ``preprocessor`` to ``path``.
 
     ``model_cfg`` is the run's ``model`` config node (activation names, dtype, ...).
     """
@@ -35,32 +37,39 @@ def save_model(path: str | Path, net: Any, preprocessor: Any, model_cfg: Any) ->
     }
     for key in MODEL_KEYS:
         arrays[f"model.{key}"] = np.asarray(str(model_cfg[key]))
-    for i, (weight, bias) in enumerate(zip(net.weights, net.biases)):
-        arrays[f"weights.{i}"] = np.asarray(weight)
-        arrays[f"biases.{i}"] = np.asarray(bias)
+    members = getattr(net, "members", None)
+    for i in range(len(net.sizes) - 1):
+        arrays[f"weights.{i}"] = np.stack([m.weights[i] for m in members]) if members else np.asarray(net.weights[i])
+        arrays[f"biases.{i}"] = np.stack([m.biases[i] for m in members]) if members else np.asarray(net.biases[i])
     arrays.update(preprocessor.to_arrays())
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
 
 
 def load_model(path: str | Path) -> tuple[Any, Any]:
-    """``(Network, Preprocessor)`` from a ``model.npz``.
+    """``(Network or Bag, Preprocessor)`` from a ``model.npz``.
 
     ``net.forward(preprocessor.transform(frame))`` predicts scaled targets;
     ``preprocessor.inverse_target`` turns them into the target's original units.
     """
     from sweeper.data import Preprocessor
-    from sweeper.nn import Network
+    from sweeper.nn import Bag, Network
 
     with np.load(path, allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in npz.files}
     sizes = [int(s) for s in arrays["model.sizes"]]
-    net = Network(sizes, **{key: str(arrays[f"model.{key}"]) for key in MODEL_KEYS},
-                  loss=str(arrays.get("model.loss", "squared_error")), leaky_slope=float(arrays["model.leaky_slope"]),
-                  elu_alpha=float(arrays["model.elu_alpha"]))
     n_layers = len(sizes) - 1
-    net.set_params([arrays[f"weights.{i}"] for i in range(n_layers)], [arrays[f"biases.{i}"] for i in range(n_layers)])
-    return net, Preprocessor.from_arrays(arrays)
+    weights = [arrays[f"weights.{i}"] for i in range(n_layers)]
+    biases = [arrays[f"biases.{i}"] for i in range(n_layers)]
+    bagged = weights[0].ndim == 3
+    nets = []
+    for k in range(len(weights[0]) if bagged else 1):
+        net = Network(sizes, **{key: str(arrays[f"model.{key}"]) for key in MODEL_KEYS},
+                      loss=str(arrays.get("model.loss", "squared_error")), leaky_slope=float(arrays["model.leaky_slope"]),
+                      elu_alpha=float(arrays["model.elu_alpha"]))
+        net.set_params([w[k] for w in weights] if bagged else weights, [b[k] for b in biases] if bagged else biases)
+        nets.append(net)
+    return Bag(nets) if bagged else nets[0], Preprocessor.from_arrays(arrays)
 
 
 def predict(net: Any, preprocessor: Any, frame: Any) -> np.ndarray:

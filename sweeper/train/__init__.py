@@ -3,7 +3,7 @@ from .early_stopping import EarlyStopping
 from .metrics import (CLASSIFICATION_METRICS, METRICS, accuracy, classification_metrics, f1_macro,
                       log_loss, mae, r2, regression_metrics, rmse, roc_auc)
 from .trainer import (COLLAPSED, COMPLETED, DIVERGED, EARLY_STOPPED, FAILED, STOPPED, EpochLog, TrainResult,
-                      check_fit_arguments, collapsed, fit)
+                      check_fit_arguments, collapsed, fit, fit_folds)
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -23,6 +23,7 @@ __all__ = [
     "collapsed",
     "f1_macro",
     "fit",
+    "fit_folds",
     "log_loss",
     "mae",
     "r2",

@@ -35,6 +35,9 @@ class EpochLog:
     lr: float
     losses: dict[str, float]
     predictions: dict[str, np.ndarray]
+    #: Cross-validated training (`fit_folds`, K ≥ 2): each fold network's own log; ``losses`` are
+    #: then their means and ``predictions`` is empty.
+    folds: list["EpochLog"] = field(default_factory=list)
 
 
 Callback = Callable[[EpochLog], "bool | None"]
@@ -95,80 +98,101 @@ def fit(
     of a layer dead and ŷ the output bias, a finite loss no bound sees), which no gradient leads
     out of and restoring an earlier epoch would only hide. Neither restores the best epoch.
     """
+    return fit_folds(
+        [net], [(X_train, y_train, eval_sets or {})], epochs=epochs, batch_size=batch_size,
+        optimizers=[optimizer or SGD(net.params())], schedule=schedule, early_stopping=early_stopping,
+        seeds=[seed], shuffle=shuffle, callbacks=callbacks, divergence_factor=divergence_factor,
+    )
+
+
+def fit_folds(
+    nets: Sequence[Network],
+    folds: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str, tuple[np.ndarray, np.ndarray]]]],
+    *,
+    epochs: int,
+    batch_size: int | None = None,
+    optimizers: Sequence[SGD] | None = None,
+    schedule: Schedule | None = None,
+    early_stopping: EarlyStopping | None = None,
+    seeds: Sequence[int | np.random.Generator] | None = None,
+    shuffle: bool = True,
+    callbacks: Sequence[Callback] = (),
+    divergence_factor: float | None = None,
+) -> TrainResult:
+    """Train K networks in lockstep, epoch by epoch, as `fit` trains one: network k on its
+    fold ``folds[k] = (X_train_k, y_train_k, eval_sets_k)`` with ``optimizers[k]`` and rows
+    shuffled from ``seeds[k]``, every network at the same learning rate.
+
+    After each epoch the losses of each set are averaged over the K networks,
+    L̄ = (1/K)·Σₖ Lₖ (K = 1: the network's own, bit for bit); ``history`` holds those means and,
+    for K ≥ 2, ``val_loss_std`` = the population standard deviation of the K validation losses.
+    The schedule observes, early stopping monitors and the callbacks see the mean validation
+    loss (an `EpochLog` whose ``folds`` holds each network's own log for K ≥ 2), so one
+    patience, one pruning decision and one best epoch hold for all K; restoring the best epoch
+    restores every network's weights of that epoch. One network diverging or collapsing ends
+    the whole run (its fold named in ``reason``).
+    """
     check_fit_arguments(epochs, batch_size, divergence_factor)
-    X = np.ascontiguousarray(X_train, dtype=net.dtype)
-    y = np.ascontiguousarray(np.reshape(y_train, (len(y_train), -1)), dtype=net.dtype)
-    n = len(X)
-    batch = n if batch_size is None else min(int(batch_size), n)
-    optimizer = optimizer or SGD(net.params())
+    if len(nets) != len(folds) or not nets:
+        raise ValueError(f"{len(nets)} networks for {len(folds)} folds")
+    optimizers = optimizers or [SGD(net.params()) for net in nets]
+    seeds = seeds if seeds is not None else np.random.SeedSequence(0).spawn(len(nets))
+    learners = [_Learner(net, X, y, sets, optimizer, seed, batch_size, shuffle)
+                for net, (X, y, sets), optimizer, seed in zip(nets, folds, optimizers, seeds)]
     schedule = schedule or make_schedule("constant", 0.01)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    sets = {"train": (X, y)}
-    for name, (Xs, ys) in (eval_sets or {}).items():
-        sets[name] = (
-            np.ascontiguousarray(Xs, dtype=net.dtype),
-            np.ascontiguousarray(np.reshape(ys, (len(ys), -1)), dtype=net.dtype),
-        )
-    monitor = "val" if "val" in sets else "train"
+    monitor = "val" if "val" in learners[0].sets else "train"
     if early_stopping is not None and monitor != "val":
         raise ValueError("early stopping needs a validation set: eval_sets['val']")
+    several = len(learners) > 1
+    every = _Networks([learner.net for learner in learners])
 
-    # Every batch reuses these buffers: no allocation per batch.
-    workspace = net.workspace(batch)
-    # The rows in this epoch's order, copied once per epoch: every batch is then a contiguous
-    # slice, not a gather of its own.
-    X_epoch, y_epoch = (np.empty_like(X), np.empty_like(y)) if shuffle else (X, y)
-    largest_set = max(len(Xs) for Xs, _ in sets.values())
-    # Evaluation goes through in chunks small enough to stay in cache, whatever the batch size.
-    eval_workspace = net.workspace(min(EVAL_CHUNK, largest_set), training=False)
-    grads = [*workspace.dW, *workspace.db]
-
-    result = TrainResult(history={f"{name}_loss": [] for name in sets} | {"lr": []})
+    result = TrainResult(history={f"{name}_loss": [] for name in learners[0].sets} | {"lr": []})
+    if several:
+        result.history["val_loss_std" if monitor == "val" else "train_loss_std"] = []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        bound = math.inf
-        target_spread = y.std(axis=0, dtype=np.float64)
-        if divergence_factor is not None:
-            bound = divergence_factor * max(net.data_loss(net.forward(X, eval_workspace), y), np.finfo(np.float64).tiny)
+        bounds = [learner.bound(divergence_factor) for learner in learners]
         for epoch in range(1, epochs + 1):
             lr = schedule.learning_rate(epoch - 1)
-            if shuffle:
-                order = rng.permutation(n)
-                # mode="clip" skips the bounds check that would make take() buffer its output.
-                np.take(X, order, axis=0, out=X_epoch, mode="clip")
-                np.take(y, order, axis=0, out=y_epoch, mode="clip")
-            for start in range(0, n, batch):
-                net.loss_and_grad(X_epoch[start : start + batch], y_epoch[start : start + batch], workspace=workspace)
-                optimizer.update_params(grads, lr)
-                net.apply_max_norm()
-
-            predictions = {name: net.forward(Xs, eval_workspace) for name, (Xs, _) in sets.items()}
-            losses = {name: net.data_loss(predictions[name], sets[name][1]) for name in sets}
+            logs = []
+            for learner in learners:
+                learner.train_epoch(lr)
+                predictions = learner.predict()
+                losses = {name: learner.net.data_loss(predictions[name], learner.sets[name][1]) for name in predictions}
+                logs.append(EpochLog(epoch, lr, losses, predictions))
+            losses = logs[0].losses if not several else {
+                name: math.fsum(log.losses[name] for log in logs) / len(logs) for name in logs[0].losses}
             for name, value in losses.items():
                 result.history[f"{name}_loss"].append(value)
             result.history["lr"].append(lr)
+            if several:
+                result.history[f"{monitor}_loss_std"].append(float(np.std([log.losses[monitor] for log in logs])))
             result.epochs_run = epoch
 
-            bad = [name for name, value in losses.items() if not math.isfinite(value)]
-            if bad or losses["train"] > bound:
-                result.status = DIVERGED
-                result.reason = (
-                    f"{bad[0]}_loss became {losses[bad[0]]} at epoch {epoch} (lr={lr:g})" if bad else
-                    f"train_loss {losses['train']:.3g} at epoch {epoch} exceeded divergence_factor "
-                    f"{divergence_factor:g} x the untrained network's {bound / divergence_factor:.3g} (lr={lr:g})"
-                )
-                break
-            if collapsed(predictions["train"], target_spread):
-                result.status = COLLAPSED
-                result.reason = (f"the network's output collapsed to a constant at epoch {epoch} "
-                                 f"({_collapse_cause(net, X, predictions['train'], target_spread)}; lr={lr:g})")
+            for k, (learner, log, bound) in enumerate(zip(learners, logs, bounds), 1):
+                fold = f"fold {k}: " if several else ""
+                bad = [name for name, value in log.losses.items() if not math.isfinite(value)]
+                if bad or log.losses["train"] > bound:
+                    result.status = DIVERGED
+                    result.reason = fold + (
+                        f"{bad[0]}_loss became {log.losses[bad[0]]} at epoch {epoch} (lr={lr:g})" if bad else
+                        f"train_loss {log.losses['train']:.3g} at epoch {epoch} exceeded divergence_factor "
+                        f"{divergence_factor:g} x the untrained network's {bound / divergence_factor:.3g} (lr={lr:g})"
+                    )
+                    break
+                if collapsed(log.predictions["train"], learner.target_spread):
+                    result.status = COLLAPSED
+                    cause = _collapse_cause(learner.net, learner.X, log.predictions["train"], learner.target_spread)
+                    result.reason = fold + f"the network's output collapsed to a constant at epoch {epoch} ({cause}; lr={lr:g})"
+                    break
+            if result.status in FAILED:
                 break
             schedule.observe(losses[monitor])
             # Early stopping records this epoch before a callback may stop training, so a
             # pruned run's best epoch and restored weights include its last epoch.
             patience_ran_out = early_stopping is not None and early_stopping.update(
-                epoch, losses[monitor], net
+                epoch, losses[monitor], every if several else learners[0].net
             )
-            log = EpochLog(epoch, lr, losses, predictions)
+            log = logs[0] if not several else EpochLog(epoch, lr, losses, {}, folds=logs)
             if any([bool(callback(log)) for callback in callbacks]):
                 result.status = STOPPED
                 result.reason = f"stopped by a callback at epoch {epoch}"
@@ -183,13 +207,83 @@ def fit(
 
     if early_stopping is not None:
         if result.status not in FAILED:
-            early_stopping.restore(net)
+            early_stopping.restore(every if several else learners[0].net)
         result.best_epoch = early_stopping.best_epoch
     else:
         curve = np.asarray(result.history[f"{monitor}_loss"], dtype=np.float64)
         finite = np.where(np.isfinite(curve), curve, np.inf)
         result.best_epoch = int(np.argmin(finite)) + 1 if np.isfinite(finite).any() else 0
     return result
+
+
+class _Learner:
+    """One network's training state: its rows (copied once into the network's dtype), its
+    evaluation sets (``train`` first), optimiser, shuffling stream and reused buffers."""
+
+    def __init__(self, net: Network, X_train: np.ndarray, y_train: np.ndarray,
+                 eval_sets: Mapping[str, tuple[np.ndarray, np.ndarray]], optimizer: SGD,
+                 seed: int | np.random.Generator, batch_size: int | None, shuffle: bool) -> None:
+        self.net, self.optimizer, self.shuffle = net, optimizer, shuffle
+        self.X = np.ascontiguousarray(X_train, dtype=net.dtype)
+        self.y = np.ascontiguousarray(np.reshape(y_train, (len(y_train), -1)), dtype=net.dtype)
+        n = len(self.X)
+        self.batch = n if batch_size is None else min(int(batch_size), n)
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.sets = {"train": (self.X, self.y)}
+        for name, (Xs, ys) in eval_sets.items():
+            self.sets[name] = (
+                np.ascontiguousarray(Xs, dtype=net.dtype),
+                np.ascontiguousarray(np.reshape(ys, (len(ys), -1)), dtype=net.dtype),
+            )
+        # Every batch reuses these buffers: no allocation per batch.
+        self.workspace = net.workspace(self.batch)
+        # The rows in this epoch's order, copied once per epoch: every batch is then a contiguous
+        # slice, not a gather of its own.
+        self.X_epoch, self.y_epoch = (np.empty_like(self.X), np.empty_like(self.y)) if shuffle else (self.X, self.y)
+        largest_set = max(len(Xs) for Xs, _ in self.sets.values())
+        # Evaluation goes through in chunks small enough to stay in cache, whatever the batch size.
+        self.eval_workspace = net.workspace(min(EVAL_CHUNK, largest_set), training=False)
+        self.grads = [*self.workspace.dW, *self.workspace.db]
+        self.target_spread = self.y.std(axis=0, dtype=np.float64)
+
+    def bound(self, divergence_factor: float | None) -> float:
+        """divergence_factor × the untrained network's training loss, or ∞ without a factor."""
+        if divergence_factor is None:
+            return math.inf
+        untrained = self.net.data_loss(self.net.forward(self.X, self.eval_workspace), self.y)
+        return divergence_factor * max(untrained, np.finfo(np.float64).tiny)
+
+    def train_epoch(self, lr: float) -> None:
+        """One pass over the rows (reshuffled when ``shuffle``) in mini-batches at rate ``lr``."""
+        X, y = self.X, self.y
+        if self.shuffle:
+            order = self.rng.permutation(len(X))
+            # mode="clip" skips the bounds check that would make take() buffer its output.
+            np.take(X, order, axis=0, out=self.X_epoch, mode="clip")
+            np.take(y, order, axis=0, out=self.y_epoch, mode="clip")
+        for start in range(0, len(X), self.batch):
+            self.net.loss_and_grad(self.X_epoch[start : start + self.batch], self.y_epoch[start : start + self.batch],
+                                   workspace=self.workspace)
+            self.optimizer.update_params(self.grads, lr)
+            self.net.apply_max_norm()
+
+    def predict(self) -> dict[str, np.ndarray]:
+        """ŷ of every set, evaluation mode."""
+        return {name: self.net.forward(Xs, self.eval_workspace) for name, (Xs, _) in self.sets.items()}
+
+
+class _Networks:
+    """K networks as one for `EarlyStopping`: their parameters are saved and restored together."""
+
+    def __init__(self, nets: Sequence[Network]) -> None:
+        self.nets = nets
+
+    def get_params(self) -> tuple:
+        return tuple(net.get_params() for net in self.nets)
+
+    def set_params(self, *params: tuple) -> None:
+        for net, (weights, biases) in zip(self.nets, params):
+            net.set_params(weights, biases)
 
 
 def collapsed(y_pred: np.ndarray, target_spread: np.ndarray) -> bool:
