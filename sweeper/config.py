@@ -368,3 +368,15 @@ def for_task(cfg: DictConfig, task: str, n_classes: int, stratified: bool) -> Di
     cfg.objective = objective_for(str(cfg.objective), task)
     cfg.model.output_activation = output_activation_for(str(cfg.model.output_activation), task, n_classes)
     return cfg
+
+
+def load_data(cfg: DictConfig) -> Any:
+    """The ``sweeper.data.Dataset`` that ``cfg``'s ``data`` and ``split`` keys describe (its
+    ``data.path`` as given: a run makes a relative one absolute first). Each key but
+    ``data.name`` is the `sweeper.data.load_dataset` argument of its name, as is ``model.dtype``."""
+    from sweeper.data import Missing, load_dataset
+
+    data, split = (OmegaConf.to_container(node, resolve=True) for node in (cfg.data, cfg.split))
+    del data["name"]
+    missing = Missing(**data.pop("missing"))
+    return load_dataset(**data, **split, missing=missing, dtype=cfg.model.dtype)

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.app import artifacts
-from sweeper.config import for_task, validate
+from sweeper.config import for_task, load_data, validate
 from sweeper.errors import ConfigError, one_line
 from sweeper.tracking.store import (
     experiment_name, get_or_create_experiment, is_store_failure, reach_database, store_error, tracking_uri,
@@ -155,17 +155,6 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
         raise
     return {"state": state, "objective": str(cfg.objective), "metrics": metrics,
             "run_id": mlrun.run_id, "reason": reason, "data": dataset.summary()}
-
-def load_data(cfg: DictConfig) -> Any:
-    """The ``sweeper.data.Dataset`` that ``cfg``'s ``data`` and ``split`` keys describe (its
-    ``data.path`` as given: `_resolved` makes a relative one absolute first). Each key but
-    ``data.name`` is the `sweeper.data.load_dataset` argument of its name, as is ``model.dtype``."""
-    from sweeper.data import Missing, load_dataset
-
-    data, split = (OmegaConf.to_container(node, resolve=True) for node in (cfg.data, cfg.split))
-    del data["name"]
-    missing = Missing(**data.pop("missing"))
-    return load_dataset(**data, **split, missing=missing, dtype=cfg.model.dtype)
 
 def network_targets(dataset: Any, output_activation: str) -> dict[str, Any]:
     """What the network trains on per split: ``dataset.y_<split>``, except for a classifier of 2

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper import PROJECT_ROOT
 from sweeper.errors import ConfigError, StoreError, SweeperError, one_line
-from sweeper.sweep import console, launching, parent_run, space as search_space, study as studies, trial_link
+from sweeper.sweep import console, ensemble, launching, parent_run, space as search_space, study as studies, trial_link
 from sweeper.sweep.job_configs import JobConfigs
 from sweeper.sweep.loop import TrialLoop
 from sweeper.sweep.settings import Settings
@@ -196,8 +196,13 @@ class OptunaSweeperImpl:
 
         def best_model() -> list[str]:
             if len(objectives) == 1 and best and best[0].user_attrs.get(studies.RUN_ID):
-                return log_best_model(client, parent_run_id, str(best[0].user_attrs[studies.RUN_ID]), best[0].number,
-                                      mlflow_uri, self.settings.register_model)
+                # The best trial leads (on a tie of the objective too), then the next best.
+                top = [(str(best[0].user_attrs[studies.RUN_ID]), best[0].number)]
+                top += [m for m in ensemble.members(study, self.settings.ensemble) if m[1] != best[0].number]
+                top = top[:self.settings.ensemble]
+                shown = f"test_{objectives[0].removeprefix('val_')}"
+                return log_best_model(client, parent_run_id, top, mlflow_uri, self.settings.register_model,
+                                      evaluate=ensemble.test_metrics, shown=shown)
             return []
 
         try:

@@ -54,6 +54,7 @@ class OptunaSweeperConf:
     preflight: Optional[str] = field(default=MISSING, metadata=INTERNAL)
     register_model: Optional[str] = MISSING
     start_from_defaults: bool = MISSING
+    ensemble: int = MISSING
     params: Optional[Dict[str, Any]] = MISSING
 
 
@@ -66,6 +67,7 @@ _SETTING_RANGES = (
     ("heartbeat_interval", ">= 1 second", lambda v: v >= 1),
     ("grace_period", ">= 1 second or null", lambda v: v is None or v >= 1),
     ("study_name", "a non-empty name or null", lambda v: v is None or str(v).strip() != ""),
+    ("ensemble", ">= 1 (1 = the best trial's model)", lambda v: v >= 1),
 )
 
 
@@ -150,6 +152,8 @@ class Settings:
     grace_period: int | None
     register_model: str | None
     start_from_defaults: bool
+    #: The parent run's model averages the top this many complete trials (1: the best trial's).
+    ensemble: int
     params: Mapping[str, Any]
     #: The app's check of a composed job config (raises ``SweeperError``), run on every value of
     #: the space before any trial; None: no check.

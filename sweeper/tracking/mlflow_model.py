@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sweeper.errors import SweeperError, one_line
 from sweeper.tracking import quiet_logger
@@ -106,30 +106,56 @@ def log_model(tracking_uri: str, experiment_id: str, run_id: str, model_npz: str
     return info.model_uri
 
 
-def log_best_model(client: Any, run_id: str, best_run_id: str, trial_number: int, tracking_uri: str,
-                   register_as: str | None) -> list[str]:
-    """Log the best trial's network (its MLflow run ``best_run_id``, its ``model.npz``) as the
-    sweep's parent run ``run_id``'s MLflow Model ``model`` and register it as ``register_as`` (a
-    new version each time a sweep ends) when set; the summary's lines that say where it is.
+def log_best_model(client: Any, run_id: str, members: list[tuple[str, int]], tracking_uri: str,
+                   register_as: str | None, evaluate: Callable[[Path, Path], dict[str, float]] | None = None,
+                   shown: str | None = None) -> list[str]:
+    """Log the sweep's model as its parent run ``run_id``'s MLflow Model ``model`` and register
+    it as ``register_as`` (a new version each time a sweep ends) when set; the summary's lines
+    that say where it is. ``members``: ``(MLflow run id, trial number)`` of the best trial, or of
+    the top N trials best first (``hydra.sweeper.ensemble``): their logged ``model.npz`` files
+    make one ensemble (`sweeper.tracking.model_file.save_ensemble`), whose metrics
+    ``evaluate(model_npz, best_config_yaml)`` gives are logged to the parent as ``ensemble_<name>``
+    (the metric ``shown``, e.g. ``test_rmse``, in its line).
 
-    Nothing is logged when that trial's model is already the parent's (a resumed sweep whose
+    Nothing is logged when those trials' model is already the parent's (a resumed sweep whose
     best did not change, another worker that got there first); one that cannot be logged is a
     warning line saying why."""
     import mlflow
+    from mlflow.entities import Metric
 
-    uri = None
+    from sweeper.tracking.model_file import save_ensemble
+
+    uri, found = None, {}
     parent = client.get_run(run_id)
-    if parent.data.tags.get(MODEL_OF_TAG) != best_run_id:
+    model_of = ",".join(member for member, _ in members)
+    if parent.data.tags.get(MODEL_OF_TAG) != model_of:
         try:
             with tempfile.TemporaryDirectory(prefix="sweeper-best-") as folder:
-                npz = client.download_artifacts(best_run_id, "model.npz", folder)
-                info = json.loads(Path(client.download_artifacts(best_run_id, "data.json", folder)).read_text())
+                files = []
+                for j, (member, _) in enumerate(members):
+                    Path(folder, str(j)).mkdir()
+                    files.append(Path(client.download_artifacts(member, "model.npz", str(Path(folder, str(j))))))
+                best = members[0][0]
+                info = json.loads(Path(client.download_artifacts(best, "data.json", folder)).read_text())
+                npz = files[0]
+                if len(files) > 1:
+                    npz = Path(folder, "model.npz")
+                    save_ensemble(npz, files)
+                    if evaluate is not None:
+                        found = evaluate(npz, Path(client.download_artifacts(best, "config.yaml", folder)))
+                        client.log_batch(run_id, metrics=[Metric(f"ensemble_{name}", value, _now(), 0)
+                                                          for name, value in found.items()] +
+                                         [Metric("ensemble_size", float(len(files)), _now(), 0)])
                 uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info)
         except Exception as err:
-            log.warning("the best model was not logged to the parent run: %s", str(err).splitlines()[0])
+            log.warning("the sweep's model was not logged to the parent run: %s", str(err).splitlines()[0])
         else:
-            client.set_tag(run_id, MODEL_OF_TAG, best_run_id)
-    lines = [f"best model: runs:/{run_id}/model (trial #{trial_number})"]
+            client.set_tag(run_id, MODEL_OF_TAG, model_of)
+    numbers = ", ".join(f"#{number}" for _, number in members)
+    what = f"trial {numbers}" if len(members) == 1 else f"the mean of the top {len(members)} trials: {numbers}"
+    if shown in found:
+        what += f"; its {shown}={found[shown]:.6g}"
+    lines = [f"{'best ' if len(members) == 1 else ''}model: runs:/{run_id}/model ({what})"]
     if register_as:
         try:
             with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints two lines of its own
@@ -138,3 +164,9 @@ def log_best_model(client: Any, run_id: str, best_run_id: str, trial_number: int
         except Exception as err:
             log.warning("hydra.sweeper.register_model=%s: not registered: %s", register_as, one_line(err))
     return lines
+
+
+def _now() -> int:
+    import time
+
+    return int(time.time() * 1000)

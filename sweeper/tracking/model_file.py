@@ -11,6 +11,10 @@ reads it):
   K networks (a cross-validated run's fold networks, ``sweeper.nn.Bag``) stacks them:
   ``(K, fan_in, fan_out)`` and ``(K, fan_out)``;
 - ``data.*``: the fitted scalers and category lists (``Preprocessor.to_arrays``).
+
+An ensemble of N models (a sweep's top N trials, ``hydra.sweeper.ensemble``) holds
+``ensemble.size`` (int64 N) and each member's keys above prefixed ``member.{j}.``; it predicts
+the members' mean in the target's original units (a classifier: their mean probabilities).
 """
 
 from __future__ import annotations
@@ -47,16 +51,55 @@ def save_model(path: str | Path, net: Any, preprocessor: Any, model_cfg: Any) ->
 
 
 def load_model(path: str | Path) -> tuple[Any, Any]:
-    """``(Network or Bag, Preprocessor)`` from a ``model.npz``.
+    """``(Network or Bag, Preprocessor)`` from a ``model.npz`` of one model (`load_members`
+    reads an ensemble's).
 
     ``net.forward(preprocessor.transform(frame))`` predicts scaled targets;
     ``preprocessor.inverse_target`` turns them into the target's original units.
     """
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    return _from_arrays(arrays)
+
+
+def load_members(path: str | Path) -> list[tuple[Any, Any]]:
+    """``[(Network or Bag, Preprocessor)]`` of a ``model.npz``: N of an ensemble, else one."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    if "ensemble.size" not in arrays:
+        return [_from_arrays(arrays)]
+    return [_from_arrays({key.removeprefix(f"member.{j}."): value for key, value in arrays.items()
+                          if key.startswith(f"member.{j}.")}) for j in range(int(arrays["ensemble.size"]))]
+
+
+def save_ensemble(path: str | Path, member_files: list[str | Path]) -> None:
+    """Write the ensemble of the ``model.npz`` files ``member_files`` (each a single model) to ``path``."""
+    arrays: dict[str, np.ndarray] = {"ensemble.size": np.asarray(len(member_files), dtype=np.int64)}
+    for j, member in enumerate(member_files):
+        with np.load(member, allow_pickle=False) as npz:
+            arrays.update({f"member.{j}.{key}": npz[key] for key in npz.files})
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def predict_members(members: list[tuple[Any, Any]], frame: Any) -> np.ndarray:
+    """`predict` of the members' mean: (n_rows,) in original units, or a classifier's most
+    probable class of their mean probabilities."""
+    first = members[0][1]
+    if first.classifies:
+        return first.labels.decode(np.argmax(predict_proba_members(members, frame), axis=1))
+    return np.mean([predict(net, preprocessor, frame) for net, preprocessor in members], axis=0)
+
+
+def predict_proba_members(members: list[tuple[Any, Any]], frame: Any) -> np.ndarray:
+    """The members' mean class probabilities (n_rows, K) (`predict_proba`)."""
+    return np.mean([predict_proba(net, preprocessor, frame) for net, preprocessor in members], axis=0)
+
+
+def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
     from sweeper.data import Preprocessor
     from sweeper.nn import Bag, Network
 
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
     sizes = [int(s) for s in arrays["model.sizes"]]
     n_layers = len(sizes) - 1
     weights = [arrays[f"weights.{i}"] for i in range(n_layers)]
@@ -65,8 +108,8 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
     nets = []
     for k in range(len(weights[0]) if bagged else 1):
         net = Network(sizes, **{key: str(arrays[f"model.{key}"]) for key in MODEL_KEYS},
-                      loss=str(arrays.get("model.loss", "squared_error")), leaky_slope=float(arrays["model.leaky_slope"]),
-                      elu_alpha=float(arrays["model.elu_alpha"]))
+                      loss=str(arrays.get("model.loss", "squared_error")),
+                      leaky_slope=float(arrays["model.leaky_slope"]), elu_alpha=float(arrays["model.elu_alpha"]))
         net.set_params([w[k] for w in weights] if bagged else weights, [b[k] for b in biases] if bagged else biases)
         nets.append(net)
     return Bag(nets) if bagged else nets[0], Preprocessor.from_arrays(arrays)

@@ -1,4 +1,5 @@
-"""``loss_curves.png``: train, validation and test loss per epoch with the best epoch marked;
+"""``loss_curves.png``: train, validation and test loss per epoch with the best epoch marked
+(a cross-validated run's: the fold means, validation ± one standard deviation over the folds);
 ``confusion_matrix.png``: a classifier's test-set counts per true and predicted class."""
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class _LossFigure:
         self.ax = self.fig.add_subplot()
         self.lines = [self.ax.plot([], [])[0] for _ in CURVES]
         self.best = self.ax.axvline(1, color="grey", linestyle="--", linewidth=1)
+        self.band: Any = None
         self.ax.set_xlabel("epoch")
         self.ax.set_title("Loss per epoch")
 
@@ -51,6 +53,18 @@ class _LossFigure:
             line.set_data(np.arange(1, values.size + 1), values)
             line.set_visible(bool(values.size))
             line.set_label(label)
+        if self.band is not None:
+            self.band.remove()
+            self.band = None
+        spread = np.asarray(history.get("val_loss_std", ()), dtype=np.float64)
+        ax.set_title("Loss per epoch, mean of the folds" if spread.size else "Loss per epoch")
+        if spread.size and spread.size == curves[1].size:
+            mean = curves[1]
+            # Clipped above zero: the band stays drawable on the logarithmic axis.
+            self.band = ax.fill_between(np.arange(1, mean.size + 1), np.maximum(mean - spread, 0.01 * mean),
+                                        mean + spread, color=self.lines[1].get_color(), alpha=0.2, linewidth=0,
+                                        label="validation ± 1 sd over the folds")
+            shown.append(self.band)
         finite = np.concatenate([values[np.isfinite(values) & (values > 0)] for values in curves])
         ax.set_yscale("log" if finite.size and finite.max() > 10 * finite.min() else "linear")
         # The limits come from the curves alone (the best epoch lies within them): a vertical

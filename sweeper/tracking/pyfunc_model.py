@@ -21,22 +21,24 @@ from mlflow.pyfunc import PythonModel
 
 
 class NetworkModel(PythonModel):
-    """A trained ``sweeper.nn.Network`` behind its fitted ``sweeper.data.Preprocessor``."""
+    """A trained ``sweeper.nn.Network`` (or a bag of fold networks) behind its fitted
+    ``sweeper.data.Preprocessor``, or an ensemble of such models predicting their mean."""
 
     def load_context(self, context) -> None:
-        from sweeper.tracking.model_file import load_model
+        from sweeper.tracking.model_file import load_members
 
-        self.net, self.preprocessor = load_model(context.artifacts["model"])
+        self.members = load_members(context.artifacts["model"])
+        self.preprocessor = self.members[0][1]
 
     # The pd.DataFrame hint tells MLflow to pass a DataFrame and to leave type checks to us.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray | pd.DataFrame:
         from sweeper.errors import DataError
-        from sweeper.tracking.model_file import predict, predict_proba
+        from sweeper.tracking.model_file import predict_members, predict_proba_members
 
         try:
             if not self.preprocessor.classifies:
-                return predict(self.net, self.preprocessor, model_input)
-            proba = predict_proba(self.net, self.preprocessor, model_input)
+                return predict_members(self.members, model_input)
+            proba = predict_proba_members(self.members, model_input)
         except DataError as error:
             raise MlflowException.invalid_parameter_value(str(error)) from None
         out = pd.DataFrame({"prediction": self.preprocessor.labels.decode(np.argmax(proba, axis=1))})
