@@ -61,7 +61,7 @@ class DataConfig:
     drop: List[str] = field(default_factory=list)  # columns left out
     categorical: List[str] = field(default_factory=list)  # one-hot (string columns detected too)
     max_categories: int = 50  # more distinct training values: the rest grouped as <other>
-    target_scaling: str = "standard"
+    target_scaling: str = "standard"  # standard | minmax | none | log (sweeper.data.target.TARGET_SCALINGS)
     missing: MissingConfig = field(default_factory=MissingConfig)
     sep: Optional[str] = None  # null = sniffed among , ; TAB |
     encoding: Optional[str] = None  # null = utf-8, falling back to latin-1

@@ -92,7 +92,7 @@ def test_schedule_groups_and_data_groups_are_the_documented_options():
         (["train.early_stopping.min_delta=-1"], "train.early_stopping.min_delta", ">= 0"),
         (["objective=test_rmse"], "objective", "val_rmse"),
         (["seed=-3"], "seed", ">= 0"),
-        (["data.target_scaling=log"], "data.target_scaling", "minmax"),
+        (["data.target_scaling=sqrt"], "data.target_scaling", "minmax, none, log"),
         (["schedule=step", "schedule.gamma=1.5"], "schedule.gamma", "(0, 1]"),
         (["schedule=step", "schedule.step_size=0"], "schedule.step_size", ">= 1"),
         (["schedule=plateau", "schedule.factor=1"], "schedule.factor", "(0, 1)"),

@@ -137,7 +137,7 @@ def test_diamonds_encodes_to_26_inputs() -> None:
 # --- target scaling ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scaling", ["standard", "minmax", "none"])
+@pytest.mark.parametrize("scaling", ["standard", "minmax", "none", "log"])
 def test_inverse_target_returns_original_units(scaling: str) -> None:
     ds = load_dataset(CAR_PRICES, target="Price", target_scaling=scaling)
     price = pd.read_csv(CAR_PRICES)["Price"].to_numpy()
@@ -149,6 +149,9 @@ def test_inverse_target_returns_original_units(scaling: str) -> None:
         assert ds.y_train.mean() == pytest.approx(0, abs=1e-12) and ds.y_train.std() == pytest.approx(1)
     elif scaling == "minmax":
         assert ds.y_train.min() == 0.0 and ds.y_train.max() == 1.0
+    elif scaling == "log":
+        np.testing.assert_allclose(ds.y_train[:, 0], (np.log(train) - np.log(train).mean()) / np.log(train).std(),
+                                   rtol=1e-12)
     else:
         np.testing.assert_array_equal(ds.y_train[:, 0], train)
 
@@ -292,7 +295,7 @@ def test_bad_input_raises_one_line_data_error_naming_the_culprit(tmp_path: Path,
 @pytest.mark.parametrize(
     ("keywords", "message"),
     [
-        ({"target_scaling": "log"}, r"data\.target_scaling: unknown value 'log'; allowed: standard, minmax, none"),
+        ({"target_scaling": "sqrt"}, r"data\.target_scaling: unknown value 'sqrt'; allowed: standard, minmax, none, log"),
         ({"dtype": "float16"}, r"dtype: unknown value 'float16'; allowed: float64, float32"),
         ({"test_size": 1.5}, r"split\.test_size: 1\.5 is out of range; allowed: a fraction in \(0, 1\)"),
         ({"val_size": 0}, r"split\.val_size: 0 is out of range"),

@@ -91,6 +91,27 @@ def test_one_run_logs_params_curves_metrics_and_a_reloadable_model(run_cli, mlfl
     )
 
 
+def test_a_log_scaled_run_logs_its_metrics_in_the_targets_own_units(run_cli, mlflow_client, tmp_path):
+    proc = run_cli("data.target_scaling=log", "train.epochs=3")
+    assert proc.returncode == 0, proc.stderr
+    run = only_run(mlflow_client)
+    assert run.data.params["data.target_scaling"] == "log"
+
+    from sweeper.data import split_indices
+    from sweeper.tracking.model_file import load_model
+    from sweeper.train import rmse
+
+    net, preprocessor = load_model(mlflow_client.download_artifacts(run.info.run_id, "model.npz", str(tmp_path)))
+    price = pd.read_csv(PROJECT_ROOT / "data" / "car_prices.csv")
+    parts = split_indices(len(price), 0.2, 0.1, True, 0)
+    ln_train = np.log(price["Price"].to_numpy()[parts["train"]])
+    test_rows = price.iloc[parts["test"]]
+    dollars = np.exp(net.forward(preprocessor.transform(test_rows)) * ln_train.std() + ln_train.mean())
+    assert rmse(test_rows["Price"].to_numpy()[:, None], dollars) == pytest.approx(
+        run.data.metrics["test_rmse"], rel=1e-12
+    )
+
+
 def write_houses(path: Path, n: int = 160) -> None:
     """A CSV a user might bring: a yes/no column, a string column, and a city seen only in test rows."""
     rng = np.random.default_rng(0)

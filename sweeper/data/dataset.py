@@ -19,7 +19,7 @@ from sweeper.data.preprocessor import (
 )
 from sweeper.data.split import SPLITS, check_folds, fold_numbers, resolve_folds, split_indices
 from sweeper.data.survey import Survey, survey
-from sweeper.data.target import resolve_stratify, resolve_task
+from sweeper.data.target import resolve_stratify, resolve_task, warp_target
 from sweeper.errors import ConfigError
 
 
@@ -261,6 +261,8 @@ def load_dataset(
     found: Survey = survey(frame, target, features, categorical, missing, max_categories, source, task=task)
     kept = frame.iloc[found.keep]
     kept_target = found.target_values[found.keep]
+    if task == "regression":  # on the whole file, so the count does not depend on the split
+        warp_target(target_scaling, kept_target, target, f"rows of {source}")
     classes = np.unique(kept_target.astype(str), return_inverse=True)[1] if stratified else None
     positions = split_indices(len(kept), test_size, val_size, shuffle, seed, stratify=classes)
     pooled = np.concatenate([positions["train"], positions["val"]])

@@ -24,7 +24,7 @@ from sweeper.data.columns import (
 )
 from sweeper.data.missing import Missing
 from sweeper.data.survey import column_role
-from sweeper.data.target import TARGET_SCALINGS, Labels, fit_target_scaling, label_cells_of_target
+from sweeper.data.target import Labels, fit_target_scaling, label_cells_of_target, target_scaling_of, warp_target
 from sweeper.errors import ConfigError, DataError
 
 PREFIX = "data."
@@ -75,7 +75,8 @@ class Preprocessor:
     rows (`sweeper.data.missing`) and then its encoder on the filled training cells (see
     `sweeper.data.columns`: numeric and date columns standardised, two-valued columns → ±1, text
     one-hot with at most `max_categories` outputs; columns in `categorical` are always one-hot),
-    and fits the target scaling y' = (y − target_shift) / target_scale (`sweeper.data.target`),
+    and fits the target scaling y' = (g(y) − target_shift) / target_scale (`sweeper.data.target`;
+    g = ln for ``log``, else the identity),
     or, for ``task="classification"``, the classes (`sweeper.data.target.Labels`): targets are
     then one-hot rows (n, K), never scaled. `transform` then encodes any rows with that fitted
     state, so validation, test and new rows never move it.
@@ -92,8 +93,7 @@ class Preprocessor:
         na_values: Iterable[str] = (),
         task: str = "regression",
     ) -> None:
-        if target_scaling not in TARGET_SCALINGS:
-            fit_target_scaling(target_scaling, np.zeros(1))  # raises the ConfigError
+        target_scaling_of(target_scaling)  # a ConfigError for an unknown name
         self.target = str(target)
         self.features = tuple(str(f) for f in features)
         self.categorical = tuple(str(c) for c in categorical)
@@ -154,7 +154,7 @@ class Preprocessor:
         if self.classifies:
             self.labels = Labels(label_array(y))
         else:
-            self.target_shift, self.target_scale = fit_target_scaling(self.target_scaling, y)
+            self.target_shift, self.target_scale = fit_target_scaling(self.target_scaling, y, self.target)
         self.fitted = True
         return self
 
@@ -216,7 +216,8 @@ class Preprocessor:
     def transform_target(
         self, y: pd.Series | np.ndarray | Sequence[float], dtype: str = "float64", what: str = "rows"
     ) -> np.ndarray:
-        """Scaled targets y' = (y − target_shift) / target_scale, shape (n, 1), in `dtype`; for
+        """Scaled targets y' = (g(y) − target_shift) / target_scale, shape (n, 1), in `dtype`, g = ln
+        for ``log`` (DataError naming how many ``what`` rows are ≤ 0), else the identity; for
         classification one-hot rows (n, K) (DataError naming a class the training rows lack and
         ``what`` rows hold it)."""
         self._require_fitted()
@@ -224,7 +225,7 @@ class Preprocessor:
         series = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y).reshape(-1))
         if self.classifies:
             return self.labels.one_hot(self.class_codes(series, what), out_dtype.name)
-        values = numeric_cells(series, self.target, is_target=True)
+        values = warp_target(self.target_scaling, numeric_cells(series, self.target, is_target=True), self.target, what)
         scaled = (values - self.target_shift) / self.target_scale
         return np.ascontiguousarray(scaled[:, None], dtype=out_dtype)
 
@@ -234,9 +235,11 @@ class Preprocessor:
         return self.labels.codes(label_cells_of_target(series), what)
 
     def inverse_target(self, y_scaled: np.ndarray) -> np.ndarray:
-        """Targets in original units, y = y'·target_scale + target_shift, float64, same shape."""
+        """Targets in original units, y = g⁻¹(y'·target_scale + target_shift), float64, same shape;
+        g⁻¹ = exp for ``log`` (its exponent clipped so a huge y' gives a finite y), else the identity."""
         self._require_fitted()
-        return np.asarray(y_scaled, dtype=np.float64) * self.target_scale + self.target_shift
+        unwarp = target_scaling_of(self.target_scaling).unwarp
+        return unwarp(np.asarray(y_scaled, dtype=np.float64) * self.target_scale + self.target_shift)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The fitted state as a flat dict of numpy arrays (no object dtype, so it saves into an

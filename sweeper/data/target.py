@@ -1,15 +1,16 @@
-"""The target: for regression an affine scaling y' = (y − shift) / scale fitted on training
-targets; for classification the task, the classes fitted on the training rows and their codes."""
+"""The target: for regression a scaling y' = (g(y) − shift) / scale fitted on training targets
+(g the identity, or ln for ``log``); for classification the task, the classes fitted on the
+training rows and their codes."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 
-from sweeper.data.columns import label_cells, label_text, looks_numeric
+from sweeper.data.columns import LARGEST, label_cells, label_text, looks_numeric
 from sweeper.errors import ConfigError, DataError
 
 
@@ -25,18 +26,60 @@ def _minmax(y: np.ndarray) -> tuple[float, float]:
     return low, (high - low) if high != low else 1.0
 
 
-TARGET_SCALINGS: dict[str, Callable[[np.ndarray], tuple[float, float]]] = {
-    "standard": _standard,
-    "minmax": _minmax,
-    "none": lambda y: (0.0, 1.0),  # the identity: y' = y
+def _exp(z: np.ndarray) -> np.ndarray:
+    """e^z with z clipped to ±ln(`LARGEST`): a huge network output gives a prediction of at most
+    `LARGEST` (so the RMSE stays finite), not inf. A diverging trial is caught by the trainer's
+    divergence check on the scaled loss, not here."""
+    bound = np.log(LARGEST)
+    return np.exp(np.clip(z, -bound, bound))
+
+
+class TargetScaling(NamedTuple):
+    """One ``data.target_scaling``: y' = (g(y) − shift) / scale with (shift, scale) = fit(g(y_train)),
+    and back y = g⁻¹(y'·scale + shift); g is `warp`, g⁻¹ `unwarp`. `positive`: g needs y > 0."""
+
+    fit: Callable[[np.ndarray], tuple[float, float]]
+    warp: Callable[[np.ndarray], np.ndarray] = np.asarray
+    unwarp: Callable[[np.ndarray], np.ndarray] = np.asarray
+    positive: bool = False
+
+
+TARGET_SCALINGS: dict[str, TargetScaling] = {
+    "standard": TargetScaling(_standard),
+    "minmax": TargetScaling(_minmax),
+    "none": TargetScaling(lambda y: (0.0, 1.0)),  # the identity: y' = y
+    # For positive targets spanning magnitudes (prices): the network sees a standardised ln y.
+    "log": TargetScaling(_standard, np.log, _exp, positive=True),
 }
 
 
-def fit_target_scaling(name: str, y: np.ndarray) -> tuple[float, float]:
-    """(shift, scale) of scaling `name` fitted on training targets `y` of shape (n,)."""
+def target_scaling_of(name: str) -> TargetScaling:
+    """The scaling called `name`; ConfigError listing the allowed names."""
     if name not in TARGET_SCALINGS:
         raise ConfigError(f"data.target_scaling: unknown value {name!r}; allowed: {', '.join(TARGET_SCALINGS)}")
-    return TARGET_SCALINGS[name](np.asarray(y, dtype=np.float64))
+    return TARGET_SCALINGS[name]
+
+
+def warp_target(name: str, y: np.ndarray, target: str, what: str = "rows") -> np.ndarray:
+    """g(y) of scaling `name` for targets `y` of shape (n,), float64 (ln y for ``log``).
+
+    DataError, one line, when g needs y > 0 and some are not: it names the setting, the target
+    column, how many of the `what` are ≤ 0 and the smallest."""
+    y = np.asarray(y, dtype=np.float64)
+    scaling = target_scaling_of(name)
+    if scaling.positive and (y <= 0).any():
+        raise DataError(
+            f"data.target_scaling={name}: target column {target!r} has {int((y <= 0).sum())} value(s) <= 0 in the "
+            f"{what} (smallest: {np.nanmin(y):g}); {name} needs every target > 0: use data.target_scaling=standard, "
+            "or drop those rows"
+        )
+    return scaling.warp(y)
+
+
+def fit_target_scaling(name: str, y: np.ndarray, target: str = "target") -> tuple[float, float]:
+    """(shift, scale) of scaling `name` fitted on g(y) of the training targets `y`, shape (n,)
+    (`warp_target`: DataError for a ``log`` target ≤ 0)."""
+    return target_scaling_of(name).fit(warp_target(name, y, target, "training rows"))
 
 
 # ---------------------------------------------------------------------- classification
