@@ -72,3 +72,30 @@ def test_load_speed_prints_our_time_beside_sklearns_and_their_ratio():
     ours, peer, ratio = (float(x) for x in re.findall(r"ours (\S+) ms, pandas \+ scikit-learn (\S+) ms, ratio (\S+) ",
                                                         line)[0])
     assert ours > 0 and peer > 0 and ratio == pytest.approx(ours / peer, abs=0.05 + ratio * 0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark
+def test_cv_selection_scores_a_sweep_a_plain_run_and_both_peers_on_one_table(tmp_path):
+    """2 trials, 1 seed, 2 MLP-search candidates: a row per contender with a finite RMSE, the
+    table's mean equal to its one seed, and the verdict line naming what was not run."""
+    out = tmp_path / "cv.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cv_selection.py"), "--data", "penguins", "--seeds", "0",
+         "--trials", "2", "--candidates", "2", "--variants", "single", "default", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())["results"]
+    assert [(r["table"], r["seed"], r["name"]) for r in results] == [
+        ("penguins", 0, name) for name in ("single", "default", "mlp-cv", "hgb")]
+    for r in results:
+        assert 0 < r["rmse"] < 2000 and r["seconds"] >= 0, r  # body mass in grams: std ~800
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines() if line.split()[:1] in
+            (["single"], ["default"], ["mlp-cv"], ["hgb"])}
+    assert {name: float(cells[0]) for name, cells in rows.items()} == {
+        r["name"]: pytest.approx(r["rmse"], abs=0.05) for r in results}
+    assert all(cells[0] == cells[1] for cells in rows.values())  # one seed: its mean is itself
+    assert "folds not run; ensemble not run; single worse than default:" in done.stdout
+    assert "penguins seed 0 single: rmse" in done.stderr  # progress as each sweep finishes
+    assert list(tmp_path.iterdir()) == [out]  # the sweeps' files stayed in their own folders
