@@ -225,3 +225,37 @@ def test_a_cross_validated_sweep_prunes_on_the_fold_mean_and_its_parent_model_is
         member_folder.mkdir()
         members += load_members(mlflow_client.download_artifacts(t.user_attrs["run_id"], "model.npz", str(member_folder)))
     assert np.allclose(predictions, predict_members(members, rows), rtol=1e-12, atol=0)
+
+
+# ---------------------------------------------------------------------- the summary weighs its noise
+def _study(trial_0: dict, values: list[float]):
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    study = optuna.create_study(direction="minimize")
+    for number, value in enumerate(values):
+        study.add_trial(optuna.trial.create_trial(
+            value=value, params={"x": float(number)}, distributions={"x": FloatDistribution(0, 10)},
+            user_attrs={"metrics": trial_0 if number == 0 else {}}))
+    return study
+
+
+@pytest.mark.parametrize("trial_0, said", [
+    ({"val_rmse_std": 150.0}, "trial #2 beats trial 0 (the defaults) by 100 val_rmse; trial 0's val_rmse varies by "
+                              "150 (sd) over its folds: within that spread: the pick may be noise"),
+    ({"val_rmse_std": 60.0}, "over its folds: beyond that spread"),
+    ({"val_rows": 80.0}, "by 100 val_rmse on 80 validation rows, too few to tell it from noise; cross-validate"),
+])
+def test_the_summary_weighs_the_winners_margin_against_the_noise(trial_0, said):
+    from sweeper.sweep.console import noise_line
+
+    study = _study(trial_0, [2100.0, 2150.0, 2000.0])
+    assert said in noise_line(study, "val_rmse", study.best_trial)
+
+
+def test_the_summary_says_nothing_of_noise_on_a_large_split_or_when_the_defaults_win():
+    from sweeper.sweep.console import noise_line
+
+    for trial_0, values in (({"val_rows": 626.0}, [2100.0, 2000.0]), ({"val_rows": 80.0}, [1900.0, 2000.0])):
+        study = _study(trial_0, values)
+        assert noise_line(study, "val_rmse", study.best_trial) is None

@@ -334,7 +334,8 @@ def _final_metrics(nets: list[Any], dataset: Any, targets: Mapping[str, Any]) ->
 
     Cross-validated (K networks): train and test are the bag's (`sweeper.nn.Bag`, the mean of the
     K networks' outputs); val is out-of-fold: each training row predicted by the network of the
-    fold it was left out of."""
+    fold it was left out of, and ``val_<metric>_std`` is the metric's standard deviation over the
+    K folds (each network on its own fold). ``val_rows``: the rows behind the val metrics."""
     import numpy as np
 
     from sweeper.nn import Bag, class_probabilities
@@ -359,6 +360,19 @@ def _final_metrics(nets: list[Any], dataset: Any, targets: Mapping[str, Any]) ->
         metrics.update({f"{split}_{name}": value for name, value in found.items()})
         if split == "val":
             metrics["val_loss"] = bag.data_loss(predictions, y)
+            metrics["val_rows"] = float(len(X))
+    if len(nets) > 1:  # how much the validation metrics vary over the folds
+        per_fold = []
+        for k in range(len(nets)):
+            inside = dataset.fold_of == k
+            if dataset.task == "classification":
+                per_fold.append(classification_metrics(dataset.codes("train")[inside],
+                                                       class_probabilities(nets[k].forward(dataset.X_train[inside]))))
+            else:
+                inverse = dataset.preprocessor.inverse_target
+                per_fold.append(regression_metrics(inverse(targets["train"][inside]),
+                                                   inverse(nets[k].forward(dataset.X_train[inside]))))
+        metrics.update({f"val_{name}_std": float(np.std([fold[name] for fold in per_fold])) for name in per_fold[0]})
     return metrics
 
 def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:

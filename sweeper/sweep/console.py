@@ -88,6 +88,32 @@ def quiet_launcher(launcher: Any, verbose: bool) -> Iterator[None]:
         yield
 
 
+#: A validation split of fewer rows than this is small: the summary weighs the winner's margin.
+NOISY_VAL_ROWS = 200
+
+
+def noise_line(study: optuna.Study, objective: str, best: FrozenTrial) -> str | None:
+    """How the best trial's margin over trial 0 (the defaults) compares with the noise of its
+    objective: trial 0's standard deviation over its folds (``<objective>_std``, cross-validated),
+    or, for one validation split of fewer than `NOISY_VAL_ROWS` rows, that it cannot be told
+    apart; None when the best is trial 0, trial 0 did not complete, or nothing is known."""
+    first = next((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.number == 0), None)
+    if first is None or best.number == 0 or first.value is None:
+        return None
+    metrics = first.user_attrs.get(METRICS) or {}
+    margin = abs(first.value - best.value)
+    said = f"trial #{best.number} beats trial 0 (the defaults) by {margin:.4g} {objective}"
+    if f"{objective}_std" in metrics:
+        spread = metrics[f"{objective}_std"]
+        verdict = "within that spread: the pick may be noise" if margin <= spread else "beyond that spread"
+        return f"noise: {said}; trial 0's {objective} varies by {spread:.4g} (sd) over its folds: {verdict}"
+    rows = metrics.get("val_rows")
+    if rows is not None and rows < NOISY_VAL_ROWS:
+        return (f"noise: {said} on {rows:.0f} validation rows, too few to tell it from noise; "
+                "cross-validate with split.folds=5")
+    return None
+
+
 #: The test metric a summary shows beside the objective (``, test_accuracy=0.961``), unless it is
 #: an objective: what the best trial scores on rows neither training nor the search saw.
 HELD_OUT = ("test_accuracy", "test_rmse")
@@ -119,6 +145,9 @@ def summary(
         top = top_table(sorted(complete, key=lambda t: (sign * t.value, t.number)), objectives)
         if len(top) > 2:  # the top trials and the parameters that differ among them
             lines.extend(top)
+        noise = noise_line(study, objectives[0], best[0])
+        if noise:
+            lines.append(noise)
     lines.extend(model_lines)
     command, runs, parent = ui
     if command:
