@@ -148,6 +148,11 @@ def overall_findings(trials: Trials) -> list[str]:
         best = top.iloc[0]
         at = f" at epoch {best['best_epoch']} of {best['epochs_run']}" if pd.notna(best["best_epoch"]) else ""
         out.append(f"The best trial ({trial_name(best)}) reached {name} {best['objective_value']:.4g}{at}.")
+        folds = trials.params.get(best["run_id"], {}).get("split.folds")
+        if isinstance(folds, int) and folds > 1:
+            out.append(f"It cross-validated over {folds} folds: its validation metrics are out-of-fold (each row "
+                       f"predicted by the fold network that did not train on it), its curves the {folds} folds' means "
+                       f"(the band: ± 1 sd over the folds) and its model the mean of its {folds} fold networks.")
     elif len(finished):
         out.append(f"No finished trial has a finite {name}: none is ranked.")
     missing = finished[list(LOGGED)].isna().sum()

@@ -129,7 +129,8 @@ def _legend(fig: Any, axes: Sequence[Any], title: str) -> None:
 
 
 def top_curves(trials: Trials, k: int) -> Any:
-    """Train, validation and test loss per epoch of the top-``k`` trials, one panel each; the y axis
+    """Train, validation and test loss per epoch of the top-``k`` trials, one panel each (a
+    cross-validated trial's: the fold means, validation ± 1 sd over the folds); the y axis
     names the task's loss (``Task.loss``, e.g. cross-entropy) and its scale: a laid-out Figure."""
     plt = _pyplot()
     top = trials.top(k)
@@ -151,6 +152,11 @@ def top_curves(trials: Trials, k: int) -> Any:
             if values.size:
                 ax.plot(np.arange(1, values.size + 1), values, label=label, color=color, linewidth=1.4)
                 finite.append(values[np.isfinite(values) & (values > 0)])
+        spread = np.asarray(curves.get("val_loss_std", []), dtype=float)
+        mean = np.asarray(curves.get("val_loss", []), dtype=float)
+        if spread.size and spread.size == mean.size:  # cross-validated: validation ± 1 sd over the folds
+            ax.fill_between(np.arange(1, mean.size + 1), np.maximum(mean - spread, 0.01 * mean), mean + spread,
+                            color="tab:orange", alpha=0.2, linewidth=0, label="validation ± 1 sd over folds")
         if pd.notna(row["best_epoch"]) and row["best_epoch"] >= 1:
             ax.axvline(row["best_epoch"], color="grey", linestyle="--", linewidth=1, label="best epoch")
         ax.set_title(f"#{rank}  {trial_name(row)}: {trials.objective} {row['objective_value']:.4g}\n"

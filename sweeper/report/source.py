@@ -126,13 +126,14 @@ def child_runs(client: Any, parent: Any) -> list[Any]:
 
 
 def curves(client: Any, run_id: str) -> dict[str, list[float]]:
-    """``{"train_loss": [...], "val_loss": [...], "test_loss": [...]}``, index i = epoch i + 1.
+    """``{"train_loss": [...], "val_loss": [...], "test_loss": [...], "val_loss_std": [...]}``,
+    index i = epoch i + 1 (``val_loss_std``: a cross-validated run's spread over its folds, else []).
 
     One ``get_metric_history`` call per metric. A step logged twice keeps its first value (older
     runs logged the final network's ``val_loss`` at their last epoch too); a missing step is NaN.
     """
     out: dict[str, list[float]] = {}
-    for key in CURVES:
+    for key in (*CURVES, "val_loss_std"):
         by_step: dict[int, float] = {}
         for metric in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp)):
             by_step.setdefault(int(metric.step), float(metric.value))
