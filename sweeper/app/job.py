@@ -48,9 +48,8 @@ def run(cfg: DictConfig, *, run_name: str | None = None, tags: Mapping[str, str]
     from threadpoolctl import threadpool_limits
 
     from sweeper.app.progress import Progress
-    from sweeper.nn import SGD, make_schedule
+    from sweeper.nn import SGD, Bag, make_schedule
     from sweeper.tracking.mlflow_run import flatten
-    from sweeper.nn import Bag
     from sweeper.train import FAILED, STOPPED, EarlyStopping, fit_folds
 
     # One BLAS thread for the whole job process: these matrices are too small for a second
@@ -272,8 +271,7 @@ class _CurveLogger:
     def __init__(self, mlrun: Any, dataset: Any, truth: list[tuple[Any, Any]]) -> None:
         self.mlrun = mlrun
         self.logged_epochs = 0
-        self.val_codes = [y.argmax(axis=1) if y.shape[1] > 1 else (y[:, 0] > 0.5).astype(int) for _, y in truth] \
-            if dataset.task == "classification" else None
+        self.val_codes = [_codes(y) for _, y in truth] if dataset.task == "classification" else None
 
     def __call__(self, log: Any) -> bool:
         values = {f"{name}_loss": loss for name, loss in log.losses.items()} | {"lr": log.lr}
@@ -298,6 +296,10 @@ class _CurveLogger:
             self.mlrun.log_metrics({key: values[epoch - 1] for key, values in history.items()}, step=epoch)
         self.logged_epochs = n_epochs
 
+def _codes(targets: Any) -> Any:
+    """Class codes (n,) of a classifier's network targets: one-hot rows (n, K), or (n, 1) of 0/1."""
+    return targets.argmax(axis=1) if targets.shape[1] > 1 else (targets[:, 0] > 0.5).astype(int)
+
 def _mean(values: list[float]) -> float:
     """(1/K)·Σ values, exactly the value for K = 1."""
     import math
@@ -320,8 +322,7 @@ def _objective_value(objective: str, log: Any, dataset: Any, truth: list[tuple[A
     for (_, y), fold in zip(truth, log.folds or [log]):
         predictions = fold.predictions["val"]
         if dataset.task == "classification":
-            codes = y.argmax(axis=1) if y.shape[1] > 1 else (y[:, 0] > 0.5).astype(int)
-            values.append(CLASSIFICATION_METRICS[objective.removeprefix("val_")](codes, class_probabilities(predictions)))
+            values.append(CLASSIFICATION_METRICS[objective.removeprefix("val_")](_codes(y), class_probabilities(predictions)))
         else:
             inverse = dataset.preprocessor.inverse_target
             values.append(METRICS[objective.removeprefix("val_")](inverse(y), inverse(predictions)))

@@ -36,7 +36,7 @@ class Dataset:
 
     Cross-validated (``split.folds`` K ≥ 2): the validation rows join the training rows, the
     val arrays are empty (0 rows) and ``fold_of`` (n_train,) gives each training row its fold
-    0..K−1; `fold` gives fold k's training and validation rows.
+    0..K−1: fold k's networks train on the rows outside it and validate on those in it.
     """
 
     X_train: np.ndarray
@@ -66,11 +66,6 @@ class Dataset:
     def folds(self) -> int:
         """K: the folds of cross-validation, 1 for one validation split."""
         return 1 if self.fold_of is None else int(self.fold_of.max()) + 1
-
-    def fold(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(X_train_k, y_train_k, X_val_k, y_val_k)``: the training rows outside fold k and those in it."""
-        inside = self.fold_of == k
-        return (self.X_train[~inside], self.y_train[~inside], self.X_train[inside], self.y_train[inside])
 
     @property
     def task(self) -> str:
