@@ -331,6 +331,8 @@ def test_multi_objective_nsga2_logs_the_pareto_front_to_the_parent(run_cli, optu
         ("hydra.sweeper.timeout=-5", "error: hydra.sweeper.timeout=-5.0; must be > 0 seconds or null"),
         ("hydra.sweeper.heartbeat_interval=0", "error: hydra.sweeper.heartbeat_interval=0; must be >= 1 second"),
         ("hydra.sweeper.seed=-3", "error: hydra.sweeper.seed=-3; must be an integer in [0, 2**32 - 1]"),
+        ("hydra.sweeper.ensemble=0", "error: hydra.sweeper.ensemble=0; must be >= 1 (1 = the best trial's model)"),
+        ("split.folds=0", "error: split.folds: 0 is out of range; allowed: auto or an integer >= 1"),
     ],
 )
 def test_a_bad_search_space_fails_before_any_trial_with_one_line(run_cli, optuna_url, mlflow_uri, override, message):
