@@ -250,6 +250,10 @@ def _sweep_overrides(folder: Path, trials: int, epochs: int, extra: list[str]) -
         f"mlflow.tracking_uri=sqlite:///{folder}/mlflow.db",
         f"hydra.sweeper.storage={folder}/optuna.log",  # the default kind: a journal file
         f"hydra.sweep.dir={folder}/multirun",
+        # The peers' sweep: one network a trial and the best trial's model (the defaults on
+        # car_prices cross-validate over 5 folds and average the top 5: docs/cross-validation.md).
+        "split.folds=1",
+        "hydra.sweeper.ensemble=1",
         *extra,
     ]
 
