@@ -57,7 +57,7 @@ class Drawing:
         takes artifacts too)."""
         from sweeper.tracking import plots
 
-        curves = {name: [float(v) for v in history[name]] for name, _ in plots.CURVES if name in history}
+        curves = {name: [float(v) for v in history[name]] for name in plots.DRAWN if name in history}
         self.pending.append(self.executor.submit(plots.draw_and_log_loss_curves, curves, best_epoch, loss,
                                                  tracking_uri, run_id))
 

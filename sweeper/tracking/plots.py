@@ -14,6 +14,8 @@ import numpy as np
 from sweeper.errors import one_line
 
 CURVES = (("train_loss", "train"), ("val_loss", "validation"), ("test_loss", "test"))
+#: What `plot_loss_curves` reads of a history: the curves, and a cross-validated run's spread.
+DRAWN = (*(key for key, _ in CURVES), "val_loss_std")
 #: The y label per loss (``Network.loss_function.name``).
 LOSS_LABELS = {"squared_error": "loss  ½·mean((ŷ − y)²), scaled target", "cross_entropy": "cross-entropy  −mean(log p(true class))"}
 
