@@ -94,7 +94,8 @@ PARTS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     "job_other": ("job: validate + resolve config, network, final metrics", True,
                   [("sweeper.app.job", "run"), ("sweeper.app", "run")]),
     "data": ("data loading (CSV, split, scalers)", True, [("sweeper.data", "load_dataset")]),
-    "training": ("training (fit, without its callbacks)", True, [("sweeper.train", "fit")]),
+    # A trial trains through fit_folds (its K fold networks, or one); a script through fit.
+    "training": ("training (fit, without its callbacks)", True, [("sweeper.train", "fit_folds")]),
     "mlflow_run": ("MLflow run creation (experiment lookup, create_run, env tags)", True,
                    [("sweeper.app.job", "_start_mlflow_run"), ("sweeper.app", "_start_mlflow_run")]),
     "mlflow_params": ("MLflow params (log_batch)", True,
@@ -145,7 +146,7 @@ PLUGIN_PARTS = {part: PARTS[part] for part in (
 # script's own `from sweeper.train import fit` binds the wrapped function.
 SCRIPT_PARTS: dict[str, tuple[str, bool, list[tuple[str, str]]]] = {
     "data": PARTS["data"],
-    "training": PARTS["training"],
+    "training": ("training (fit, without its callbacks)", True, [("sweeper.train", "fit")]),
     "job_other": ("objective: suggest, network, final metrics, MLflow start/end run", True,
                   [("plain_optuna_mlflow", "objective"), ("plain_optuna_mlflow", "train"),
                    ("plain_optuna_mlflow", "final_metrics")]),

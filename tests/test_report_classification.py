@@ -37,9 +37,10 @@ def _stdout_rows(stdout: str) -> pd.DataFrame:
 
 @pytest.fixture
 def digits_sweep(run_cli, run_module, mlflow_uri, optuna_url, workdir):
-    """A real 4-trial digits sweep with ``objective=val_accuracy`` (15 epochs) and its report."""
+    """A real 4-trial digits sweep with ``objective=val_accuracy`` (15 epochs, one validation split:
+    its val curve at the best epoch is its final val_log_loss) and its report."""
     proc = run_cli("-m", "data=digits", "objective=val_accuracy", "hydra.sweeper.n_trials=4", "train.epochs=15",
-                   f"hydra.sweeper.storage={optuna_url}")
+                   "split.folds=1", f"hydra.sweeper.storage={optuna_url}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     parent_id = re.search(r"MLflow parent run ([0-9a-f]{32})", proc.stdout + proc.stderr).group(1)
     out = workdir / "report"

@@ -127,7 +127,7 @@ def test_collapsing_run_ends_failed_with_the_reason_as_a_tag(compose, store):
     """lr 0.3 with momentum 0.9 kills every ReLU of the second layer in the first epoch: a
     finite loss, a constant output, a clear FAIL, whatever early stopping would restore."""
     result, mlflow_run, curves = train(compose, store, "model.hidden=[32,16]", "optimizer.lr=0.3",
-                                       "train.early_stopping.patience=5")
+                                       "train.early_stopping.patience=5", "split.folds=1")
     assert result["state"] == "FAIL"
     assert result["reason"] == ("the network's output collapsed to a constant at epoch 1 "
                                 "(every hidden unit of layer 2 dead; lr=0.3)")

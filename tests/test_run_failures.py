@@ -44,7 +44,7 @@ def test_a_pruned_trial_is_a_finished_child_run_with_partial_curves(
     trial = FakeTrial(parent, prune_at=5)
     monkeypatch.setattr(app, "_trial_link", lambda: trial)
     result = app.run(compose(*EPOCHS, f"mlflow.tracking_uri={mlflow_uri}", f"objective={objective}",
-                             "train.early_stopping.patience=100", "optimizer.lr=0.002"))
+                             "train.early_stopping.patience=100", "optimizer.lr=0.002", "split.folds=1"))
     assert result["state"] == "PRUNED" and result["objective"] == objective
     run = mlflow_client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"
