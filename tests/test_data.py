@@ -295,7 +295,8 @@ def test_bad_input_raises_one_line_data_error_naming_the_culprit(tmp_path: Path,
 @pytest.mark.parametrize(
     ("keywords", "message"),
     [
-        ({"target_scaling": "sqrt"}, r"data\.target_scaling: unknown value 'sqrt'; allowed: standard, minmax, none, log"),
+        ({"target_scaling": "sqrt"},
+         r"data\.target_scaling: unknown value 'sqrt'; allowed: standard, minmax, none, log"),
         ({"dtype": "float16"}, r"dtype: unknown value 'float16'; allowed: float64, float32"),
         ({"test_size": 1.5}, r"split\.test_size: 1\.5 is out of range; allowed: a fraction in \(0, 1\)"),
         ({"val_size": 0}, r"split\.val_size: 0 is out of range"),

@@ -192,8 +192,9 @@ def test_a_cross_validated_sweep_prunes_on_the_fold_mean_and_its_parent_model_is
     """lr over five decades with 3 folds: the median pruner stops slow trials on the folds' mean
     curve; the parent's model averages the top 3 trials, and its logged test metrics are what
     that model predicts for the test rows."""
-    ok(run_cli(*sweep_args(optuna_url, "search=small", "optimizer.lr=tag(log,interval(1e-5,1))", "optimizer.momentum=0.0",
-                           "split.folds=3", "hydra.sweeper.n_trials=8", "train.epochs=15", "hydra.sweeper.ensemble=3",
+    ok(run_cli(*sweep_args(optuna_url, "search=small", "optimizer.lr=tag(log,interval(1e-5,1))",
+                           "optimizer.momentum=0.0", "split.folds=3", "hydra.sweeper.n_trials=8", "train.epochs=15",
+                           "hydra.sweeper.ensemble=3",
                            "hydra.sweeper.pruner=median", "+hydra.sweeper.pruner_kwargs.n_startup_trials=3")))
     trials = load_study("s", optuna_url).trials
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
@@ -222,7 +223,8 @@ def test_a_cross_validated_sweep_prunes_on_the_fold_mean_and_its_parent_model_is
     for t in complete:
         member_folder = folder / str(t.number)
         member_folder.mkdir()
-        members += load_members(mlflow_client.download_artifacts(t.user_attrs["run_id"], "model.npz", str(member_folder)))
+        npz = mlflow_client.download_artifacts(t.user_attrs["run_id"], "model.npz", str(member_folder))
+        members += load_members(npz)
     assert np.allclose(predictions, predict_members(members, rows), rtol=1e-12, atol=0)
 
 

@@ -37,7 +37,9 @@ class Sweep:
     def __init__(self, folder: Path, mlflow_uri: str, optuna_url: str, *extra: str, **env_vars: str) -> None:
         self.out, self.err = folder / "stdout.txt", folder / "stderr.txt"
         env = command_env({"PYTHONUNBUFFERED": "1", **env_vars})
-        args = ["-m", "search=small", f"hydra.sweeper.n_trials={N_TRIALS}", f"hydra.sweeper.study_name={STUDY}",
+        # One network a trial (split.folds=1): the epoch counts below time one network.
+        args = ["-m", "search=small", "split.folds=1", f"hydra.sweeper.n_trials={N_TRIALS}",
+                f"hydra.sweeper.study_name={STUDY}",
                 f"hydra.sweeper.storage={optuna_url}", f"mlflow.tracking_uri={mlflow_uri}",
                 f"hydra.sweep.dir={folder / 'multirun'}", *extra]
         self.process = zygote.shared().start(["-m", "sweeper", *args], env, folder, self.out, self.err)

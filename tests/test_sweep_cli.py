@@ -229,7 +229,8 @@ def test_sigkill_mid_sweep_then_the_same_command_resumes_to_exactly_n_trials(
     # trains (at 40 epochs it sometimes finished, and was told COMPLETE, between the look and the kill).
     # grace_period=5: a kill that lands between asking for a trial and recording the sweeper on
     # it leaves that trial unowned; the rerun fails and retries it 5 s after it started, not 60.
-    args = sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=3", "train.epochs=400",
+    # 400 epochs of one network (split.folds=1).
+    args = sweep_args(optuna_url, "search=small", "split.folds=1", "hydra.sweeper.n_trials=3", "train.epochs=400",
                       "train.early_stopping.patience=null", "hydra.sweeper.pruner=none",
                       "hydra.sweeper.grace_period=5")
     env = command_env({"MLFLOW_TRACKING_URI": mlflow_uri})
@@ -278,7 +279,8 @@ def test_a_pruned_trials_optuna_values_and_mlflow_curve_agree_epoch_by_epoch(run
     values (val_rmse in the target's units) are at exactly the epochs of MLflow's val_loss curve
     (the scaled target's ½·MSE), and val_rmse = σ_y·√(2·val_loss) with one σ_y for all of them."""
     # One split: val_rmse = σ_y·√(2·val_loss) holds for one network, not for a mean over folds.
-    ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=10", "train.epochs=30", "split.folds=1")))
+    ok(run_cli(*sweep_args(optuna_url, "search=small", "hydra.sweeper.n_trials=10", "train.epochs=30",
+                           "split.folds=1")))
     pruned = load_study(STUDY, optuna_url).get_trials(states=(TrialState.PRUNED,))
     assert pruned, "no trial was pruned"
     scales = []
@@ -413,5 +415,6 @@ def test_the_readme_sweeps_run_one_after_another_on_one_store(run_cli, optuna_ur
     default = [name for name, trials in studies.items() if len(trials) == 6]
     assert re.fullmatch(r"car_prices-default-[0-9a-f]{6}", default[0])
     failed = [t.user_attrs.get("reason", "") for trials in studies.values() for t in trials if t.state == TrialState.FAIL]
-    assert all(re.match(r"(fold \d: )?(train_loss (became nan|.* exceeded divergence_factor)|the network's output collapsed)", r)
+    reasons = r"(fold \d: )?(train_loss (became nan|.* exceeded divergence_factor)|the network's output collapsed)"
+    assert all(re.match(reasons, r)
                for r in failed), failed

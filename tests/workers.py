@@ -83,7 +83,8 @@ def wait_all(workers: list[Worker], timeout: float) -> None:
 
 def sweep_args(storage: str, study: str, tracking_uri: str, experiment: str, sweep_dir: Path,
                *extra: str) -> list[str]:
-    return ["search=small", f"hydra.sweeper.storage={storage}",
+    # One network a trial (split.folds=1): the epoch counts these tests choose time one network.
+    return ["search=small", "split.folds=1", f"hydra.sweeper.storage={storage}",
             f"hydra.sweeper.study_name={study}", f"mlflow.tracking_uri={tracking_uri}",
             f"mlflow.experiment={experiment}", f"hydra.sweep.dir={sweep_dir}", *extra]
 

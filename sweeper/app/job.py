@@ -322,7 +322,8 @@ def _objective_value(objective: str, log: Any, dataset: Any, truth: list[tuple[A
     for (_, y), fold in zip(truth, log.folds or [log]):
         predictions = fold.predictions["val"]
         if dataset.task == "classification":
-            values.append(CLASSIFICATION_METRICS[objective.removeprefix("val_")](_codes(y), class_probabilities(predictions)))
+            metric = CLASSIFICATION_METRICS[objective.removeprefix("val_")]
+            values.append(metric(_codes(y), class_probabilities(predictions)))
         else:
             inverse = dataset.preprocessor.inverse_target
             values.append(METRICS[objective.removeprefix("val_")](inverse(y), inverse(predictions)))

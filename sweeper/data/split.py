@@ -127,7 +127,8 @@ def resolve_folds(folds: object, n_rows: int) -> int:
     check_folds(folds)
     k = (AUTO_FOLDS if n_rows < AUTO_FOLDS_BELOW else 1) if folds == "auto" else int(folds)
     if k > n_rows:
-        raise DataError(f"split.folds={k}: only {n_rows} train + validation rows; each fold needs one (lower split.folds)")
+        raise DataError(f"split.folds={k}: only {n_rows} train + validation rows; each fold needs one "
+                        "(lower split.folds)")
     return k
 
 

@@ -182,7 +182,8 @@ def fit_folds(
                 if collapsed(log.predictions["train"], learner.target_spread):
                     result.status = COLLAPSED
                     cause = _collapse_cause(learner.net, learner.X, log.predictions["train"], learner.target_spread)
-                    result.reason = fold + f"the network's output collapsed to a constant at epoch {epoch} ({cause}; lr={lr:g})"
+                    result.reason = (f"{fold}the network's output collapsed to a constant at epoch {epoch} "
+                                     f"({cause}; lr={lr:g})")
                     break
             if result.status in FAILED:
                 break
