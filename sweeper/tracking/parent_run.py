@@ -42,7 +42,8 @@ def create(client: Any, experiment_id: str, study_name: str) -> str:
         **environment_tags(),
         STUDY_TAG: study_name,
         NOTE_TAG: f"Optuna sweep '{study_name}': one nested run per trial; the sweep's "
-                  "own metrics (best_*, n_*), its best trial's config and model, and its plots"})
+                  "own metrics (`best_…`, `n_…`, `ensemble_…`), its best trial's config, its model (the "
+                  "best trial's, or the mean of the top trials': `sweeper.model_run_id`), and its plots"})
     return run.info.run_id
 
 
