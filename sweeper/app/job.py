@@ -275,16 +275,12 @@ class _CurveLogger:
 
     def __call__(self, log: Any) -> bool:
         values = {f"{name}_loss": loss for name, loss in log.losses.items()} | {"lr": log.lr}
-        fold_logs = log.folds or [log]
-        if log.folds:
-            import numpy as np
-
-            values["val_loss_std"] = float(np.std([fold.losses["val"] for fold in log.folds]))
+        values |= log.spread  # cross-validated: val_loss_std
         if self.val_codes is not None:
             from sweeper.train import accuracy
 
             values["val_accuracy"] = _mean([accuracy(codes, artifacts.predicted_codes(fold.predictions["val"]))
-                                            for codes, fold in zip(self.val_codes, fold_logs)])
+                                            for codes, fold in zip(self.val_codes, log.folds or [log])])
         self.mlrun.log_metrics(values, step=log.epoch)
         self.logged_epochs = log.epoch
         return False
@@ -344,37 +340,33 @@ def _final_metrics(nets: list[Any], dataset: Any, targets: Mapping[str, Any]) ->
     from sweeper.train import classification_metrics, regression_metrics
 
     bag = nets[0] if len(nets) == 1 else Bag(nets)
+    inverse = dataset.preprocessor.inverse_target
+
+    def scored(y: Any, codes: Any, predictions: Any) -> dict[str, float]:
+        if dataset.task == "classification":
+            return classification_metrics(codes, class_probabilities(predictions))
+        return regression_metrics(inverse(y), inverse(predictions))
+
     metrics: dict[str, float] = {}
     for split in SPLITS:
         X, y, codes = getattr(dataset, f"X_{split}"), targets[split], dataset.codes(split) if dataset.classes else None
         if split == "val" and len(nets) > 1:
             X, y, codes = dataset.X_train, targets["train"], dataset.codes("train") if dataset.classes else None
+            inside = [dataset.fold_of == k for k in range(len(nets))]
+            per_fold = [net.forward(X[rows]) for net, rows in zip(nets, inside)]
             predictions = np.empty((len(X), y.shape[1]), dtype=y.dtype)
-            for k, net in enumerate(nets):
-                predictions[dataset.fold_of == k] = net.forward(X[dataset.fold_of == k])
+            for rows, fold_predictions in zip(inside, per_fold):
+                predictions[rows] = fold_predictions
+            # How much the validation metrics vary over the folds (each network on its own fold).
+            spread = [scored(y[rows], None if codes is None else codes[rows], fold_predictions)
+                      for rows, fold_predictions in zip(inside, per_fold)]
+            metrics.update({f"val_{name}_std": float(np.std([fold[name] for fold in spread])) for name in spread[0]})
         else:
             predictions = bag.forward(X)
-        if dataset.task == "classification":
-            found = classification_metrics(codes, class_probabilities(predictions))
-        else:
-            inverse = dataset.preprocessor.inverse_target
-            found = regression_metrics(inverse(y), inverse(predictions))
-        metrics.update({f"{split}_{name}": value for name, value in found.items()})
+        metrics.update({f"{split}_{name}": value for name, value in scored(y, codes, predictions).items()})
         if split == "val":
             metrics["val_loss"] = bag.data_loss(predictions, y)
             metrics["val_rows"] = float(len(X))
-    if len(nets) > 1:  # how much the validation metrics vary over the folds
-        per_fold = []
-        for k in range(len(nets)):
-            inside = dataset.fold_of == k
-            if dataset.task == "classification":
-                per_fold.append(classification_metrics(dataset.codes("train")[inside],
-                                                       class_probabilities(nets[k].forward(dataset.X_train[inside]))))
-            else:
-                inverse = dataset.preprocessor.inverse_target
-                per_fold.append(regression_metrics(inverse(targets["train"][inside]),
-                                                   inverse(nets[k].forward(dataset.X_train[inside]))))
-        metrics.update({f"val_{name}_std": float(np.std([fold[name] for fold in per_fold])) for name in per_fold[0]})
     return metrics
 
 def _curve_metrics(result: Any, gap: bool = True) -> dict[str, float]:

@@ -10,14 +10,15 @@ from optuna.trial import TrialState
 from sweeper.sweep import study as study_attrs
 
 
-def members(study: optuna.Study, n: int) -> list[tuple[str, int]]:
+def members(study: optuna.Study, best: optuna.trial.FrozenTrial, n: int) -> list[tuple[str, int]]:
     """``(MLflow run id, trial number)`` of the top ``n`` complete trials of a single-objective
-    ``study`` by their objective, best first (fewer when fewer completed)."""
+    ``study`` by their objective: ``best`` first (also on a tie), then the next best (fewer when
+    fewer completed)."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.user_attrs.get(study_attrs.RUN_ID) and t.value is not None]
+                if t.user_attrs.get(study_attrs.RUN_ID) and t.value is not None and t.number != best.number]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     complete.sort(key=lambda t: (-t.value if maximize else t.value, t.number))
-    return [(str(t.user_attrs[study_attrs.RUN_ID]), t.number) for t in complete[:n]]
+    return [(str(t.user_attrs[study_attrs.RUN_ID]), t.number) for t in [best, *complete][:n]]
 
 
 def test_metrics(model_npz: Path, config_yaml: Path) -> dict[str, float]:

@@ -196,10 +196,7 @@ class OptunaSweeperImpl:
 
         def best_model() -> list[str]:
             if len(objectives) == 1 and best and best[0].user_attrs.get(studies.RUN_ID):
-                # The best trial leads (on a tie of the objective too), then the next best.
-                top = [(str(best[0].user_attrs[studies.RUN_ID]), best[0].number)]
-                top += [m for m in ensemble.members(study, self.settings.ensemble) if m[1] != best[0].number]
-                top = top[:self.settings.ensemble]
+                top = ensemble.members(study, best[0], self.settings.ensemble)
                 shown = f"test_{objectives[0].removeprefix('val_')}"
                 return log_best_model(client, parent_run_id, top, mlflow_uri, self.settings.register_model,
                                       evaluate=ensemble.test_metrics, shown=shown)

@@ -121,9 +121,9 @@ def log_best_model(client: Any, run_id: str, members: list[tuple[str, int]], tra
     best did not change, another worker that got there first); one that cannot be logged is a
     warning line saying why."""
     import mlflow
-    from mlflow.entities import Metric
 
     from sweeper.tracking.model_file import save_ensemble
+    from sweeper.tracking.parent_run import log_counts
 
     uri, found = None, {}
     parent = client.get_run(run_id)
@@ -143,9 +143,8 @@ def log_best_model(client: Any, run_id: str, members: list[tuple[str, int]], tra
                     save_ensemble(npz, files)
                     if evaluate is not None:
                         found = evaluate(npz, Path(client.download_artifacts(best, "config.yaml", folder)))
-                        client.log_batch(run_id, metrics=[Metric(f"ensemble_{name}", value, _now(), 0)
-                                                          for name, value in found.items()] +
-                                         [Metric("ensemble_size", float(len(files)), _now(), 0)])
+                        log_counts(client, run_id, {f"ensemble_{name}": value for name, value in found.items()}
+                                   | {"ensemble_size": len(files)})
                 uri = log_model(tracking_uri, parent.info.experiment_id, run_id, npz, info)
         except Exception as err:
             log.warning("the sweep's model was not logged to the parent run: %s", str(err).splitlines()[0])
@@ -164,9 +163,3 @@ def log_best_model(client: Any, run_id: str, members: list[tuple[str, int]], tra
         except Exception as err:
             log.warning("hydra.sweeper.register_model=%s: not registered: %s", register_as, one_line(err))
     return lines
-
-
-def _now() -> int:
-    import time
-
-    return int(time.time() * 1000)

@@ -57,15 +57,12 @@ def load_model(path: str | Path) -> tuple[Any, Any]:
     ``net.forward(preprocessor.transform(frame))`` predicts scaled targets;
     ``preprocessor.inverse_target`` turns them into the target's original units.
     """
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
-    return _from_arrays(arrays)
+    return _from_arrays(_read(path))
 
 
 def load_members(path: str | Path) -> list[tuple[Any, Any]]:
     """``[(Network or Bag, Preprocessor)]`` of a ``model.npz``: N of an ensemble, else one."""
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
+    arrays = _read(path)
     if "ensemble.size" not in arrays:
         return [_from_arrays(arrays)]
     return [_from_arrays({key.removeprefix(f"member.{j}."): value for key, value in arrays.items()
@@ -76,8 +73,7 @@ def save_ensemble(path: str | Path, member_files: list[str | Path]) -> None:
     """Write the ensemble of the ``model.npz`` files ``member_files`` (each a single model) to ``path``."""
     arrays: dict[str, np.ndarray] = {"ensemble.size": np.asarray(len(member_files), dtype=np.int64)}
     for j, member in enumerate(member_files):
-        with np.load(member, allow_pickle=False) as npz:
-            arrays.update({f"member.{j}.{key}": npz[key] for key in npz.files})
+        arrays.update({f"member.{j}.{key}": value for key, value in _read(member).items()})
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
 
@@ -96,21 +92,30 @@ def predict_proba_members(members: list[tuple[Any, Any]], frame: Any) -> np.ndar
     return np.mean([predict_proba(net, preprocessor, frame) for net, preprocessor in members], axis=0)
 
 
+def _read(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
 def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[Any, Any]:
     from sweeper.data import Preprocessor
     from sweeper.nn import Bag, Network
 
     sizes = [int(s) for s in arrays["model.sizes"]]
     n_layers = len(sizes) - 1
-    weights = [arrays[f"weights.{i}"] for i in range(n_layers)]
-    biases = [arrays[f"biases.{i}"] for i in range(n_layers)]
-    bagged = weights[0].ndim == 3
+    bagged = arrays["weights.0"].ndim == 3
+
+    def stacked(key: str) -> np.ndarray:  # one network's array as a stack of one
+        return arrays[key] if bagged else arrays[key][None]
+
+    weights = [stacked(f"weights.{i}") for i in range(n_layers)]
+    biases = [stacked(f"biases.{i}") for i in range(n_layers)]
     nets = []
-    for k in range(len(weights[0]) if bagged else 1):
+    for k in range(len(weights[0])):
         net = Network(sizes, **{key: str(arrays[f"model.{key}"]) for key in MODEL_KEYS},
                       loss=str(arrays.get("model.loss", "squared_error")),
                       leaky_slope=float(arrays["model.leaky_slope"]), elu_alpha=float(arrays["model.elu_alpha"]))
-        net.set_params([w[k] for w in weights] if bagged else weights, [b[k] for b in biases] if bagged else biases)
+        net.set_params([w[k] for w in weights], [b[k] for b in biases])
         nets.append(net)
     return Bag(nets) if bagged else nets[0], Preprocessor.from_arrays(arrays)
 

@@ -77,8 +77,8 @@ def close_children(client: Any, experiment_id: str, parent_run_id: str, ended: d
         client.set_terminated(run.info.run_id, status="FINISHED" if reason is None else "FAILED")
 
 
-def log_counts(client: Any, run_id: str, counts: dict[str, int]) -> None:
-    """The sweep's own numbers as metrics, e.g. ``{"n_complete": 12}``."""
+def log_counts(client: Any, run_id: str, counts: dict[str, float]) -> None:
+    """The sweep's own numbers as metrics, e.g. ``{"n_complete": 12}`` or its ensemble's ``ensemble_test_rmse``."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)

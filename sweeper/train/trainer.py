@@ -36,8 +36,10 @@ class EpochLog:
     losses: dict[str, float]
     predictions: dict[str, np.ndarray]
     #: Cross-validated training (`fit_folds`, K ≥ 2): each fold network's own log; ``losses`` are
-    #: then their means and ``predictions`` is empty.
+    #: then their means, ``predictions`` is empty and ``spread`` holds ``val_loss_std``, the
+    #: population standard deviation of the K validation losses.
     folds: list["EpochLog"] = field(default_factory=list)
+    spread: dict[str, float] = field(default_factory=dict)
 
 
 Callback = Callable[[EpochLog], "bool | None"]
@@ -148,7 +150,7 @@ def fit_folds(
 
     result = TrainResult(history={f"{name}_loss": [] for name in learners[0].sets} | {"lr": []})
     if several:
-        result.history["val_loss_std" if monitor == "val" else "train_loss_std"] = []
+        result.history[f"{monitor}_loss_std"] = []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         bounds = [learner.bound(divergence_factor) for learner in learners]
         for epoch in range(1, epochs + 1):
@@ -164,8 +166,9 @@ def fit_folds(
             for name, value in losses.items():
                 result.history[f"{name}_loss"].append(value)
             result.history["lr"].append(lr)
-            if several:
-                result.history[f"{monitor}_loss_std"].append(float(np.std([log.losses[monitor] for log in logs])))
+            spread = {f"{monitor}_loss_std": float(np.std([log.losses[monitor] for log in logs]))} if several else {}
+            for name, value in spread.items():
+                result.history[name].append(value)
             result.epochs_run = epoch
 
             for k, (learner, log, bound) in enumerate(zip(learners, logs, bounds), 1):
@@ -191,9 +194,9 @@ def fit_folds(
             # Early stopping records this epoch before a callback may stop training, so a
             # pruned run's best epoch and restored weights include its last epoch.
             patience_ran_out = early_stopping is not None and early_stopping.update(
-                epoch, losses[monitor], every if several else learners[0].net
+                epoch, losses[monitor], every
             )
-            log = logs[0] if not several else EpochLog(epoch, lr, losses, {}, folds=logs)
+            log = logs[0] if not several else EpochLog(epoch, lr, losses, {}, folds=logs, spread=spread)
             if any([bool(callback(log)) for callback in callbacks]):
                 result.status = STOPPED
                 result.reason = f"stopped by a callback at epoch {epoch}"
@@ -208,7 +211,7 @@ def fit_folds(
 
     if early_stopping is not None:
         if result.status not in FAILED:
-            early_stopping.restore(every if several else learners[0].net)
+            early_stopping.restore(every)
         result.best_epoch = early_stopping.best_epoch
     else:
         curve = np.asarray(result.history[f"{monitor}_loss"], dtype=np.float64)
@@ -274,7 +277,7 @@ class _Learner:
 
 
 class _Networks:
-    """K networks as one for `EarlyStopping`: their parameters are saved and restored together."""
+    """K ≥ 1 networks as one for `EarlyStopping`: their parameters are saved and restored together."""
 
     def __init__(self, nets: Sequence[Network]) -> None:
         self.nets = nets
